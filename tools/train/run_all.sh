@@ -1,0 +1,28 @@
+#!/bin/bash
+# Full build of the lcbench reference models on one GPU (about 6 minutes on an H100).
+# Prerequisites (once, on any machine with network):  python3 tools/train/prepare_corpus.py
+# The tokenizer is trained here unless .carry/train/tokenizer.json exists.
+# The small models are launch-bound, so the runs share the GPU concurrently.
+set -o pipefail
+export PYTHONUNBUFFERED=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+LOG=${LOG:-/dev/stdout}
+T="python3 tools/train/lcb_train.py"
+[ -f .carry/train/tokenizer.json ] || $T tokenizer
+# tokenize once (cached) before the concurrent runs
+$T tokenize
+mkdir -p models
+$T train --size 8m   --out models/lcb-8m   --steps 3000 --minutes 6.5 --long-eval 64 > /tmp/l8m.log 2>&1 &
+P1=$!
+$T train --size 2.5m --out models/lcb-2.5m --steps 5000 --minutes 5.5 --long-eval 64 > /tmp/l25m.log 2>&1 &
+P2=$!
+$T train --size 0.8m --sink --out models/lcb-0.8m-sinktoken --steps 6000 --minutes 4 --long-eval 64 > /tmp/lsink.log 2>&1 &
+P3=$!
+( $T train --size 0.8m --out models/lcb-0.8m --steps 6000 --minutes 4 --long-eval 64 &&
+  $T longlora --base models/lcb-0.8m --out models/lcb-0.8m-longlora-pi4 --steps 1500 --minutes 2.5 --long-eval 64 ) > /tmp/l08m.log 2>&1 &
+P4=$!
+while kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null || kill -0 $P3 2>/dev/null || kill -0 $P4 2>/dev/null; do
+  sleep 20; date; for f in /tmp/l8m.log /tmp/l25m.log /tmp/lsink.log /tmp/l08m.log; do echo "== $f"; grep -v '^$' $f | tail -n 2; done
+done >> $LOG
+wait $P1; r1=$?; wait $P2; r2=$?; wait $P3; r3=$?; wait $P4; r4=$?
+for f in /tmp/l8m.log /tmp/l25m.log /tmp/lsink.log /tmp/l08m.log; do echo "######## $f"; cat $f; done >> $LOG
+echo "rc: 8m=$r1 2.5m=$r2 sink=$r3 0.8m+longlora=$r4" >> $LOG
