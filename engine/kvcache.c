@@ -1,0 +1,281 @@
+/*
+ * kvcache.c — KV storage bounded by the policy (sinks + ring, or a growing dense array) and the
+ * chunked attention over it.  See kvcache.h for why keys are stored rotated at absolute
+ * positions and why sinks get their own query rotation.
+ *
+ * Attention for a chunk of n queries reads four key segments, each scored with one GEMM:
+ *   1. stored sinks    positions 0 .. min(S, t0)-1            query rotated at the sink position
+ *   2. recent slots    ring (or dense array) from earlier chunks  query rotated at t
+ *   3. chunk sinks     positions t0 .. min(S, t0+n)-1          query rotated at the sink position
+ *   4. chunk rest      positions max(S, t0) .. t0+n-1          query rotated at t
+ * then masks each (query, key) pair by SPEC §2's A(t) (and the s2 groups), and takes one
+ * softmax over the concatenated row.  Softmax is order-free, so ring order does not matter.
+ */
+#include "engine/kvcache.h"
+#include "engine/common.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KV_QBLOCK 64 /* queries per score block: bounds the score buffer to 64 x keys */
+
+uint64_t kv_bytes_formula(const ModelConfig *c, int64_t n_sink, int64_t window, uint64_t t) {
+    uint64_t per_tok = 2ull * c->n_layers * c->n_kv * c->head_dim * sizeof(float);
+    uint64_t s = t < (uint64_t)n_sink ? t : (uint64_t)n_sink;
+    uint64_t rest = t - s;
+    if (window >= 0 && rest > (uint64_t)window) rest = (uint64_t)window;
+    return per_tok * (s + rest);
+}
+
+int kv_init(KVCache *kv, const ModelConfig *c, int64_t n_sink, int64_t window, double rope_factor,
+            char *err, size_t errlen) {
+    memset(kv, 0, sizeof *kv);
+    kv->n_layers = c->n_layers;
+    kv->kv_dim = c->n_kv * c->head_dim;
+    kv->n_sink = n_sink;
+    kv->window = window;
+    kv->rot_half = c->rot_dim / 2;
+    kv->inv_freq = malloc((kv->rot_half + 1) * sizeof(double));
+    kv->k = calloc(c->n_layers, sizeof(float *));
+    kv->v = calloc(c->n_layers, sizeof(float *));
+    kv->sk = calloc(c->n_layers, sizeof(float *));
+    kv->sv = calloc(c->n_layers, sizeof(float *));
+    if (!kv->inv_freq || !kv->k || !kv->v || !kv->sk || !kv->sv) {
+        kv_free(kv);
+        return lcb_fail(err, errlen, "KV cache: out of memory");
+    }
+    config_rope_inv_freq(c, rope_factor, kv->inv_freq);
+    size_t row = (size_t)kv->kv_dim * sizeof(float);
+    for (int l = 0; l < c->n_layers && n_sink > 0; l++) {
+        kv->sk[l] = lcb_alloc(LCB_MEM_KV, row * n_sink);
+        kv->sv[l] = lcb_alloc(LCB_MEM_KV, row * n_sink);
+        if (!kv->sk[l] || !kv->sv[l]) {
+            kv_free(kv);
+            return lcb_fail(err, errlen, "KV cache: out of memory for %lld sink tokens", (long long)n_sink);
+        }
+        kv->bytes += 2 * row * n_sink;
+    }
+    if (window >= 0) {
+        kv->cap = window;
+        for (int l = 0; l < c->n_layers && window > 0; l++) {
+            kv->k[l] = lcb_alloc(LCB_MEM_KV, row * window);
+            kv->v[l] = lcb_alloc(LCB_MEM_KV, row * window);
+            if (!kv->k[l] || !kv->v[l]) {
+                kv_free(kv);
+                return lcb_fail(err, errlen, "KV cache: out of memory for a window of %lld tokens", (long long)window);
+            }
+            kv->bytes += 2 * row * window;
+        }
+        kv->slot_pos = lcb_alloc(LCB_MEM_KV, (window + 1) * sizeof(int64_t));
+        if (!kv->slot_pos) { kv_free(kv); return lcb_fail(err, errlen, "KV cache: out of memory"); }
+        kv->bytes += (window + 1) * sizeof(int64_t);
+    }
+    kv_reset(kv);
+    return 0;
+}
+
+void kv_reset(KVCache *kv) {
+    kv->n_past = 0;
+    if (kv->window >= 0 && kv->slot_pos)
+        for (int64_t s = 0; s < kv->cap; s++) kv->slot_pos[s] = -1;
+}
+
+/* Unbounded caches grow by doubling so that appends are amortised O(1).  All layers grow
+ * together or not at all, so a failed growth leaves the cache as it was. */
+static int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen) {
+    need -= kv->n_sink;
+    if (kv->window >= 0 || need <= kv->cap) return 0;
+    int64_t cap = kv->cap ? kv->cap : 256;
+    while (cap < need) cap *= 2;
+    size_t row = (size_t)kv->kv_dim * sizeof(float), old = row * kv->cap, nw = row * cap;
+    float **nk = calloc(kv->n_layers, sizeof *nk), **nv = calloc(kv->n_layers, sizeof *nv);
+    int ok = nk && nv;
+    for (int l = 0; ok && l < kv->n_layers; l++) {
+        nk[l] = lcb_alloc(LCB_MEM_KV, nw);
+        nv[l] = lcb_alloc(LCB_MEM_KV, nw);
+        ok = nk[l] && nv[l];
+    }
+    if (!ok) {
+        for (int l = 0; nk && nv && l < kv->n_layers; l++) { lcb_free(LCB_MEM_KV, nk[l], nw); lcb_free(LCB_MEM_KV, nv[l], nw); }
+        free(nk); free(nv);
+        return lcb_fail(err, errlen, "out of memory: dense KV cache growing to %lld tokens (%zu bytes)",
+                        (long long)cap, 2 * nw * kv->n_layers);
+    }
+    for (int l = 0; l < kv->n_layers; l++) {
+        if (old) { memcpy(nk[l], kv->k[l], old); memcpy(nv[l], kv->v[l], old); }
+        lcb_free(LCB_MEM_KV, kv->k[l], old); lcb_free(LCB_MEM_KV, kv->v[l], old);
+        kv->k[l] = nk[l]; kv->v[l] = nv[l];
+    }
+    free(nk); free(nv);
+    kv->bytes += 2 * (nw - old) * kv->n_layers;
+    kv->cap = cap;
+    return 0;
+}
+
+void kv_free(KVCache *kv) {
+    size_t row = (size_t)kv->kv_dim * sizeof(float);
+    for (int l = 0; l < kv->n_layers; l++) {
+        if (kv->k) lcb_free(LCB_MEM_KV, kv->k[l], row * kv->cap);
+        if (kv->v) lcb_free(LCB_MEM_KV, kv->v[l], row * kv->cap);
+        if (kv->sk) lcb_free(LCB_MEM_KV, kv->sk[l], row * kv->n_sink);
+        if (kv->sv) lcb_free(LCB_MEM_KV, kv->sv[l], row * kv->n_sink);
+    }
+    if (kv->slot_pos) lcb_free(LCB_MEM_KV, kv->slot_pos, (kv->cap + 1) * sizeof(int64_t));
+    free(kv->k); free(kv->v); free(kv->sk); free(kv->sv); free(kv->inv_freq);
+    memset(kv, 0, sizeof *kv);
+}
+
+void rope_rotate(const KVCache *kv, float *x, int n, int stride, int nh, int head_dim, const int64_t *pos) {
+    int half = kv->rot_half;
+    if (!half) return;
+    float cs[2 * 512];
+    float *c = half <= 512 ? cs : malloc(2 * half * sizeof(float)), *s = c + half;
+    if (!c) return; /* half > 512 and no memory: cannot happen for head_dim <= 1024 */
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < half; f++) {
+            double a = (double)pos[i] * kv->inv_freq[f];
+            c[f] = (float)cos(a);
+            s[f] = (float)sin(a);
+        }
+        for (int h = 0; h < nh; h++) {
+            float *p = x + (size_t)i * stride + (size_t)h * head_dim;
+            for (int f = 0; f < half; f++) {
+                float a = p[f], b = p[f + half];
+                p[f] = a * c[f] - b * s[f];
+                p[f + half] = b * c[f] + a * s[f];
+            }
+        }
+    }
+    if (c != cs) free(c);
+}
+
+/* LongLoRA s2: may query t see key j in head h?  Heads h >= H/2 work on the sequence rolled by
+ * -G/2 (index r = (t - G/2) mod T); attention is causal inside groups of G of the (rolled)
+ * sequence.  T = the whole input. */
+static inline int s2_visible(const KVCache *kv, int h, int H, int64_t t, int64_t j) {
+    int64_t G = kv->s2_group, T = kv->s2_total;
+    if (h >= H / 2) {
+        t = ((t - G / 2) % T + T) % T;
+        j = ((j - G / 2) % T + T) % T;
+    }
+    return j <= t && j / G == t / G;
+}
+
+int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv, int ldqkv,
+                 const float *qs, float *out, int n, char *err, size_t errlen) {
+    const int H = c->n_heads, hd = c->head_dim, grp = c->n_heads / c->n_kv, kvd = kv->kv_dim;
+    const int64_t S = kv->n_sink, W = kv->window, t0 = kv->n_past;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int ldq = H * hd;
+    if (kv->s2_group > 0 && (t0 != 0 || n != kv->s2_total))
+        return lcb_fail(err, errlen, "s2 attention needs the whole input in one forward");
+    /* segment sizes */
+    const int64_t m1 = t0 < S ? t0 : S;                                   /* stored sinks */
+    const int64_t m2 = t0 - S <= 0 ? 0 : (W < 0 || t0 - S < kv->cap ? t0 - S : kv->cap); /* recent */
+    const int64_t c3_end = S > t0 ? (S < t0 + n ? S : t0 + n) : t0;      /* chunk sinks: [t0, c3_end) */
+    const int64_t m3 = c3_end - t0;
+    const int64_t mtot = m1 + m2 + n;
+    if (kv_reserve(kv, t0 + n, err, errlen)) return -1;
+    size_t sbytes;
+    if (lcb_mul_size((size_t)KV_QBLOCK * sizeof(float), (size_t)mtot, &sbytes))
+        return lcb_fail(err, errlen, "attention: score buffer size overflows");
+    float *sc = lcb_alloc(LCB_MEM_WORK, sbytes);
+    if (!sc) return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
+    const float *kc = qkv + H * hd, *vc = qkv + H * hd + kvd; /* chunk keys / values */
+    const float *sink_q = qs ? qs : qkv;
+    const int ld_sq = qs ? ldq : ldqkv;
+
+    for (int h = 0; h < H; h++) {
+        const int g = h / grp;
+        for (int i0 = 0; i0 < n; i0 += KV_QBLOCK) {
+            const int nb = n - i0 < KV_QBLOCK ? n - i0 : KV_QBLOCK;
+            const float *qa = qkv + (size_t)i0 * ldqkv + h * hd;
+            const float *qsb = sink_q + (size_t)i0 * ld_sq + h * hd;
+            /* chunk keys this block can see: up to its last query (all of them for s2) */
+            const int64_t cend = kv->s2_group > 0 ? n : i0 + nb;
+            const int64_t m4 = cend - m3 > 0 ? cend - m3 : 0;
+            const int64_t ld = mtot;
+            float *s1 = sc, *s2 = sc + m1, *s3 = sc + m1 + m2, *s4 = s3 + m3;
+            if (m1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m1, hd, scale, qsb, ld_sq,
+                                kv->sk[layer] + g * hd, kvd, 0.f, s1, ld);
+            if (m2) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m2, hd, scale, qa, ldqkv,
+                                kv->k[layer] + g * hd, kvd, 0.f, s2, ld);
+            if (m3) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m3 < cend ? m3 : cend, hd, scale, qsb, ld_sq,
+                                kc + g * hd, ldqkv, 0.f, s3, ld);
+            if (m4) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m4, hd, scale, qa, ldqkv,
+                                kc + (size_t)m3 * ldqkv + g * hd, ldqkv, 0.f, s4, ld);
+            const int64_t m3v = m3 < cend ? m3 : cend;
+            for (int i = 0; i < nb; i++) {
+                const int64_t t = t0 + i0 + i;
+                const int64_t lo = W < 0 ? 0 : t - W; /* oldest visible non-sink position */
+                float *row = sc + (size_t)i * ld, mx = -INFINITY;
+                for (int64_t k = 0; k < m1; k++) mx = fmaxf(mx, row[k]);
+                for (int64_t k = 0; k < m2; k++) {
+                    int64_t p = W < 0 ? S + k : kv->slot_pos[k];
+                    if (p < lo) row[m1 + k] = -INFINITY;
+                    else mx = fmaxf(mx, row[m1 + k]);
+                }
+                for (int64_t k = 0; k < m3v; k++) {
+                    if (t0 + k > t) row[m1 + m2 + k] = -INFINITY;
+                    else mx = fmaxf(mx, row[m1 + m2 + k]);
+                }
+                for (int64_t k = 0; k < m4; k++) {
+                    int64_t j = t0 + m3 + k;
+                    int vis = kv->s2_group > 0 ? s2_visible(kv, h, H, t, j) : (j <= t && j >= lo);
+                    if (!vis) s4[(size_t)i * ld + k] = -INFINITY;
+                    else mx = fmaxf(mx, s4[(size_t)i * ld + k]);
+                }
+                double sum = 0;
+                const int64_t used = m1 + m2 + m3v + m4;
+                for (int64_t k = 0; k < m1 + m2 + m3v; k++) { float e = row[k] == -INFINITY ? 0.f : expf(row[k] - mx); row[k] = e; sum += e; }
+                for (int64_t k = 0; k < m4; k++) { float *e = &s4[(size_t)i * ld + k]; *e = *e == -INFINITY ? 0.f : expf(*e - mx); sum += *e; }
+                float inv = (float)(1.0 / sum);
+                for (int64_t k = 0; k < m1 + m2 + m3v; k++) row[k] *= inv;
+                for (int64_t k = 0; k < m4; k++) s4[(size_t)i * ld + k] *= inv;
+                (void)used;
+            }
+            float *o = out + (size_t)i0 * ldq + h * hd;
+            float beta = 0.f;
+            if (m1) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m1, 1.f, s1, ld, kv->sv[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
+            if (m2) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m2, 1.f, s2, ld, kv->v[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
+            if (m3v) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m3v, 1.f, s3, ld, vc + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
+            if (m4) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m4, 1.f, s4, ld, vc + (size_t)m3 * ldqkv + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
+        }
+    }
+    lcb_free(LCB_MEM_WORK, sc, sbytes);
+    return 0;
+}
+
+int kv_append(KVCache *kv, int layer, const ModelConfig *c, const float *qkv, int ldqkv, int n,
+              char *err, size_t errlen) {
+    const int H = c->n_heads, hd = c->head_dim, kvd = kv->kv_dim;
+    const int64_t S = kv->n_sink, W = kv->window, t0 = kv->n_past;
+    size_t row = (size_t)kvd * sizeof(float);
+    if (kv_reserve(kv, t0 + n, err, errlen)) return -1;
+    for (int i = 0; i < n; i++) {
+        int64_t j = t0 + i;
+        const float *k = qkv + (size_t)i * ldqkv + H * hd, *v = k + kvd;
+        if (j < S) {
+            memcpy(kv->sk[layer] + (size_t)j * kvd, k, row);
+            memcpy(kv->sv[layer] + (size_t)j * kvd, v, row);
+        } else if (W < 0) {
+            memcpy(kv->k[layer] + (size_t)(j - S) * kvd, k, row);
+            memcpy(kv->v[layer] + (size_t)(j - S) * kvd, v, row);
+        } else if (W > 0 && j >= t0 + n - W) {
+            int64_t slot = (j - S) % W;
+            memcpy(kv->k[layer] + (size_t)slot * kvd, k, row);
+            memcpy(kv->v[layer] + (size_t)slot * kvd, v, row);
+        }
+    }
+    return 0;
+}
+
+void kv_advance(KVCache *kv, int n) {
+    const int64_t S = kv->n_sink, W = kv->window, t0 = kv->n_past;
+    if (W > 0)
+        for (int64_t j = t0 + n - W > t0 ? t0 + n - W : t0; j < t0 + n; j++)
+            if (j >= S) kv->slot_pos[(j - S) % W] = j;
+    kv->n_past += n;
+}

@@ -1,0 +1,501 @@
+/*
+ * model.c — loading checkpoints into the engine's one weight layout, seeded random models, and
+ * the CPU forward pass.
+ *
+ * Loading is two passes over the same description of the architecture's tensors: the first
+ * only validates (presence, float dtype, exact shape against the config) so that a bad
+ * checkpoint is refused before anything is allocated or run; the second converts each tensor to
+ * fp32 into one arena, permuting fused QKV rows into [q heads | k heads | v heads].
+ *
+ * Forward pass for a chunk of n tokens (shapes in rows x columns):
+ *   x (n, dim) = embed[ids]
+ *   per layer:  xn = norm(x);  qkv (n, (H+2KV) hd) = xn Wqkv^T + b
+ *               rotate q, k at absolute positions (and a copy of q at the sink position)
+ *               att (n, H hd) = attention over the cache policy;  o = att Wo^T + b
+ *               sequential:  x += o;  x += mlp(norm2(x))
+ *               parallel:    x += o + mlp(norm2(x_in) or xn)        (NeoX, Falcon)
+ *   logits (n, vocab) = norm(x) lm_head^T
+ */
+#include "engine/model.h"
+#include "engine/common.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---------------------------------------------------------------- tensor names per arch */
+
+typedef struct {
+    const char *embed, *final_norm, *lm_head;
+    const char *attn_norm, *mlp_norm;  /* layer-relative; mlp_norm NULL if shared */
+    const char *qkv;                   /* fused; NULL for separate q/k/v */
+    const char *q, *k, *v, *o;
+    const char *gate, *up, *down;      /* gate NULL when not gated */
+    const char *layer_fmt;             /* "model.layers.%d." */
+} Names;
+
+static Names arch_names(const ModelConfig *c) {
+    Names n = {0};
+    switch (c->arch) {
+    case ARCH_LLAMA: case ARCH_MISTRAL:
+        n = (Names){"model.embed_tokens", "model.norm", "lm_head", "input_layernorm", "post_attention_layernorm",
+                    NULL, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "model.layers.%d."};
+        break;
+    case ARCH_NEOX:
+        n = (Names){"gpt_neox.embed_in", "gpt_neox.final_layer_norm", "embed_out", "input_layernorm",
+                    "post_attention_layernorm", "attention.query_key_value", NULL, NULL, NULL, "attention.dense",
+                    NULL, "mlp.dense_h_to_4h", "mlp.dense_4h_to_h", "gpt_neox.layers.%d."};
+        break;
+    case ARCH_FALCON: {
+        int new_arch = c->qkv_layout == QKV_GROUPED;
+        n = (Names){"transformer.word_embeddings", "transformer.ln_f", "lm_head",
+                    (new_arch && !c->shared_norm) ? "ln_attn" : "input_layernorm",
+                    c->shared_norm ? NULL : (new_arch ? "ln_mlp" : "post_attention_layernorm"),
+                    "self_attention.query_key_value", NULL, NULL, NULL, "self_attention.dense",
+                    NULL, "mlp.dense_h_to_4h", "mlp.dense_4h_to_h", "transformer.h.%d."};
+        break;
+    }
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct {
+    const StFile *st;
+    const char *src;
+    char *err;
+    size_t errlen;
+    int dry;            /* 1: validate only */
+    int dtype_mask;     /* bit per StDtype seen */
+    float *tmp;         /* conversion buffer */
+    size_t tmp_n;
+} Loader;
+
+/* Check tensor `name` exists with a float dtype and shape (d0) or (d0, d1) (d1 < 0: 1-D);
+ * unless dry, convert it to fp32 and return the converted data (valid until the next call). */
+static const float *ld_take(Loader *L, const char *name, int64_t d0, int64_t d1) {
+    const StTensor *t = st_find(L->st, name);
+    if (!t) { lcb_fail(L->err, L->errlen, "%s: tensor %s is missing", L->src, name); return NULL; }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        lcb_fail(L->err, L->errlen, "%s: tensor %s has dtype %s; F32, F16 or BF16 expected", L->src, name, st_dtype_name(t->dtype));
+        return NULL;
+    }
+    int want_nd = d1 < 0 ? 1 : 2;
+    if (t->ndim != want_nd || t->shape[0] != d0 || (want_nd == 2 && t->shape[1] != d1)) {
+        char got[128] = "", want[64];
+        for (int i = 0; i < t->ndim; i++) {
+            size_t k = strlen(got);
+            snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        }
+        if (want_nd == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
+        else snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
+        lcb_fail(L->err, L->errlen, "%s: tensor %s has shape [%s]; the config implies [%s]", L->src, name, got, want);
+        return NULL;
+    }
+    L->dtype_mask |= 1 << t->dtype;
+    if (L->dry) return (const float *)t->data; /* non-NULL marker; not read */
+    if (t->numel > L->tmp_n) {
+        free(L->tmp);
+        L->tmp = malloc(t->numel * sizeof(float));
+        L->tmp_n = L->tmp ? t->numel : 0;
+        if (!L->tmp) { lcb_fail(L->err, L->errlen, "%s: out of memory converting %s", L->src, name); return NULL; }
+    }
+    if (st_to_f32(t, L->tmp, L->err, L->errlen)) return NULL;
+    return L->tmp;
+}
+
+/* Take into dst (contiguous copy) */
+static int ld_copy(Loader *L, const char *name, int64_t d0, int64_t d1, float *dst) {
+    const float *p = ld_take(L, name, d0, d1);
+    if (!p) return -1;
+    if (!L->dry) memcpy(dst, p, (size_t)d0 * (d1 < 0 ? 1 : d1) * sizeof(float));
+    return 0;
+}
+
+/* Row of the checkpoint's fused QKV tensor that holds row r of our [q | k | v] layout. */
+static int64_t qkv_src_row(const ModelConfig *c, int64_t r) {
+    int64_t hd = c->head_dim, H = c->n_heads, KV = c->n_kv, grp = H / KV;
+    int64_t part, head, d = r % hd;
+    if (r < H * hd) { part = 0; head = r / hd; }
+    else if (r < (H + KV) * hd) { part = 1; head = (r - H * hd) / hd; }
+    else { part = 2; head = (r - (H + KV) * hd) / hd; }
+    switch (c->qkv_layout) {
+    case QKV_PER_HEAD: return (head * 3 + part) * hd + d;
+    case QKV_GROUPED:
+        if (part == 0) return ((head / grp) * (grp + 2) + head % grp) * hd + d;
+        return (head * (grp + 2) + grp + (part - 1)) * hd + d;
+    default: return r; /* QKV_MULTI_QUERY and already-concatenated layouts */
+    }
+}
+
+static void layer_name(char *buf, size_t n, const Names *nm, int l, const char *part, const char *suffix) {
+    int k = snprintf(buf, n, nm->layer_fmt, l);
+    snprintf(buf + k, n - k, "%s.%s", part, suffix);
+}
+
+/* Carve (or, if dry, just validate) one layer. */
+static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, LayerWeights *w) {
+    char name[512];
+    const int64_t dim = c->dim, hd = c->head_dim, qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv * hd;
+    const int64_t qkvd = qd + 2 * kvd, ffn = c->ffn;
+    int ln = c->norm == NORM_LAYER;
+    layer_name(name, sizeof name, nm, l, nm->attn_norm, "weight");
+    if (ld_copy(L, name, dim, -1, w->attn_norm_w)) return -1;
+    if (ln) { layer_name(name, sizeof name, nm, l, nm->attn_norm, "bias"); if (ld_copy(L, name, dim, -1, w->attn_norm_b)) return -1; }
+    if (nm->mlp_norm) {
+        layer_name(name, sizeof name, nm, l, nm->mlp_norm, "weight");
+        if (ld_copy(L, name, dim, -1, w->mlp_norm_w)) return -1;
+        if (ln) { layer_name(name, sizeof name, nm, l, nm->mlp_norm, "bias"); if (ld_copy(L, name, dim, -1, w->mlp_norm_b)) return -1; }
+    }
+    if (nm->qkv) {
+        layer_name(name, sizeof name, nm, l, nm->qkv, "weight");
+        const float *p = ld_take(L, name, qkvd, dim);
+        if (!p) return -1;
+        if (!L->dry) for (int64_t r = 0; r < qkvd; r++) memcpy(w->wqkv + r * dim, p + qkv_src_row(c, r) * dim, dim * sizeof(float));
+        if (c->qkv_bias) {
+            layer_name(name, sizeof name, nm, l, nm->qkv, "bias");
+            if (!(p = ld_take(L, name, qkvd, -1))) return -1;
+            if (!L->dry) for (int64_t r = 0; r < qkvd; r++) w->bqkv[r] = p[qkv_src_row(c, r)];
+        }
+    } else {
+        const char *parts[3] = {nm->q, nm->k, nm->v};
+        int64_t rows[3] = {qd, kvd, kvd}, off = 0;
+        for (int i = 0; i < 3; i++) {
+            layer_name(name, sizeof name, nm, l, parts[i], "weight");
+            if (ld_copy(L, name, rows[i], dim, w->wqkv ? w->wqkv + off * dim : NULL)) return -1;
+            if (c->qkv_bias) {
+                layer_name(name, sizeof name, nm, l, parts[i], "bias");
+                if (ld_copy(L, name, rows[i], -1, w->bqkv ? w->bqkv + off : NULL)) return -1;
+            }
+            off += rows[i];
+        }
+    }
+    layer_name(name, sizeof name, nm, l, nm->o, "weight");
+    if (ld_copy(L, name, dim, qd, w->wo)) return -1;
+    if (c->o_bias) { layer_name(name, sizeof name, nm, l, nm->o, "bias"); if (ld_copy(L, name, dim, -1, w->bo)) return -1; }
+    if (c->gated_mlp) {
+        layer_name(name, sizeof name, nm, l, nm->gate, "weight");
+        if (ld_copy(L, name, ffn, dim, w->wup)) return -1;
+        layer_name(name, sizeof name, nm, l, nm->up, "weight");
+        if (ld_copy(L, name, ffn, dim, w->wup ? w->wup + ffn * dim : NULL)) return -1;
+        if (c->mlp_bias) {
+            return lcb_fail(L->err, L->errlen, "%s: mlp_bias = true with a gated MLP is not supported", L->src);
+        }
+    } else {
+        layer_name(name, sizeof name, nm, l, nm->up, "weight");
+        if (ld_copy(L, name, ffn, dim, w->wup)) return -1;
+        if (c->mlp_bias) { layer_name(name, sizeof name, nm, l, nm->up, "bias"); if (ld_copy(L, name, ffn, -1, w->bup)) return -1; }
+    }
+    layer_name(name, sizeof name, nm, l, nm->down, "weight");
+    if (ld_copy(L, name, dim, ffn, w->wdown)) return -1;
+    if (c->mlp_bias) { layer_name(name, sizeof name, nm, l, nm->down, "bias"); if (ld_copy(L, name, dim, -1, w->bdown)) return -1; }
+    return 0;
+}
+
+/* Lay every weight out in one arena (sizes from the config alone). */
+static int model_carve(Model *m, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
+    const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
+    size_t per_layer = 4 * dim + qkvd * dim + qkvd + dim * qd + dim + up_rows * dim + ffn + dim * ffn + dim;
+    size_t total = (size_t)c->vocab * dim * (c->tie_embeddings ? 1 : 2) + 2 * dim, lay;
+    if (lcb_mul_size(per_layer, c->n_layers, &lay) || total + lay < total || lcb_mul_size(total + lay, sizeof(float), &m->arena_bytes))
+        return lcb_fail(err, errlen, "%s: model size overflows", m->source);
+    m->arena = lcb_calloc(LCB_MEM_WEIGHTS, 1, m->arena_bytes);
+    m->layers = calloc(c->n_layers, sizeof *m->layers);
+    if (!m->arena || !m->layers)
+        return lcb_fail(err, errlen, "%s: out of memory: the weights need %.2f GB in fp32", m->source, m->arena_bytes / 1e9);
+    float *p = m->arena;
+#define CARVE(dst, count) do { (dst) = p; p += (count); } while (0)
+    CARVE(m->embed, (size_t)c->vocab * dim);
+    if (c->tie_embeddings) m->lm_head = m->embed; else CARVE(m->lm_head, (size_t)c->vocab * dim);
+    CARVE(m->norm_w, dim);
+    CARVE(m->norm_b, dim);
+    if (c->norm != NORM_LAYER) m->norm_b = NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *w = &m->layers[l];
+        CARVE(w->attn_norm_w, dim); CARVE(w->attn_norm_b, dim);
+        CARVE(w->mlp_norm_w, dim); CARVE(w->mlp_norm_b, dim);
+        CARVE(w->wqkv, qkvd * dim); CARVE(w->bqkv, qkvd);
+        CARVE(w->wo, dim * qd); CARVE(w->bo, dim);
+        CARVE(w->wup, up_rows * dim); CARVE(w->bup, ffn);
+        CARVE(w->wdown, dim * ffn); CARVE(w->bdown, dim);
+        if (c->norm != NORM_LAYER) w->attn_norm_b = w->mlp_norm_b = NULL;
+        if (c->parallel && c->shared_norm) w->mlp_norm_w = w->mlp_norm_b = NULL;
+        if (!c->qkv_bias) w->bqkv = NULL;
+        if (!c->o_bias) w->bo = NULL;
+        if (!c->mlp_bias) w->bup = w->bdown = NULL;
+    }
+#undef CARVE
+    return 0;
+}
+
+static int model_load_weights(Model *m, const StFile *st, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    Names nm = arch_names(c);
+    Loader L = {st, m->source, err, errlen, 1, 0, NULL, 0};
+    char name[512];
+    LayerWeights dummy = {0};
+    /* pass 1: validate everything */
+    snprintf(name, sizeof name, "%s.weight", nm.embed);
+    if (!ld_take(&L, name, c->vocab, c->dim)) return -1;
+    if (!c->tie_embeddings) { snprintf(name, sizeof name, "%s.weight", nm.lm_head); if (!ld_take(&L, name, c->vocab, c->dim)) return -1; }
+    snprintf(name, sizeof name, "%s.weight", nm.final_norm);
+    if (!ld_take(&L, name, c->dim, -1)) return -1;
+    if (c->norm == NORM_LAYER) { snprintf(name, sizeof name, "%s.bias", nm.final_norm); if (!ld_take(&L, name, c->dim, -1)) return -1; }
+    for (int l = 0; l < c->n_layers; l++)
+        if (load_layer(&L, c, &nm, l, &dummy)) return -1;
+    /* pass 2: convert */
+    if (model_carve(m, err, errlen)) return -1;
+    L.dry = 0;
+    int rc = -1;
+    snprintf(name, sizeof name, "%s.weight", nm.embed);
+    if (ld_copy(&L, name, c->vocab, c->dim, m->embed)) goto out;
+    if (!c->tie_embeddings) { snprintf(name, sizeof name, "%s.weight", nm.lm_head); if (ld_copy(&L, name, c->vocab, c->dim, m->lm_head)) goto out; }
+    snprintf(name, sizeof name, "%s.weight", nm.final_norm);
+    if (ld_copy(&L, name, c->dim, -1, m->norm_w)) goto out;
+    if (c->norm == NORM_LAYER) { snprintf(name, sizeof name, "%s.bias", nm.final_norm); if (ld_copy(&L, name, c->dim, -1, m->norm_b)) goto out; }
+    for (int l = 0; l < c->n_layers; l++)
+        if (load_layer(&L, c, &nm, l, &m->layers[l])) goto out;
+    rc = 0;
+out:
+    free(L.tmp);
+    int mask = L.dtype_mask;
+    snprintf(m->disk_dtype, sizeof m->disk_dtype, "%s",
+             mask == (1 << ST_F32) ? "F32" : mask == (1 << ST_BF16) ? "BF16" : mask == (1 << ST_F16) ? "F16" : "mixed");
+    return rc;
+}
+
+/* ---------------------------------------------------------------- random models */
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_normal(float *p, size_t n, float std, uint64_t *s) {
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((splitmix64(s) >> 11) + 1.0) * 0x1.0p-53, u2 = (splitmix64(s) >> 11) * 0x1.0p-53;
+        double r = sqrt(-2.0 * log(u1));
+        p[i] = (float)(std * r * cos(2 * M_PI * u2));
+        if (i + 1 < n) p[i + 1] = (float)(std * r * sin(2 * M_PI * u2));
+    }
+}
+
+static int model_init_random(Model *m, const char *shape, uint64_t seed, char *err, size_t errlen) {
+    if (config_random_shape(&m->cfg, shape, err, errlen)) return -1;
+    if (model_carve(m, err, errlen)) return -1;
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = c->dim, qkvd = (size_t)(c->n_heads + 2 * c->n_kv) * c->head_dim;
+    uint64_t s = seed;
+    fill_normal(m->embed, (size_t)c->vocab * dim, 0.02f, &s);
+    if (!c->tie_embeddings) fill_normal(m->lm_head, (size_t)c->vocab * dim, 0.02f, &s);
+    for (size_t i = 0; i < dim; i++) m->norm_w[i] = 1.f;
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *w = &m->layers[l];
+        for (size_t i = 0; i < dim; i++) { w->attn_norm_w[i] = 1.f; if (w->mlp_norm_w) w->mlp_norm_w[i] = 1.f; }
+        fill_normal(w->wqkv, qkvd * dim, 0.02f, &s);
+        fill_normal(w->wo, dim * c->n_heads * c->head_dim, 0.02f, &s);
+        fill_normal(w->wup, (c->gated_mlp ? 2 : 1) * (size_t)c->ffn * dim, 0.02f, &s);
+        fill_normal(w->wdown, dim * c->ffn, 0.02f, &s);
+    }
+    snprintf(m->disk_dtype, sizeof m->disk_dtype, "random");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- open / free */
+
+int model_open(Model *m, const char *spec, const char *config_path, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->source, sizeof m->source, "%s", spec);
+    if (strncmp(spec, "random:", 7) == 0) {
+        char shape[128];
+        snprintf(shape, sizeof shape, "%s", spec + 7);
+        uint64_t seed = 1234;
+        char *colon = strchr(shape, ':');
+        if (colon) {
+            *colon = 0;
+            char *end;
+            seed = strtoull(colon + 1, &end, 10);
+            if (!colon[1] || *end) return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
+        }
+        if (model_init_random(m, shape, seed, err, errlen)) { model_free(m); return -1; }
+        return 0;
+    }
+    struct stat sb;
+    if (stat(spec, &sb) != 0) return lcb_fail(err, errlen, "%s: no such checkpoint folder (or use random:SHAPE)", spec);
+    char cfgp[4200];
+    if (config_path) snprintf(cfgp, sizeof cfgp, "%s", config_path);
+    else if (S_ISDIR(sb.st_mode)) snprintf(cfgp, sizeof cfgp, "%s/config.json", spec);
+    else return lcb_fail(err, errlen, "%s: a checkpoint is a folder holding config.json and safetensors", spec);
+    if (config_load(&m->cfg, cfgp, err, errlen)) return -1;
+    StFile st;
+    if (st_open(&st, spec, err, errlen)) return -1;
+    int rc = model_load_weights(m, &st, err, errlen);
+    st_close(&st);
+    if (rc) { model_free(m); return -1; }
+    return 0;
+}
+
+void model_free(Model *m) {
+    lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);
+    lcb_free(LCB_MEM_WORK, m->ws, m->ws_bytes);
+    free(m->pos);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
+    if (n <= m->ws_rows) return 0;
+    const ModelConfig *c = &m->cfg;
+    size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
+    size_t per_row = 4 * dim + qkvd + 2 * qd + 2 * (size_t)c->ffn;
+    size_t bytes = per_row * n * sizeof(float);
+    float *ws = lcb_alloc(LCB_MEM_WORK, bytes);
+    int64_t *pos = malloc(2 * n * sizeof(int64_t));
+    if (!ws || !pos) {
+        lcb_free(LCB_MEM_WORK, ws, bytes);
+        free(pos);
+        return lcb_fail(err, errlen, "out of memory: workspace for a chunk of %d tokens (%zu bytes)", n, bytes);
+    }
+    lcb_free(LCB_MEM_WORK, m->ws, m->ws_bytes);
+    free(m->pos);
+    m->ws = ws; m->ws_bytes = bytes; m->ws_rows = n; m->pos = pos;
+    float *p = ws;
+    m->x = p; p += dim * n;
+    m->xn = p; p += dim * n;
+    m->o = p; p += dim * n;
+    m->mo = p; p += dim * n;
+    m->qkv = p; p += qkvd * n;
+    m->qs = p; p += qd * n;
+    m->att = p; p += qd * n;
+    m->hb = p; p += 2 * (size_t)c->ffn * n;
+    return 0;
+}
+
+static void norm_rows(const ModelConfig *c, const float *x, float *y, const float *w, const float *b, int n) {
+    const int d = c->dim;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        float *yi = y + (size_t)i * d;
+        if (c->norm == NORM_RMS) {
+            double ss = 0;
+            for (int k = 0; k < d; k++) ss += (double)xi[k] * xi[k];
+            float r = (float)(1.0 / sqrt(ss / d + c->norm_eps));
+            for (int k = 0; k < d; k++) yi[k] = w[k] * (xi[k] * r);
+        } else {
+            double mean = 0, var = 0;
+            for (int k = 0; k < d; k++) mean += xi[k];
+            mean /= d;
+            for (int k = 0; k < d; k++) { double t = xi[k] - mean; var += t * t; }
+            float r = (float)(1.0 / sqrt(var / d + c->norm_eps)), mu = (float)mean;
+            for (int k = 0; k < d; k++) yi[k] = (xi[k] - mu) * r * w[k] + b[k];
+        }
+    }
+}
+
+/* y (n, out) = x (n, in) W^T (+ bias) with W (out, in) */
+static void linear(const float *x, const float *w, const float *b, float *y, int n, int in, int out) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w, in, 0.f, y, out);
+    if (b) for (int i = 0; i < n; i++) for (int k = 0; k < out; k++) y[(size_t)i * out + k] += b[k];
+}
+
+static inline float act_apply(LcbAct a, float x) {
+    switch (a) {
+    case ACT_SILU: return x / (1.f + expf(-x));
+    case ACT_GELU: return 0.5f * x * (1.f + erff(x * (float)M_SQRT1_2));
+    case ACT_GELU_TANH: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case ACT_RELU: return x > 0 ? x : 0;
+    }
+    return x;
+}
+
+static void mlp(const Model *m, const LayerWeights *w, const float *in, float *out, int n) {
+    const ModelConfig *c = &m->cfg;
+    const int dim = c->dim, ffn = c->ffn;
+    float *hb = m->hb;
+    if (c->gated_mlp) {
+        linear(in, w->wup, NULL, hb, n, dim, 2 * ffn); /* (n, 2 ffn): [gate | up] */
+        for (int i = 0; i < n; i++) {
+            float *g = hb + (size_t)i * 2 * ffn, *u = g + ffn, *a = hb + (size_t)i * ffn;
+            /* in place: row i's output lands at or before its inputs, never over a later row's */
+            for (int k = 0; k < ffn; k++) a[k] = act_apply(c->act, g[k]) * u[k];
+        }
+    } else {
+        linear(in, w->wup, w->bup, hb, n, dim, ffn);
+        for (size_t k = 0; k < (size_t)n * ffn; k++) hb[k] = act_apply(c->act, hb[k]);
+    }
+    linear(hb, w->wdown, w->bdown, out, n, ffn, dim);
+}
+
+int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, float *logits, int out_from,
+                  char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    if (n <= 0) return 0;
+    if (ws_reserve(m, n, err, errlen)) return -1;
+    const int dim = c->dim, H = c->n_heads, hd = c->head_dim, qd = H * hd;
+    const int qkvd = qd + 2 * c->n_kv * hd;
+    const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return lcb_fail(err, errlen, "token id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)(t0 + i), c->vocab);
+        memcpy(m->x + (size_t)i * dim, m->embed + (size_t)ids[i] * dim, dim * sizeof(float));
+    }
+    /* positions: absolute, and the sink-query position min(t, S+W) = |A(t)| - 1 */
+    int64_t *pa = m->pos, *ps = m->pos + m->ws_rows;
+    int need_qs = 0;
+    for (int i = 0; i < n; i++) {
+        pa[i] = t0 + i;
+        ps[i] = (S > 0 && W >= 0 && pa[i] > S + W) ? S + W : pa[i];
+        need_qs |= ps[i] != pa[i];
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *w = &m->layers[l];
+        norm_rows(c, m->x, m->xn, w->attn_norm_w, w->attn_norm_b, n);
+        linear(m->xn, w->wqkv, w->bqkv, m->qkv, n, dim, qkvd);
+        if (need_qs) {
+            for (int i = 0; i < n; i++) memcpy(m->qs + (size_t)i * qd, m->qkv + (size_t)i * qkvd, qd * sizeof(float));
+            rope_rotate(kv, m->qs, n, qd, H, hd, ps);
+        }
+        rope_rotate(kv, m->qkv, n, qkvd, H + c->n_kv, hd, pa); /* q heads then k heads */
+        if (kv_attention(kv, l, c, m->qkv, qkvd, need_qs ? m->qs : NULL, m->att, n, err, errlen)) return -1;
+        if (kv_append(kv, l, c, m->qkv, qkvd, n, err, errlen)) return -1;
+        linear(m->att, w->wo, w->bo, m->o, n, qd, dim);
+        if (c->parallel) {
+            /* xn (the attention norm) is free after the QKV projection: the MLP's own norm of
+             * the layer input goes there, unless the block shares the attention norm */
+            if (!c->shared_norm) norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
+            mlp(m, w, m->xn, m->mo, n);
+            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->o[k] + m->mo[k];
+        } else {
+            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->o[k];
+            norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
+            mlp(m, w, m->xn, m->mo, n);
+            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->mo[k];
+        }
+    }
+    kv_advance(kv, n);
+    if (logits && out_from < n) {
+        const int rows = n - out_from;
+        norm_rows(c, m->x + (size_t)out_from * dim, m->xn, m->norm_w, m->norm_b, rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->vocab, dim, 1.f, m->xn, dim,
+                    m->lm_head, dim, 0.f, logits, c->vocab);
+    }
+    return 0;
+}
+
+double model_nll(const float *logits, int vocab, int target) {
+    float mx = -INFINITY;
+    for (int k = 0; k < vocab; k++) mx = fmaxf(mx, logits[k]);
+    double s = 0;
+    for (int k = 0; k < vocab; k++) s += exp((double)logits[k] - mx);
+    return log(s) + mx - logits[target];
+}

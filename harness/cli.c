@@ -1,0 +1,135 @@
+/*
+ * cli.c — flag parsing and error reporting shared by the lcbench commands (see cli.h), and the
+ * token-id file reader used by `score` and `run`.
+ */
+#include "harness/cli.h"
+#include "engine/common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_init(Cli *c, const char *cmd, int argc, char **argv) {
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->argc = argc;
+    c->argv = argv;
+    c->i = 1;
+}
+
+const char *cli_next(Cli *c) {
+    static char name[128];
+    c->inline_val = NULL;
+    if (c->i >= c->argc) return NULL;
+    const char *a = c->argv[c->i++];
+    const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+    if (eq && (size_t)(eq - a) < sizeof name) {
+        memcpy(name, a, eq - a);
+        name[eq - a] = 0;
+        c->inline_val = eq + 1;
+        c->flag = name;
+        return name;
+    }
+    c->flag = a;
+    return a;
+}
+
+const char *cli_value(Cli *c) {
+    if (c->inline_val) return c->inline_val;
+    if (c->i >= c->argc) {
+        cli_usage_error(c, "%s needs a value", c->flag);
+        return NULL;
+    }
+    return c->argv[c->i++];
+}
+
+int cli_parse_count(const char *flag, const char *s, int si, uint64_t lo, uint64_t hi, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-' || !isdigit((unsigned char)*s)) return -1;
+    double v = strtod(s, &end);
+    if (errno || end == s) return -1;
+    double mul = 1, base = si ? 1000.0 : 1024.0;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': mul = base; break;
+        case 'M': mul = base * base; break;
+        case 'G': mul = base * base * base; break;
+        case 'T': mul = base * base * base * base; break;
+        default: return -1;
+        }
+        end++;
+        if (!si && (*end == 'B' || *end == 'b')) end++;
+        else if (!si && (*end == 'i' || *end == 'I') && (end[1] == 'B' || end[1] == 'b')) end += 2;
+        if (*end) return -1;
+    }
+    v *= mul;
+    if (v != (double)(uint64_t)v || v < (double)lo || v > (double)hi) return -1;
+    *out = (uint64_t)v;
+    (void)flag;
+    return 0;
+}
+
+int cli_usage_error(const Cli *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lcbench %s: ", c->cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see lcbench %s --help)\n", c->cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lcbench %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) return lcb_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1024, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    char tok[64];
+    int rc = 0;
+    if (!v) { rc = lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
+    for (;;) {
+        int c;
+        while ((c = fgetc(f)) != EOF && isspace(c)) {}
+        if (c == EOF) break;
+        size_t len = 0;
+        do {
+            if (len + 1 < sizeof tok) tok[len] = (char)c;
+            len++;
+        } while ((c = fgetc(f)) != EOF && !isspace(c));
+        if (len >= sizeof tok) { rc = lcb_fail(err, errlen, "%s: token %zu is not an integer (too long)", path, k); goto out; }
+        tok[len] = 0;
+        char *end;
+        errno = 0;
+        long long x = strtoll(tok, &end, 10);
+        if (*end || errno || x < 0 || x > INT32_MAX) {
+            rc = lcb_fail(err, errlen, "%s: token %zu \"%s\" is not a non-negative integer id", path, k, tok);
+            goto out;
+        }
+        if (k == cap) {
+            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) { rc = lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
+            v = nv;
+        }
+        v[k++] = (int32_t)x;
+    }
+    if (ferror(f)) rc = lcb_fail(err, errlen, "%s: read error", path);
+out:
+    if (f != stdin) fclose(f);
+    if (rc) { free(v); return -1; }
+    *ids = v;
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * cli.h — the command-line conventions every lcbench command follows: `--flag VALUE` or
+ * `--flag=VALUE`, unknown flags and bad values are usage errors (exit 2) that name the flag,
+ * other failures exit 1, every message goes to stderr prefixed with "lcbench <command>:".
+ */
+#ifndef LCB_CLI_H
+#define LCB_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXIT_USAGE 2
+
+typedef struct {
+    const char *cmd;    /* command name, for messages */
+    int argc;
+    char **argv;
+    int i;              /* next argument */
+    const char *flag;   /* current flag name (without value) */
+    const char *inline_val; /* value given as --flag=VALUE */
+} Cli;
+
+void cli_init(Cli *c, const char *cmd, int argc, char **argv);
+/* Next flag, or NULL at the end.  A positional argument is returned as is (no leading --). */
+const char *cli_next(Cli *c);
+/* The current flag's value; on a missing value prints a usage error and returns NULL. */
+const char *cli_value(Cli *c);
+/* Integer / size value with K/M/G suffixes (powers of 1000 for token counts when si=1,
+ * of 1024 for bytes when si=0). */
+int cli_parse_count(const char *flag, const char *s, int si, uint64_t lo, uint64_t hi, uint64_t *out);
+int cli_usage_error(const Cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Commands (harness/cmd_*.c).  Each returns the process exit status. */
+int cmd_tokenize(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+
+/* Read whitespace-separated token ids from a file ("-" = stdin). */
+int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);
+
+#endif

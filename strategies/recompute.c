@@ -1,0 +1,89 @@
+/*
+ * recompute.c — `recompute:W`: sliding window with re-computation (SPEC §2): for every step t a
+ * fresh dense forward over x_{max(0,t-W)} .. x_t at positions 0 .. n-1, keeping the last
+ * position's logits.  This is the quality upper bound StreamingLLM compares against, at
+ * O(W) forward tokens per step.  Steps t <= W share one forward (their windows are prefixes).
+ */
+#include "strategies/strategy.h"
+#include "engine/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int32_t *hist;    /* (W) the last min(W, t) tokens of the stream, oldest first */
+    int64_t n_hist;
+    int32_t *tmp;     /* (W + chunk) history + the chunk */
+    int64_t tmp_cap;
+} RecomputeState;
+
+static int recompute_parse(Strategy *s, int argc, char **argv, char *err, size_t errlen) {
+    if (argc != 1) return lcb_fail(err, errlen, "--strategy %s: expected recompute:W", s->spec);
+    int64_t w;
+    if (strategy_arg_int(s, "W", argv[0], 1, 1 << 24, &w, err, errlen)) return -1;
+    s->param = (int)w;
+    return 0;
+}
+
+static int recompute_begin(Strategy *s, char *err, size_t errlen) {
+    const ModelConfig *c = &s->m->cfg;
+    RecomputeState *st = calloc(1, sizeof *st);
+    if (!st || !(st->hist = malloc((size_t)s->param * sizeof(int32_t)))) {
+        if (st) free(st);
+        return lcb_fail(err, errlen, "--strategy %s: out of memory", s->spec);
+    }
+    s->priv = st;
+    /* the fresh forward is a dense one: the model's own sliding window applies */
+    s->n_sink = 0;
+    s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
+    if (kv_init(&s->kv, c, 0, s->window, 0, err, errlen)) return -1;
+    s->kv_live = 1;
+    return 0;
+}
+
+static int recompute_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
+    RecomputeState *st = s->priv;
+    const int64_t W = s->param, t0 = s->n_fed, h = st->n_hist, V = s->m->cfg.vocab;
+    if (h + n > st->tmp_cap) {
+        int32_t *t = realloc(st->tmp, (size_t)(h + n) * sizeof *t);
+        if (!t) return lcb_fail(err, errlen, "--strategy %s: out of memory", s->spec);
+        st->tmp = t;
+        st->tmp_cap = h + n;
+    }
+    /* tmp[k] holds position t0 - h + k */
+    memcpy(st->tmp, st->hist, (size_t)h * sizeof *st->tmp);
+    memcpy(st->tmp + h, ids, (size_t)n * sizeof *st->tmp);
+    const int32_t *x = st->tmp;
+    const int64_t base = t0 - h, end = t0 + n;
+    /* steps t <= W: one forward over x_0 .. x_{min(end, W+1)-1} (h == t0 here) */
+    int64_t pre_end = end < W + 1 ? end : W + 1;
+    if (t0 < pre_end) {
+        kv_reset(&s->kv);
+        if (model_forward(s->m, &s->kv, x, (int)pre_end, logits, (int)t0, err, errlen)) return -1;
+    }
+    for (int64_t t = t0 > W + 1 ? t0 : W + 1; t < end; t++) {
+        kv_reset(&s->kv);
+        if (model_forward(s->m, &s->kv, x + (t - W - base), (int)W + 1, logits + (t - t0) * V, (int)W, err, errlen)) return -1;
+    }
+    /* keep the last W tokens */
+    int64_t keep = end < W ? end : W;
+    memcpy(st->hist, st->tmp + (h + n - keep), (size_t)keep * sizeof *st->hist);
+    st->n_hist = keep;
+    return 0;
+}
+
+static void recompute_end(Strategy *s) {
+    RecomputeState *st = s->priv;
+    if (st) { free(st->hist); free(st->tmp); free(st); }
+    s->priv = NULL;
+}
+
+const StrategyOps strategy_recompute = {
+    .name = "recompute",
+    .synopsis = "recompute:W",
+    .help = "sliding window with re-computation: a fresh forward over the last W+1 tokens per step",
+    .parse = recompute_parse,
+    .begin = recompute_begin,
+    .feed = recompute_feed,
+    .end = recompute_end,
+};

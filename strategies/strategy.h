@@ -1,0 +1,80 @@
+/*
+ * strategy.h — the one interface every KV-cache policy implements, and the registry that finds
+ * a policy by the name at the start of its spec ("sink:4:1020" -> "sink").
+ *
+ * A strategy owns the cache state of one stream.  The harness feeds it the stream in chunks;
+ * for every token fed it returns the logits that predict the next one, with exactly the
+ * per-step semantics of SPEC §2 whatever the chunk size.  Policies built on the shared KV cache
+ * (dense, window, sink, longlora) differ only in the cache parameters they choose; recompute and
+ * s2 bring their own feed.
+ */
+#ifndef LCB_STRATEGY_H
+#define LCB_STRATEGY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/kvcache.h"
+#include "engine/model.h"
+
+typedef struct Strategy Strategy;
+
+typedef struct StrategyOps {
+    const char *name;       /* registry key, the spec up to the first ':' */
+    const char *synopsis;   /* "sink:S:W" */
+    const char *help;       /* one line for --help */
+    int whole_input;        /* 1: scores the whole input in one forward (s2) */
+    /* Parse the ':'-separated arguments after the name (argc may be 0) into s. */
+    int (*parse)(Strategy *s, int argc, char **argv, char *err, size_t errlen);
+    /* Allocate the state for model m.  Optional: NULL = the shared KV cache with s->n_sink,
+     * s->window, s->rope_factor. */
+    int (*begin)(Strategy *s, char *err, size_t errlen);
+    /* The next n tokens of the stream -> logits (n, vocab).  Optional: NULL = one model
+     * forward through the shared KV cache. */
+    int (*feed)(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen);
+    /* Optional: release what begin allocated beyond the shared cache. */
+    void (*end)(Strategy *s);
+} StrategyOps;
+
+struct Strategy {
+    const StrategyOps *ops;
+    char spec[128];         /* as given, e.g. "sink:4:1020" */
+    Model *m;               /* set by strategy_begin */
+    /* parameters of the shared KV cache */
+    int64_t n_sink;         /* S */
+    int64_t window;         /* W, or -1 = unbounded */
+    double rope_factor;     /* > 0: linear RoPE factor replacing the config's (longlora) */
+    int param;              /* policy-specific: s2 group G, recompute window W */
+    KVCache kv;
+    int kv_live;
+    int64_t n_fed;          /* tokens fed so far */
+    void *priv;             /* policy-private state */
+};
+
+/* Parse a spec into s via the registry; unknown names and bad arguments are usage errors. */
+int strategy_parse(Strategy *s, const char *spec, char *err, size_t errlen);
+int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen);
+int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen);
+void strategy_end(Strategy *s);
+
+/* KV bytes: what the policy's formula says after t tokens, and what is allocated now. */
+uint64_t strategy_kv_bytes_formula(const Strategy *s, uint64_t t);
+uint64_t strategy_kv_bytes_allocated(const Strategy *s);
+
+/* Score a token array: nll[t] = -ln p(ids[t+1] | state after step t), t = 0 .. T-2, feeding
+ * `chunk` tokens per call (0 = all at once).  Fresh state: calls begin/end itself. */
+int strategy_score(Strategy *s, Model *m, const int32_t *ids, size_t T, size_t chunk, double *nll,
+                   char *err, size_t errlen);
+
+/* The registry, for --help listings. */
+const StrategyOps *const *strategy_list(size_t *n);
+
+/* Parse helpers shared by the policy files: a non-negative integer argument. */
+int strategy_arg_int(const Strategy *s, const char *what, const char *arg, int64_t lo, int64_t hi,
+                     int64_t *out, char *err, size_t errlen);
+
+/* The policies (one file each). */
+extern const StrategyOps strategy_dense, strategy_window, strategy_sink, strategy_recompute,
+    strategy_longlora, strategy_s2;
+
+#endif

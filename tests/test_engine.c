@@ -1,0 +1,131 @@
+/*
+ * test_engine.c — the CPU forward pass and every cache strategy against the fixtures'
+ * reference.json (made with HF transformers 5.17 and an independent token-by-token
+ * implementation of SPEC §2).
+ *
+ * Tolerances (SPEC §4): fp32 CPU, logits within 1e-4 absolute, per-step NLL within 1e-4.
+ * Strategies are checked at chunk sizes 1, 3, 16 and the whole input, since chunked prefill
+ * must reproduce the per-step semantics exactly.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "engine/common.h"
+#include "engine/model.h"
+#include "strategies/strategy.h"
+
+#define TOL_LOGIT 1e-4 /* SPEC §4: fp32 CPU, logits absolute */
+#define TOL_NLL 1e-4   /* SPEC §4: fp32 CPU, per-step NLL */
+
+static const char *fixtures[] = {"llama_gqa", "llama_bf16", "llama_pi4", "mistral_swa", "gptneox_partial_rotary", "falcon_mqa"};
+
+static int32_t *json_ids(cJSON *ref, size_t *T) {
+    cJSON *a = cJSON_GetObjectItem(ref, "input_ids");
+    assert_non_null(a);
+    *T = cJSON_GetArraySize(a);
+    int32_t *ids = malloc(*T * sizeof *ids);
+    size_t i = 0;
+    for (cJSON *x = a->child; x; x = x->next) ids[i++] = x->valueint;
+    return ids;
+}
+
+/* dense logits from one forward over the whole input vs reference, for one config file */
+static void check_logits(const char *fx, const char *cfgname) {
+    char dir[256], cfg[300], err[LCB_ERRLEN];
+    snprintf(dir, sizeof dir, FIXTURES "/%s", fx);
+    snprintf(cfg, sizeof cfg, "%s/%s", dir, cfgname);
+    snprintf(cfg, sizeof cfg, "%s/%s/%s", FIXTURES, fx, cfgname);
+    char refp[300];
+    snprintf(refp, sizeof refp, "%s/reference.json", dir);
+    cJSON *ref = tu_read_json(refp);
+    size_t T;
+    int32_t *ids = json_ids(ref, &T);
+    Model m;
+    if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
+    KVCache kv;
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    if (strategy_begin(&s, &m, err, sizeof err)) fail_msg("%s", err);
+    float *logits = malloc(T * m.cfg.vocab * sizeof(float));
+    if (strategy_feed(&s, ids, (int)T, logits, err, sizeof err)) fail_msg("%s: %s", fx, err);
+    cJSON *dl = cJSON_GetObjectItem(ref, "dense_logits");
+    double maxd = 0;
+    size_t t = 0;
+    for (cJSON *row = dl->child; row; row = row->next, t++) {
+        size_t k = 0;
+        for (cJSON *x = row->child; x; x = x->next, k++) {
+            double d = fabs(x->valuedouble - logits[t * m.cfg.vocab + k]);
+            if (d > maxd) maxd = d;
+        }
+        assert_int_equal(k, (size_t)m.cfg.vocab);
+    }
+    assert_int_equal(t, T);
+    if (maxd > TOL_LOGIT) fail_msg("%s (%s): max |logit - reference| = %g > %g", fx, cfgname, maxd, TOL_LOGIT);
+    strategy_end(&s);
+    (void)kv;
+    free(logits);
+    free(ids);
+    model_free(&m);
+    cJSON_Delete(ref);
+}
+
+/* every strategy in reference.json's nll map, at several chunk sizes */
+static void check_nll(const char *fx, const char *cfgname) {
+    char dir[256], cfg[300], refp[300], err[LCB_ERRLEN];
+    snprintf(dir, sizeof dir, FIXTURES "/%s", fx);
+    snprintf(cfg, sizeof cfg, "%s/%s/%s", FIXTURES, fx, cfgname);
+    snprintf(refp, sizeof refp, "%s/reference.json", dir);
+    cJSON *ref = tu_read_json(refp);
+    size_t T;
+    int32_t *ids = json_ids(ref, &T);
+    Model m;
+    if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
+    double *nll = malloc(T * sizeof *nll);
+    size_t chunks[] = {1, 3, 16, 0};
+    int n_strat = 0;
+    for (cJSON *st = cJSON_GetObjectItem(ref, "nll")->child; st; st = st->next, n_strat++) {
+        assert_int_equal(cJSON_GetArraySize(st), T - 1);
+        for (size_t ci = 0; ci < sizeof chunks / sizeof *chunks; ci++) {
+            Strategy s;
+            if (strategy_parse(&s, st->string, err, sizeof err)) fail_msg("%s", err);
+            if (strategy_score(&s, &m, ids, T, chunks[ci], nll, err, sizeof err)) fail_msg("%s %s chunk %zu: %s", fx, st->string, chunks[ci], err);
+            double maxd = 0;
+            size_t worst = 0, t = 0;
+            for (cJSON *x = st->child; x; x = x->next, t++) {
+                double d = fabs(x->valuedouble - nll[t]);
+                if (d > maxd) { maxd = d; worst = t; }
+            }
+            if (maxd > TOL_NLL)
+                fail_msg("%s (%s) %s chunk %zu: max |nll - reference| = %g at step %zu (got %.6f, want %.6f)", fx, cfgname,
+                         st->string, chunks[ci], maxd, worst, nll[worst], cJSON_GetArrayItem(st, (int)worst)->valuedouble);
+        }
+    }
+    assert_true(n_strat >= 1);
+    free(nll);
+    free(ids);
+    model_free(&m);
+    cJSON_Delete(ref);
+}
+
+static void test_logits_all(void **state) {
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        check_logits(fixtures[i], "config.json");
+        check_logits(fixtures[i], "config_legacy.json");
+    }
+}
+
+static void test_nll_all(void **state) {
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        check_nll(fixtures[i], "config.json");
+        check_nll(fixtures[i], "config_legacy.json");
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logits_all),
+        cmocka_unit_test(test_nll_all),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
