@@ -81,7 +81,7 @@ static const float *ld_take(Loader *L, const char *name, int64_t d0, int64_t d1)
     const StTensor *t = st_find(L->st, name);
     if (!t) { lcb_fail(L->err, L->errlen, "%s: tensor %s is missing", L->src, name); return NULL; }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
-        lcb_fail(L->err, L->errlen, "%s: tensor %s has dtype %s; F32, F16 or BF16 expected", L->src, name, st_dtype_name(t->dtype));
+        lcb_fail(L->err, L->errlen, "%s: tensor %s has dtype %s; F32, F16 or BF16 expected", L->st->paths[t->shard], name, st_dtype_name(t->dtype));
         return NULL;
     }
     int want_nd = d1 < 0 ? 1 : 2;
@@ -93,7 +93,7 @@ static const float *ld_take(Loader *L, const char *name, int64_t d0, int64_t d1)
         }
         if (want_nd == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
         else snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
-        lcb_fail(L->err, L->errlen, "%s: tensor %s has shape [%s]; the config implies [%s]", L->src, name, got, want);
+        lcb_fail(L->err, L->errlen, "%s: tensor %s has shape [%s]; the config implies [%s]", L->st->paths[t->shard], name, got, want);
         return NULL;
     }
     L->dtype_mask |= 1 << t->dtype;

@@ -1,0 +1,424 @@
+/*
+ * test_loader.c — checkpoints as people publish them, and as strangers break them.
+ *
+ * From the llama_gqa fixture this builds, in a scratch folder: sharded copies (index.json +
+ * two shards), F16/BF16 copies, and hostile copies (truncated file, header length past the end,
+ * offsets past the end, overlapping tensors, a missing tensor, a wrong shape, a wrong dtype,
+ * unknown architectures, malformed JSON, unsupported rope types).  Each hostile copy must be
+ * refused with a message naming the file and the field; each benign copy must give the same
+ * logits as the original.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <sys/stat.h>
+
+#include "engine/common.h"
+#include "engine/model.h"
+#include "strategies/strategy.h"
+
+#define SRC FIXTURES "/llama_gqa"
+
+/* ---------------------------------------------------------------- safetensors surgery */
+
+typedef struct { cJSON *hdr; uint8_t *data; size_t data_len; } StImage;
+
+static StImage st_read(const char *path) {
+    size_t len;
+    char *buf = tu_read_file(path, &len);
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) h = (h << 8) | (uint8_t)buf[i];
+    StImage im;
+    im.hdr = cJSON_ParseWithLength(buf + 8, h);
+    assert_non_null(im.hdr);
+    im.data_len = len - 8 - h;
+    im.data = malloc(im.data_len + 1);
+    memcpy(im.data, buf + 8 + h, im.data_len);
+    free(buf);
+    return im;
+}
+
+static void st_write(const char *path, cJSON *hdr, const uint8_t *data, size_t n) {
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t hl = strlen(h);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 8; i++) fputc((int)((hl >> (8 * i)) & 0xff), f);
+    fwrite(h, 1, hl, f);
+    fwrite(data, 1, n, f);
+    fclose(f);
+    free(h);
+}
+
+/* A copy of the fixture folder at dir, whose model.safetensors the caller writes. */
+static void mkcopy(const char *dir, const char *config_json) {
+    mkdir(dir, 0755);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (config_json) tu_write_file(p, config_json, strlen(config_json));
+    else {
+        size_t n;
+        char *c = tu_read_file(SRC "/config.json", &n);
+        tu_write_file(p, c, n);
+        free(c);
+    }
+}
+
+static char *scratch(const char *name) {
+    static char p[512];
+    snprintf(p, sizeof p, "%s/%s", tu_tmpdir(), name);
+    return p;
+}
+
+/* model_open must fail and its message contain every needle */
+static void expect_open_error(const char *dir, const char *needle1, const char *needle2) {
+    Model m;
+    char err[LCB_ERRLEN] = "";
+    int rc = model_open(&m, dir, NULL, err, sizeof err);
+    if (rc == 0) { model_free(&m); fail_msg("%s: loaded, but should have been refused", dir); }
+    if (needle1 && !strstr(err, needle1)) fail_msg("%s: message \"%s\" lacks \"%s\"", dir, err, needle1);
+    if (needle2 && !strstr(err, needle2)) fail_msg("%s: message \"%s\" lacks \"%s\"", dir, err, needle2);
+}
+
+/* Logits of the fixture's input under dense, for comparison between copies. */
+static float *logits_of(const char *dir, size_t *n_out) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, dir, NULL, err, sizeof err)) fail_msg("%s: %s", dir, err);
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 37 + 11) % m.cfg.vocab;
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    float *lg = malloc(24 * m.cfg.vocab * sizeof(float));
+    if (strategy_feed(&s, ids, 24, lg, err, sizeof err)) fail_msg("%s", err);
+    strategy_end(&s);
+    *n_out = 24 * (size_t)m.cfg.vocab;
+    model_free(&m);
+    return lg;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* ---------------------------------------------------------------- benign variants */
+
+static void test_sharded(void **state) {
+    StImage im = st_read(SRC "/model.safetensors");
+    const char *dir = scratch("sharded");
+    mkcopy(dir, NULL);
+    /* tensors alternately into two shards, each re-based at offset 0 */
+    cJSON *h[2] = {cJSON_CreateObject(), cJSON_CreateObject()}, *wm = cJSON_CreateObject();
+    uint8_t *d[2] = {malloc(im.data_len), malloc(im.data_len)};
+    size_t dl[2] = {0, 0};
+    int k = 0;
+    for (cJSON *e = im.hdr->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        int s = k++ % 2;
+        cJSON *off = cJSON_GetObjectItem(e, "data_offsets");
+        size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, en = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        memcpy(d[s] + dl[s], im.data + b, en - b);
+        cJSON *t = cJSON_Duplicate(e, 1);
+        cJSON *no = cJSON_CreateArray();
+        cJSON_AddItemToArray(no, cJSON_CreateNumber((double)dl[s]));
+        cJSON_AddItemToArray(no, cJSON_CreateNumber((double)(dl[s] + en - b)));
+        cJSON_ReplaceItemInObject(t, "data_offsets", no);
+        cJSON_AddItemToObject(h[s], e->string, t);
+        cJSON_AddStringToObject(wm, e->string, s ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+        dl[s] += en - b;
+    }
+    char p[600];
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+    st_write(p, h[0], d[0], dl[0]);
+    snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
+    st_write(p, h[1], d[1], dl[1]);
+    cJSON *idx = cJSON_CreateObject();
+    cJSON_AddItemToObject(idx, "weight_map", wm);
+    char *js = cJSON_Print(idx);
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    tu_write_file(p, js, strlen(js));
+    size_t n1, n2;
+    float *a = logits_of(SRC, &n1), *b = logits_of(dir, &n2);
+    assert_int_equal(n1, n2);
+    assert_true(max_diff(a, b, n1) == 0.0);
+    /* an index naming a shard outside the folder is refused */
+    char orig[128];
+    snprintf(orig, sizeof orig, "%s", cJSON_GetObjectItem(wm, "model.norm.weight")->valuestring);
+    cJSON_ReplaceItemInObject(wm, "model.norm.weight", cJSON_CreateString("../evil.safetensors"));
+    free(js);
+    js = cJSON_Print(idx);
+    tu_write_file(p, js, strlen(js));
+    expect_open_error(dir, "model.safetensors.index.json", "plain file name");
+    /* an index naming a tensor its shard lacks */
+    cJSON_ReplaceItemInObject(wm, "model.norm.weight", cJSON_CreateString(orig));
+    cJSON_AddStringToObject(wm, "model.extra.weight", "model-00001-of-00002.safetensors");
+    free(js);
+    js = cJSON_Print(idx);
+    tu_write_file(p, js, strlen(js));
+    expect_open_error(dir, "model.extra.weight", "missing");
+    free(js); free(a); free(b); free(d[0]); free(d[1]);
+    cJSON_Delete(idx); cJSON_Delete(h[0]); cJSON_Delete(h[1]); cJSON_Delete(im.hdr); free(im.data);
+}
+
+static uint16_t f32_to_half(float f, int bf16) {
+    union { float f; uint32_t u; } v = {f};
+    if (bf16) return (uint16_t)((v.u + 0x7fff + ((v.u >> 16) & 1)) >> 16); /* round to nearest even */
+    uint32_t sign = (v.u >> 16) & 0x8000;
+    int e = (int)((v.u >> 23) & 0xff) - 127 + 15;
+    uint32_t man = v.u & 0x7fffff;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) { /* subnormal */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static float half_to_f32(uint16_t h, int bf16) {
+    if (bf16) { union { uint32_t u; float f; } v = {(uint32_t)h << 16}; return v.f; }
+    return st_f16_to_f32(h);
+}
+
+/* F16 and BF16 files must load to exactly the rounded values: compare against an F32 file
+ * holding those values. */
+static void half_variant(int bf16) {
+    StImage im = st_read(SRC "/model.safetensors");
+    const char *dir = scratch(bf16 ? "bf16" : "f16");
+    char dir32[512];
+    snprintf(dir32, sizeof dir32, "%s/%s", tu_tmpdir(), bf16 ? "bf16_as_f32" : "f16_as_f32");
+    mkcopy(dir, NULL);
+    mkcopy(dir32, NULL);
+    cJSON *hh = cJSON_Duplicate(im.hdr, 1);
+    uint8_t *dh = malloc(im.data_len / 2 + 1), *d32 = malloc(im.data_len);
+    size_t oh = 0;
+    for (cJSON *e = hh->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        cJSON *off = cJSON_GetObjectItem(e, "data_offsets");
+        size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, en = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        size_t n = (en - b) / 4;
+        for (size_t i = 0; i < n; i++) {
+            float f;
+            memcpy(&f, im.data + b + 4 * i, 4);
+            uint16_t h = f32_to_half(f, bf16);
+            memcpy(dh + oh + 2 * i, &h, 2);
+            float r = half_to_f32(h, bf16);
+            memcpy(d32 + b + 4 * i, &r, 4);
+        }
+        cJSON_ReplaceItemInObject(e, "dtype", cJSON_CreateString(bf16 ? "BF16" : "F16"));
+        cJSON *no = cJSON_CreateArray();
+        cJSON_AddItemToArray(no, cJSON_CreateNumber((double)oh));
+        cJSON_AddItemToArray(no, cJSON_CreateNumber((double)(oh + 2 * n)));
+        cJSON_ReplaceItemInObject(e, "data_offsets", no);
+        oh += 2 * n;
+    }
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    st_write(p, hh, dh, oh);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir32);
+    st_write(p, im.hdr, d32, im.data_len);
+    size_t n1, n2;
+    float *a = logits_of(dir, &n1), *b = logits_of(dir32, &n2);
+    assert_true(max_diff(a, b, n1) == 0.0);
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, dir, NULL, err, sizeof err), 0);
+    assert_string_equal(m.disk_dtype, bf16 ? "BF16" : "F16");
+    model_free(&m);
+    free(a); free(b); free(dh); free(d32);
+    cJSON_Delete(hh); cJSON_Delete(im.hdr); free(im.data);
+}
+
+static void test_f16(void **state) { half_variant(0); }
+static void test_bf16(void **state) { half_variant(1); }
+
+/* ---------------------------------------------------------------- hostile variants */
+
+/* Write a copy whose header was edited by fn. */
+static const char *edited(const char *name, void (*fn)(cJSON *hdr)) {
+    StImage im = st_read(SRC "/model.safetensors");
+    fn(im.hdr);
+    const char *dir = scratch(name);
+    mkcopy(dir, NULL);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    st_write(p, im.hdr, im.data, im.data_len);
+    cJSON_Delete(im.hdr);
+    free(im.data);
+    return dir;
+}
+
+static void set_offsets(cJSON *t, double b, double e) {
+    cJSON *no = cJSON_CreateArray();
+    cJSON_AddItemToArray(no, cJSON_CreateNumber(b));
+    cJSON_AddItemToArray(no, cJSON_CreateNumber(e));
+    cJSON_ReplaceItemInObject(t, "data_offsets", no);
+}
+
+static void ed_past_end(cJSON *h) {
+    cJSON *t = cJSON_GetObjectItem(h, "model.norm.weight");
+    set_offsets(t, 819000, 819256);
+}
+static void ed_overlap(cJSON *h) {
+    cJSON *a = cJSON_GetObjectItem(h, "model.layers.0.input_layernorm.weight");
+    cJSON *b = cJSON_GetObjectItem(h, "model.layers.1.input_layernorm.weight");
+    cJSON *off = cJSON_GetObjectItem(a, "data_offsets");
+    set_offsets(b, cJSON_GetArrayItem(off, 0)->valuedouble, cJSON_GetArrayItem(off, 1)->valuedouble);
+}
+static void ed_missing(cJSON *h) { cJSON_DeleteItemFromObject(h, "model.layers.1.self_attn.k_proj.weight"); }
+static void ed_shape(cJSON *h) {
+    cJSON *t = cJSON_GetObjectItem(h, "model.layers.0.self_attn.q_proj.weight");
+    cJSON *s = cJSON_CreateArray();
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(32));
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(128));
+    cJSON_ReplaceItemInObject(t, "shape", s);
+}
+static void ed_dtype(cJSON *h) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.layers.2.mlp.up_proj.weight"), "dtype", cJSON_CreateString("I32"));
+}
+static void ed_bad_dtype(cJSON *h) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.norm.weight"), "dtype", cJSON_CreateString("F128"));
+}
+static void ed_span(cJSON *h) { /* offsets shorter than the shape needs */
+    cJSON *t = cJSON_GetObjectItem(h, "model.norm.weight");
+    double b = cJSON_GetArrayItem(cJSON_GetObjectItem(t, "data_offsets"), 0)->valuedouble;
+    set_offsets(t, b, b + 128);
+}
+static void ed_neg_shape(cJSON *h) {
+    cJSON *s = cJSON_CreateArray();
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(-64));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.norm.weight"), "shape", s);
+}
+static void ed_huge_shape(cJSON *h) { /* product overflows 64 bits */
+    cJSON *s = cJSON_CreateArray();
+    for (int i = 0; i < 4; i++) cJSON_AddItemToArray(s, cJSON_CreateNumber(4294967296.0));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.norm.weight"), "shape", s);
+}
+
+static void test_hostile_safetensors(void **state) {
+    expect_open_error(edited("past_end", ed_past_end), "model.norm.weight", "past the end");
+    expect_open_error(edited("overlap", ed_overlap), "overlap", "input_layernorm");
+    expect_open_error(edited("missing", ed_missing), "model.layers.1.self_attn.k_proj.weight", "missing");
+    expect_open_error(edited("shape", ed_shape), "q_proj.weight", "shape [32, 128]");
+    expect_open_error(edited("dtype", ed_dtype), "up_proj.weight", "I32");
+    expect_open_error(edited("bad_dtype", ed_bad_dtype), "model.norm.weight", "F128");
+    expect_open_error(edited("span", ed_span), "model.norm.weight", "data_offsets");
+    expect_open_error(edited("neg_shape", ed_neg_shape), "model.norm.weight", "shape");
+    expect_open_error(edited("huge_shape", ed_huge_shape), "model.norm.weight", "overflow");
+
+    /* truncated file: cut the data area */
+    size_t len;
+    char *buf = tu_read_file(SRC "/model.safetensors", &len);
+    const char *dir = scratch("truncated");
+    mkcopy(dir, NULL);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    tu_write_file(p, buf, len / 2);
+    expect_open_error(dir, "model.safetensors", "past the end");
+    /* truncated inside the header, and shorter than the length field */
+    tu_write_file(p, buf, 100);
+    expect_open_error(dir, "model.safetensors", "header length");
+    tu_write_file(p, buf, 5);
+    expect_open_error(dir, "model.safetensors", "truncated");
+    /* header that is not JSON */
+    memcpy(buf + 8, "{garbage", 8);
+    tu_write_file(p, buf, len);
+    expect_open_error(dir, "model.safetensors", "JSON");
+    free(buf);
+    /* no weights at all */
+    dir = scratch("noweights");
+    mkcopy(dir, NULL);
+    expect_open_error(dir, "noweights", "model.safetensors");
+    expect_open_error(scratch("does-not-exist"), "does-not-exist", NULL);
+}
+
+static void config_case(const char *name, const char *from, const char *to, const char *needle1, const char *needle2) {
+    size_t n;
+    char *c = tu_read_file(SRC "/config.json", &n), *out = malloc(n + 512);
+    char *at = strstr(c, from);
+    if (!at) fail_msg("config does not contain %s", from);
+    size_t pre = at - c;
+    memcpy(out, c, pre);
+    strcpy(out + pre, to);
+    strcat(out, at + strlen(from));
+    const char *dir = scratch(name);
+    mkcopy(dir, out);
+    size_t l;
+    char *w = tu_read_file(SRC "/model.safetensors", &l);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    tu_write_file(p, w, l);
+    expect_open_error(dir, needle1, needle2);
+    free(w); free(c); free(out);
+}
+
+static void test_hostile_config(void **state) {
+    config_case("arch", "\"model_type\": \"llama\"", "\"model_type\": \"bert\"", "config.json", "bert");
+    config_case("malformed", "\"hidden_size\": 64,", "\"hidden_size\": 64,,", "config.json", "malformed JSON");
+    config_case("type", "\"hidden_size\": 64", "\"hidden_size\": \"64\"", "config.json", "hidden_size");
+    config_case("neg", "\"num_hidden_layers\": 3", "\"num_hidden_layers\": -3", "config.json", "num_hidden_layers");
+    config_case("gqa", "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3", "config.json", "key/value heads 3");
+    config_case("dims", "\"hidden_size\": 64", "\"hidden_size\": 48", "model.safetensors", "config implies [512, 48]");
+    config_case("yarn", "\"rope_type\": \"default\"", "\"rope_type\": \"yarn\", \"factor\": 4.0", "config.json", "yarn");
+    config_case("dynamic", "\"rope_type\": \"default\"", "\"rope_type\": \"dynamic\", \"factor\": 2.0", "config.json", "dynamic");
+    config_case("nofactor", "\"rope_type\": \"default\"", "\"rope_type\": \"linear\"", "config.json", "factor");
+    config_case("empty", "{", "", "config.json", "JSON");
+}
+
+/* llama3 rope scaling is implemented: it loads and changes the numbers only at low frequency */
+static void test_llama3_rope(void **state) {
+    ModelConfig c;
+    char err[LCB_ERRLEN];
+    const char *js = "{\"model_type\":\"llama\",\"vocab_size\":10,\"hidden_size\":64,\"num_hidden_layers\":1,"
+                     "\"num_attention_heads\":1,\"intermediate_size\":8,\"rope_theta\":500000.0,"
+                     "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+                     "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}}";
+    if (config_parse(&c, js, "inline", err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(c.rope_type, ROPE_LLAMA3);
+    double f[32];
+    config_rope_inv_freq(&c, 0, f);
+    assert_true(fabs(f[0] - 1.0) < 1e-12);                 /* high frequency: unchanged */
+    double raw = 1.0 / pow(500000.0, 62.0 / 64);
+    assert_true(fabs(f[31] - raw / 8) < 1e-15);            /* low frequency: divided by factor */
+}
+
+/* random: shapes build, and refuse unknown names */
+static void test_random_models(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-tiny:7", NULL, err, sizeof err), 0);
+    assert_int_equal(m.cfg.dim, 64);
+    model_free(&m);
+    assert_int_equal(model_open(&m, "random:nope", NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown shape"));
+    assert_int_equal(model_open(&m, "random:llama-tiny:x", NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "seed"));
+    ModelConfig c;
+    assert_int_equal(config_random_shape(&c, "llama2-70b", err, sizeof err), 0);
+    uint64_t p = config_n_params(&c);
+    assert_true(p > 68e9 && p < 70e9);
+    assert_int_equal(config_random_shape(&c, "llama2-7b", err, sizeof err), 0);
+    p = config_n_params(&c);
+    assert_true(p > 6.6e9 && p < 6.8e9);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_f16),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_hostile_safetensors),
+        cmocka_unit_test(test_hostile_config),
+        cmocka_unit_test(test_llama3_rope),
+        cmocka_unit_test(test_random_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
