@@ -1,0 +1,220 @@
+/*
+ * test_strategies.c — cache policies beyond the fixtures: SPEC §2's own StreamingLLM example,
+ * an independent check of the re-assigned positions on a one-layer model, KV storage bounded
+ * by the policy over 100K tokens, spec parsing, and chunk-size independence on random models.
+ *
+ * One-layer check: in a one-layer model the key/value of token j depend only on x_j and the
+ * position it is rotated at, so step t under sink:S:W must equal a dense forward over exactly
+ * the tokens of A(t) at positions 0..|A(t)|-1.  That is SPEC §2 read literally, computed by a
+ * path (dense, no ring, no sink rotation) that shares nothing with the policy's bookkeeping.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "engine/common.h"
+#include "engine/model.h"
+#include "strategies/strategy.h"
+
+static Model one_layer(void) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, "random:llama-tiny:5", NULL, err, sizeof err)) fail_msg("%s", err);
+    m.cfg.n_layers = 1; /* use the first layer only (test-only truncation) */
+    return m;
+}
+
+static void logits_last(Model *m, const int32_t *ids, int n, float *out) {
+    char err[LCB_ERRLEN];
+    Strategy d;
+    assert_int_equal(strategy_parse(&d, "dense", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&d, m, err, sizeof err), 0);
+    float *lg = malloc((size_t)n * m->cfg.vocab * sizeof(float));
+    if (strategy_feed(&d, ids, n, lg, err, sizeof err)) fail_msg("%s", err);
+    memcpy(out, lg + (size_t)(n - 1) * m->cfg.vocab, m->cfg.vocab * sizeof(float));
+    free(lg);
+    strategy_end(&d);
+}
+
+/* A(t) of sink:S:W (window:W when S == 0), SPEC §2 */
+static int attend_set(int64_t S, int64_t W, int64_t t, int64_t *set) {
+    int k = 0;
+    for (int64_t j = 0; j < (S < t + 1 ? S : t + 1); j++) set[k++] = j;
+    for (int64_t j = (S > t - W ? S : t - W); j <= t; j++) set[k++] = j;
+    return k;
+}
+
+static void check_one_layer(const char *spec, int64_t S, int64_t W, size_t chunk) {
+    Model m = one_layer();
+    const int T = 40, V = m.cfg.vocab;
+    int32_t ids[40];
+    for (int i = 0; i < T; i++) ids[i] = (i * 131 + 7) % V;
+    char err[LCB_ERRLEN];
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, spec, err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    float *lg = malloc((size_t)T * V * sizeof(float)), *ref = malloc(V * sizeof(float));
+    for (int t0 = 0; t0 < T; t0 += (int)chunk) {
+        int n = T - t0 < (int)chunk ? T - t0 : (int)chunk;
+        if (strategy_feed(&s, ids + t0, n, lg + (size_t)t0 * V, err, sizeof err)) fail_msg("%s", err);
+    }
+    for (int t = 0; t < T; t++) {
+        int64_t set[64];
+        int k = attend_set(S, W, t, set);
+        int32_t sub[64];
+        for (int i = 0; i < k; i++) sub[i] = ids[set[i]];
+        logits_last(&m, sub, k, ref);
+        double d = 0;
+        for (int v = 0; v < V; v++) d = fmax(d, fabs(ref[v] - lg[(size_t)t * V + v]));
+        if (d > 1e-5) fail_msg("%s chunk %zu: step %d differs from a dense forward over A(t) by %g", spec, chunk, t, d);
+    }
+    strategy_end(&s);
+    free(lg); free(ref);
+    model_free(&m);
+}
+
+static void test_streamingllm_example(void **state) {
+    /* SPEC §2: cache [0,1,2,3,6,7,8] decoding token 9 is sink:4:3 at t=9, positions 0..7 */
+    int64_t set[16];
+    int k = attend_set(4, 3, 9, set);
+    int64_t want[] = {0, 1, 2, 3, 6, 7, 8, 9};
+    assert_int_equal(k, 8);
+    for (int i = 0; i < 8; i++) assert_int_equal(set[i], want[i]);
+    /* and the cache after 9 tokens holds exactly sinks 0..3 and ring positions 6, 7, 8 */
+    Model m = one_layer();
+    char err[LCB_ERRLEN];
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "sink:4:3", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    int32_t ids[9] = {1, 5, 9, 13, 17, 21, 25, 29, 33};
+    float *lg = malloc(9 * m.cfg.vocab * sizeof(float));
+    assert_int_equal(strategy_feed(&s, ids, 9, lg, err, sizeof err), 0);
+    int seen[16] = {0};
+    for (int slot = 0; slot < s.kv.cap; slot++) seen[s.kv.slot_pos[slot]] = 1;
+    assert_true(seen[6] && seen[7] && seen[8]);
+    assert_int_equal(s.kv.cap, 3);
+    assert_int_equal(s.kv.n_sink, 4);
+    free(lg);
+    strategy_end(&s);
+    model_free(&m);
+    /* the decode step itself: positions 0..7 with the query at 7 */
+    check_one_layer("sink:4:3", 4, 3, 1);
+}
+
+static void test_one_layer_exact(void **state) {
+    size_t chunks[] = {1, 3, 7, 40};
+    for (size_t i = 0; i < 4; i++) {
+        check_one_layer("sink:4:3", 4, 3, chunks[i]);
+        check_one_layer("sink:1:8", 1, 8, chunks[i]);
+        check_one_layer("sink:2:0", 2, 0, chunks[i]);
+        check_one_layer("window:5", 0, 5, chunks[i]);
+        check_one_layer("window:0", 0, 0, chunks[i]);
+    }
+}
+
+/* 100K tokens through sink:4:64: KV bytes flat after the cache fills, equal to the formula */
+static void test_kv_flat(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-tiny:3", NULL, err, sizeof err), 0);
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "sink:4:64", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    const int chunk = 512, V = m.cfg.vocab;
+    int32_t ids[512];
+    float *lg = malloc((size_t)chunk * V * sizeof(float));
+    uint64_t first = 0;
+    size_t kv_peak_first = 0;
+    for (int64_t t0 = 0; t0 < 100000; t0 += chunk) {
+        for (int i = 0; i < chunk; i++) ids[i] = (int32_t)((t0 + i) * 2654435761u % V);
+        if (strategy_feed(&s, ids, chunk, lg, err, sizeof err)) fail_msg("%s", err);
+        uint64_t now = strategy_kv_bytes_allocated(&s);
+        if (t0 == 0) { first = now; kv_peak_first = lcb_mem_peak(LCB_MEM_KV); }
+        assert_int_equal(now, first);
+        /* what the policy needs (S + W tokens) is what it holds, plus the slot table */
+        assert_true(now >= strategy_kv_bytes_formula(&s, t0 + chunk));
+        assert_true(now <= strategy_kv_bytes_formula(&s, t0 + chunk) + 65 * sizeof(int64_t));
+    }
+    assert_int_equal(lcb_mem_peak(LCB_MEM_KV), kv_peak_first);
+    assert_int_equal(strategy_kv_bytes_formula(&s, 100000), 2ull * 2 * 32 * 4 * 68); /* K+V x 2 layers x kv_dim 32 x fp32 x (4 + 64) */
+    free(lg);
+    strategy_end(&s);
+    model_free(&m);
+}
+
+/* chunk-size independence on a multi-layer random model, for every cached policy */
+static void test_chunk_independence(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-1m:9", NULL, err, sizeof err), 0);
+    const size_t T = 300;
+    int32_t ids[300];
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 7919 + 3) % m.cfg.vocab);
+    const char *specs[] = {"dense", "window:37", "sink:4:50", "sink:1:7", "longlora:2", "recompute:20"};
+    double *a = malloc(T * sizeof *a), *b = malloc(T * sizeof *b);
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        Strategy s;
+        assert_int_equal(strategy_parse(&s, specs[k], err, sizeof err), 0);
+        if (strategy_score(&s, &m, ids, T, 1, a, err, sizeof err)) fail_msg("%s", err);
+        size_t chunks[] = {2, 13, 64, 0};
+        for (size_t c = 0; c < 4; c++) {
+            assert_int_equal(strategy_parse(&s, specs[k], err, sizeof err), 0);
+            if (strategy_score(&s, &m, ids, T, chunks[c], b, err, sizeof err)) fail_msg("%s", err);
+            for (size_t t = 0; t + 1 < T; t++)
+                if (fabs(a[t] - b[t]) > 1e-4) fail_msg("%s: chunk %zu step %zu: %g vs chunk 1: %g", specs[k], chunks[c], t, b[t], a[t]);
+        }
+    }
+    free(a); free(b);
+    model_free(&m);
+}
+
+static void expect_parse_error(const char *spec, const char *needle) {
+    Strategy s;
+    char err[LCB_ERRLEN] = "";
+    if (strategy_parse(&s, spec, err, sizeof err) == 0) fail_msg("spec \"%s\" was accepted", spec);
+    if (!strstr(err, needle)) fail_msg("spec \"%s\": message \"%s\" lacks \"%s\"", spec, err, needle);
+}
+
+static void test_spec_parsing(void **state) {
+    expect_parse_error("", "empty");
+    expect_parse_error("nope", "unknown policy");
+    expect_parse_error("sink:4", "sink:S:W");
+    expect_parse_error("sink:4:x", "W");
+    expect_parse_error("sink:-1:10", "S");
+    expect_parse_error("window", "window:W");
+    expect_parse_error("window:10:3", "window:W");
+    expect_parse_error("window::3", "empty");
+    expect_parse_error("dense:3", "no arguments");
+    expect_parse_error("s2:15", "even");
+    expect_parse_error("longlora:0.5", ">= 1");
+    expect_parse_error("recompute:0", "W");
+    Strategy s;
+    char err[LCB_ERRLEN];
+    assert_int_equal(strategy_parse(&s, "sink:4:1020", err, sizeof err), 0);
+    assert_int_equal(s.n_sink, 4);
+    assert_int_equal(s.window, 1020);
+    /* longlora without a factor needs one in the config */
+    Model m;
+    assert_int_equal(model_open(&m, "random:llama-tiny", NULL, err, sizeof err), 0);
+    assert_int_equal(strategy_parse(&s, "longlora", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "longlora:F"));
+    /* s2 refuses a length that is not a multiple of G */
+    int32_t ids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    double nll[10];
+    assert_int_equal(strategy_parse(&s, "s2:4", err, sizeof err), 0);
+    assert_int_equal(strategy_score(&s, &m, ids, 10, 0, nll, err, sizeof err), -1);
+    assert_non_null(strstr(err, "multiple of the group size 4"));
+    model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_streamingllm_example),
+        cmocka_unit_test(test_one_layer_exact),
+        cmocka_unit_test(test_kv_flat),
+        cmocka_unit_test(test_chunk_independence),
+        cmocka_unit_test(test_spec_parsing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
