@@ -374,6 +374,56 @@ static void test_tiny_bytelevel(void **state) {
     tokenizer_free(t);
 }
 
+/* A hand-made tokenizer exercising the other supported parts: Sequence normalizer (Strip,
+ * Lowercase, Replace with a Regex), Sequence pre-tokenizer (WhitespaceSplit, Punctuation,
+ * Digits), fused unk, added tokens with lstrip / single_word / normalized, RobertaProcessing,
+ * and no decoder (tokens joined by spaces). Expected ids follow HF's documented semantics. */
+static const char *TINY_MISC =
+    "{\"added_tokens\": ["
+    "  {\"id\": 1, \"content\": \"<cls>\", \"special\": true, \"normalized\": false},"
+    "  {\"id\": 2, \"content\": \"<sep>\", \"special\": true, \"normalized\": false},"
+    "  {\"id\": 11, \"content\": \"[MASK]\", \"special\": true, \"normalized\": false, \"lstrip\": true},"
+    "  {\"id\": 12, \"content\": \"WOW\", \"special\": false, \"normalized\": true, \"single_word\": true}],"
+    " \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Strip\", \"strip_left\": true,"
+    "   \"strip_right\": true}, {\"type\": \"Lowercase\"}, {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\d\"},"
+    "   \"content\": \"#\"}]},"
+    " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"WhitespaceSplit\"},"
+    "   {\"type\": \"Punctuation\", \"behavior\": \"Isolated\"}, {\"type\": \"Digits\", \"individual_digits\": true}]},"
+    " \"post_processor\": {\"type\": \"RobertaProcessing\", \"sep\": [\"<sep>\", 2], \"cls\": [\"<cls>\", 1],"
+    "   \"trim_offsets\": true, \"add_prefix_space\": false},"
+    " \"decoder\": null,"
+    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true,"
+    "   \"vocab\": {\"<unk>\": 0, \"<cls>\": 1, \"<sep>\": 2, \"h\": 3, \"e\": 4, \"y\": 5, \"he\": 6, \"hey\": 7,"
+    "     \"!\": 8, \",\": 9, \"#\": 10},"
+    "   \"merges\": [\"h e\", \"he y\"]}}";
+
+static void test_tiny_misc(void **state) {
+    (void)state;
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/tiny_misc.json", tu_tmpdir());
+    tu_write_file(path, TINY_MISC, strlen(TINY_MISC));
+    Tokenizer *t = load_ok(path);
+    assert_int_equal(tokenizer_bos_id(t), 1);
+    assert_int_equal(tokenizer_eos_id(t), 2);
+    assert_int_equal(tokenizer_vocab_size(t), 13);
+    const char *text = "  HEY, hey!  [MASK] 12 q wowx wow";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), 1, &ids, &n, err, sizeof err), 0);
+    int32_t want[] = {1, 7, 9, 7, 8, 11, 10, 10, 0, 0, 12, 2};
+    check_ids("misc", "text", "ids_with_special", ids, n, want, 12);
+    char *s = NULL;
+    size_t len;
+    assert_int_equal(tokenizer_decode(t, ids, n, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "<cls> hey , hey ! [MASK] # # <unk> <unk> wow <sep>");
+    free(s);
+    assert_int_equal(tokenizer_decode(t, ids, n, 1, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "hey , hey ! # # <unk> <unk> wow");
+    free(s);
+    free(ids);
+    tokenizer_free(t);
+}
+
 /* Metaspace pre-tokenizer (older Llama/Mistral files) built from the Mistral vocab: must give
  * the same ids as the Prepend/Replace normalizer form on text without added tokens. */
 static void test_metaspace_form(void **state) {
@@ -507,7 +557,7 @@ int main(void) {
         cmocka_unit_test(test_mistral_cases),  cmocka_unit_test(test_llama3_cases),
         cmocka_unit_test(test_special_ids),    cmocka_unit_test(test_empty_text),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_folder_path),
-        cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form),
+        cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form), cmocka_unit_test(test_tiny_misc),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
