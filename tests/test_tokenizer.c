@@ -1,0 +1,564 @@
+/*
+ * test_tokenizer.c — cmocka tests of engine/tokenizer.c.
+ *
+ * Why: lcbench's token counts must equal HF `tokenizers` (0.23).  The ground truth is
+ * tests/fixtures/tokenizer/{mistral,llama3}_cases.jsonl (made with HF tokenizers; fields
+ * label, text, ids, ids_with_special, decoded): every case must give exactly `ids` without
+ * special tokens, `ids_with_special` with them, and `decoded` from decode(ids).  Also covered:
+ * error paths (missing file, malformed JSON, unsupported model, bad ids, bad regex, bad
+ * merges), empty text, a folder path, and a tiny hand-made byte-level tokenizer.json.
+ * Run from the repository root.  Set LCB_TOK_BENCH=1 to print encode speed.
+ */
+#include "engine/tokenizer.h"
+#include "tests/testutil.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+#define TOKDIR FIXTURES "/tokenizer"
+
+static Tokenizer *load_ok(const char *path) {
+    char err[512] = {0};
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    if (!t) fail_msg("load %s: %s", path, err);
+    return t;
+}
+
+static int32_t *json_ids(const cJSON *arr, size_t *n) {
+    assert_true(cJSON_IsArray(arr));
+    *n = (size_t)cJSON_GetArraySize(arr);
+    int32_t *v = malloc((*n + 1) * sizeof *v);
+    assert_non_null(v);
+    size_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) v[i++] = (int32_t)e->valuedouble;
+    return v;
+}
+
+static void check_ids(const char *model, const char *label, const char *what, const int32_t *got, size_t ngot,
+                      const int32_t *want, size_t nwant) {
+    size_t i = 0;
+    while (i < ngot && i < nwant && got[i] == want[i]) i++;
+    if (i == ngot && i == nwant) return;
+    fail_msg("%s/%s %s: %zu ids, want %zu; first difference at %zu (got %d, want %d)", model, label, what, ngot,
+             nwant, i, i < ngot ? got[i] : -1, i < nwant ? want[i] : -1);
+}
+
+/* Runs every case of <model>_cases.jsonl against <model>_tokenizer.json; returns the count. */
+static int run_cases(const char *model) {
+    char path[256], cases[256], err[512];
+    snprintf(path, sizeof path, TOKDIR "/%s_tokenizer.json", model);
+    snprintf(cases, sizeof cases, TOKDIR "/%s_cases.jsonl", model);
+    Tokenizer *t = load_ok(path);
+    char *all = tu_read_file(cases, NULL);
+    int count = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!*line) continue;
+        cJSON *c = cJSON_Parse(line);
+        if (!c) fail_msg("%s: malformed line %d", cases, count + 1);
+        const char *label = cJSON_GetObjectItem(c, "label")->valuestring;
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const char *decoded = cJSON_GetObjectItem(c, "decoded")->valuestring;
+        size_t nwant, nwant_s;
+        int32_t *want = json_ids(cJSON_GetObjectItem(c, "ids"), &nwant);
+        int32_t *want_s = json_ids(cJSON_GetObjectItem(c, "ids_with_special"), &nwant_s);
+        int32_t *got = NULL;
+        size_t ngot = 0;
+        if (tokenizer_encode(t, text, strlen(text), 0, &got, &ngot, err, sizeof err))
+            fail_msg("%s/%s encode: %s", model, label, err);
+        check_ids(model, label, "ids", got, ngot, want, nwant);
+        free(got);
+        if (tokenizer_encode(t, text, strlen(text), 1, &got, &ngot, err, sizeof err))
+            fail_msg("%s/%s encode(special): %s", model, label, err);
+        check_ids(model, label, "ids_with_special", got, ngot, want_s, nwant_s);
+        free(got);
+        char *dec = NULL;
+        size_t dlen = 0;
+        if (tokenizer_decode(t, want, nwant, 0, &dec, &dlen, err, sizeof err))
+            fail_msg("%s/%s decode: %s", model, label, err);
+        if (dlen != strlen(decoded) || memcmp(dec, decoded, dlen) != 0)
+            fail_msg("%s/%s decode: got \"%.80s\"... (%zu bytes), want \"%.80s\"... (%zu bytes)", model, label, dec,
+                     dlen, decoded, strlen(decoded));
+        free(dec);
+        /* skip_special on ids_with_special drops the added BOS/EOS: same text unless the text
+         * itself spelled special tokens */
+        if (!strstr(text, "<s>") && !strstr(text, "</s>") && !strstr(text, "<|")) {
+            if (tokenizer_decode(t, want_s, nwant_s, 1, &dec, &dlen, err, sizeof err))
+                fail_msg("%s/%s decode(skip_special): %s", model, label, err);
+            if (dlen != strlen(decoded) || memcmp(dec, decoded, dlen) != 0)
+                fail_msg("%s/%s decode(skip_special) differs: \"%.80s\"", model, label, dec);
+            free(dec);
+        }
+        free(want);
+        free(want_s);
+        cJSON_Delete(c);
+        count++;
+    }
+    free(all);
+    tokenizer_free(t);
+    return count;
+}
+
+static void test_mistral_cases(void **state) {
+    (void)state;
+    int n = run_cases("mistral");
+    assert_int_equal(n, 15);
+    print_message("mistral: %d cases match\n", n);
+}
+
+static void test_llama3_cases(void **state) {
+    (void)state;
+    int n = run_cases("llama3");
+    assert_int_equal(n, 15);
+    print_message("llama3: %d cases match\n", n);
+}
+
+static void test_special_ids(void **state) {
+    (void)state;
+    Tokenizer *m = load_ok(TOKDIR "/mistral_tokenizer.json");
+    assert_int_equal(tokenizer_bos_id(m), 1);
+    assert_int_equal(tokenizer_eos_id(m), 2);
+    assert_int_equal(tokenizer_vocab_size(m), 32000);
+    assert_string_equal(tokenizer_id_to_token(m, 1), "<s>");
+    assert_string_equal(tokenizer_id_to_token(m, 3), "<0x00>");
+    assert_null(tokenizer_id_to_token(m, 32000));
+    assert_null(tokenizer_id_to_token(m, -1));
+    /* decode with skip_special drops literal specials too */
+    int32_t ids[] = {1, 264, 28705, 2};
+    char *s = NULL, err[256];
+    size_t n;
+    assert_int_equal(tokenizer_decode(m, ids, 4, 1, &s, &n, err, sizeof err), 0);
+    assert_string_equal(s, "a ");
+    free(s);
+    assert_int_equal(tokenizer_decode(m, ids, 4, 0, &s, &n, err, sizeof err), 0);
+    assert_string_equal(s, "<s> a </s>");
+    free(s);
+    /* a lone continuation byte decodes to U+FFFD; bytes of a valid char to the char */
+    int32_t bad[] = {3 + 0x80, 264};
+    assert_int_equal(tokenizer_decode(m, bad, 2, 0, &s, &n, err, sizeof err), 0);
+    assert_string_equal(s, "\xEF\xBF\xBD a");
+    free(s);
+    tokenizer_free(m);
+
+    Tokenizer *l = load_ok(TOKDIR "/llama3_tokenizer.json");
+    assert_int_equal(tokenizer_bos_id(l), 128000);
+    assert_int_equal(tokenizer_eos_id(l), 128001);
+    assert_int_equal(tokenizer_vocab_size(l), 128256);
+    /* special tokens in text are matched (split_special_tokens=False) */
+    const char *txt = "<|begin_of_text|>Hi<|eot_id|>";
+    int32_t *ids2 = NULL;
+    size_t n2 = 0;
+    assert_int_equal(tokenizer_encode(l, txt, strlen(txt), 0, &ids2, &n2, err, sizeof err), 0);
+    assert_int_equal(n2, 3);
+    assert_int_equal(ids2[0], 128000);
+    assert_int_equal(ids2[2], 128009);
+    assert_int_equal(tokenizer_decode(l, ids2, n2, 1, &s, &n, err, sizeof err), 0);
+    assert_string_equal(s, "Hi");
+    free(s);
+    assert_int_equal(tokenizer_decode(l, ids2, n2, 0, &s, &n, err, sizeof err), 0);
+    assert_string_equal(s, txt);
+    free(s);
+    free(ids2);
+    /* a lone byte of a multi-byte char decodes lossily */
+    int32_t lone[] = {127};    /* byte 0xC2 ... whatever it is, decode must give valid UTF-8 */
+    assert_int_equal(tokenizer_decode(l, lone, 1, 0, &s, &n, err, sizeof err), 0);
+    free(s);
+    tokenizer_free(l);
+}
+
+static void test_empty_text(void **state) {
+    (void)state;
+    char err[256];
+    int32_t *ids = NULL;
+    size_t n = 99;
+    Tokenizer *m = load_ok(TOKDIR "/mistral_tokenizer.json");
+    assert_int_equal(tokenizer_encode(m, "", 0, 0, &ids, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    free(ids);
+    assert_int_equal(tokenizer_encode(m, NULL, 0, 1, &ids, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    char *s = NULL;
+    size_t len = 9;
+    assert_int_equal(tokenizer_decode(m, NULL, 0, 0, &s, &len, err, sizeof err), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(s, "");
+    free(s);
+    tokenizer_free(m);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    char err[512] = {0};
+    const char *dir = tu_tmpdir();
+    char path[512];
+
+    assert_null(tokenizer_load("tests/fixtures/tokenizer/nope.json", err, sizeof err));
+    assert_non_null(strstr(err, "nope.json"));
+
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    tu_write_file(path, "{\"model\": {", 11);
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "bad.json"));
+    assert_non_null(strstr(err, "malformed JSON"));
+
+    snprintf(path, sizeof path, "%s/wp.json", dir);
+    const char *wp = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}";
+    tu_write_file(path, wp, strlen(wp));
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "wp.json"));
+    assert_non_null(strstr(err, "model.type"));
+    assert_non_null(strstr(err, "WordPiece"));
+
+    snprintf(path, sizeof path, "%s/uni.json", dir);
+    const char *uni = "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}";
+    tu_write_file(path, uni, strlen(uni));
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "Unigram"));
+
+    snprintf(path, sizeof path, "%s/nomodel.json", dir);
+    tu_write_file(path, "{}", 2);
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "'model'"));
+
+    snprintf(path, sizeof path, "%s/badmerge.json", dir);
+    const char *bm = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}";
+    tu_write_file(path, bm, strlen(bm));
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "model.merges[0]"));
+
+    snprintf(path, sizeof path, "%s/badre.json", dir);
+    const char *br = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                     " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"},"
+                     " \"behavior\": \"Isolated\"}}";
+    tu_write_file(path, br, strlen(br));
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "pre_tokenizer"));
+    assert_non_null(strstr(err, "regex"));
+
+    snprintf(path, sizeof path, "%s/badnorm.json", dir);
+    const char *bn = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                     " \"normalizer\": {\"type\": \"BertNormalizer\"}}";
+    tu_write_file(path, bn, strlen(bn));
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "normalizer"));
+
+    /* ids out of the vocabulary */
+    Tokenizer *m = load_ok(TOKDIR "/mistral_tokenizer.json");
+    int32_t ids[] = {1, 32000};
+    char *s = (char *)1;
+    size_t n;
+    assert_int_not_equal(tokenizer_decode(m, ids, 2, 0, &s, &n, err, sizeof err), 0);
+    assert_non_null(strstr(err, "32000"));
+    assert_null(s);
+    int32_t neg[] = {-5};
+    assert_int_not_equal(tokenizer_decode(m, neg, 1, 0, &s, &n, err, sizeof err), 0);
+    assert_non_null(strstr(err, "-5"));
+    /* invalid UTF-8 text */
+    int32_t *out = NULL;
+    assert_int_not_equal(tokenizer_encode(m, "a\xff", 2, 0, &out, &n, err, sizeof err), 0);
+    assert_non_null(strstr(err, "UTF-8"));
+    tokenizer_free(m);
+}
+
+static void test_folder_path(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/folder", tu_tmpdir());
+    mkdir(path, 0700);
+    char file[600];
+    snprintf(file, sizeof file, "%s/tokenizer.json", path);
+    size_t n;
+    char *data = tu_read_file(TOKDIR "/mistral_tokenizer.json", &n);
+    tu_write_file(file, data, n);
+    free(data);
+    Tokenizer *t = load_ok(path);
+    int32_t *ids = NULL;
+    size_t k;
+    char err[256];
+    assert_int_equal(tokenizer_encode(t, "Hello", 5, 1, &ids, &k, err, sizeof err), 0);
+    assert_true(k >= 2);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    tokenizer_free(t);
+    /* an empty folder names the missing tokenizer.json */
+    snprintf(path, sizeof path, "%s/emptyfolder", tu_tmpdir());
+    mkdir(path, 0700);
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "emptyfolder/tokenizer.json"));
+}
+
+/* A tiny GPT-2 style byte-level tokenizer: "Ġ" is the byte-level form of a space. */
+static const char *TINY_BL =
+    "{\"version\": \"1.0\","
+    " \"added_tokens\": [{\"id\": 0, \"content\": \"<s>\", \"single_word\": false, \"lstrip\": false,"
+    "   \"rstrip\": false, \"normalized\": false, \"special\": true}],"
+    " \"normalizer\": null,"
+    " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true,"
+    "   \"use_regex\": true},"
+    " \"post_processor\": {\"type\": \"TemplateProcessing\","
+    "   \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}],"
+    "   \"pair\": [], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [0], \"tokens\": [\"<s>\"]}}},"
+    " \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true},"
+    " \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"fuse_unk\": false,"
+    "   \"byte_fallback\": false, \"ignore_merges\": false,"
+    "   \"vocab\": {\"<s>\": 0, \"h\": 1, \"e\": 2, \"l\": 3, \"o\": 4, \"Ġ\": 5, \"w\": 6, \"r\": 7, \"d\": 8,"
+    "     \"he\": 9, \"ll\": 10, \"hell\": 11, \"hello\": 12, \"Ġw\": 13, \"or\": 14, \"Ġwor\": 15, \"Ġworld\": 16,"
+    "     \"!\": 17, \"Ã\": 18, \"©\": 19, \"Ã©\": 20, \"'\": 21, \"s\": 22},"
+    "   \"merges\": [[\"h\", \"e\"], [\"l\", \"l\"], [\"he\", \"ll\"], [\"hell\", \"o\"], [\"Ġ\", \"w\"],"
+    "     [\"o\", \"r\"], \"Ġw or\", [\"Ġwor\", \"ld\"], [\"Ã\", \"©\"]]}}";
+
+static void test_tiny_bytelevel(void **state) {
+    (void)state;
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/tiny_bl.json", tu_tmpdir());
+    tu_write_file(path, TINY_BL, strlen(TINY_BL));
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    /* "Ġwor ld" merge needs "ld", which is not in the vocab: must be a load error */
+    assert_null(t);
+    assert_non_null(strstr(err, "model.merges[7]"));
+
+    /* Build a consistent version: replace the bad merge by one whose result exists. */
+    const char *good_merges = "[[\"h\", \"e\"], [\"l\", \"l\"], [\"he\", \"ll\"], [\"hell\", \"o\"], [\"Ġ\", \"w\"],"
+                              " [\"o\", \"r\"], \"Ġw or\", [\"Ã\", \"©\"]]}}";
+    const char *m = strstr(TINY_BL, "\"merges\": ");
+    size_t head = (size_t)(m - TINY_BL) + strlen("\"merges\": ");
+    char *json = malloc(head + strlen(good_merges) + 1);
+    assert_non_null(json);
+    memcpy(json, TINY_BL, head);
+    strcpy(json + head, good_merges);
+    tu_write_file(path, json, strlen(json));
+    free(json);
+    t = load_ok(path);
+    assert_int_equal(tokenizer_bos_id(t), 0);
+    assert_int_equal(tokenizer_vocab_size(t), 23);
+
+    const char *text = "hello world!";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), 0, &ids, &n, err, sizeof err), 0);
+    /* hello | Ġworld -> Ġwor l d | ! */
+    int32_t want[] = {12, 15, 3, 8, 17};
+    check_ids("tiny", "hello", "ids", ids, n, want, 5);
+    free(ids);
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), 1, &ids, &n, err, sizeof err), 0);
+    int32_t want_s[] = {0, 12, 15, 3, 8, 17};
+    check_ids("tiny", "hello", "ids_with_special", ids, n, want_s, 6);
+    char *s = NULL;
+    size_t len;
+    assert_int_equal(tokenizer_decode(t, ids, n, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "<s>hello world!");
+    free(s);
+    assert_int_equal(tokenizer_decode(t, ids, n, 1, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, text);
+    free(s);
+    free(ids);
+
+    /* é is bytes C3 A9 -> "Ã©" merged; "'s" is split by the GPT-2 regex; unknown chars vanish
+     * (no unk token) */
+    const char *t2 = "\xc3\xa9's<s>";
+    assert_int_equal(tokenizer_encode(t, t2, strlen(t2), 0, &ids, &n, err, sizeof err), 0);
+    int32_t want2[] = {20, 21, 22, 0};
+    check_ids("tiny", "accent", "ids", ids, n, want2, 4);
+    assert_int_equal(tokenizer_decode(t, ids, n, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, t2);
+    free(s);
+    /* half a character: lossy U+FFFD */
+    int32_t half[] = {18, 17};
+    assert_int_equal(tokenizer_decode(t, half, 2, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "\xEF\xBF\xBD!");
+    free(s);
+    free(ids);
+    tokenizer_free(t);
+}
+
+/* A hand-made tokenizer exercising the other supported parts: Sequence normalizer (Strip,
+ * Lowercase, Replace with a Regex), Sequence pre-tokenizer (WhitespaceSplit, Punctuation,
+ * Digits), fused unk, added tokens with lstrip / single_word / normalized, RobertaProcessing,
+ * and no decoder (tokens joined by spaces). Expected ids follow HF's documented semantics. */
+static const char *TINY_MISC =
+    "{\"added_tokens\": ["
+    "  {\"id\": 1, \"content\": \"<cls>\", \"special\": true, \"normalized\": false},"
+    "  {\"id\": 2, \"content\": \"<sep>\", \"special\": true, \"normalized\": false},"
+    "  {\"id\": 11, \"content\": \"[MASK]\", \"special\": true, \"normalized\": false, \"lstrip\": true},"
+    "  {\"id\": 12, \"content\": \"WOW\", \"special\": false, \"normalized\": true, \"single_word\": true}],"
+    " \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Strip\", \"strip_left\": true,"
+    "   \"strip_right\": true}, {\"type\": \"Lowercase\"}, {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\d\"},"
+    "   \"content\": \"#\"}]},"
+    " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"WhitespaceSplit\"},"
+    "   {\"type\": \"Punctuation\", \"behavior\": \"Isolated\"}, {\"type\": \"Digits\", \"individual_digits\": true}]},"
+    " \"post_processor\": {\"type\": \"RobertaProcessing\", \"sep\": [\"<sep>\", 2], \"cls\": [\"<cls>\", 1],"
+    "   \"trim_offsets\": true, \"add_prefix_space\": false},"
+    " \"decoder\": null,"
+    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true,"
+    "   \"vocab\": {\"<unk>\": 0, \"<cls>\": 1, \"<sep>\": 2, \"h\": 3, \"e\": 4, \"y\": 5, \"he\": 6, \"hey\": 7,"
+    "     \"!\": 8, \",\": 9, \"#\": 10},"
+    "   \"merges\": [\"h e\", \"he y\"]}}";
+
+static void test_tiny_misc(void **state) {
+    (void)state;
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/tiny_misc.json", tu_tmpdir());
+    tu_write_file(path, TINY_MISC, strlen(TINY_MISC));
+    Tokenizer *t = load_ok(path);
+    assert_int_equal(tokenizer_bos_id(t), 1);
+    assert_int_equal(tokenizer_eos_id(t), 2);
+    assert_int_equal(tokenizer_vocab_size(t), 13);
+    const char *text = "  HEY, hey!  [MASK] 12 q wowx wow";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), 1, &ids, &n, err, sizeof err), 0);
+    int32_t want[] = {1, 7, 9, 7, 8, 11, 10, 10, 0, 0, 12, 2};
+    check_ids("misc", "text", "ids_with_special", ids, n, want, 12);
+    char *s = NULL;
+    size_t len;
+    assert_int_equal(tokenizer_decode(t, ids, n, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "<cls> hey , hey ! [MASK] # # <unk> <unk> wow <sep>");
+    free(s);
+    assert_int_equal(tokenizer_decode(t, ids, n, 1, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "hey , hey ! # # <unk> <unk> wow");
+    free(s);
+    free(ids);
+    tokenizer_free(t);
+}
+
+/* Metaspace pre-tokenizer (older Llama/Mistral files) built from the Mistral vocab: must give
+ * the same ids as the Prepend/Replace normalizer form on text without added tokens. */
+static void test_metaspace_form(void **state) {
+    (void)state;
+    size_t n;
+    char *data = tu_read_file(TOKDIR "/mistral_tokenizer.json", &n);
+    cJSON *j = cJSON_Parse(data);
+    free(data);
+    assert_non_null(j);
+    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
+    cJSON *pre = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "Metaspace");
+    cJSON_AddStringToObject(pre, "replacement", "\xe2\x96\x81");
+    cJSON_AddStringToObject(pre, "prepend_scheme", "first");
+    cJSON_AddBoolToObject(pre, "split", 0);
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", pre);
+    cJSON *dec = cJSON_CreateObject();
+    cJSON_AddStringToObject(dec, "type", "Metaspace");
+    cJSON_AddStringToObject(dec, "replacement", "\xe2\x96\x81");
+    cJSON_AddStringToObject(dec, "prepend_scheme", "first");
+    cJSON_AddBoolToObject(dec, "split", 0);
+    cJSON_ReplaceItemInObject(j, "decoder", dec);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/metaspace.json", tu_tmpdir());
+    tu_write_file(path, out, strlen(out));
+    free(out);
+    Tokenizer *ms = load_ok(path);
+    Tokenizer *ref = load_ok(TOKDIR "/mistral_tokenizer.json");
+    const char *texts[] = {"Hello world, this is  a test.", "tabs\tand\nlines", "naïve café 日本", "x"};
+    for (int i = 0; i < 4; i++) {
+        int32_t *a = NULL, *b = NULL;
+        size_t na, nb;
+        assert_int_equal(tokenizer_encode(ms, texts[i], strlen(texts[i]), 1, &a, &na, err, sizeof err), 0);
+        assert_int_equal(tokenizer_encode(ref, texts[i], strlen(texts[i]), 1, &b, &nb, err, sizeof err), 0);
+        check_ids("metaspace", texts[i], "ids", a, na, b, nb);
+        char *s = NULL;
+        size_t len;
+        assert_int_equal(tokenizer_decode(ms, a + 1, na - 1, 0, &s, &len, err, sizeof err), 0);
+        /* the Metaspace decoder drops every ▁ of the first token and, having no ByteFallback,
+         * leaves <0x09>-style tokens as they are */
+        if (i != 1) assert_string_equal(s, texts[i]);
+        else assert_string_equal(s, "tabs<0x09>and<0x0A>lines");
+        free(s);
+        free(a);
+        free(b);
+    }
+    /* "first": the piece after an added token gets no ▁ */
+    const char *t3 = "<s>hi";
+    int32_t *a = NULL;
+    size_t na;
+    assert_int_equal(tokenizer_encode(ms, t3, strlen(t3), 0, &a, &na, err, sizeof err), 0);
+    assert_true(na >= 2);
+    assert_int_equal(a[0], 1);
+    assert_string_not_equal(tokenizer_id_to_token(ms, a[1]), "\xe2\x96\x81hi");
+    free(a);
+    tokenizer_free(ms);
+    tokenizer_free(ref);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Load time and encode speed on ~1 MB of the fixture texts (printed, loosely bounded). */
+static void test_speed(void **state) {
+    (void)state;
+    const char *models[] = {"mistral", "llama3"};
+    for (int mi = 0; mi < 2; mi++) {
+        char path[256], cases[256], err[256];
+        snprintf(path, sizeof path, TOKDIR "/%s_tokenizer.json", models[mi]);
+        snprintf(cases, sizeof cases, TOKDIR "/%s_cases.jsonl", models[mi]);
+        double t0 = now_s();
+        Tokenizer *t = load_ok(path);
+        double t_load = now_s() - t0;
+        /* concatenate the case texts until ~1 MB */
+        char *all = tu_read_file(cases, NULL);
+        char *big = NULL;
+        size_t nbig = 0;
+        char *save = NULL;
+        char *texts = strdup(all);
+        assert_non_null(texts);
+        for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            cJSON *c = cJSON_Parse(line);
+            const char *s = cJSON_GetObjectItem(c, "text")->valuestring;
+            size_t k = strlen(s);
+            if (strstr(s, "<s>")) k = 0; /* literal specials do not round-trip */
+            big = realloc(big, nbig + k + 2);
+            assert_non_null(big);
+            memcpy(big + nbig, s, k);
+            nbig += k;
+            big[nbig++] = '\n';
+            cJSON_Delete(c);
+        }
+        free(texts);
+        free(all);
+        size_t one = nbig;
+        const char *bench = getenv("LCB_TOK_BENCH");
+        size_t target = bench ? (1u << 20) : (1u << 18);
+        while (nbig < target) {
+            big = realloc(big, nbig + one);
+            assert_non_null(big);
+            memcpy(big + nbig, big, one);
+            nbig += one;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        t0 = now_s();
+        assert_int_equal(tokenizer_encode(t, big, nbig, 0, &ids, &n, err, sizeof err), 0);
+        double t_enc = now_s() - t0;
+        print_message("%s: load %.3f s, encode %zu bytes -> %zu ids in %.3f s (%.2f MB/s)\n", models[mi], t_load,
+                      nbig, n, t_enc, (double)nbig / 1e6 / t_enc);
+        /* round trip through decode */
+        char *s = NULL;
+        size_t len;
+        assert_int_equal(tokenizer_decode(t, ids, n, 0, &s, &len, err, sizeof err), 0);
+        assert_int_equal(len, nbig);
+        assert_memory_equal(s, big, nbig);
+        free(s);
+        free(ids);
+        free(big);
+        tokenizer_free(t);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mistral_cases),  cmocka_unit_test(test_llama3_cases),
+        cmocka_unit_test(test_special_ids),    cmocka_unit_test(test_empty_text),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_folder_path),
+        cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form), cmocka_unit_test(test_tiny_misc),
+        cmocka_unit_test(test_speed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
