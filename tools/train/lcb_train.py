@@ -394,7 +394,7 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
     rng = np.random.default_rng(a.seed)
     decay = [p for n, p in params if p.dim() == 2 and "embed" not in n]
     no_decay = [p for n, p in params if not (p.dim() == 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=peak_lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     fwd = torch.compile(model) if a.compile else model
     step, seen, t0 = 0, 0, time.time()
@@ -428,7 +428,12 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
                 vl = evaluate(model, val, npre, s2=0)
                 trl = torch.stack(recent[-a.eval_every:]).mean().item()
                 hist.append({"step": step, "tokens": seen, "train_loss": trl, "val_loss": vl, "t": round(time.time() - t0, 1)})
-                log(f"{tag} EVAL step {step} train {trl:.4f} val {vl:.4f}")
+                ex = ""
+                if s2 and a.eval_s2:
+                    vs = evaluate(model, val, npre, s2=s2, bs=8)
+                    hist[-1]["val_loss_s2"] = vs
+                    ex = f" val_s2 {vs:.4f}"
+                log(f"{tag} EVAL step {step} train {trl:.4f} val {vl:.4f}{ex}")
                 if vl < best[0] - 1e-4:
                     best = (vl, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, trl, seen)
                     bad = 0
@@ -482,7 +487,7 @@ def cmd_longlora(a):
     assert not unexpected and all("lora_" in m for m in missing), (missing, unexpected)
     n = model.n_params()
     for nme, p in model.named_parameters():
-        p.requires_grad = ("lora_" in nme) or ("embed" in nme) or ("norm" in nme)
+        p.requires_grad = ("lora_" in nme) or ("embed" in nme and not a.freeze_embed) or ("norm" in nme)
     params = [(nme, p) for nme, p in model.named_parameters() if p.requires_grad]
     log(f"longlora from {a.base}: params {n:,}, trainable {sum(p.numel() for _, p in params):,}, PI x{a.factor}, "
         f"ctx {a.ctx}, S2 group {a.group}")
@@ -638,6 +643,7 @@ def main():
         p.add_argument("--minutes", type=float, default=3.0)
         p.add_argument("--log-every", type=int, default=100)
         p.add_argument("--val-seqs", type=int, default=0)
+        p.add_argument("--weight-decay", type=float, default=0.1)
         p.add_argument("--long-eval", type=int, default=0)
         p.add_argument("--compile", action="store_true")
         p.add_argument("--meta-outside", action="store_true")
@@ -651,6 +657,8 @@ def main():
     p.add_argument("--factor", type=float, default=4.0)
     p.add_argument("--r", type=int, default=8)
     p.add_argument("--group", type=int, default=512)
+    p.add_argument("--freeze-embed", action="store_true")
+    p.add_argument("--eval-s2", action="store_true")
     p = sub.add_parser("tokenize"); common(p)
     p = sub.add_parser("probe"); common(p)
     p.add_argument("--sizes", default="0.8m,8m"); p.add_argument("--seconds", type=float, default=12); p.add_argument("--batch", type=int, default=64)
