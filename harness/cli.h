@@ -34,6 +34,7 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Commands (harness/cmd_*.c).  Each returns the process exit status. */
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Read whitespace-separated token ids from a file ("-" = stdin). */
 int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);

@@ -12,6 +12,7 @@ typedef struct { const char *name; int (*fn)(int, char **); const char *help; } 
 static const Command commands[] = {
     {"tokenize", cmd_tokenize, "text on stdin -> token ids (SPEC §5)"},
     {"score", cmd_score, "token ids -> per-step NLLs under a cache strategy (SPEC §5)"},
+    {"bench", cmd_bench, "CPU throughput of dense scoring and sink streaming"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,116 @@
+/*
+ * cmd_bench.c — `lcbench bench`: CPU throughput of the forward pass and of the cache policies,
+ * next to this machine's measured sgemm rate, printed as a markdown table for BENCHMARKS.md.
+ *
+ *   sgemm      GFLOP/s of cblas_sgemm on square 1024 products (the machine's GEMM ceiling)
+ *   dense      tokens/s scoring a fresh T-token stream with dense, per chunk size; its
+ *              fraction of the sgemm-bound rate = tokens/s x FLOPs/token / sgemm FLOP/s
+ *   streaming  sink:4:1020 chunked vs chunk=1, and vs dense over 1024-token windows
+ * Timings are wall-clock on a noisy shared machine: compare ratios taken in one run.
+ */
+#include "engine/common.h"
+#include "engine/model.h"
+#include "harness/cli.h"
+#include "strategies/strategy.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double sgemm_gflops(int n, double min_seconds) {
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)), *c = malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+    int reps = 0;
+    double t0 = lcb_now(), dt;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+        reps++;
+    } while ((dt = lcb_now() - t0) < min_seconds);
+    free(a); free(b); free(c);
+    return 2.0 * n * n * (double)n * reps / dt / 1e9;
+}
+
+/* FLOPs per token: every matmul weight twice (multiply-add), plus attention's QK and PV over
+ * `ctx` keys on average. */
+static double flops_per_token(const ModelConfig *c, double ctx) {
+    double d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv * hd;
+    double layer = d * (qd + 2 * kvd) + qd * d + (c->gated_mlp ? 3 : 2) * d * c->ffn;
+    return 2 * (layer * c->n_layers + (double)c->vocab * d) + 4 * ctx * qd * c->n_layers;
+}
+
+/* tokens/s of scoring ids[0..T) under spec with chunk, repeated `reps` times over fresh state;
+ * `window` > 0 restarts the strategy every `window` tokens (dense over windows). */
+static double rate(Model *m, const char *spec, const int32_t *ids, size_t T, size_t chunk, size_t window) {
+    char err[LCB_ERRLEN];
+    Strategy s;
+    if (strategy_parse(&s, spec, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    float *lg = malloc(chunk * (size_t)m->cfg.vocab * sizeof(float));
+    double t0 = lcb_now();
+    size_t w = window ? window : T;
+    for (size_t w0 = 0; w0 < T; w0 += w) {
+        if (strategy_begin(&s, m, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
+        for (size_t t = w0; t < w0 + w && t < T; t += chunk) {
+            size_t n = chunk < w0 + w - t ? chunk : w0 + w - t;
+            if (t + n > T) n = T - t;
+            if (strategy_feed(&s, ids + t, (int)n, lg, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
+            for (size_t i = 0; i + 1 < n; i++) (void)model_nll(lg + i * m->cfg.vocab, m->cfg.vocab, ids[t + i + 1]);
+        }
+        strategy_end(&s);
+    }
+    double dt = lcb_now() - t0;
+    free(lg);
+    return T / dt;
+}
+
+int cmd_bench(int argc, char **argv) {
+    Cli c;
+    cli_init(&c, "bench", argc, argv);
+    const char *model = "random:llama-10m";
+    uint64_t tokens = 8192;
+    for (const char *f; (f = cli_next(&c));) {
+        const char *v;
+        if (!strcmp(f, "--help")) {
+            printf("usage: lcbench bench [--model M] [--tokens N]\n  CPU throughput of dense scoring and sink streaming (default random:llama-10m, 8192 tokens)\n");
+            return 0;
+        }
+        if (!strcmp(f, "--model")) { if (!(v = cli_value(&c))) return EXIT_USAGE; model = v; }
+        else if (!strcmp(f, "--tokens")) {
+            if (!(v = cli_value(&c))) return EXIT_USAGE;
+            if (cli_parse_count(f, v, 1, 2048, 1ull << 26, &tokens)) return cli_usage_error(&c, "--tokens \"%s\" must be a count >= 2048", v);
+        } else return cli_usage_error(&c, "unknown argument \"%s\"", f);
+    }
+    char err[LCB_ERRLEN];
+    Model m;
+    if (model_open(&m, model, NULL, err, sizeof err)) { cli_error("bench", "%s", err); return 1; }
+    const ModelConfig *cfg = &m.cfg;
+    size_t T = tokens;
+    int32_t *ids = malloc(T * sizeof *ids);
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % cfg->vocab);
+
+    double gf = sgemm_gflops(1024, 1.0);
+    printf("## lcbench bench: %s (%.2fM parameters), %zu tokens\n\n", model, config_n_params(cfg) / 1e6, T);
+    printf("sgemm 1024x1024x1024: %.1f GFLOP/s\n\n", gf);
+    printf("| workload | chunk | tokens/s | GFLOP/s | of sgemm-bound |\n|---|---|---|---|---|\n");
+    const size_t L = 1024;
+    size_t chunks[] = {1, 16, 64, 256, 1024};
+    for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
+        size_t n = chunks[k] == 1 ? 512 : 4 * L; /* chunk=1 is slow: fewer tokens */
+        double r = rate(&m, "dense", ids, n, chunks[k], L);
+        double fl = flops_per_token(cfg, L / 2.0);
+        printf("| dense, %zu-token windows | %zu | %.0f | %.1f | %.0f%% |\n", L, chunks[k], r, r * fl / 1e9, 100 * r * fl / 1e9 / gf);
+        fflush(stdout);
+    }
+    double sink_c = rate(&m, "sink:4:1020", ids, T, 256, 0);
+    double sink_1 = rate(&m, "sink:4:1020", ids, 1536, 1, 0);
+    double dense_w = rate(&m, "dense", ids, T, 256, L);
+    double fs = flops_per_token(cfg, 1024);
+    printf("| sink:4:1020 stream | 256 | %.0f | %.1f | %.0f%% |\n", sink_c, sink_c * fs / 1e9, 100 * sink_c * fs / 1e9 / gf);
+    printf("| sink:4:1020 stream | 1 | %.0f | %.1f | %.0f%% |\n", sink_1, sink_1 * fs / 1e9, 100 * sink_1 * fs / 1e9 / gf);
+    printf("| dense, 1024-token windows | 256 | %.0f | | |\n\n", dense_w);
+    printf("sink:4:1020 chunk 256 vs chunk 1: %.1fx; vs dense over 1024-token windows: %.0f%%\n", sink_c / sink_1, 100 * sink_c / dense_w);
+    free(ids);
+    model_free(&m);
+    return 0;
+}
