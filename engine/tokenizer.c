@@ -24,7 +24,8 @@
  * (offset, length) records, each piece either still text or already a token id.
  *
  * (*) NFC is treated as the identity (no Unicode tables here): exact on text already in NFC,
- * which is what nearly all text is.  Unsupported parts (WordPiece/Unigram/WordLevel models,
+ * which is what nearly all text is.  Lowercase covers ASCII, Latin, Greek, Cyrillic and
+ * Armenian (see unicode_lower); other scripts are left unchanged.  Unsupported parts (WordPiece/Unigram/WordLevel models,
  * BertNormalizer, NFD/NFKD, unknown pre-tokenizers or decoders) are load errors, never
  * silent differences.
  */
@@ -230,6 +231,35 @@ static int unicode_is_space(uint32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
+/* Simple lowercase of one code point (Rust char::to_lowercase) for ASCII, Latin-1, Latin
+ * Extended-A/Additional, Greek, Cyrillic, Armenian and fullwidth Latin; others unchanged.
+ * U+0130 (İ) lowercases to two code points: returns 0x69 and sets *extra = 0x307. */
+static uint32_t unicode_lower(uint32_t c, uint32_t *extra) {
+    *extra = 0;
+    if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+    if (c == 0x130) {
+        *extra = 0x307;
+        return 0x69;
+    }
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return (c % 2 == 0) ? c + 1 : c;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return (c % 2 == 1) ? c + 1 : c;
+    if (c == 0x178) return 0xFF;
+    if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
+    if (c == 0x386) return 0x3AC;
+    if (c >= 0x388 && c <= 0x38A) return c + 37;
+    if (c == 0x38C) return 0x3CC;
+    if (c == 0x38E || c == 0x38F) return c + 63;
+    if (c >= 0x410 && c <= 0x42F) return c + 32;
+    if (c >= 0x400 && c <= 0x40F) return c + 80;
+    if ((c >= 0x460 && c <= 0x481) || (c >= 0x48A && c <= 0x4BF)) return (c % 2 == 0) ? c + 1 : c;
+    if (c >= 0x531 && c <= 0x556) return c + 48;
+    if ((c >= 0x1E00 && c <= 0x1E95) || (c >= 0x1EA0 && c <= 0x1EFF)) return (c % 2 == 0) ? c + 1 : c;
+    if (c == 0x1E9E) return 0xDF;
+    if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;
+    return c;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Hash maps.
  * ---------------------------------------------------------------------------------------- */
@@ -387,7 +417,7 @@ enum { NORM_PREPEND, NORM_REPLACE_STR, NORM_REPLACE_RE, NORM_LOWERCASE, NORM_STR
 enum { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE };
 enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER };
-enum { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_BYTELEVEL };
+enum { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_BYTELEVEL, DEC_BPE };
 
 typedef struct {
     int kind;
@@ -757,6 +787,12 @@ static int tokenizer_load_decoder(Loader *L, const cJSON *d, const char *field) 
         else st.prepend = json_bool(d, "add_prefix_space", 1);
     } else if (!strcmp(type, "ByteLevel")) {
         st.kind = DEC_BYTELEVEL;
+    } else if (!strcmp(type, "BPEDecoder")) {
+        const char *sfx = json_str(d, "suffix");
+        if (!sfx) sfx = "</w>";
+        st.kind = DEC_BPE;
+        st.alen = strlen(sfx);
+        if (!(st.a = tokenizer_dup(L, sfx, st.alen))) return tokenizer_load_fail(L, field, "out of memory");
     } else {
         return tokenizer_load_fail(L, field, "unsupported decoder type \"%s\"", type);
     }
@@ -1504,10 +1540,17 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
             if (prev < out->n && buf_put(tmp, out->p + prev, out->n - prev)) return -1;
             break;
         }
-        case NORM_LOWERCASE: /* ASCII letters only (see the header comment) */
-            if (buf_put(tmp, out->p, out->n)) return -1;
-            for (size_t i = 0; i < tmp->n; i++)
-                if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z') tmp->p[i] = (char)(tmp->p[i] + 32);
+        case NORM_LOWERCASE: /* see unicode_lower for the scripts covered */
+            for (size_t i = 0; i < out->n;) {
+                uint32_t cp, extra;
+                int k = utf8_step((const unsigned char *)out->p, out->n, i, &cp);
+                if (k < 0) return -1; /* cannot happen: text was checked */
+                char enc[8];
+                size_t m = utf8_encode(unicode_lower(cp, &extra), enc);
+                if (extra) m += utf8_encode(extra, enc + m);
+                if (buf_put(tmp, enc, m)) return -1;
+                i += (size_t)k;
+            }
             break;
         case NORM_STRIP: {
             size_t a = 0, b = out->n;
@@ -1981,15 +2024,22 @@ static int tokenizer_dec_step(const Tokenizer *t, const DecStep *st, const TokLi
     buf_clear(tmp);
     switch (st->kind) {
     case DEC_REPLACE:
+    case DEC_BPE: /* BPEDecoder: suffix -> " ", or "" in the last token */
         for (size_t i = 0; i < in->n; i++) {
             const char *s = in->data.p + in->off[i];
             size_t n = in->len[i], j = 0;
+            const char *rep = st->b;
+            size_t rlen = st->blen;
+            if (st->kind == DEC_BPE) {
+                rep = i + 1 == in->n ? "" : " ";
+                rlen = i + 1 == in->n ? 0 : 1;
+            }
             buf_clear(tmp);
-            while (j < n) {
+            while (st->alen && j < n) {
                 const char *hit = n - j >= st->alen ? memmem(s + j, n - j, st->a, st->alen) : NULL;
                 if (!hit) break;
                 size_t h = (size_t)(hit - s);
-                if (buf_put(tmp, s + j, h - j) || buf_put(tmp, st->b, st->blen)) return -1;
+                if (buf_put(tmp, s + j, h - j) || buf_put(tmp, rep, rlen)) return -1;
                 j = h + st->alen;
             }
             if (buf_put(tmp, s + j, n - j) || toklist_add(out, tmp->p, tmp->n)) return -1;
