@@ -535,6 +535,12 @@ static int json_bool(const cJSON *o, const char *key, int dflt) {
     return dflt;
 }
 
+/* Whether a JSON value is a number usable as a token id (0 .. INT32_MAX, integral). */
+static int json_is_id(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 2147483647.0 &&
+           v->valuedouble == (double)(int64_t)v->valuedouble;
+}
+
 static char *tokenizer_dup(Loader *L, const char *s, size_t n) {
     return arena_strdup(&L->t->arena, s, n);
 }
@@ -864,8 +870,8 @@ static int tokenizer_load_post(Loader *L, const cJSON *p, const char *field) {
             }
             const cJSON *idv;
             cJSON_ArrayForEach(idv, ids) {
-                int32_t id = (int32_t)idv->valuedouble;
-                if (!cJSON_IsNumber(idv) ||
+                int32_t id = json_is_id(idv) ? (int32_t)idv->valuedouble : -1;
+                if (id < 0 ||
                     tokenizer_push_ids(seen_a ? &suf : &pre, seen_a ? &nsuf : &npre, &id, 1)) {
                     free(pre);
                     free(suf);
@@ -882,7 +888,7 @@ static int tokenizer_load_post(Loader *L, const cJSON *p, const char *field) {
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(p, "cls");
         const cJSON *sep = cJSON_GetObjectItemCaseSensitive(p, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si))
+        if (!json_is_id(ci) || !json_is_id(si))
             return tokenizer_load_fail(L, field, "%s needs \"cls\" and \"sep\" as [token, id]", type);
         int32_t c = (int32_t)ci->valuedouble, s = (int32_t)si->valuedouble;
         if (tokenizer_push_ids(&pre, &npre, &c, 1) || tokenizer_push_ids(&suf, &nsuf, &s, 1)) {
@@ -963,6 +969,12 @@ static int tokenizer_build_added_set(Tokenizer *t, AddedSet *set, int norm) {
 static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf *out, Buf *tmp,
                                pcre2_match_data *md);
 
+/* "model.merges[<rank>]" into buf (only formatted when an error is reported). */
+static const char *tokenizer_merge_field(char *buf, size_t n, uint32_t rank) {
+    snprintf(buf, n, "model.merges[%u]", rank);
+    return buf;
+}
+
 static int tokenizer_load_model(Loader *L, const cJSON *model) {
     Tokenizer *t = L->t;
     if (!cJSON_IsObject(model)) return tokenizer_load_fail(L, "model", "missing or not an object");
@@ -981,7 +993,7 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
     const cJSON *e;
     int32_t max_id = -1;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2147483647.0)
+        if (!json_is_id(e))
             return tokenizer_load_fail(L, "model.vocab", "id of \"%s\" is not a valid id", e->string);
         size_t len = strlen(e->string);
         char *k = tokenizer_dup(L, e->string, len);
@@ -1026,13 +1038,12 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
     cJSON_ArrayForEach(e, merges) {
         const char *a, *b;
         size_t alen, blen;
-        char field[64];
-        snprintf(field, sizeof field, "model.merges[%u]", rank);
+        char field[64]; /* formatted only when reporting an error */
         if (cJSON_IsString(e)) {
             const char *sp = strchr(e->valuestring, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
                 buf_free(&cat);
-                return tokenizer_load_fail(L, field, "\"%s\" is not \"left right\"", e->valuestring);
+                return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "\"%s\" is not \"left right\"", e->valuestring);
             }
             a = e->valuestring;
             alen = (size_t)(sp - a);
@@ -1046,23 +1057,23 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
             blen = strlen(b);
         } else {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "not a \"left right\" string or a [left, right] pair");
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "not a \"left right\" string or a [left, right] pair");
         }
         int32_t ia = strmap_get(&t->vocab, a, alen), ib = strmap_get(&t->vocab, b, blen);
         if (ia < 0 || ib < 0) {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "token \"%.*s\" is not in the vocab",
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "token \"%.*s\" is not in the vocab",
                                        (int)(ia < 0 ? alen : blen), ia < 0 ? a : b);
         }
         size_t skip = t->prefix_len <= blen ? t->prefix_len : blen;
         buf_clear(&cat);
         if (buf_put(&cat, a, alen) || buf_put(&cat, b + skip, blen - skip)) {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "out of memory");
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "out of memory");
         }
         int32_t inew = strmap_get(&t->vocab, cat.p, cat.n);
         if (inew < 0) {
-            tokenizer_load_fail(L, field, "merged token \"%s\" is not in the vocab", cat.p);
+            tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "merged token \"%s\" is not in the vocab", cat.p);
             buf_free(&cat);
             return -1;
         }
@@ -1087,7 +1098,7 @@ static int tokenizer_load_added(Loader *L, const cJSON *arr) {
         snprintf(field, sizeof field, "added_tokens[%zu]", i);
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
         const char *content = json_str(e, "content");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 2147483647.0 || !content)
+        if (!json_is_id(id) || !content)
             return tokenizer_load_fail(L, field, "needs a valid \"id\" and \"content\"");
         AddedToken *a = &t->added[t->n_added];
         a->id = (int32_t)id->valuedouble;
