@@ -470,6 +470,7 @@ struct Tokenizer {
     StrMap vocab;
     PairMap merges;
     char **id_tok;  /* [n_ids] token string of each id (decode form), NULL where no token */
+    char **id_raw;  /* [n_ids] token string as in the file (added tokens: their content) */
     uint32_t *id_tok_len;
     uint8_t *id_skip; /* [n_ids] 1: dropped by decode(skip_special) */
     size_t n_ids;
@@ -1153,11 +1154,12 @@ static int tokenizer_finish_tables(Loader *L) {
     t->id_tok = calloc(t->n_ids + 1, sizeof *t->id_tok);
     t->id_tok_len = calloc(t->n_ids + 1, sizeof *t->id_tok_len);
     t->id_skip = calloc(t->n_ids + 1, 1);
-    if (!t->id_tok || !t->id_tok_len || !t->id_skip) return tokenizer_load_fail(L, "model.vocab", "out of memory");
+    t->id_raw = calloc(t->n_ids + 1, sizeof *t->id_raw);
+    if (!t->id_tok || !t->id_tok_len || !t->id_skip || !t->id_raw) return tokenizer_load_fail(L, "model.vocab", "out of memory");
     for (size_t i = 0; i < t->vocab.cap; i++) {
         if (!t->vocab.keys[i]) continue;
         int32_t id = t->vocab.vals[i];
-        t->id_tok[id] = (char *)t->vocab.keys[i];
+        t->id_tok[id] = t->id_raw[id] = (char *)t->vocab.keys[i];
         t->id_tok_len[id] = t->vocab.lens[i];
     }
     StrMap special;
@@ -1166,6 +1168,7 @@ static int tokenizer_finish_tables(Loader *L) {
         AddedToken *a = &t->added[i];
         /* decode uses the normalized form of added tokens (HF simple_id_to_token) */
         t->id_tok[a->id] = a->match;
+        t->id_raw[a->id] = a->content;
         t->id_tok_len[a->id] = (uint32_t)a->match_len;
         if (a->special && strmap_put(&special, a->content, a->content_len, 1)) {
             strmap_free(&special);
@@ -1294,6 +1297,7 @@ void tokenizer_free(Tokenizer *t) {
     strmap_free(&t->vocab);
     pairmap_free(&t->merges);
     free(t->id_tok);
+    free(t->id_raw);
     free(t->id_tok_len);
     free(t->id_skip);
     free(t->added);
@@ -2209,7 +2213,5 @@ int32_t tokenizer_eos_id(const Tokenizer *t) { return t ? t->eos_id : -1; }
 
 const char *tokenizer_id_to_token(const Tokenizer *t, int32_t id) {
     if (!t || id < 0 || (size_t)id >= t->n_ids) return NULL;
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) return t->added[i].content;
-    return t->id_tok[id];
+    return t->id_raw[id];
 }
