@@ -350,12 +350,17 @@ static int32_t strmap_get(const StrMap *m, const char *k, size_t len) {
     return -1;
 }
 
-/* (left id, right id) -> (rank, merged id); key UINT64_MAX marks an empty slot. */
+/* (left id, right id) -> (rank, merged id); key UINT64_MAX marks an empty slot.  One slot is
+ * 16 bytes so that a probe touches one cache line. */
 typedef struct {
-    uint64_t *keys;
-    uint32_t *ranks;
-    int32_t *new_ids;
-    size_t cap;
+    uint64_t key; /* left << 32 | right */
+    uint32_t rank;
+    int32_t new_id;
+} PairSlot;
+
+typedef struct {
+    PairSlot *slots;
+    size_t cap; /* power of two */
 } PairMap;
 
 static uint64_t pairmap_hash(uint64_t k) {
@@ -368,19 +373,15 @@ static uint64_t pairmap_hash(uint64_t k) {
 static int pairmap_init(PairMap *m, size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2 + 2) cap *= 2;
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->ranks = malloc(cap * sizeof *m->ranks);
-    m->new_ids = malloc(cap * sizeof *m->new_ids);
+    m->slots = malloc(cap * sizeof *m->slots);
     m->cap = cap;
-    if (!m->keys || !m->ranks || !m->new_ids) return -1;
-    memset(m->keys, 0xFF, cap * sizeof *m->keys);
+    if (!m->slots) return -1;
+    for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
     return 0;
 }
 
 static void pairmap_free(PairMap *m) {
-    free(m->keys);
-    free(m->ranks);
-    free(m->new_ids);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
@@ -388,20 +389,18 @@ static void pairmap_free(PairMap *m) {
 static void pairmap_put(PairMap *m, int32_t a, int32_t b, uint32_t rank, int32_t new_id) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = pairmap_hash(k) & (m->cap - 1);
-    while (m->keys[i] != UINT64_MAX && m->keys[i] != k) i = (i + 1) & (m->cap - 1);
-    m->keys[i] = k;
-    m->ranks[i] = rank;
-    m->new_ids[i] = new_id;
+    while (m->slots[i].key != UINT64_MAX && m->slots[i].key != k) i = (i + 1) & (m->cap - 1);
+    m->slots[i] = (PairSlot){k, rank, new_id};
 }
 
 /* Returns 1 and fills rank/new_id if the pair merges, else 0. */
 static int pairmap_get(const PairMap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = pairmap_hash(k) & (m->cap - 1);
-    while (m->keys[i] != UINT64_MAX) {
-        if (m->keys[i] == k) {
-            *rank = m->ranks[i];
-            *new_id = m->new_ids[i];
+    while (m->slots[i].key != UINT64_MAX) {
+        if (m->slots[i].key == k) {
+            *rank = m->slots[i].rank;
+            *new_id = m->slots[i].new_id;
             return 1;
         }
         i = (i + 1) & (m->cap - 1);
@@ -1380,9 +1379,11 @@ typedef struct {
 } Sym;
 
 typedef struct {
-    uint32_t rank, pos;
+    uint64_t key; /* rank << 32 | position of the left symbol */
     int32_t new_id;
 } HeapItem;
+
+#define HEAP_KEY(rank, pos) (((uint64_t)(rank) << 32) | (uint32_t)(pos))
 
 typedef struct {
     size_t start, end;
@@ -1666,10 +1667,9 @@ static int tokenizer_split_added(const Tokenizer *t, EncodeCtx *c, const AddedSe
     return 0;
 }
 
-static int heap_less(const HeapItem *x, const HeapItem *y) {
-    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
-}
-
+/* The merge queue is a 4-ary min-heap on key = rank << 32 | pos (lowest rank, then leftmost,
+ * as HF orders its queue); 4-ary halves the depth of a binary heap, which matters for the
+ * very long words of SentencePiece-style models (no pre-tokenizer: a whole text is one word). */
 static int heap_push(EncodeCtx *c, HeapItem it) {
     if (c->heap_n + 1 > c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
@@ -1680,8 +1680,8 @@ static int heap_push(EncodeCtx *c, HeapItem it) {
     }
     size_t i = c->heap_n++;
     while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!heap_less(&it, &c->heap[par])) break;
+        size_t par = (i - 1) / 4;
+        if (it.key >= c->heap[par].key) break;
         c->heap[i] = c->heap[par];
         i = par;
     }
@@ -1692,19 +1692,21 @@ static int heap_push(EncodeCtx *c, HeapItem it) {
 static HeapItem heap_pop(EncodeCtx *c) {
     HeapItem top = c->heap[0], last = c->heap[--c->heap_n];
     size_t i = 0, n = c->heap_n;
+    if (n == 0) return top;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const HeapItem *best = &last;
-        if (l < n && heap_less(&c->heap[l], best)) {
-            m = l;
-            best = &c->heap[l];
-        }
-        if (r < n && heap_less(&c->heap[r], best)) m = r;
+        size_t first = 4 * i + 1, m = i;
+        uint64_t best = last.key;
+        size_t end = first + 4 < n ? first + 4 : n;
+        for (size_t j = first; j < end; j++)
+            if (c->heap[j].key < best) {
+                best = c->heap[j].key;
+                m = j;
+            }
         if (m == i) break;
         c->heap[i] = c->heap[m];
         i = m;
     }
-    if (n) c->heap[i] = last;
+    c->heap[i] = last;
     return top;
 }
 
@@ -1786,11 +1788,12 @@ static int tokenizer_bpe_word(const Tokenizer *t, EncodeCtx *c, const char *w, s
     int32_t nid;
     for (size_t i = 0; i + 1 < ns; i++)
         if (pairmap_get(&t->merges, y[i].id, y[i + 1].id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, (uint32_t)i, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, i), nid}))
             return -1;
     while (c->heap_n) {
         HeapItem top = heap_pop(c);
-        Sym *cur = &y[top.pos];
+        uint32_t pos = (uint32_t)top.key;
+        Sym *cur = &y[pos];
         if (cur->len == 0 || cur->next < 0) continue;
         Sym *right = &y[cur->next];
         if (!pairmap_get(&t->merges, cur->id, right->id, &rank, &nid) || nid != top.new_id) continue;
@@ -1798,12 +1801,12 @@ static int tokenizer_bpe_word(const Tokenizer *t, EncodeCtx *c, const char *w, s
         cur->len += right->len;
         cur->next = right->next;
         right->len = 0;
-        if (cur->next >= 0) y[cur->next].prev = (int32_t)top.pos;
+        if (cur->next >= 0) y[cur->next].prev = (int32_t)pos;
         if (cur->prev >= 0 && pairmap_get(&t->merges, y[cur->prev].id, cur->id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, (uint32_t)cur->prev, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, cur->prev), nid}))
             return -1;
         if (cur->next >= 0 && pairmap_get(&t->merges, cur->id, y[cur->next].id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, top.pos, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, pos), nid}))
             return -1;
     }
     for (int32_t i = 0; i >= 0; i = y[i].next)
