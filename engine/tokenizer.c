@@ -24,7 +24,8 @@
  * (offset, length) records, each piece either still text or already a token id.
  *
  * (*) NFC is treated as the identity (no Unicode tables here): exact on text already in NFC,
- * which is what nearly all text is.  Unsupported parts (WordPiece/Unigram/WordLevel models,
+ * which is what nearly all text is.  Lowercase covers ASCII, Latin, Greek, Cyrillic and
+ * Armenian (see unicode_lower); other scripts are left unchanged.  Unsupported parts (WordPiece/Unigram/WordLevel models,
  * BertNormalizer, NFD/NFKD, unknown pre-tokenizers or decoders) are load errors, never
  * silent differences.
  */
@@ -230,6 +231,35 @@ static int unicode_is_space(uint32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
+/* Simple lowercase of one code point (Rust char::to_lowercase) for ASCII, Latin-1, Latin
+ * Extended-A/Additional, Greek, Cyrillic, Armenian and fullwidth Latin; others unchanged.
+ * U+0130 (İ) lowercases to two code points: returns 0x69 and sets *extra = 0x307. */
+static uint32_t unicode_lower(uint32_t c, uint32_t *extra) {
+    *extra = 0;
+    if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+    if (c == 0x130) {
+        *extra = 0x307;
+        return 0x69;
+    }
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return (c % 2 == 0) ? c + 1 : c;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return (c % 2 == 1) ? c + 1 : c;
+    if (c == 0x178) return 0xFF;
+    if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
+    if (c == 0x386) return 0x3AC;
+    if (c >= 0x388 && c <= 0x38A) return c + 37;
+    if (c == 0x38C) return 0x3CC;
+    if (c == 0x38E || c == 0x38F) return c + 63;
+    if (c >= 0x410 && c <= 0x42F) return c + 32;
+    if (c >= 0x400 && c <= 0x40F) return c + 80;
+    if ((c >= 0x460 && c <= 0x481) || (c >= 0x48A && c <= 0x4BF)) return (c % 2 == 0) ? c + 1 : c;
+    if (c >= 0x531 && c <= 0x556) return c + 48;
+    if ((c >= 0x1E00 && c <= 0x1E95) || (c >= 0x1EA0 && c <= 0x1EFF)) return (c % 2 == 0) ? c + 1 : c;
+    if (c == 0x1E9E) return 0xDF;
+    if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;
+    return c;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Hash maps.
  * ---------------------------------------------------------------------------------------- */
@@ -320,12 +350,17 @@ static int32_t strmap_get(const StrMap *m, const char *k, size_t len) {
     return -1;
 }
 
-/* (left id, right id) -> (rank, merged id); key UINT64_MAX marks an empty slot. */
+/* (left id, right id) -> (rank, merged id); key UINT64_MAX marks an empty slot.  One slot is
+ * 16 bytes so that a probe touches one cache line. */
 typedef struct {
-    uint64_t *keys;
-    uint32_t *ranks;
-    int32_t *new_ids;
-    size_t cap;
+    uint64_t key; /* left << 32 | right */
+    uint32_t rank;
+    int32_t new_id;
+} PairSlot;
+
+typedef struct {
+    PairSlot *slots;
+    size_t cap; /* power of two */
 } PairMap;
 
 static uint64_t pairmap_hash(uint64_t k) {
@@ -338,19 +373,15 @@ static uint64_t pairmap_hash(uint64_t k) {
 static int pairmap_init(PairMap *m, size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2 + 2) cap *= 2;
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->ranks = malloc(cap * sizeof *m->ranks);
-    m->new_ids = malloc(cap * sizeof *m->new_ids);
+    m->slots = malloc(cap * sizeof *m->slots);
     m->cap = cap;
-    if (!m->keys || !m->ranks || !m->new_ids) return -1;
-    memset(m->keys, 0xFF, cap * sizeof *m->keys);
+    if (!m->slots) return -1;
+    for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
     return 0;
 }
 
 static void pairmap_free(PairMap *m) {
-    free(m->keys);
-    free(m->ranks);
-    free(m->new_ids);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
@@ -358,20 +389,18 @@ static void pairmap_free(PairMap *m) {
 static void pairmap_put(PairMap *m, int32_t a, int32_t b, uint32_t rank, int32_t new_id) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = pairmap_hash(k) & (m->cap - 1);
-    while (m->keys[i] != UINT64_MAX && m->keys[i] != k) i = (i + 1) & (m->cap - 1);
-    m->keys[i] = k;
-    m->ranks[i] = rank;
-    m->new_ids[i] = new_id;
+    while (m->slots[i].key != UINT64_MAX && m->slots[i].key != k) i = (i + 1) & (m->cap - 1);
+    m->slots[i] = (PairSlot){k, rank, new_id};
 }
 
 /* Returns 1 and fills rank/new_id if the pair merges, else 0. */
 static int pairmap_get(const PairMap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = pairmap_hash(k) & (m->cap - 1);
-    while (m->keys[i] != UINT64_MAX) {
-        if (m->keys[i] == k) {
-            *rank = m->ranks[i];
-            *new_id = m->new_ids[i];
+    while (m->slots[i].key != UINT64_MAX) {
+        if (m->slots[i].key == k) {
+            *rank = m->slots[i].rank;
+            *new_id = m->slots[i].new_id;
             return 1;
         }
         i = (i + 1) & (m->cap - 1);
@@ -387,7 +416,7 @@ enum { NORM_PREPEND, NORM_REPLACE_STR, NORM_REPLACE_RE, NORM_LOWERCASE, NORM_STR
 enum { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE };
 enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER };
-enum { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_BYTELEVEL };
+enum { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_BYTELEVEL, DEC_BPE };
 
 typedef struct {
     int kind;
@@ -440,6 +469,7 @@ struct Tokenizer {
     StrMap vocab;
     PairMap merges;
     char **id_tok;  /* [n_ids] token string of each id (decode form), NULL where no token */
+    char **id_raw;  /* [n_ids] token string as in the file (added tokens: their content) */
     uint32_t *id_tok_len;
     uint8_t *id_skip; /* [n_ids] 1: dropped by decode(skip_special) */
     size_t n_ids;
@@ -503,6 +533,12 @@ static int json_bool(const cJSON *o, const char *key, int dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
     return dflt;
+}
+
+/* Whether a JSON value is a number usable as a token id (0 .. INT32_MAX, integral). */
+static int json_is_id(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 2147483647.0 &&
+           v->valuedouble == (double)(int64_t)v->valuedouble;
 }
 
 static char *tokenizer_dup(Loader *L, const char *s, size_t n) {
@@ -757,6 +793,12 @@ static int tokenizer_load_decoder(Loader *L, const cJSON *d, const char *field) 
         else st.prepend = json_bool(d, "add_prefix_space", 1);
     } else if (!strcmp(type, "ByteLevel")) {
         st.kind = DEC_BYTELEVEL;
+    } else if (!strcmp(type, "BPEDecoder")) {
+        const char *sfx = json_str(d, "suffix");
+        if (!sfx) sfx = "</w>";
+        st.kind = DEC_BPE;
+        st.alen = strlen(sfx);
+        if (!(st.a = tokenizer_dup(L, sfx, st.alen))) return tokenizer_load_fail(L, field, "out of memory");
     } else {
         return tokenizer_load_fail(L, field, "unsupported decoder type \"%s\"", type);
     }
@@ -828,8 +870,8 @@ static int tokenizer_load_post(Loader *L, const cJSON *p, const char *field) {
             }
             const cJSON *idv;
             cJSON_ArrayForEach(idv, ids) {
-                int32_t id = (int32_t)idv->valuedouble;
-                if (!cJSON_IsNumber(idv) ||
+                int32_t id = json_is_id(idv) ? (int32_t)idv->valuedouble : -1;
+                if (id < 0 ||
                     tokenizer_push_ids(seen_a ? &suf : &pre, seen_a ? &nsuf : &npre, &id, 1)) {
                     free(pre);
                     free(suf);
@@ -846,7 +888,7 @@ static int tokenizer_load_post(Loader *L, const cJSON *p, const char *field) {
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(p, "cls");
         const cJSON *sep = cJSON_GetObjectItemCaseSensitive(p, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si))
+        if (!json_is_id(ci) || !json_is_id(si))
             return tokenizer_load_fail(L, field, "%s needs \"cls\" and \"sep\" as [token, id]", type);
         int32_t c = (int32_t)ci->valuedouble, s = (int32_t)si->valuedouble;
         if (tokenizer_push_ids(&pre, &npre, &c, 1) || tokenizer_push_ids(&suf, &nsuf, &s, 1)) {
@@ -927,6 +969,12 @@ static int tokenizer_build_added_set(Tokenizer *t, AddedSet *set, int norm) {
 static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf *out, Buf *tmp,
                                pcre2_match_data *md);
 
+/* "model.merges[<rank>]" into buf (only formatted when an error is reported). */
+static const char *tokenizer_merge_field(char *buf, size_t n, uint32_t rank) {
+    snprintf(buf, n, "model.merges[%u]", rank);
+    return buf;
+}
+
 static int tokenizer_load_model(Loader *L, const cJSON *model) {
     Tokenizer *t = L->t;
     if (!cJSON_IsObject(model)) return tokenizer_load_fail(L, "model", "missing or not an object");
@@ -945,7 +993,7 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
     const cJSON *e;
     int32_t max_id = -1;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2147483647.0)
+        if (!json_is_id(e))
             return tokenizer_load_fail(L, "model.vocab", "id of \"%s\" is not a valid id", e->string);
         size_t len = strlen(e->string);
         char *k = tokenizer_dup(L, e->string, len);
@@ -990,13 +1038,12 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
     cJSON_ArrayForEach(e, merges) {
         const char *a, *b;
         size_t alen, blen;
-        char field[64];
-        snprintf(field, sizeof field, "model.merges[%u]", rank);
+        char field[64]; /* formatted only when reporting an error */
         if (cJSON_IsString(e)) {
             const char *sp = strchr(e->valuestring, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
                 buf_free(&cat);
-                return tokenizer_load_fail(L, field, "\"%s\" is not \"left right\"", e->valuestring);
+                return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "\"%s\" is not \"left right\"", e->valuestring);
             }
             a = e->valuestring;
             alen = (size_t)(sp - a);
@@ -1010,23 +1057,23 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
             blen = strlen(b);
         } else {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "not a \"left right\" string or a [left, right] pair");
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "not a \"left right\" string or a [left, right] pair");
         }
         int32_t ia = strmap_get(&t->vocab, a, alen), ib = strmap_get(&t->vocab, b, blen);
         if (ia < 0 || ib < 0) {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "token \"%.*s\" is not in the vocab",
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "token \"%.*s\" is not in the vocab",
                                        (int)(ia < 0 ? alen : blen), ia < 0 ? a : b);
         }
         size_t skip = t->prefix_len <= blen ? t->prefix_len : blen;
         buf_clear(&cat);
         if (buf_put(&cat, a, alen) || buf_put(&cat, b + skip, blen - skip)) {
             buf_free(&cat);
-            return tokenizer_load_fail(L, field, "out of memory");
+            return tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "out of memory");
         }
         int32_t inew = strmap_get(&t->vocab, cat.p, cat.n);
         if (inew < 0) {
-            tokenizer_load_fail(L, field, "merged token \"%s\" is not in the vocab", cat.p);
+            tokenizer_load_fail(L, tokenizer_merge_field(field, sizeof field, rank), "merged token \"%s\" is not in the vocab", cat.p);
             buf_free(&cat);
             return -1;
         }
@@ -1051,7 +1098,7 @@ static int tokenizer_load_added(Loader *L, const cJSON *arr) {
         snprintf(field, sizeof field, "added_tokens[%zu]", i);
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
         const char *content = json_str(e, "content");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 2147483647.0 || !content)
+        if (!json_is_id(id) || !content)
             return tokenizer_load_fail(L, field, "needs a valid \"id\" and \"content\"");
         AddedToken *a = &t->added[t->n_added];
         a->id = (int32_t)id->valuedouble;
@@ -1106,11 +1153,12 @@ static int tokenizer_finish_tables(Loader *L) {
     t->id_tok = calloc(t->n_ids + 1, sizeof *t->id_tok);
     t->id_tok_len = calloc(t->n_ids + 1, sizeof *t->id_tok_len);
     t->id_skip = calloc(t->n_ids + 1, 1);
-    if (!t->id_tok || !t->id_tok_len || !t->id_skip) return tokenizer_load_fail(L, "model.vocab", "out of memory");
+    t->id_raw = calloc(t->n_ids + 1, sizeof *t->id_raw);
+    if (!t->id_tok || !t->id_tok_len || !t->id_skip || !t->id_raw) return tokenizer_load_fail(L, "model.vocab", "out of memory");
     for (size_t i = 0; i < t->vocab.cap; i++) {
         if (!t->vocab.keys[i]) continue;
         int32_t id = t->vocab.vals[i];
-        t->id_tok[id] = (char *)t->vocab.keys[i];
+        t->id_tok[id] = t->id_raw[id] = (char *)t->vocab.keys[i];
         t->id_tok_len[id] = t->vocab.lens[i];
     }
     StrMap special;
@@ -1119,6 +1167,7 @@ static int tokenizer_finish_tables(Loader *L) {
         AddedToken *a = &t->added[i];
         /* decode uses the normalized form of added tokens (HF simple_id_to_token) */
         t->id_tok[a->id] = a->match;
+        t->id_raw[a->id] = a->content;
         t->id_tok_len[a->id] = (uint32_t)a->match_len;
         if (a->special && strmap_put(&special, a->content, a->content_len, 1)) {
             strmap_free(&special);
@@ -1247,6 +1296,7 @@ void tokenizer_free(Tokenizer *t) {
     strmap_free(&t->vocab);
     pairmap_free(&t->merges);
     free(t->id_tok);
+    free(t->id_raw);
     free(t->id_tok_len);
     free(t->id_skip);
     free(t->added);
@@ -1329,9 +1379,11 @@ typedef struct {
 } Sym;
 
 typedef struct {
-    uint32_t rank, pos;
+    uint64_t key; /* rank << 32 | position of the left symbol */
     int32_t new_id;
 } HeapItem;
+
+#define HEAP_KEY(rank, pos) (((uint64_t)(rank) << 32) | (uint32_t)(pos))
 
 typedef struct {
     size_t start, end;
@@ -1504,10 +1556,17 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
             if (prev < out->n && buf_put(tmp, out->p + prev, out->n - prev)) return -1;
             break;
         }
-        case NORM_LOWERCASE: /* ASCII letters only (see the header comment) */
-            if (buf_put(tmp, out->p, out->n)) return -1;
-            for (size_t i = 0; i < tmp->n; i++)
-                if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z') tmp->p[i] = (char)(tmp->p[i] + 32);
+        case NORM_LOWERCASE: /* see unicode_lower for the scripts covered */
+            for (size_t i = 0; i < out->n;) {
+                uint32_t cp, extra;
+                int k = utf8_step((const unsigned char *)out->p, out->n, i, &cp);
+                if (k < 0) return -1; /* cannot happen: text was checked */
+                char enc[8];
+                size_t m = utf8_encode(unicode_lower(cp, &extra), enc);
+                if (extra) m += utf8_encode(extra, enc + m);
+                if (buf_put(tmp, enc, m)) return -1;
+                i += (size_t)k;
+            }
             break;
         case NORM_STRIP: {
             size_t a = 0, b = out->n;
@@ -1608,10 +1667,9 @@ static int tokenizer_split_added(const Tokenizer *t, EncodeCtx *c, const AddedSe
     return 0;
 }
 
-static int heap_less(const HeapItem *x, const HeapItem *y) {
-    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
-}
-
+/* The merge queue is a 4-ary min-heap on key = rank << 32 | pos (lowest rank, then leftmost,
+ * as HF orders its queue); 4-ary halves the depth of a binary heap, which matters for the
+ * very long words of SentencePiece-style models (no pre-tokenizer: a whole text is one word). */
 static int heap_push(EncodeCtx *c, HeapItem it) {
     if (c->heap_n + 1 > c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
@@ -1622,8 +1680,8 @@ static int heap_push(EncodeCtx *c, HeapItem it) {
     }
     size_t i = c->heap_n++;
     while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!heap_less(&it, &c->heap[par])) break;
+        size_t par = (i - 1) / 4;
+        if (it.key >= c->heap[par].key) break;
         c->heap[i] = c->heap[par];
         i = par;
     }
@@ -1634,19 +1692,21 @@ static int heap_push(EncodeCtx *c, HeapItem it) {
 static HeapItem heap_pop(EncodeCtx *c) {
     HeapItem top = c->heap[0], last = c->heap[--c->heap_n];
     size_t i = 0, n = c->heap_n;
+    if (n == 0) return top;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const HeapItem *best = &last;
-        if (l < n && heap_less(&c->heap[l], best)) {
-            m = l;
-            best = &c->heap[l];
-        }
-        if (r < n && heap_less(&c->heap[r], best)) m = r;
+        size_t first = 4 * i + 1, m = i;
+        uint64_t best = last.key;
+        size_t end = first + 4 < n ? first + 4 : n;
+        for (size_t j = first; j < end; j++)
+            if (c->heap[j].key < best) {
+                best = c->heap[j].key;
+                m = j;
+            }
         if (m == i) break;
         c->heap[i] = c->heap[m];
         i = m;
     }
-    if (n) c->heap[i] = last;
+    c->heap[i] = last;
     return top;
 }
 
@@ -1728,11 +1788,12 @@ static int tokenizer_bpe_word(const Tokenizer *t, EncodeCtx *c, const char *w, s
     int32_t nid;
     for (size_t i = 0; i + 1 < ns; i++)
         if (pairmap_get(&t->merges, y[i].id, y[i + 1].id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, (uint32_t)i, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, i), nid}))
             return -1;
     while (c->heap_n) {
         HeapItem top = heap_pop(c);
-        Sym *cur = &y[top.pos];
+        uint32_t pos = (uint32_t)top.key;
+        Sym *cur = &y[pos];
         if (cur->len == 0 || cur->next < 0) continue;
         Sym *right = &y[cur->next];
         if (!pairmap_get(&t->merges, cur->id, right->id, &rank, &nid) || nid != top.new_id) continue;
@@ -1740,12 +1801,12 @@ static int tokenizer_bpe_word(const Tokenizer *t, EncodeCtx *c, const char *w, s
         cur->len += right->len;
         cur->next = right->next;
         right->len = 0;
-        if (cur->next >= 0) y[cur->next].prev = (int32_t)top.pos;
+        if (cur->next >= 0) y[cur->next].prev = (int32_t)pos;
         if (cur->prev >= 0 && pairmap_get(&t->merges, y[cur->prev].id, cur->id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, (uint32_t)cur->prev, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, cur->prev), nid}))
             return -1;
         if (cur->next >= 0 && pairmap_get(&t->merges, cur->id, y[cur->next].id, &rank, &nid) &&
-            heap_push(c, (HeapItem){rank, top.pos, nid}))
+            heap_push(c, (HeapItem){HEAP_KEY(rank, pos), nid}))
             return -1;
     }
     for (int32_t i = 0; i >= 0; i = y[i].next)
@@ -1981,15 +2042,22 @@ static int tokenizer_dec_step(const Tokenizer *t, const DecStep *st, const TokLi
     buf_clear(tmp);
     switch (st->kind) {
     case DEC_REPLACE:
+    case DEC_BPE: /* BPEDecoder: suffix -> " ", or "" in the last token */
         for (size_t i = 0; i < in->n; i++) {
             const char *s = in->data.p + in->off[i];
             size_t n = in->len[i], j = 0;
+            const char *rep = st->b;
+            size_t rlen = st->blen;
+            if (st->kind == DEC_BPE) {
+                rep = i + 1 == in->n ? "" : " ";
+                rlen = i + 1 == in->n ? 0 : 1;
+            }
             buf_clear(tmp);
-            while (j < n) {
+            while (st->alen && j < n) {
                 const char *hit = n - j >= st->alen ? memmem(s + j, n - j, st->a, st->alen) : NULL;
                 if (!hit) break;
                 size_t h = (size_t)(hit - s);
-                if (buf_put(tmp, s + j, h - j) || buf_put(tmp, st->b, st->blen)) return -1;
+                if (buf_put(tmp, s + j, h - j) || buf_put(tmp, rep, rlen)) return -1;
                 j = h + st->alen;
             }
             if (buf_put(tmp, s + j, n - j) || toklist_add(out, tmp->p, tmp->n)) return -1;
@@ -2148,7 +2216,5 @@ int32_t tokenizer_eos_id(const Tokenizer *t) { return t ? t->eos_id : -1; }
 
 const char *tokenizer_id_to_token(const Tokenizer *t, int32_t id) {
     if (!t || id < 0 || (size_t)id >= t->n_ids) return NULL;
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) return t->added[i].content;
-    return t->id_tok[id];
+    return t->id_raw[id];
 }

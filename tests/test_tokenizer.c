@@ -424,6 +424,36 @@ static void test_tiny_misc(void **state) {
     tokenizer_free(t);
 }
 
+/* CLIP-like: end_of_word_suffix "</w>", BPEDecoder, non-ASCII Lowercase. */
+static void test_tiny_suffix(void **state) {
+    (void)state;
+    const char *js =
+        "{\"normalizer\": {\"type\": \"Lowercase\"}, \"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"},"
+        " \"decoder\": {\"type\": \"BPEDecoder\", \"suffix\": \"</w>\"}, \"post_processor\": null,"
+        " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"end_of_word_suffix\": \"</w>\","
+        "  \"vocab\": {\"h\": 0, \"i</w>\": 1, \"hi</w>\": 2, \"\xc3\xa9</w>\": 3, \"<unk>\": 4},"
+        "  \"merges\": [\"h i</w>\"]}}";
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/tiny_suffix.json", tu_tmpdir());
+    tu_write_file(path, js, strlen(js));
+    Tokenizer *t = load_ok(path);
+    assert_int_equal(tokenizer_bos_id(t), -1);
+    assert_int_equal(tokenizer_eos_id(t), -1);
+    const char *text = "HI \xc3\x89 x";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), 1, &ids, &n, err, sizeof err), 0);
+    int32_t want[] = {2, 3, 4};
+    check_ids("suffix", "text", "ids", ids, n, want, 3);
+    char *s = NULL;
+    size_t len;
+    assert_int_equal(tokenizer_decode(t, ids, 2, 0, &s, &len, err, sizeof err), 0);
+    assert_string_equal(s, "hi \xc3\xa9");
+    free(s);
+    free(ids);
+    tokenizer_free(t);
+}
+
 /* Metaspace pre-tokenizer (older Llama/Mistral files) built from the Mistral vocab: must give
  * the same ids as the Prepend/Replace normalizer form on text without added tokens. */
 static void test_metaspace_form(void **state) {
@@ -557,7 +587,7 @@ int main(void) {
         cmocka_unit_test(test_mistral_cases),  cmocka_unit_test(test_llama3_cases),
         cmocka_unit_test(test_special_ids),    cmocka_unit_test(test_empty_text),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_folder_path),
-        cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form), cmocka_unit_test(test_tiny_misc),
+        cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form), cmocka_unit_test(test_tiny_misc), cmocka_unit_test(test_tiny_suffix),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
