@@ -18,7 +18,7 @@ P2=$!
 $T train --size 0.8m --sink --out models/lcb-0.8m-sinktoken --steps 6000 --minutes 4 --long-eval 64 > /tmp/lsink.log 2>&1 &
 P3=$!
 ( $T train --size 0.8m --out models/lcb-0.8m --steps 6000 --minutes 4 --long-eval 64 &&
-  $T longlora --base models/lcb-0.8m --out models/lcb-0.8m-longlora-pi4 --steps 1500 --minutes 2.5 --long-eval 64 ) > /tmp/l08m.log 2>&1 &
+  $T longlora --base models/lcb-0.8m --out models/lcb-0.8m-longlora-pi4 --lr 2e-4 --steps 2000 --minutes 3 --eval-s2 --long-eval 64 ) > /tmp/l08m.log 2>&1 &
 P4=$!
 while kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null || kill -0 $P3 2>/dev/null || kill -0 $P4 2>/dev/null; do
   sleep 20; date; for f in /tmp/l8m.log /tmp/l25m.log /tmp/lsink.log /tmp/l08m.log; do echo "== $f"; grep -v '^$' $f | tail -n 2; done
