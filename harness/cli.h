@@ -34,6 +34,9 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Commands (harness/cmd_*.c).  Each returns the process exit status. */
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* Read whitespace-separated token ids from a file ("-" = stdin). */

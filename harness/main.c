@@ -12,6 +12,9 @@ typedef struct { const char *name; int (*fn)(int, char **); const char *help; } 
 static const Command commands[] = {
     {"tokenize", cmd_tokenize, "text on stdin -> token ids (SPEC §5)"},
     {"score", cmd_score, "token ids -> per-step NLLs under a cache strategy (SPEC §5)"},
+    {"run", cmd_run, "stream a dataset through a model and a strategy into the results file"},
+    {"runs", cmd_runs, "list the runs of a results file"},
+    {"show", cmd_show, "summarise one run (provenance, events, memory, per-bin PPL)"},
     {"bench", cmd_bench, "CPU throughput of dense scoring and sink streaming"},
 };
 

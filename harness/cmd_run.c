@@ -1,0 +1,110 @@
+/*
+ * cmd_run.c — `lcbench run`: flags -> RunConfig -> run_execute (harness/run.c).  With no
+ * arguments it runs the default reference model on the default corpus (Moby Dick, SPEC §6).
+ */
+#include "engine/common.h"
+#include "harness/cli.h"
+#include "harness/run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void run_help(void) {
+    printf("usage: lcbench run [options]            a new run\n"
+           "       lcbench run --resume RUN [--db PATH] [--force]   continue an interrupted run\n"
+           "  --db PATH            results file (default results.db)\n"
+           "  --model PATH         checkpoint folder or random:SHAPE[:SEED] (default models/lcb-0.8m)\n"
+           "  --config FILE        model config instead of PATH/config.json\n"
+           "  --tokenizer PATH     tokenizer.json or a folder holding one (default: the model's)\n"
+           "  --strategy SPEC      cache policy (default sink:4:1020; `sink` and `window` alone take\n"
+           "                       sink:4:1020 and window:1024; see lcbench score --help)\n"
+           "  --protocol P         stream (default), stride, chunks, longlora (SPEC §3)\n"
+           "  --ctx L              window length of stride/chunks/longlora (default: the model's\n"
+           "                       max_position_embeddings)\n"
+           "  --stride S           stride: window step (default L/2); longlora: 256\n"
+           "  --chunk N            tokens per forward pass (default 256; 0 = whole window/stream)\n"
+           "  --dataset SPEC       comma-separated: moby-dick | sotu | spam-assassin (make corpora),\n"
+           "                       DIR of .txt, FILE.jsonl, FILE.bin (uint16), FILE.u32, FILE.ids, text FILE\n"
+           "                       (default moby-dick)\n"
+           "  --field NAME         JSONL field holding the text (default text)\n"
+           "  --token-format F     how FILE sources are read: auto (by extension), text, jsonl, u16, u32, ids\n"
+           "  --bos P              auto (first for text, none for token files), none, first, each-doc\n"
+           "  --tokens N           stream length, K/M/G suffixes (default: every document once); the\n"
+           "                       documents are concatenated, and repeated if short (recorded)\n"
+           "  --no-repeat          stop at the end of the documents instead of repeating them\n"
+           "  --mem-limit BYTES    cap the engine's allocations (K/M/G = 1024^n); reaching it ends the\n"
+           "                       run with status oom and an oom event at that position\n"
+           "  --batch N            steps per committed batch (default 16384)\n"
+           "  --batch-seconds S    also commit after S seconds (default 10)\n"
+           "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
+           "  --device D           cpu (default) or cuda\n"
+           "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
+           "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
+           "Exit status: 0 done, 1 failed or oom (recorded), 2 usage, 130/143 interrupted by SIGINT/SIGTERM\n"
+           "(resume with --resume RUN).  Output: a progress line and a summary on a terminal, else one\n"
+           "JSON object on stdout.\n");
+}
+
+int cmd_run(int argc, char **argv) {
+    Cli c;
+    cli_init(&c, "run", argc, argv);
+    RunConfig rc;
+    run_config_defaults(&rc);
+    char argv_text[8192] = "lcbench";
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(argv_text);
+        snprintf(argv_text + l, sizeof argv_text - l, " %s", argv[i]);
+    }
+    rc.argv_text = argv_text;
+    uint64_t u;
+    for (const char *f; (f = cli_next(&c));) {
+        const char *v = NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { run_help(); return 0; }
+#define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
+#define COUNT(si, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, si, lo, hi, &u)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
+        if (!strcmp(f, "--db")) { VAL(); rc.db_path = v; }
+        else if (!strcmp(f, "--resume")) { COUNT(1, 1, INT64_MAX, "a run id"); rc.resume_id = (int64_t)u; }
+        else if (!strcmp(f, "--force")) rc.force = 1;
+        else if (!strcmp(f, "--model")) { VAL(); rc.model = v; }
+        else if (!strcmp(f, "--config")) { VAL(); rc.config = v; }
+        else if (!strcmp(f, "--tokenizer")) { VAL(); rc.tokenizer = v; }
+        else if (!strcmp(f, "--strategy")) { VAL(); rc.strategy = v; }
+        else if (!strcmp(f, "--protocol")) {
+            VAL();
+            if (protocol_parse(v, &rc.proto.proto)) return cli_usage_error(&c, "--protocol \"%s\" must be stream, stride, chunks or longlora", v);
+        }
+        else if (!strcmp(f, "--ctx")) { COUNT(1, 2, 1ull << 32, "an integer >= 2 (K/M suffixes)"); rc.proto.ctx = (int64_t)u; }
+        else if (!strcmp(f, "--stride")) { COUNT(1, 1, 1ull << 32, "a positive integer"); rc.proto.stride = (int64_t)u; }
+        else if (!strcmp(f, "--chunk")) { COUNT(1, 0, 1ull << 30, "a non-negative integer"); rc.proto.chunk = (int64_t)u; }
+        else if (!strcmp(f, "--dataset")) { VAL(); rc.dataset = v; }
+        else if (!strcmp(f, "--field")) { VAL(); rc.field = v; }
+        else if (!strcmp(f, "--token-format")) { VAL(); rc.token_format = v; }
+        else if (!strcmp(f, "--bos")) { VAL(); rc.bos = v; }
+        else if (!strcmp(f, "--tokens")) { COUNT(1, 2, 1ull << 40, "a token count >= 2 (K/M/G suffixes, powers of 1000)"); rc.tokens = u; }
+        else if (!strcmp(f, "--no-repeat")) rc.repeat = 0;
+        else if (!strcmp(f, "--mem-limit")) { COUNT(0, 1, UINT64_MAX / 2, "a byte count (K/M/G suffixes, powers of 1024)"); rc.mem_limit = u; }
+        else if (!strcmp(f, "--batch")) { COUNT(1, 1, 1ull << 30, "a positive integer"); rc.batch_tokens = (int64_t)u; }
+        else if (!strcmp(f, "--batch-seconds")) {
+            VAL();
+            char *end;
+            rc.batch_seconds = strtod(v, &end);
+            if (*end || !(rc.batch_seconds > 0)) return cli_usage_error(&c, "--batch-seconds \"%s\" must be a positive number", v);
+        }
+        else if (!strcmp(f, "--bin-width")) { COUNT(1, 1, 1ull << 40, "a positive integer"); rc.bin_width = (int64_t)u; }
+        else if (!strcmp(f, "--device")) {
+            VAL();
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(&c, "--device \"%s\" must be cpu or cuda", v);
+            rc.device = v;
+        }
+        else if (!strcmp(f, "--progress")) rc.progress = 1;
+        else if (!strcmp(f, "--no-progress")) rc.progress = 0;
+        else if (!strcmp(f, "--pace-ms")) { COUNT(1, 0, 600000, "milliseconds"); rc.pace_ms = (int)u; }
+        else return cli_usage_error(&c, "unknown argument \"%s\"", f);
+#undef VAL
+#undef COUNT
+    }
+    if (!strcmp(rc.device, "cuda")) { cli_error("run", "--device cuda: this build has no CUDA backend (build with nvcc present)"); return 1; }
+    int64_t id = 0;
+    return run_execute(&rc, &id);
+}

@@ -1,0 +1,605 @@
+/*
+ * run.c — the driver of `lcbench run` (see run.h): resolves the model, tokenizer and dataset,
+ * records the run's provenance in the store, streams the protocol through the strategy, and
+ * commits per-step NLLs, samples and events in batches.  Also what makes a run survivable:
+ * SIGINT/SIGTERM finish the batch in flight and mark the run interrupted; kill -9 leaves it
+ * `running` with its last committed cursor; --resume continues from that cursor and gives the
+ * same numbers as an uninterrupted run; an allocation failure (or --mem-limit) records an
+ * `oom` event and ends the run with status oom, keeping what it measured.
+ */
+#include "harness/run.h"
+#include "datasets/dataset.h"
+#include "datasets/sha256.h"
+#include "engine/common.h"
+#include "engine/tokenizer.h"
+#include "harness/cli.h"
+#include "harness/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MODEL "models/lcb-0.8m"
+#define DEFAULT_DATASET "moby-dick"
+
+void run_config_defaults(RunConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->db_path = "results.db";
+    c->strategy = "sink:4:1020";
+    c->proto = (ProtoParams){.proto = PROTO_STREAM, .ctx = 0, .stride = 0, .chunk = 256};
+    c->token_format = "auto";
+    c->bos = "auto";
+    c->repeat = 1;
+    c->batch_tokens = 16384;
+    c->batch_seconds = 10;
+    c->bin_width = 1024;
+    c->device = "cpu";
+    c->progress = -1;
+}
+
+/* ---------------------------------------------------------------- signals */
+
+static volatile sig_atomic_t got_signal;
+static void on_signal(int sig) { got_signal = sig; }
+
+static void signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void signals_restore(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+/* ---------------------------------------------------------------- provenance */
+
+static void git_revision(char *out, size_t n) {
+    char cmd[PATH_MAX + 128];
+    snprintf(out, n, "unknown");
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", lcb_repo_root());
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char rev[64] = "";
+    if (fgets(rev, sizeof rev, p)) rev[strcspn(rev, "\r\n")] = 0;
+    pclose(p);
+    if (!rev[0]) return;
+    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | head -1", lcb_repo_root());
+    int dirty = 0;
+    if ((p = popen(cmd, "r"))) { char l[8]; dirty = fgets(l, sizeof l, p) != NULL; pclose(p); }
+    snprintf(out, n, "%s%s", rev, dirty ? "-dirty" : "");
+}
+
+static void cpu_name(char *out, size_t n) {
+    snprintf(out, n, "cpu");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) { c += 1 + strspn(c + 1, " \t"); c[strcspn(c, "\n")] = 0; snprintf(out, n, "cpu (%s)", c); }
+            break;
+        }
+    fclose(f);
+}
+
+static int64_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    if (!f) return -1;
+    if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = -1;
+    fclose(f);
+    return res < 0 ? -1 : (int64_t)res * sysconf(_SC_PAGESIZE);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* SHA-256 over the config file and every *.safetensors file of the folder (name, then the
+ * file's own SHA-256), file hashes cached in the store by (path, size, mtime). */
+static int model_hash(Store *st, const char *spec, const char *config, char hex[65], char *err, size_t errlen) {
+    Sha256 h;
+    sha256_init(&h);
+    if (!strncmp(spec, "random:", 7)) {
+        sha256_update(&h, spec, strlen(spec));
+        sha256_hex(&h, hex);
+        return 0;
+    }
+    char cfg[PATH_MAX * 2];
+    if (config) snprintf(cfg, sizeof cfg, "%s", config); else snprintf(cfg, sizeof cfg, "%s/config.json", spec);
+    if (sha256_file(cfg, &h, err, errlen)) return -1;
+    DIR *d = opendir(spec);
+    if (!d) return lcb_fail(err, errlen, "%s: cannot open the checkpoint folder: %s", spec, strerror(errno));
+    char *names[4096];
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 4096;) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && !strcmp(e->d_name + l - 12, ".safetensors")) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX * 2], real[PATH_MAX], fh[65];
+        snprintf(path, sizeof path, "%s/%s", spec, names[i]);
+        struct stat sb;
+        if (rc == 0 && (stat(path, &sb) || !realpath(path, real))) rc = lcb_fail(err, errlen, "%s: %s", path, strerror(errno));
+        if (rc == 0) {
+            int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+            if (!store_hash_lookup(st, real, (int64_t)sb.st_size, mt, fh)) {
+                Sha256 f;
+                sha256_init(&f);
+                if ((rc = sha256_file(path, &f, err, errlen)) == 0) {
+                    sha256_hex(&f, fh);
+                    store_hash_remember(st, real, (int64_t)sb.st_size, mt, fh);
+                }
+            }
+            if (rc == 0) { sha256_update(&h, names[i], strlen(names[i]) + 1); sha256_update(&h, fh, 64); }
+        }
+        free(names[i]);
+    }
+    if (rc == 0) sha256_hex(&h, hex);
+    return rc;
+}
+
+/* "sink" -> "sink:4:1020", "window" -> "window:1024" (attention_sinks' defaults). */
+static const char *strategy_alias(const char *spec) {
+    if (!strcmp(spec, "sink")) return "sink:4:1020";
+    if (!strcmp(spec, "window")) return "window:1024";
+    return spec;
+}
+
+static int file_exists(const char *p) { struct stat sb; return stat(p, &sb) == 0; }
+
+/* ---------------------------------------------------------------- the run state */
+
+typedef struct {
+    Store *st;
+    StoreRun *r;
+    Strategy *s;
+    int64_t max_pos;            /* pre-training context, 0 = unknown */
+    int ctx_event_done;
+    int64_t repeat_pos;
+    int repeat_event_done;
+    /* pending batch */
+    float *buf;                 /* steps of the pending batch */
+    int64_t n_buf, cap_buf;
+    struct { int64_t win_start, pos0, n; } *seg;
+    int64_t n_seg, cap_seg;
+    int64_t cursor, stream_pos; /* after the last unit */
+    uint64_t kv_bytes, kv_formula;
+    int64_t pending_ctx_event;  /* -1 none, else the position */
+    int64_t pending_repeat_event;
+    double t_session, t_commit, t_progress, wall_before;
+    int64_t fed_session, steps_session, steps_before;
+    double sum_nll;             /* over every step scored so far (previous sessions included) */
+    int progress;
+    int pace_ms;
+    double batch_seconds;
+    int failed;
+    char err[LCB_ERRLEN];
+} RunState;
+
+static int commit_batch(RunState *x, char *err, size_t errlen) {
+    Store *st = x->st;
+    StoreRun *r = x->r;
+    double now = lcb_now();
+    if (store_begin(st, err, errlen)) return -1;
+    int rc = 0;
+    int64_t off = 0;
+    for (int64_t i = 0; rc == 0 && i < x->n_seg; i++) {
+        rc = store_nll_insert(st, r->id, r->next_seq++, x->seg[i].win_start, x->seg[i].pos0, x->buf + off, x->seg[i].n, err, errlen);
+        off += x->seg[i].n;
+    }
+    if (rc == 0 && x->pending_ctx_event >= 0)
+        rc = store_event(st, r->id, x->pending_ctx_event, "ctx_passed", "the stream passed the model's pre-training context (max_position_embeddings)", err, errlen);
+    if (rc == 0 && x->pending_repeat_event >= 0)
+        rc = store_event(st, r->id, x->pending_repeat_event, "corpus_repeat", "every document used; the dataset starts over (pass 2)", err, errlen);
+    double el = now - x->t_session;
+    StoreSample smp = {.pos = x->stream_pos, .elapsed_s = x->wall_before + el,
+                       .tokens_per_s = el > 0 ? x->fed_session / el : 0,
+                       .weights = (int64_t)lcb_mem_now(LCB_MEM_WEIGHTS), .kv = (int64_t)x->kv_bytes,
+                       .kv_formula = (int64_t)x->kv_formula, .work = (int64_t)lcb_mem_now(LCB_MEM_WORK),
+                       .rss = rss_bytes(), .device = -1};
+    if (rc == 0) rc = store_sample(st, r->id, &smp, err, errlen);
+    r->cursor = x->cursor;
+    r->steps_done += x->n_buf;
+    r->wall_s = x->wall_before + el;
+    if (rc == 0) rc = store_run_update(st, r, err, errlen);
+    if (rc == 0) rc = store_commit(st, err, errlen);
+    if (rc) { store_rollback(st); return -1; }
+    x->n_buf = x->n_seg = 0;
+    x->pending_ctx_event = x->pending_repeat_event = -1;
+    x->t_commit = now;
+    if (x->pace_ms > 0) { struct timespec ts = {x->pace_ms / 1000, (long)(x->pace_ms % 1000) * 1000000L}; nanosleep(&ts, NULL); }
+    return 0;
+}
+
+static void fmt_count(char *b, size_t n, double v) {
+    if (v >= 1e9) snprintf(b, n, "%.2fG", v / 1e9);
+    else if (v >= 1e6) snprintf(b, n, "%.2fM", v / 1e6);
+    else if (v >= 1e4) snprintf(b, n, "%.1fK", v / 1e3);
+    else snprintf(b, n, "%.0f", v);
+}
+
+static void show_progress(RunState *x, int final) {
+    double now = lcb_now();
+    if (!final && now - x->t_progress < 0.25) return;
+    x->t_progress = now;
+    double el = now - x->t_session;
+    double rate = el > 0 ? x->steps_session / el : 0;
+    int64_t done = x->r->steps_done + x->n_buf, left = x->r->steps_total - done;
+    char a[32], b[32], c[32], eta[32] = "?";
+    fmt_count(a, sizeof a, (double)done);
+    fmt_count(b, sizeof b, (double)x->r->steps_total);
+    fmt_count(c, sizeof c, el > 0 ? x->fed_session / el : 0);
+    if (rate > 0) {
+        double s = left / rate;
+        if (s >= 3600) snprintf(eta, sizeof eta, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+        else snprintf(eta, sizeof eta, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    }
+    int64_t nsteps = x->steps_before + x->steps_session;
+    fprintf(stderr, "\rrun %lld: %s/%s steps  %s tok/s  ETA %s  ppl %.3f   %s", (long long)x->r->id, a, b, c, eta,
+            nsteps ? exp(x->sum_nll / nsteps) : NAN, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static int on_unit(void *ctx, const RunUnit *u) {
+    RunState *x = ctx;
+    if (x->n_buf + u->n > x->cap_buf) {
+        int64_t nc = x->cap_buf ? x->cap_buf : 4096;
+        while (nc < x->n_buf + u->n) nc *= 2;
+        float *nb = realloc(x->buf, (size_t)nc * sizeof *nb);
+        if (!nb) { x->failed = 1; snprintf(x->err, sizeof x->err, "out of memory: pending batch of %lld steps", (long long)nc); return 1; }
+        x->buf = nb; x->cap_buf = nc;
+    }
+    if (x->n_seg == x->cap_seg) {
+        int64_t nc = x->cap_seg ? 2 * x->cap_seg : 64;
+        void *ns = realloc(x->seg, (size_t)nc * sizeof *x->seg);
+        if (!ns) { x->failed = 1; snprintf(x->err, sizeof x->err, "out of memory: pending batch"); return 1; }
+        x->seg = ns; x->cap_seg = nc;
+    }
+    if (u->n > 0) {
+        memcpy(x->buf + x->n_buf, u->nll, (size_t)u->n * sizeof *u->nll);
+        x->n_buf += u->n;
+        x->seg[x->n_seg].win_start = u->win_start;
+        x->seg[x->n_seg].pos0 = u->pos0;
+        x->seg[x->n_seg].n = u->n;
+        x->n_seg++;
+        for (int64_t i = 0; i < u->n; i++) x->sum_nll += u->nll[i];
+    }
+    x->steps_session += u->n;
+    x->fed_session += u->fed;
+    x->cursor = u->cursor;
+    x->stream_pos = u->stream_pos;
+    x->kv_bytes = u->kv_bytes;
+    x->kv_formula = u->kv_formula;
+    /* the stream passes the pre-training context at step t = max_pos (t+1 tokens seen) */
+    if (!x->ctx_event_done && x->max_pos > 0 && !strcmp(x->r->protocol, "stream") && u->pos0 + u->n > x->max_pos) {
+        x->pending_ctx_event = x->max_pos;
+        x->ctx_event_done = 1;
+    }
+    if (!x->repeat_event_done && x->repeat_pos > 0 && u->stream_pos > x->repeat_pos) {
+        x->pending_repeat_event = x->repeat_pos;
+        x->repeat_event_done = 1;
+    }
+    double now = lcb_now();
+    if (x->n_buf >= x->r->batch_tokens || now - x->t_commit >= x->batch_seconds || got_signal) {
+        if (commit_batch(x, x->err, sizeof x->err)) { x->failed = 1; return 1; }
+    }
+    if (x->progress) show_progress(x, 0);
+    return got_signal ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- execute */
+
+/* The config of a model without loading its weights (for the BOS id and max_pos). */
+static int peek_config(const char *spec, const char *config, ModelConfig *cfg, char *err, size_t errlen) {
+    if (!strncmp(spec, "random:", 7)) {
+        char shape[128];
+        snprintf(shape, sizeof shape, "%.100s", spec + 7);
+        shape[strcspn(shape, ":")] = 0;
+        return config_random_shape(cfg, shape, err, errlen);
+    }
+    char p[PATH_MAX * 2];
+    if (config) snprintf(p, sizeof p, "%s", config); else snprintf(p, sizeof p, "%s/config.json", spec);
+    return config_load(cfg, p, err, errlen);
+}
+
+static int pid_alive(int64_t pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM); }
+
+/* Status as `runs` shows it: a `running` row whose process is gone (same host) is stale. */
+const char *run_status_display(const char *status, const char *host, int64_t pid) {
+    if (!status) return "?";
+    if (strcmp(status, "running")) return status;
+    char me[256] = "";
+    gethostname(me, sizeof me - 1);
+    if (host && !strcmp(host, me) && !pid_alive(pid)) return "stale";
+    return "running";
+}
+
+static int is_oom(const char *err) { return !strncmp(err, "out of memory", 13) || strstr(err, ": out of memory") || lcb_mem_limit_hit(); }
+
+static void print_summary(const StoreRun *r, const char *db, int tty) {
+    if (tty) {
+        printf("run %lld: %s  %lld steps over %lld tokens  mean NLL %.6f  PPL %.4f  %.1f s  (%s)\n", (long long)r->id, r->status,
+               (long long)r->steps_done, (long long)r->tokens, r->mean_nll, r->ppl, r->wall_s, db);
+        printf("details: lcbench show %lld --db %s\n", (long long)r->id, db);
+    } else {
+        printf("{\"run\": %lld, \"status\": \"%s\", \"steps\": %lld, \"tokens\": %lld, \"mean_nll\": %.9g, \"ppl\": %.9g, "
+               "\"wall_s\": %.3f, \"db\": \"%s\"}\n", (long long)r->id, r->status, (long long)r->steps_done, (long long)r->tokens,
+               isnan(r->mean_nll) ? 0 : r->mean_nll, isnan(r->ppl) ? 0 : r->ppl, r->wall_s, db);
+    }
+    fflush(stdout);
+}
+
+int run_execute(RunConfig *c, int64_t *run_id) {
+    char err[LCB_ERRLEN];
+    Store st;
+    StoreRun r;
+    memset(&r, 0, sizeof r);
+    if (store_open(&st, c->db_path, err, sizeof err)) { cli_error("run", "%s", err); return 1; }
+    int rc_exit = 1, resuming = c->resume_id > 0;
+    Tokenizer *tok = NULL;
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    Model m;
+    memset(&m, 0, sizeof m);
+    int model_live = 0, row_live = 0;
+    Strategy s;
+    char model_path[PATH_MAX + 64], tok_path[PATH_MAX + 64] = "", hex[65];
+
+    if (resuming) {
+        if (store_run_get(&st, c->resume_id, &r, err, sizeof err)) { cli_error("run", "--resume: %s", err); rc_exit = EXIT_USAGE; goto out; }
+        const char *shown = run_status_display(r.status, r.host, r.pid);
+        if (!strcmp(shown, "done")) { cli_error("run", "--resume %lld: the run is already complete", (long long)r.id); rc_exit = EXIT_USAGE; goto out; }
+        if (!strcmp(shown, "running") && !c->force) {
+            cli_error("run", "--resume %lld: the run looks alive (host %s, pid %lld); use --force if it is not", (long long)r.id,
+                      r.host ? r.host : "?", (long long)r.pid);
+            rc_exit = EXIT_USAGE;
+            goto out;
+        }
+        c->model = r.model; c->config = r.model_config; c->tokenizer = r.tokenizer; c->strategy = r.strategy;
+        protocol_parse(r.protocol ? r.protocol : "stream", &c->proto.proto);
+        c->proto.ctx = r.ctx; c->proto.stride = r.stride; c->proto.chunk = r.chunk;
+        c->dataset = r.dataset; c->field = r.dataset_field; c->token_format = r.token_format; c->bos = r.bos;
+        c->tokens = (uint64_t)r.tokens_requested; c->repeat = (int)r.repeat;
+        if (!c->mem_limit) c->mem_limit = (uint64_t)r.mem_limit;
+        r.mem_limit = (int64_t)c->mem_limit;
+        c->batch_tokens = r.batch_tokens; c->bin_width = r.bin_width;
+    }
+    lcb_mem_set_limit((size_t)c->mem_limit);
+
+    /* model, tokenizer */
+    if (c->model) snprintf(model_path, sizeof model_path, "%s", c->model);
+    else {
+        snprintf(model_path, sizeof model_path, "%s/%s", lcb_repo_root(), DEFAULT_MODEL);
+        if (!file_exists(model_path)) {
+            cli_error("run", "the default model %s is not there (the reference models go in models/); pass --model PATH or random:SHAPE", model_path);
+            goto out;
+        }
+    }
+    int is_random = !strncmp(model_path, "random:", 7);
+    if (c->tokenizer && *c->tokenizer) snprintf(tok_path, sizeof tok_path, "%s", c->tokenizer);
+    else if (!is_random) {
+        char p[PATH_MAX + 96];
+        snprintf(p, sizeof p, "%s/tokenizer.json", model_path);
+        if (file_exists(p)) snprintf(tok_path, sizeof tok_path, "%s", model_path);
+    }
+    char tok_hash[65] = "";
+    if (tok_path[0]) {
+        if (!(tok = tokenizer_load(tok_path, err, sizeof err))) { cli_error("run", "%s", err); goto out; }
+        char f[PATH_MAX + 96];
+        struct stat sb;
+        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(f, sizeof f, "%s/tokenizer.json", tok_path);
+        else snprintf(f, sizeof f, "%s", tok_path);
+        Sha256 h;
+        sha256_init(&h);
+        if (sha256_file(f, &h, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
+        sha256_hex(&h, tok_hash);
+    }
+    ModelConfig cfg;
+    if (peek_config(model_path, c->config, &cfg, err, sizeof err)) { cli_error("run", "--model: %s", err); goto out; }
+
+    /* strategy and protocol: usage errors before anything is recorded */
+    const char *spec = strategy_alias(c->strategy ? c->strategy : "sink:4:1020");
+    if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
+    if (c->proto.proto != PROTO_STREAM && c->proto.ctx <= 0) c->proto.ctx = cfg.max_pos;   /* default: the pre-training context */
+    if (c->proto.proto == PROTO_LONGLORA && c->proto.stride <= 0) c->proto.stride = 256;
+    if (c->proto.proto == PROTO_STRIDE && c->proto.stride <= 0) c->proto.stride = c->proto.ctx / 2 > 0 ? c->proto.ctx / 2 : 1;
+
+    /* dataset */
+    DatasetOptions dopt = {.spec = c->dataset ? c->dataset : DEFAULT_DATASET, .field = c->field, .max_tokens = c->tokens,
+                           .repeat = c->repeat};
+    if (dataset_format_parse(c->token_format ? c->token_format : "auto", &dopt.format)) {
+        cli_error("run", "--token-format \"%s\" must be auto, text, jsonl, u16, u32 or ids", c->token_format);
+        rc_exit = EXIT_USAGE;
+        goto out;
+    }
+    if (dataset_bos_parse(c->bos ? c->bos : "auto", &dopt.bos)) {
+        cli_error("run", "--bos \"%s\" must be auto, none, first or each-doc", c->bos);
+        rc_exit = EXIT_USAGE;
+        goto out;
+    }
+    int32_t bos_id = tok ? tokenizer_bos_id(tok) : cfg.bos_id;
+    if (dataset_load(&d, &dopt, tok, bos_id, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
+    if (d.max_id >= cfg.vocab) {
+        cli_error("run", "--dataset %s: token id %d is outside the vocabulary of %s (size %d)", dopt.spec, d.max_id, model_path, cfg.vocab);
+        goto out;
+    }
+    int64_t steps_total, units;
+    if (protocol_plan(&c->proto, d.n, &steps_total, &units, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
+    if (model_hash(&st, model_path, c->config, hex, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
+
+    char now[32], host[256] = "", rev[96], dev[300];
+    store_now(now);
+    gethostname(host, sizeof host - 1);
+    if (resuming) {
+        if (r.dataset_hash && strcmp(r.dataset_hash, d.hash)) {
+            cli_error("run", "--resume %lld: the dataset's token stream changed (hash %.12s..., recorded %.12s...)", (long long)r.id, d.hash, r.dataset_hash);
+            goto out;
+        }
+        if (r.model_hash && strcmp(r.model_hash, hex)) {
+            cli_error("run", "--resume %lld: the model's content changed (hash %.12s..., recorded %.12s...)", (long long)r.id, hex, r.model_hash);
+            goto out;
+        }
+        store_set(&r.status, "running");
+        store_set(&r.host, host);
+        r.pid = getpid();
+        r.threads = omp_get_max_threads();
+        if (store_run_update(&st, &r, err, sizeof err) || store_event(&st, r.id, r.cursor, "resume", NULL, err, sizeof err)) {
+            cli_error("run", "%s", err);
+            goto out;
+        }
+    } else {
+        git_revision(rev, sizeof rev);
+        cpu_name(dev, sizeof dev);
+        r.status = strdup("running");
+        store_set(&r.lcbench_rev, rev);
+        store_set(&r.argv, c->argv_text);
+        store_set(&r.model, model_path);
+        store_set(&r.model_config, c->config);
+        store_set(&r.model_hash, hex);
+        store_set(&r.arch, config_arch_name(cfg.arch));
+        r.n_params = (int64_t)config_n_params(&cfg);
+        r.max_pos = cfg.max_pos;
+        store_set(&r.tokenizer, tok_path[0] ? tok_path : NULL);
+        store_set(&r.tokenizer_hash, tok_hash[0] ? tok_hash : NULL);
+        store_set(&r.strategy, spec);
+        store_set(&r.protocol, protocol_name(c->proto.proto));
+        store_set(&r.bos, dataset_bos_name(d.bos));
+        r.ctx = c->proto.proto == PROTO_STREAM ? 0 : c->proto.ctx;
+        r.stride = c->proto.proto == PROTO_STRIDE || c->proto.proto == PROTO_LONGLORA ? c->proto.stride : 0;
+        r.chunk = c->proto.chunk;
+        store_set(&r.dataset, dopt.spec);
+        store_set(&r.dataset_field, c->field);
+        store_set(&r.token_format, dataset_format_name(dopt.format));
+        store_set(&r.dataset_hash, d.hash);
+        store_set(&r.source_hash, d.source_hash);
+        r.n_docs = (int64_t)d.n_docs;
+        r.passes = d.passes;
+        r.repeat = c->repeat;
+        r.tokens_requested = (int64_t)c->tokens;
+        r.tokens = (int64_t)d.n;
+        r.steps_total = steps_total;
+        r.mem_limit = (int64_t)c->mem_limit;
+        r.batch_tokens = c->batch_tokens;
+        r.bin_width = c->bin_width;
+        r.threads = omp_get_max_threads();
+        store_set(&r.device, dev);
+        store_set(&r.host, host);
+        r.pid = getpid();
+        store_set(&r.started, now);
+        r.mean_nll = r.ppl = NAN;
+        int rc = store_begin(&st, err, sizeof err);
+        if (rc == 0) rc = store_run_insert(&st, &r, err, sizeof err);
+        if (rc == 0) rc = store_docs(&st, r.id, d.doc_pos, d.doc_name, d.n_docs, err, sizeof err);
+        if (rc == 0 && c->proto.proto != PROTO_STREAM && cfg.max_pos > 0 && c->proto.ctx > cfg.max_pos)
+            rc = store_event(&st, r.id, cfg.max_pos, "ctx_passed", "the window is longer than the model's pre-training context", err, sizeof err);
+        if (rc == 0) rc = store_commit(&st, err, sizeof err);
+        if (rc) { store_rollback(&st); cli_error("run", "%s", err); goto out; }
+    }
+    row_live = 1;
+    *run_id = r.id;
+    if (!resuming && d.passes > 1)
+        fprintf(stderr, "lcbench run: note: --dataset %s has %llu tokens; it was repeated to reach --tokens %llu (passes %d, recorded)\n",
+                dopt.spec, (unsigned long long)d.repeat_pos, (unsigned long long)c->tokens, d.passes);
+
+    /* the model (an OOM here is an OOM of the run, at position cursor) */
+    signals_install();
+    const char *end_status = "done";
+    int64_t fail_pos = r.cursor;
+    if (model_open(&m, model_path, c->config, err, sizeof err)) {
+        end_status = is_oom(err) ? "oom" : "failed";
+    } else {
+        model_live = 1;
+        store_set(&r.dtype, m.disk_dtype);
+    }
+
+    RunState x;
+    memset(&x, 0, sizeof x);
+    x.st = &st; x.r = &r; x.s = &s;
+    x.max_pos = cfg.max_pos;
+    x.ctx_event_done = resuming && (r.protocol && !strcmp(r.protocol, "stream")) && r.cursor > cfg.max_pos;
+    x.repeat_pos = (int64_t)d.repeat_pos;
+    x.repeat_event_done = resuming && r.cursor >= x.repeat_pos;
+    x.pending_ctx_event = x.pending_repeat_event = -1;
+    x.cursor = r.cursor;
+    x.stream_pos = r.cursor;
+    x.t_session = x.t_commit = lcb_now();
+    x.wall_before = r.wall_s;
+    x.steps_before = r.steps_done;
+    x.batch_seconds = c->batch_seconds > 0 ? c->batch_seconds : 10;
+    x.progress = c->progress < 0 ? isatty(2) : c->progress;
+    x.pace_ms = c->pace_ms;
+    if (resuming) {
+        double mean;
+        int64_t n;
+        if (store_bins_recompute(&st, r.id, r.bin_width, &mean, &n, err, sizeof err) == 0 && n > 0) x.sum_nll = mean * n;
+    }
+
+    int prc = 0;
+    if (model_live) {
+        prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, &x, &fail_pos, err, sizeof err);
+        if (x.failed) { prc = -1; snprintf(err, sizeof err, "%s", x.err); }
+        if (prc) end_status = is_oom(err) ? "oom" : "failed";
+        else if (got_signal) end_status = "interrupted";
+    }
+    if (x.progress) show_progress(&x, 1);
+    /* keep what was measured: commit the pending batch, then the closing event */
+    char err2[LCB_ERRLEN];
+    if (x.n_buf > 0 && commit_batch(&x, err2, sizeof err2)) cli_error("run", "%s", err2);
+    if (strcmp(end_status, "done")) {
+        char detail[LCB_ERRLEN + 64];
+        int64_t pos = fail_pos;
+        if (!strcmp(end_status, "interrupted")) { snprintf(detail, sizeof detail, "signal %d", (int)got_signal); pos = x.stream_pos; }
+        else snprintf(detail, sizeof detail, "%s", err);
+        if (!strcmp(end_status, "oom") && c->mem_limit) {
+            size_t l = strlen(detail);
+            snprintf(detail + l, sizeof detail - l, " (--mem-limit %llu bytes%s)", (unsigned long long)c->mem_limit,
+                     lcb_mem_limit_hit() ? ", reached" : "");
+        }
+        if (store_event(&st, r.id, pos, !strcmp(end_status, "interrupted") ? "interrupted" : !strcmp(end_status, "oom") ? "oom" : "error",
+                        detail, err2, sizeof err2))
+            cli_error("run", "%s", err2);
+        if (strcmp(end_status, "interrupted")) cli_error("run", "run %lld: %s at position %lld: %s", (long long)r.id, end_status, (long long)pos, err);
+    }
+    signals_restore();
+    int64_t steps;
+    if (store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &steps, err2, sizeof err2)) cli_error("run", "%s", err2);
+    r.ppl = exp(r.mean_nll);
+    store_now(now);
+    store_set(&r.ended, now);
+    store_set(&r.status, end_status);
+    r.wall_s = x.wall_before + (lcb_now() - x.t_session);
+    if (store_run_update(&st, &r, err2, sizeof err2)) cli_error("run", "%s", err2);
+    print_summary(&r, c->db_path, isatty(1));
+    if (!strcmp(end_status, "done")) rc_exit = 0;
+    else if (!strcmp(end_status, "interrupted")) rc_exit = 128 + (int)got_signal;
+    else rc_exit = 1;
+    free(x.buf);
+    free(x.seg);
+out:
+    (void)row_live;
+    if (model_live) model_free(&m);
+    dataset_free(&d);
+    if (tok) tokenizer_free(tok);
+    if (resuming) { c->model = c->config = c->tokenizer = c->strategy = c->dataset = c->field = c->token_format = c->bos = NULL; }
+    store_run_free(&r);
+    store_close(&st);
+    lcb_mem_set_limit(0);
+    return rc_exit;
+}

@@ -1,0 +1,98 @@
+/*
+ * run.h — `lcbench run`: the evaluation protocols of SPEC §3 over a token array, and the run
+ * driver that streams them through a model and a cache strategy into the SQLite store.
+ *
+ * Protocols (every scored step is NLL_t of SPEC §1 at an in-window position t):
+ *   stream    one pass, one cache, every step t = 0 .. T-2 scored; position = t
+ *   stride    windows [b, min(b+L, T)) at b = 0, S, 2S, ... until one reaches T, fresh cache
+ *             each; every target token scored exactly once (the first window scores all its
+ *             steps, later ones the steps whose target is past the previous window's end,
+ *             i.e. their last S), as in the HF perplexity guide
+ *   chunks    floor(T/L) non-overlapping L-token chunks, fresh cache each, steps L/2 .. L-2
+ *             scored (llama.cpp llama-perplexity)
+ *   longlora  windows of L at b = 0, S, 2S, ... (S = 256) for b in range(0, T-L-1, S) minus
+ *             the last (LongLoRA eval.py), all L-1 steps scored; the headline PPL is exp of
+ *             the mean of window means (= mean of all steps, windows being equal)
+ * A protocol advances in units (stream: one chunk of the feed; others: one window) and
+ * reports each unit's scored steps to a callback, which may stop it.  The cursor after a unit
+ * is where a resumed run starts: the stream re-feeds tokens 0 .. cursor-1 through the strategy
+ * without scoring (the same chunking, so the cache state is rebuilt exactly); the windowed
+ * protocols restart at window number cursor.
+ */
+#ifndef LCB_RUN_H
+#define LCB_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model.h"
+#include "strategies/strategy.h"
+
+typedef enum { PROTO_STREAM = 0, PROTO_STRIDE, PROTO_CHUNKS, PROTO_LONGLORA } RunProtocol;
+
+typedef struct {
+    RunProtocol proto;
+    int64_t ctx;      /* L: window length (stride, chunks, longlora) */
+    int64_t stride;   /* S: window step (stride; longlora, default 256) */
+    int64_t chunk;    /* tokens per strategy_feed; 0 = whole window/stream */
+} ProtoParams;
+
+const char *protocol_name(RunProtocol p);
+int protocol_parse(const char *s, RunProtocol *out);    /* 0 or -1 */
+/* Check the parameters against a stream of T tokens; steps and units the protocol will score. */
+int protocol_plan(const ProtoParams *p, size_t T, int64_t *steps, int64_t *units, char *err, size_t errlen);
+
+typedef struct {
+    int64_t win_start;   /* stream position of the window's first token (stream: 0) */
+    int64_t pos0, n;     /* scored steps: in-window positions pos0 .. pos0+n-1 */
+    const float *nll;    /* (n) */
+    int64_t cursor;      /* resume cursor after this unit */
+    int64_t stream_pos;  /* stream position reached (end of the unit's tokens) */
+    int64_t fed;         /* tokens the model processed in this unit */
+    uint64_t kv_bytes, kv_formula; /* KV cache allocated / by formula at the end of the unit */
+} RunUnit;
+/* Non-zero: stop after this unit. */
+typedef int (*RunUnitFn)(void *ctx, const RunUnit *u);
+
+/* Run a protocol from `cursor` (0 = the start).  On failure returns -1 with err ("out of
+ * memory ..." for an allocation failure) and *fail_pos = the stream position being processed. */
+int protocol_run(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
+                 RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- the driver */
+
+typedef struct {
+    const char *db_path;         /* results.db */
+    int64_t resume_id;           /* > 0: continue this run (the other fields come from its row) */
+    int force;                   /* resume a run that looks alive */
+    const char *model;           /* NULL: models/lcb-0.8m of the repository */
+    const char *config;          /* alternative config.json, or NULL */
+    const char *tokenizer;       /* NULL: the model folder's */
+    const char *strategy;        /* spec; aliases sink, window expand to their defaults */
+    ProtoParams proto;
+    const char *dataset;         /* spec of datasets/dataset.h; NULL: moby-dick */
+    const char *field;           /* JSONL field */
+    const char *token_format;    /* auto|text|jsonl|u16|u32|ids */
+    const char *bos;             /* auto|none|first|each-doc */
+    uint64_t tokens;             /* 0: every document once */
+    int repeat;                  /* cycle the documents to reach tokens (default 1) */
+    uint64_t mem_limit;          /* bytes, 0 = none */
+    int64_t batch_tokens;        /* steps per committed batch */
+    double batch_seconds;        /* or this long since the last commit */
+    int64_t bin_width;           /* linear bins */
+    const char *device;          /* cpu */
+    int progress;                /* -1 auto (terminal), 0 no, 1 yes */
+    int pace_ms;                 /* sleep after each commit (tests use it to interrupt mid-run) */
+    const char *argv_text;       /* the command line, for provenance */
+} RunConfig;
+
+void run_config_defaults(RunConfig *c);
+/* Execute (or resume) a run.  Returns the process exit status: 0 done, 130/143 interrupted
+ * by SIGINT/SIGTERM, 1 failure or OOM (the run row says which), 2 usage error. */
+int run_execute(RunConfig *c, int64_t *run_id);
+
+/* Status as `runs` and `show` display it: a `running` row of this host whose process is gone
+ * (kill -9, power loss) is shown as `stale`; --resume continues it. */
+const char *run_status_display(const char *status, const char *host, int64_t pid);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * run_protocol.c — the evaluation protocols of SPEC §3 (stream, stride, chunks, longlora) as
+ * loops over a token array that feed a cache strategy and report scored steps per unit (see
+ * run.h).  tests/test_harness.c checks each against strategy_score on the same slices.
+ */
+#include "harness/run.h"
+#include "engine/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const proto_names[] = {"stream", "stride", "chunks", "longlora"};
+
+const char *protocol_name(RunProtocol p) { return (unsigned)p < 4 ? proto_names[p] : "?"; }
+
+int protocol_parse(const char *s, RunProtocol *out) {
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, proto_names[i])) { *out = (RunProtocol)i; return 0; }
+    return -1;
+}
+
+/* Window k of a windowed protocol: tokens [b, e), scored in-window steps [i0, i1). */
+typedef struct { int64_t b, e, i0, i1; } Win;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static int64_t n_windows(const ProtoParams *p, int64_t T) {
+    switch (p->proto) {
+    case PROTO_STRIDE: return T <= p->ctx ? 1 : ceil_div(T - p->ctx, p->stride) + 1;
+    case PROTO_CHUNKS: return T / p->ctx;
+    case PROTO_LONGLORA: { int64_t all = T - p->ctx - 1 > 0 ? ceil_div(T - p->ctx - 1, p->stride) : 0; return all - 1; }
+    default: return 0;
+    }
+}
+
+static Win window(const ProtoParams *p, int64_t T, int64_t k) {
+    Win w = {0};
+    const int64_t L = p->ctx, S = p->stride;
+    switch (p->proto) {
+    case PROTO_STRIDE: {
+        w.b = k * S;
+        w.e = w.b + L < T ? w.b + L : T;
+        int64_t prev_end = k == 0 ? 0 : ((k - 1) * S + L < T ? (k - 1) * S + L : T);
+        w.i0 = prev_end - w.b - 1 > 0 ? prev_end - w.b - 1 : 0;
+        w.i1 = w.e - w.b - 1;
+        break;
+    }
+    case PROTO_CHUNKS:
+        w.b = k * L; w.e = w.b + L; w.i0 = L / 2; w.i1 = L - 1;
+        break;
+    case PROTO_LONGLORA:
+        w.b = k * S; w.e = w.b + L; w.i0 = 0; w.i1 = L - 1;
+        break;
+    default: break;
+    }
+    if (w.i1 < w.i0) w.i1 = w.i0;
+    return w;
+}
+
+int protocol_plan(const ProtoParams *p, size_t T, int64_t *steps, int64_t *units, char *err, size_t errlen) {
+    if (T < 2) return lcb_fail(err, errlen, "a run needs at least 2 tokens (got %zu)", T);
+    if (p->chunk < 0) return lcb_fail(err, errlen, "--chunk %lld must be >= 0", (long long)p->chunk);
+    if (p->proto == PROTO_STREAM) {
+        *steps = (int64_t)T - 1;
+        int64_t c = p->chunk > 0 ? p->chunk : (int64_t)T;
+        *units = ceil_div((int64_t)T, c);
+        return 0;
+    }
+    if (p->ctx < 2) return lcb_fail(err, errlen, "--protocol %s needs --ctx L >= 2", protocol_name(p->proto));
+    if ((p->proto == PROTO_STRIDE || p->proto == PROTO_LONGLORA) && (p->stride < 1 || p->stride > p->ctx))
+        return lcb_fail(err, errlen, "--protocol %s: --stride %lld must be in [1, --ctx %lld]", protocol_name(p->proto),
+                        (long long)p->stride, (long long)p->ctx);
+    int64_t nw = n_windows(p, (int64_t)T);
+    if (nw < 1) {
+        if (p->proto == PROTO_CHUNKS) return lcb_fail(err, errlen, "--protocol chunks: %zu tokens make no chunk of --ctx %lld", T, (long long)p->ctx);
+        return lcb_fail(err, errlen, "--protocol longlora: %zu tokens make no window (needs > ctx + 1 + 2 x stride = %lld)", T,
+                        (long long)(p->ctx + 1 + 2 * p->stride));
+    }
+    int64_t s = 0;
+    for (int64_t k = 0; k < nw; k++) { Win w = window(p, (int64_t)T, k); s += w.i1 - w.i0; }
+    *steps = s;
+    *units = nw;
+    return 0;
+}
+
+/* The stream protocol. */
+static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
+                      RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
+    const int64_t V = m->cfg.vocab;
+    int64_t chunk = p->chunk > 0 && !s->ops->whole_input ? p->chunk : (int64_t)T;
+    if (chunk > (int64_t)T) chunk = (int64_t)T;
+    size_t lbytes = (size_t)chunk * (size_t)V * sizeof(float);
+    float *logits = lcb_alloc(LCB_MEM_WORK, lbytes);
+    float *nll = malloc((size_t)chunk * sizeof *nll);
+    *fail_pos = 0;
+    if (!logits || !nll) {
+        lcb_free(LCB_MEM_WORK, logits, logits ? lbytes : 0);
+        free(nll);
+        return lcb_fail(err, errlen, "out of memory: logits for a chunk of %lld tokens (%zu bytes)", (long long)chunk, lbytes);
+    }
+    int rc = strategy_begin(s, m, err, errlen);
+    /* resume: rebuild the cache by re-feeding what was scored, with the same chunk boundaries */
+    for (int64_t t0 = 0; rc == 0 && t0 < cursor; t0 += chunk) {
+        int n = (int)(cursor - t0 < chunk ? cursor - t0 : chunk);
+        *fail_pos = t0;
+        rc = strategy_feed(s, ids + t0, n, s->ops->feed ? logits : NULL, err, errlen);
+    }
+    for (int64_t t0 = cursor; rc == 0 && t0 < (int64_t)T; t0 += chunk) {
+        int n = (int)((int64_t)T - t0 < chunk ? (int64_t)T - t0 : chunk);
+        *fail_pos = t0;
+        if ((rc = strategy_feed(s, ids + t0, n, logits, err, errlen))) break;
+        int64_t ns = t0 + n < (int64_t)T ? n : n - 1;   /* the last token has no target */
+        for (int64_t i = 0; i < ns; i++) nll[i] = (float)model_nll(logits + i * V, (int)V, ids[t0 + i + 1]);
+        RunUnit u = {.win_start = 0, .pos0 = t0, .n = ns, .nll = nll, .cursor = t0 + n, .stream_pos = t0 + n, .fed = n,
+                     .kv_bytes = strategy_kv_bytes_allocated(s), .kv_formula = strategy_kv_bytes_formula(s, (uint64_t)(t0 + n))};
+        if (fn(ctx, &u)) break;
+    }
+    strategy_end(s);
+    lcb_free(LCB_MEM_WORK, logits, lbytes);
+    free(nll);
+    return rc;
+}
+
+/* stride, chunks, longlora: independent windows, fresh cache each. */
+static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
+                       RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
+    const int64_t V = m->cfg.vocab, nw = n_windows(p, (int64_t)T);
+    int64_t chunk = p->chunk > 0 && !s->ops->whole_input && p->chunk < p->ctx ? p->chunk : p->ctx;
+    size_t lbytes = (size_t)chunk * (size_t)V * sizeof(float);
+    float *logits = lcb_alloc(LCB_MEM_WORK, lbytes);
+    float *nll = malloc((size_t)p->ctx * sizeof *nll);
+    *fail_pos = 0;
+    if (!logits || !nll) {
+        lcb_free(LCB_MEM_WORK, logits, logits ? lbytes : 0);
+        free(nll);
+        return lcb_fail(err, errlen, "out of memory: logits for a chunk of %lld tokens (%zu bytes)", (long long)chunk, lbytes);
+    }
+    int rc = 0;
+    for (int64_t k = cursor; rc == 0 && k < nw; k++) {
+        Win w = window(p, (int64_t)T, k);
+        *fail_pos = w.b;
+        RunUnit u = {.win_start = w.b, .pos0 = w.i0, .n = w.i1 - w.i0, .nll = nll, .cursor = k + 1, .stream_pos = w.e};
+        if (u.n > 0) {
+            if ((rc = strategy_begin(s, m, err, errlen))) { strategy_end(s); break; }
+            for (int64_t c0 = 0; rc == 0 && c0 < w.i1; c0 += chunk) {
+                int n = (int)(w.e - w.b - c0 < chunk ? w.e - w.b - c0 : chunk);
+                /* s2 needs the whole window in one forward; others may stop at the last scored step */
+                if (!s->ops->whole_input && c0 + n > w.i1) n = (int)(w.i1 - c0);
+                *fail_pos = w.b + c0;
+                if ((rc = strategy_feed(s, ids + w.b + c0, n, logits, err, errlen))) break;
+                u.fed += n;
+                for (int64_t i = c0 > w.i0 ? c0 : w.i0; i < c0 + n && i < w.i1; i++)
+                    nll[i - w.i0] = (float)model_nll(logits + (i - c0) * V, (int)V, ids[w.b + i + 1]);
+            }
+            u.kv_bytes = strategy_kv_bytes_allocated(s);
+            u.kv_formula = strategy_kv_bytes_formula(s, (uint64_t)u.fed);
+            strategy_end(s);
+            if (rc) break;
+        }
+        if (fn(ctx, &u)) break;
+    }
+    lcb_free(LCB_MEM_WORK, logits, lbytes);
+    free(nll);
+    return rc;
+}
+
+int protocol_run(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
+                 RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
+    int64_t steps, units;
+    if (protocol_plan(p, T, &steps, &units, err, errlen)) return -1;
+    if (p->proto == PROTO_STREAM) return run_stream(p, s, m, ids, T, cursor, fn, ctx, fail_pos, err, errlen);
+    return run_windows(p, s, m, ids, T, cursor, fn, ctx, fail_pos, err, errlen);
+}

@@ -1,0 +1,418 @@
+/*
+ * store.c — the SQLite results file (see store.h): schema migrations, the run row (written
+ * through one column table so that insert, update and read stay in step), the batch rows, and
+ * the per-bin aggregates recomputed from the stored per-step NLLs.
+ */
+#include "harness/store.h"
+#include "engine/common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------- schema */
+
+/* Migration i takes a file from user_version i to i + 1.  Never edit a released one: append. */
+static const char *const migrations[] = {
+    /* 0 -> 1: the base schema */
+    "CREATE TABLE runs ("
+    " id INTEGER PRIMARY KEY, status TEXT NOT NULL, lcbench_rev TEXT, argv TEXT,"
+    " model TEXT, model_config TEXT, model_hash TEXT, arch TEXT, dtype TEXT, n_params INTEGER, max_pos INTEGER,"
+    " tokenizer TEXT, tokenizer_hash TEXT, strategy TEXT, protocol TEXT, bos TEXT,"
+    " ctx INTEGER, stride INTEGER, chunk INTEGER,"
+    " dataset TEXT, dataset_field TEXT, token_format TEXT, dataset_hash TEXT, source_hash TEXT,"
+    " n_docs INTEGER, passes INTEGER, repeat INTEGER, tokens_requested INTEGER, tokens INTEGER,"
+    " steps_total INTEGER, steps_done INTEGER, cursor INTEGER, next_seq INTEGER,"
+    " mem_limit INTEGER, batch_tokens INTEGER, bin_width INTEGER, threads INTEGER,"
+    " device TEXT, host TEXT, pid INTEGER, started TEXT, ended TEXT,"
+    " wall_s REAL, mean_nll REAL, ppl REAL);"
+    "CREATE TABLE nll (run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL,"
+    " win_start INTEGER NOT NULL, pos0 INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE bins (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL,"
+    " lo INTEGER NOT NULL, hi INTEGER NOT NULL, count INTEGER NOT NULL, mean_nll REAL, ppl REAL, stderr REAL,"
+    " PRIMARY KEY (run_id, kind, lo)) WITHOUT ROWID;"
+    "CREATE TABLE samples (run_id INTEGER NOT NULL REFERENCES runs(id), pos INTEGER, elapsed_s REAL,"
+    " tokens_per_s REAL, weights_bytes INTEGER, kv_bytes INTEGER, kv_formula_bytes INTEGER,"
+    " work_bytes INTEGER, rss_bytes INTEGER, device_bytes INTEGER);"
+    "CREATE INDEX samples_run ON samples(run_id, pos);"
+    "CREATE TABLE events (run_id INTEGER NOT NULL REFERENCES runs(id), pos INTEGER, time TEXT,"
+    " kind TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX events_run ON events(run_id, pos);"
+    "CREATE TABLE docs (run_id INTEGER NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL,"
+    " pos INTEGER NOT NULL, name TEXT, PRIMARY KEY (run_id, idx)) WITHOUT ROWID;",
+    /* 1 -> 2: remember checkpoint hashes so that a 13 GB model is hashed once */
+    "CREATE TABLE model_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);",
+};
+
+int store_exec(Store *s, const char *sql, char *err, size_t errlen) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        char head[64];
+        snprintf(head, sizeof head, "%.60s", sql);
+        lcb_fail(err, errlen, "%s: SQL \"%s...\": %s", s->path, head, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int store_begin(Store *s, char *err, size_t errlen) { return store_exec(s, "BEGIN IMMEDIATE", err, errlen); }
+int store_commit(Store *s, char *err, size_t errlen) { return store_exec(s, "COMMIT", err, errlen); }
+void store_rollback(Store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+
+int store_schema_version(Store *s) {
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+int store_open(Store *s, const char *path, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        lcb_fail(err, errlen, "%s: cannot open the results database: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    /* WAL: readers (lcbench runs/show, tests polling) never block the writer; NORMAL sync is
+     * durable across process crashes (kill -9), which is what the batch contract needs. */
+    if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err, errlen)) { store_close(s); return -1; }
+    int v = store_schema_version(s);
+    const int n_mig = (int)(sizeof migrations / sizeof *migrations);
+    if (v < 0) { lcb_fail(err, errlen, "%s: cannot read the schema version (not an SQLite file?)", path); store_close(s); return -1; }
+    if (v > n_mig) {
+        lcb_fail(err, errlen, "%s: schema version %d is newer than this lcbench knows (%d): upgrade lcbench", path, v, n_mig);
+        store_close(s);
+        return -1;
+    }
+    for (; v < n_mig; v++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
+        if (store_begin(s, err, errlen)) { store_close(s); return -1; }
+        if (store_exec(s, migrations[v], err, errlen) || store_exec(s, sql, err, errlen) || store_commit(s, err, errlen)) {
+            lcb_prefix(err, errlen, "%s: migrating the schema from version %d", path, v);
+            store_rollback(s);
+            store_close(s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void store_close(Store *s) {
+    if (s->db) sqlite3_close(s->db);
+    s->db = NULL;
+}
+
+void store_now(char buf[32]) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void store_set(char **field, const char *value) {
+    free(*field);
+    *field = value ? strdup(value) : NULL;
+}
+
+/* ---------------------------------------------------------------- the run row */
+
+typedef enum { COL_TEXT, COL_INT, COL_REAL } ColType;
+typedef struct { const char *name; ColType type; size_t off; } Col;
+#define T(f) {#f, COL_TEXT, offsetof(StoreRun, f)}
+#define I(f) {#f, COL_INT, offsetof(StoreRun, f)}
+#define R(f) {#f, COL_REAL, offsetof(StoreRun, f)}
+static const Col cols[] = {
+    T(status), T(lcbench_rev), T(argv), T(model), T(model_config), T(model_hash), T(arch), T(dtype), I(n_params), I(max_pos),
+    T(tokenizer), T(tokenizer_hash), T(strategy), T(protocol), T(bos), I(ctx), I(stride), I(chunk),
+    T(dataset), T(dataset_field), T(token_format), T(dataset_hash), T(source_hash), I(n_docs), I(passes), I(repeat),
+    I(tokens_requested), I(tokens), I(steps_total), I(steps_done), I(cursor), I(next_seq),
+    I(mem_limit), I(batch_tokens), I(bin_width), I(threads), T(device), T(host), I(pid), T(started), T(ended),
+    R(wall_s), R(mean_nll), R(ppl),
+};
+#undef T
+#undef I
+#undef R
+#define N_COLS (sizeof cols / sizeof *cols)
+
+static void bind_cols(sqlite3_stmt *st, const StoreRun *r) {
+    for (size_t i = 0; i < N_COLS; i++) {
+        const char *p = (const char *)r + cols[i].off;
+        int k = (int)i + 1;
+        if (cols[i].type == COL_TEXT) {
+            const char *v = *(char *const *)p;
+            if (v) sqlite3_bind_text(st, k, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(st, k);
+        } else if (cols[i].type == COL_INT) sqlite3_bind_int64(st, k, *(const int64_t *)p);
+        else sqlite3_bind_double(st, k, *(const double *)p);
+    }
+}
+
+static int prep(Store *s, sqlite3_stmt **st, const char *sql, char *err, size_t errlen) {
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return lcb_fail(err, errlen, "%s: preparing \"%.60s...\": %s", s->path, sql, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+static int step_done(Store *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen) {
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int store_run_insert(Store *s, StoreRun *r, char *err, size_t errlen) {
+    char sql[4096] = "INSERT INTO runs (";
+    for (size_t i = 0; i < N_COLS; i++) { strcat(sql, cols[i].name); strcat(sql, i + 1 < N_COLS ? "," : ") VALUES ("); }
+    for (size_t i = 0; i < N_COLS; i++) strcat(sql, i + 1 < N_COLS ? "?," : "?)");
+    sqlite3_stmt *st;
+    if (prep(s, &st, sql, err, errlen)) return -1;
+    bind_cols(st, r);
+    if (step_done(s, st, "inserting the run", err, errlen)) return -1;
+    r->id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int store_run_update(Store *s, const StoreRun *r, char *err, size_t errlen) {
+    char sql[4096] = "UPDATE runs SET ";
+    for (size_t i = 0; i < N_COLS; i++) { strcat(sql, cols[i].name); strcat(sql, i + 1 < N_COLS ? "=?," : "=? WHERE id=?"); }
+    sqlite3_stmt *st;
+    if (prep(s, &st, sql, err, errlen)) return -1;
+    bind_cols(st, r);
+    sqlite3_bind_int64(st, (int)N_COLS + 1, r->id);
+    return step_done(s, st, "updating the run", err, errlen);
+}
+
+int store_run_get(Store *s, int64_t id, StoreRun *r, char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    char sql[4096] = "SELECT ";
+    for (size_t i = 0; i < N_COLS; i++) { strcat(sql, cols[i].name); strcat(sql, i + 1 < N_COLS ? "," : " FROM runs WHERE id=?"); }
+    sqlite3_stmt *st;
+    if (prep(s, &st, sql, err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return lcb_fail(err, errlen, "%s: no run %lld", s->path, (long long)id);
+    }
+    r->id = id;
+    for (size_t i = 0; i < N_COLS; i++) {
+        char *p = (char *)r + cols[i].off;
+        int k = (int)i;
+        if (cols[i].type == COL_TEXT) {
+            const unsigned char *v = sqlite3_column_text(st, k);
+            *(char **)p = v ? strdup((const char *)v) : NULL;
+        } else if (cols[i].type == COL_INT) *(int64_t *)p = sqlite3_column_int64(st, k);
+        else *(double *)p = sqlite3_column_double(st, k);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+void store_run_free(StoreRun *r) {
+    for (size_t i = 0; i < N_COLS; i++)
+        if (cols[i].type == COL_TEXT) { char **p = (char **)((char *)r + cols[i].off); free(*p); *p = NULL; }
+}
+
+/* ---------------------------------------------------------------- batch rows */
+
+int store_nll_insert(Store *s, int64_t run, int64_t seq, int64_t win_start, int64_t pos0, const float *nll, int64_t n,
+                     char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "INSERT INTO nll (run_id, seq, win_start, pos0, n, data) VALUES (?,?,?,?,?,?)", err, errlen)) return -1;
+    /* float32 little-endian: this engine only builds on little-endian hosts (x86-64, aarch64) */
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, win_start);
+    sqlite3_bind_int64(st, 4, pos0);
+    sqlite3_bind_int64(st, 5, n);
+    sqlite3_bind_blob64(st, 6, nll, (sqlite3_uint64)n * sizeof(float), SQLITE_STATIC);
+    return step_done(s, st, "storing per-step NLLs", err, errlen);
+}
+
+int store_event(Store *s, int64_t run, int64_t pos, const char *kind, const char *detail, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    char now[32];
+    store_now(now);
+    if (prep(s, &st, "INSERT INTO events (run_id, pos, time, kind, detail) VALUES (?,?,?,?,?)", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, pos);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+    if (detail) sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(st, 5);
+    return step_done(s, st, "storing an event", err, errlen);
+}
+
+int store_sample(Store *s, int64_t run, const StoreSample *x, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "INSERT INTO samples (run_id, pos, elapsed_s, tokens_per_s, weights_bytes, kv_bytes, kv_formula_bytes,"
+                     " work_bytes, rss_bytes, device_bytes) VALUES (?,?,?,?,?,?,?,?,?,?)", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, x->pos);
+    sqlite3_bind_double(st, 3, x->elapsed_s);
+    sqlite3_bind_double(st, 4, x->tokens_per_s);
+    sqlite3_bind_int64(st, 5, x->weights);
+    sqlite3_bind_int64(st, 6, x->kv);
+    sqlite3_bind_int64(st, 7, x->kv_formula);
+    sqlite3_bind_int64(st, 8, x->work);
+    sqlite3_bind_int64(st, 9, x->rss);
+    if (x->device >= 0) sqlite3_bind_int64(st, 10, x->device); else sqlite3_bind_null(st, 10);
+    return step_done(s, st, "storing a sample", err, errlen);
+}
+
+int store_docs(Store *s, int64_t run, const uint64_t *pos, char *const *names, size_t n, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "INSERT OR REPLACE INTO docs (run_id, idx, pos, name) VALUES (?,?,?,?)", err, errlen)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, run);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        sqlite3_bind_int64(st, 3, (int64_t)pos[i]);
+        sqlite3_bind_text(st, 4, names[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            lcb_fail(err, errlen, "%s: storing document boundaries: %s", s->path, sqlite3_errmsg(s->db));
+            sqlite3_finalize(st);
+            return -1;
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int store_nll_foreach(Store *s, int64_t run, StoreNllFn fn, void *ctx, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "SELECT win_start, pos0, n, data FROM nll WHERE run_id=? ORDER BY seq", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    int rc;
+    float *buf = NULL;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 2);
+        const void *blob = sqlite3_column_blob(st, 3);
+        if ((int64_t)sqlite3_column_bytes(st, 3) != n * (int64_t)sizeof(float)) {
+            sqlite3_finalize(st); free(buf);
+            return lcb_fail(err, errlen, "%s: run %lld: an nll row holds %d bytes for %lld steps", s->path, (long long)run,
+                            sqlite3_column_bytes(st, 3), (long long)n);
+        }
+        if ((size_t)n > cap) {  /* copy out: the blob pointer is not float-aligned in general */
+            float *nb = realloc(buf, (size_t)n * sizeof *nb);
+            if (!nb) { sqlite3_finalize(st); free(buf); return lcb_fail(err, errlen, "out of memory reading NLLs"); }
+            buf = nb; cap = (size_t)n;
+        }
+        if (n) memcpy(buf, blob, (size_t)n * sizeof *buf);
+        if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), buf, n)) break;
+    }
+    free(buf);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading NLLs: %s", s->path, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- bins */
+
+typedef struct { int64_t n; double sum, sumsq; } Acc;
+typedef struct {
+    Acc log2[64];
+    Acc *lin;
+    size_t n_lin;
+    int64_t width;
+    Acc all;
+    int oom;
+} BinCtx;
+
+static void acc_add(Acc *a, double x) { a->n++; a->sum += x; a->sumsq += x * x; }
+
+static int bins_row(void *vctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
+    BinCtx *b = vctx;
+    (void)win_start;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t p = pos0 + j;
+        double x = nll[j];
+        /* log2 bin k holds positions [2^(k-1), 2^k) and bin 0 position 0 */
+        int k = p == 0 ? 0 : 64 - __builtin_clzll((unsigned long long)p);
+        acc_add(&b->log2[k], x);
+        size_t li = (size_t)(p / b->width);
+        if (li >= b->n_lin) {
+            size_t nn = b->n_lin ? b->n_lin : 64;
+            while (nn <= li) nn *= 2;
+            Acc *v = realloc(b->lin, nn * sizeof *v);
+            if (!v) { b->oom = 1; return 1; }
+            memset(v + b->n_lin, 0, (nn - b->n_lin) * sizeof *v);
+            b->lin = v; b->n_lin = nn;
+        }
+        acc_add(&b->lin[li], x);
+        acc_add(&b->all, x);
+    }
+    return 0;
+}
+
+static int bin_insert(sqlite3_stmt *st, int64_t run, const char *kind, int64_t lo, int64_t hi, const Acc *a) {
+    double mean = a->sum / a->n;
+    double var = a->n > 1 ? (a->sumsq - a->n * mean * mean) / (a->n - 1) : 0;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, lo);
+    sqlite3_bind_int64(st, 4, hi);
+    sqlite3_bind_int64(st, 5, a->n);
+    sqlite3_bind_double(st, 6, mean);
+    sqlite3_bind_double(st, 7, exp(mean));
+    if (a->n > 1) sqlite3_bind_double(st, 8, sqrt(var > 0 ? var : 0) / sqrt((double)a->n)); else sqlite3_bind_null(st, 8);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int store_bins_recompute(Store *s, int64_t run, int64_t bin_width, double *mean_nll, int64_t *steps, char *err, size_t errlen) {
+    BinCtx b = {.width = bin_width > 0 ? bin_width : 1024};
+    if (store_nll_foreach(s, run, bins_row, &b, err, errlen)) { free(b.lin); return -1; }
+    if (b.oom) { free(b.lin); return lcb_fail(err, errlen, "out of memory aggregating bins"); }
+    char del[96];
+    snprintf(del, sizeof del, "DELETE FROM bins WHERE run_id=%lld", (long long)run);
+    sqlite3_stmt *st = NULL;
+    int rc = store_exec(s, del, err, errlen);
+    if (rc == 0) rc = prep(s, &st, "INSERT INTO bins (run_id, kind, lo, hi, count, mean_nll, ppl, stderr) VALUES (?,?,?,?,?,?,?,?)", err, errlen);
+    for (int k = 0; rc == 0 && k < 64; k++)
+        if (b.log2[k].n && bin_insert(st, run, "log2", k ? (int64_t)1 << (k - 1) : 0, k ? (int64_t)1 << k : 1, &b.log2[k])) rc = -1;
+    for (size_t i = 0; rc == 0 && i < b.n_lin; i++)
+        if (b.lin[i].n && bin_insert(st, run, "linear", (int64_t)i * b.width, (int64_t)(i + 1) * b.width, &b.lin[i])) rc = -1;
+    if (rc == 0 && b.all.n && bin_insert(st, run, "all", 0, -1, &b.all)) rc = -1;
+    if (rc && st) lcb_fail(err, errlen, "%s: storing bins: %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    free(b.lin);
+    *steps = b.all.n;
+    *mean_nll = b.all.n ? b.all.sum / b.all.n : NAN;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- model hash cache */
+
+int store_hash_lookup(Store *s, const char *path, int64_t size, int64_t mtime_ns, char hex[65]) {
+    sqlite3_stmt *st;
+    int found = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT sha256 FROM model_hashes WHERE path=? AND size=? AND mtime_ns=?", -1, &st, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        snprintf(hex, 65, "%s", (const char *)sqlite3_column_text(st, 0));
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+void store_hash_remember(Store *s, const char *path, int64_t size, int64_t mtime_ns, const char *hex) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO model_hashes (path, size, mtime_ns, sha256) VALUES (?,?,?,?)", -1, &st, NULL) != SQLITE_OK) return;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    sqlite3_bind_text(st, 4, hex, -1, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+}
