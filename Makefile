@@ -16,11 +16,12 @@ SAN     ?=
 CORPORA_DIR ?= .cache/corpora
 CORPORA := moby-dick sotu spam-assassin
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-PKGS    := libopenblas-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox
+PKGS    := libopenblas-dev libopenblas-openmp-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -g $(OPT) -fopenmp $(SAN) \
            -I. -I/usr/include/cjson $(shell pkg-config --cflags openblas 2>/dev/null)
-LDLIBS  := -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lm -lpthread
+OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \

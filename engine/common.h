@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LCB_ERRLEN 1024
 
 /* Write a message into err (if non-NULL) and evaluate to -1. */
@@ -49,7 +53,29 @@ static inline int lcb_mul_size(size_t a, size_t b, size_t *out) {
 /* Read a whole file; *data malloc'ed with a trailing NUL.  Returns 0 or -1 with err. */
 int lcb_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
 
+/* exp(x) for softmax and log-sum-exp: Cephes' single-precision polynomial (about 1 ulp on
+ * [-87, 88]), written without branches or library calls so that loops over it vectorise.
+ * Arguments below -87.3 give ~1e-38 rather than 0, which no softmax can tell apart. */
+static inline float lcb_expf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    float n = __builtin_rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    float y = p * r * r + r + 1.0f;
+    union { uint32_t u; float f; } e = { (uint32_t)((int32_t)n + 127) << 23 };
+    return y * e.f;
+}
+
 /* Seconds on a monotonic clock. */
 double lcb_now(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { ARCH_LLAMA, ARCH_MISTRAL, ARCH_NEOX, ARCH_FALCON } LcbArch;
 typedef enum { NORM_RMS, NORM_LAYER } LcbNorm;
 typedef enum { ACT_SILU, ACT_GELU, ACT_GELU_TANH, ACT_RELU } LcbAct;
@@ -70,4 +74,7 @@ const char *config_arch_name(LcbArch a);
  * replaces a linear factor (LongLoRA-extended evaluation). */
 void config_rope_inv_freq(const ModelConfig *c, double factor_override, double *inv_freq);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -12,6 +12,7 @@
  * softmax over the concatenated row.  Softmax is order-free, so ring order does not matter.
  */
 #include "engine/kvcache.h"
+#include "engine/backend.h"
 #include "engine/common.h"
 
 #include <cblas.h>
@@ -29,9 +30,10 @@ uint64_t kv_bytes_formula(const ModelConfig *c, int64_t n_sink, int64_t window, 
     return per_tok * (s + rest);
 }
 
-int kv_init(KVCache *kv, const ModelConfig *c, int64_t n_sink, int64_t window, double rope_factor,
-            char *err, size_t errlen) {
+int kv_init(KVCache *kv, const ModelConfig *c, int device, int64_t n_sink, int64_t window,
+            double rope_factor, char *err, size_t errlen) {
     memset(kv, 0, sizeof *kv);
+    kv->device = device;
     kv->n_layers = c->n_layers;
     kv->kv_dim = c->n_kv * c->head_dim;
     kv->n_sink = n_sink;
@@ -47,6 +49,10 @@ int kv_init(KVCache *kv, const ModelConfig *c, int64_t n_sink, int64_t window, d
         return lcb_fail(err, errlen, "KV cache: out of memory");
     }
     config_rope_inv_freq(c, rope_factor, kv->inv_freq);
+    if (device != LCB_DEVICE_CPU) {
+        if (cuda_kv_init(kv, err, errlen)) { kv_free(kv); return -1; }
+        return 0;
+    }
     size_t row = (size_t)kv->kv_dim * sizeof(float);
     for (int l = 0; l < c->n_layers && n_sink > 0; l++) {
         kv->sk[l] = lcb_alloc(LCB_MEM_KV, row * n_sink);
@@ -78,6 +84,7 @@ int kv_init(KVCache *kv, const ModelConfig *c, int64_t n_sink, int64_t window, d
 
 void kv_reset(KVCache *kv) {
     kv->n_past = 0;
+    if (kv->device != LCB_DEVICE_CPU) { cuda_kv_reset(kv); return; }
     if (kv->window >= 0 && kv->slot_pos)
         for (int64_t s = 0; s < kv->cap; s++) kv->slot_pos[s] = -1;
 }
@@ -115,6 +122,7 @@ static int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen) {
 }
 
 void kv_free(KVCache *kv) {
+    if (kv->dev) cuda_kv_free(kv);
     size_t row = (size_t)kv->kv_dim * sizeof(float);
     for (int l = 0; l < kv->n_layers; l++) {
         if (kv->k) lcb_free(LCB_MEM_KV, kv->k[l], row * kv->cap);
@@ -127,18 +135,22 @@ void kv_free(KVCache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-void rope_rotate(const KVCache *kv, float *x, int n, int stride, int nh, int head_dim, const int64_t *pos) {
-    int half = kv->rot_half;
-    if (!half) return;
-    float cs[2 * 512];
-    float *c = half <= 512 ? cs : malloc(2 * half * sizeof(float)), *s = c + half;
-    if (!c) return; /* half > 512 and no memory: cannot happen for head_dim <= 1024 */
-    for (int i = 0; i < n; i++) {
+void rope_table(const KVCache *kv, const int64_t *pos, int n, float *cs) {
+    const int half = kv->rot_half;
+    for (int i = 0; i < n; i++)
         for (int f = 0; f < half; f++) {
             double a = (double)pos[i] * kv->inv_freq[f];
-            c[f] = (float)cos(a);
-            s[f] = (float)sin(a);
+            cs[(size_t)i * 2 * half + f] = (float)cos(a);
+            cs[(size_t)i * 2 * half + half + f] = (float)sin(a);
         }
+}
+
+void rope_apply(const KVCache *kv, float *x, int n, int stride, int nh, int head_dim, const float *cs) {
+    const int half = kv->rot_half;
+    if (!half) return;
+    #pragma omp parallel for schedule(static) if (n >= 32)
+    for (int i = 0; i < n; i++) {
+        const float *c = cs + (size_t)i * 2 * half, *s = c + half;
         for (int h = 0; h < nh; h++) {
             float *p = x + (size_t)i * stride + (size_t)h * head_dim;
             for (int f = 0; f < half; f++) {
@@ -148,7 +160,6 @@ void rope_rotate(const KVCache *kv, float *x, int n, int stride, int nh, int hea
             }
         }
     }
-    if (c != cs) free(c);
 }
 
 /* LongLoRA s2: may query t see key j in head h?  Heads h >= H/2 work on the sequence rolled by
@@ -207,34 +218,39 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             if (m4) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m4, hd, scale, qa, ldqkv,
                                 kc + (size_t)m3 * ldqkv + g * hd, ldqkv, 0.f, s4, ld);
             const int64_t m3v = m3 < cend ? m3 : cend;
+            /* mask by A(t) and softmax each row; segments 1-3 are contiguous in the row,
+             * segment 4 starts at column m1 + m2 + m3 */
+            #pragma omp parallel for schedule(static) if (nb * (m1 + m2 + m4) >= 16384)
             for (int i = 0; i < nb; i++) {
                 const int64_t t = t0 + i0 + i;
                 const int64_t lo = W < 0 ? 0 : t - W; /* oldest visible non-sink position */
-                float *row = sc + (size_t)i * ld, mx = -INFINITY;
-                for (int64_t k = 0; k < m1; k++) mx = fmaxf(mx, row[k]);
+                float *row = sc + (size_t)i * ld, *r4 = s4 + (size_t)i * ld, mx = -INFINITY;
+                #pragma omp simd reduction(max:mx)
+                for (int64_t k = 0; k < m1; k++) mx = row[k] > mx ? row[k] : mx;
                 for (int64_t k = 0; k < m2; k++) {
                     int64_t p = W < 0 ? S + k : kv->slot_pos[k];
                     if (p < lo) row[m1 + k] = -INFINITY;
-                    else mx = fmaxf(mx, row[m1 + k]);
+                    else mx = row[m1 + k] > mx ? row[m1 + k] : mx;
                 }
                 for (int64_t k = 0; k < m3v; k++) {
                     if (t0 + k > t) row[m1 + m2 + k] = -INFINITY;
-                    else mx = fmaxf(mx, row[m1 + m2 + k]);
+                    else mx = row[m1 + m2 + k] > mx ? row[m1 + m2 + k] : mx;
                 }
                 for (int64_t k = 0; k < m4; k++) {
                     int64_t j = t0 + m3 + k;
                     int vis = kv->s2_group > 0 ? s2_visible(kv, h, H, t, j) : (j <= t && j >= lo);
-                    if (!vis) s4[(size_t)i * ld + k] = -INFINITY;
-                    else mx = fmaxf(mx, s4[(size_t)i * ld + k]);
+                    if (!vis) r4[k] = -INFINITY;
+                    else mx = r4[k] > mx ? r4[k] : mx;
                 }
-                double sum = 0;
-                const int64_t used = m1 + m2 + m3v + m4;
-                for (int64_t k = 0; k < m1 + m2 + m3v; k++) { float e = row[k] == -INFINITY ? 0.f : expf(row[k] - mx); row[k] = e; sum += e; }
-                for (int64_t k = 0; k < m4; k++) { float *e = &s4[(size_t)i * ld + k]; *e = *e == -INFINITY ? 0.f : expf(*e - mx); sum += *e; }
-                float inv = (float)(1.0 / sum);
-                for (int64_t k = 0; k < m1 + m2 + m3v; k++) row[k] *= inv;
-                for (int64_t k = 0; k < m4; k++) s4[(size_t)i * ld + k] *= inv;
-                (void)used;
+                const int64_t a = m1 + m2 + m3v;
+                float sum = 0.f;
+                #pragma omp simd reduction(+:sum)
+                for (int64_t k = 0; k < a; k++) { float e = row[k] == -INFINITY ? 0.f : lcb_expf(row[k] - mx); row[k] = e; sum += e; }
+                #pragma omp simd reduction(+:sum)
+                for (int64_t k = 0; k < m4; k++) { float e = r4[k] == -INFINITY ? 0.f : lcb_expf(r4[k] - mx); r4[k] = e; sum += e; }
+                const float inv = 1.f / sum;
+                for (int64_t k = 0; k < a; k++) row[k] *= inv;
+                for (int64_t k = 0; k < m4; k++) r4[k] *= inv;
             }
             float *o = out + (size_t)i0 * ldq + h * hd;
             float beta = 0.f;

@@ -19,7 +19,13 @@
 
 #include "engine/config.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct KVCache {
+    int device;               /* LCB_DEVICE_CPU or LCB_DEVICE_CUDA (engine/backend.h) */
+    void *dev;                /* device-side state of a non-CPU backend */
     int n_layers;
     int kv_dim;               /* n_kv * head_dim floats per token per layer for K (and for V) */
     int64_t n_sink;           /* S */
@@ -36,9 +42,10 @@ typedef struct KVCache {
     size_t bytes;             /* bytes allocated for keys, values and slot table */
 } KVCache;
 
-/* window < 0: unbounded (dense).  rope_factor > 0 overrides the config's linear scaling. */
-int kv_init(KVCache *kv, const ModelConfig *c, int64_t n_sink, int64_t window, double rope_factor,
-            char *err, size_t errlen);
+/* window < 0: unbounded (dense).  rope_factor > 0 overrides the config's linear scaling.
+ * device: where the keys and values live (LCB_DEVICE_CPU / LCB_DEVICE_CUDA). */
+int kv_init(KVCache *kv, const ModelConfig *c, int device, int64_t n_sink, int64_t window,
+            double rope_factor, char *err, size_t errlen);
 /* Forget every token (keeps the allocation). */
 void kv_reset(KVCache *kv);
 void kv_free(KVCache *kv);
@@ -62,9 +69,14 @@ int kv_append(KVCache *kv, int layer, const ModelConfig *c, const float *qkv, in
  * (The slot table is shared by all layers, so it may only change once all have written.) */
 void kv_advance(KVCache *kv, int n);
 
-/* Rotate x (rows of `stride` floats, heads of head_dim, `nh` heads starting at x) in place at
- * the given positions (one per row), first rot_dim dims of each head, rotate-half convention. */
-void rope_rotate(const KVCache *kv, float *x, int n, int stride, int nh, int head_dim,
-                 const int64_t *pos);
+/* RoPE table for n positions: cs (n, 2 * rot_half) = [cos | sin] of pos * inv_freq, angles in
+ * double so that positions in the millions keep full float accuracy. */
+void rope_table(const KVCache *kv, const int64_t *pos, int n, float *cs);
+/* Rotate x (rows of `stride` floats, `nh` heads of head_dim starting at x) in place with the
+ * table's row per row: first rot_dim dims of each head, rotate-half convention (HF). */
+void rope_apply(const KVCache *kv, float *x, int n, int stride, int nh, int head_dim, const float *cs);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

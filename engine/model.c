@@ -17,6 +17,7 @@
  *   logits (n, vocab) = norm(x) lm_head^T
  */
 #include "engine/model.h"
+#include "engine/backend.h"
 #include "engine/common.h"
 
 #include <cblas.h>
@@ -343,7 +344,42 @@ int model_open(Model *m, const char *spec, const char *config_path, char *err, s
     return 0;
 }
 
+int model_open_on(Model *m, const char *spec, const char *config_path, int device, const char *dtype,
+                  char *err, size_t errlen) {
+    if (device == LCB_DEVICE_CPU) return model_open(m, spec, config_path, err, errlen);
+    if (cuda_available(err, errlen)) return -1;
+    if (!dtype) dtype = "bf16";
+    if (strncmp(spec, "random:", 7) == 0) {
+        memset(m, 0, sizeof *m);
+        snprintf(m->source, sizeof m->source, "%s", spec);
+        char shape[128];
+        snprintf(shape, sizeof shape, "%s", spec + 7);
+        uint64_t seed = 1234;
+        char *colon = strchr(shape, ':');
+        if (colon) {
+            *colon = 0;
+            char *end;
+            seed = strtoull(colon + 1, &end, 10);
+            if (!colon[1] || *end) return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
+        }
+        if (config_random_shape(&m->cfg, shape, err, errlen)) return -1;
+        snprintf(m->disk_dtype, sizeof m->disk_dtype, "random");
+        m->device = device;
+        if (cuda_model_init_random(m, seed, dtype, err, errlen)) { model_free(m); return -1; }
+        return 0;
+    }
+    if (model_open(m, spec, config_path, err, errlen)) return -1;
+    m->device = device;
+    if (cuda_model_upload(m, dtype, err, errlen)) { model_free(m); return -1; }
+    /* the device holds the weights now: drop the host copy */
+    lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);
+    m->arena = NULL;
+    m->arena_bytes = 0;
+    return 0;
+}
+
 void model_free(Model *m) {
+    if (m->dev) cuda_model_free(m);
     lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);
     lcb_free(LCB_MEM_WORK, m->ws, m->ws_bytes);
     free(m->pos);
@@ -353,12 +389,15 @@ void model_free(Model *m) {
 
 /* ---------------------------------------------------------------- forward */
 
+#define LG_ROWS 64 /* logits rows computed at a time when only NLLs are asked for */
+
 static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
     if (n <= m->ws_rows) return 0;
     const ModelConfig *c = &m->cfg;
     size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
     size_t per_row = 4 * dim + qkvd + 2 * qd + 2 * (size_t)c->ffn;
-    size_t bytes = per_row * n * sizeof(float);
+    per_row += 2 * (size_t)c->rot_dim; /* RoPE tables for absolute and sink positions */
+    size_t bytes = (per_row * n + (size_t)LG_ROWS * c->vocab) * sizeof(float);
     float *ws = lcb_alloc(LCB_MEM_WORK, bytes);
     int64_t *pos = malloc(2 * n * sizeof(int64_t));
     if (!ws || !pos) {
@@ -378,6 +417,8 @@ static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
     m->qs = p; p += qd * n;
     m->att = p; p += qd * n;
     m->hb = p; p += 2 * (size_t)c->ffn * n;
+    m->rope_cs = p; p += 2 * (size_t)c->rot_dim * n;
+    m->lg = p;
     return 0;
 }
 
@@ -436,19 +477,49 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
     linear(hb, w->wdown, w->bdown, out, n, ffn, dim);
 }
 
-int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, float *logits, int out_from,
+FwdOut fwdout_shift(const FwdOut *o, size_t k, int vocab) {
+    FwdOut r = {0};
+    if (!o) return r;
+    r.logits = o->logits ? o->logits + k * (size_t)vocab : NULL;
+    r.targets = o->targets ? o->targets + k : NULL;
+    r.nll = o->nll ? o->nll + k : NULL;
+    return r;
+}
+
+/* Final norm, LM head and NLL for rows [r0, r1) of the chunk into out rows [0, r1 - r0). */
+static void model_head(Model *m, int r0, int r1, const FwdOut *out) {
+    const ModelConfig *c = &m->cfg;
+    const int dim = c->dim, V = c->vocab;
+    for (int b0 = r0; b0 < r1;) {
+        /* with caller logits, one GEMM for all rows; else blocks of LG_ROWS into scratch */
+        int b1 = out->logits ? r1 : (b0 + LG_ROWS < r1 ? b0 + LG_ROWS : r1), rows = b1 - b0;
+        float *lg = out->logits ? out->logits + (size_t)(b0 - r0) * V : m->lg;
+        norm_rows(c, m->x + (size_t)b0 * dim, m->xn, m->norm_w, m->norm_b, rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, dim, 1.f, m->xn, dim, m->lm_head, dim, 0.f, lg, V);
+        if (out->nll) {
+            #pragma omp parallel for schedule(static) if (rows >= 8)
+            for (int i = 0; i < rows; i++) {
+                int tgt = out->targets ? out->targets[b0 - r0 + i] : -1;
+                out->nll[b0 - r0 + i] = (tgt >= 0 && tgt < V) ? model_nll(lg + (size_t)i * V, V, tgt) : NAN;
+            }
+        }
+        b0 = b1;
+    }
+}
+
+int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
                   char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     if (n <= 0) return 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return lcb_fail(err, errlen, "token id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)(kv->n_past + i), c->vocab);
+    if (m->device != LCB_DEVICE_CPU) return cuda_forward(m, kv, ids, n, out_from, out, err, errlen);
     if (ws_reserve(m, n, err, errlen)) return -1;
     const int dim = c->dim, H = c->n_heads, hd = c->head_dim, qd = H * hd;
     const int qkvd = qd + 2 * c->n_kv * hd;
     const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
-    for (int i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] >= c->vocab)
-            return lcb_fail(err, errlen, "token id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)(t0 + i), c->vocab);
-        memcpy(m->x + (size_t)i * dim, m->embed + (size_t)ids[i] * dim, dim * sizeof(float));
-    }
+    for (int i = 0; i < n; i++) memcpy(m->x + (size_t)i * dim, m->embed + (size_t)ids[i] * dim, dim * sizeof(float));
     /* positions: absolute, and the sink-query position min(t, S+W) = |A(t)| - 1 */
     int64_t *pa = m->pos, *ps = m->pos + m->ws_rows;
     int need_qs = 0;
@@ -457,15 +528,18 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, float *logit
         ps[i] = (S > 0 && W >= 0 && pa[i] > S + W) ? S + W : pa[i];
         need_qs |= ps[i] != pa[i];
     }
+    float *cs_abs = m->rope_cs, *cs_sink = m->rope_cs + (size_t)n * c->rot_dim;
+    rope_table(kv, pa, n, cs_abs);
+    if (need_qs) rope_table(kv, ps, n, cs_sink);
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *w = &m->layers[l];
         norm_rows(c, m->x, m->xn, w->attn_norm_w, w->attn_norm_b, n);
         linear(m->xn, w->wqkv, w->bqkv, m->qkv, n, dim, qkvd);
         if (need_qs) {
             for (int i = 0; i < n; i++) memcpy(m->qs + (size_t)i * qd, m->qkv + (size_t)i * qkvd, qd * sizeof(float));
-            rope_rotate(kv, m->qs, n, qd, H, hd, ps);
+            rope_apply(kv, m->qs, n, qd, H, hd, cs_sink);
         }
-        rope_rotate(kv, m->qkv, n, qkvd, H + c->n_kv, hd, pa); /* q heads then k heads */
+        rope_apply(kv, m->qkv, n, qkvd, H + c->n_kv, hd, cs_abs); /* q heads then k heads */
         if (kv_attention(kv, l, c, m->qkv, qkvd, need_qs ? m->qs : NULL, m->att, n, err, errlen)) return -1;
         if (kv_append(kv, l, c, m->qkv, qkvd, n, err, errlen)) return -1;
         linear(m->att, w->wo, w->bo, m->o, n, qd, dim);
@@ -483,19 +557,24 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, float *logit
         }
     }
     kv_advance(kv, n);
-    if (logits && out_from < n) {
-        const int rows = n - out_from;
-        norm_rows(c, m->x + (size_t)out_from * dim, m->xn, m->norm_w, m->norm_b, rows);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->vocab, dim, 1.f, m->xn, dim,
-                    m->lm_head, dim, 0.f, logits, c->vocab);
-    }
+    if (out && (out->logits || out->nll) && out_from < n) model_head(m, out_from, n, out);
     return 0;
 }
 
 double model_nll(const float *logits, int vocab, int target) {
     float mx = -INFINITY;
-    for (int k = 0; k < vocab; k++) mx = fmaxf(mx, logits[k]);
+    #pragma omp simd reduction(max:mx)
+    for (int k = 0; k < vocab; k++) mx = logits[k] > mx ? logits[k] : mx;
     double s = 0;
-    for (int k = 0; k < vocab; k++) s += exp((double)logits[k] - mx);
+    #pragma omp simd reduction(+:s)
+    for (int k = 0; k < vocab; k++) s += lcb_expf(logits[k] - mx);
     return log(s) + mx - logits[target];
 }
+
+int lcb_device_parse(const char *name) {
+    if (!strcmp(name, "cpu")) return LCB_DEVICE_CPU;
+    if (!strcmp(name, "cuda")) return LCB_DEVICE_CUDA;
+    return -1;
+}
+
+const char *lcb_device_name(int device) { return device == LCB_DEVICE_CUDA ? "cuda" : "cpu"; }

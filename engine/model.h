@@ -15,6 +15,10 @@
 #include "engine/kvcache.h"
 #include "engine/safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float *attn_norm_w, *attn_norm_b; /* (dim), bias NULL for RMSNorm */
     float *mlp_norm_w, *mlp_norm_b;   /* (dim); NULL when the MLP reuses the attention norm */
@@ -26,6 +30,9 @@ typedef struct {
 
 typedef struct Model {
     ModelConfig cfg;
+    int device;               /* LCB_DEVICE_CPU / LCB_DEVICE_CUDA (engine/backend.h) */
+    void *dev;                /* device-side weights and workspace of a non-CPU backend */
+    char dev_dtype[8];        /* weight dtype on the device: "fp32", "bf16", "fp16" */
     char source[4096];        /* folder, or "random:NAME" */
     char disk_dtype[8];       /* dtype of the weights on disk: F32, F16, BF16, mixed */
     float *embed;             /* (vocab, dim) */
@@ -40,19 +47,39 @@ typedef struct Model {
     size_t ws_bytes;
     float *x, *xn, *qkv, *qs, *att, *o, *hb, *mo;
     int64_t *pos;             /* (ws_rows) absolute positions; pos + ws_rows: sink positions */
+    float *rope_cs;           /* (2 ws_rows, rot_dim) RoPE [cos | sin] for pos and sink pos */
+    float *lg;                /* (LG_ROWS, vocab) logits scratch when only NLLs are wanted */
 } Model;
+
+/* What a forward pass returns for its output rows (rows out_from .. n-1 of the chunk, indexed
+ * from 0 here).  Any field may be NULL. */
+typedef struct {
+    float *logits;            /* (rows, vocab) */
+    const int32_t *targets;   /* (rows) the token each row predicts; < 0: none */
+    double *nll;              /* (rows) -ln p(target), NAN where target < 0 */
+} FwdOut;
+
+/* The same request shifted by k rows. */
+FwdOut fwdout_shift(const FwdOut *o, size_t k, int vocab);
 
 /* spec: a checkpoint folder (config.json + safetensors), or random:SHAPE[:SEED].
  * config_path: NULL for SPEC/config.json, else another config file (e.g. config_legacy.json). */
 int model_open(Model *m, const char *spec, const char *config_path, char *err, size_t errlen);
+/* The same on a device: LCB_DEVICE_CUDA uploads the weights as `dtype` ("bf16", "fp16",
+ * "fp32"; NULL = bf16) and frees the host copy; random: shapes are generated on the device. */
+int model_open_on(Model *m, const char *spec, const char *config_path, int device, const char *dtype,
+                  char *err, size_t errlen);
 void model_free(Model *m);
 
 /* Forward n tokens at positions kv->n_past .. +n-1 through the cache, then advance it.
- * logits: (n - out_from, vocab) for rows out_from .. n-1, or NULL for none. */
-int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, float *logits, int out_from,
+ * Rows out_from .. n-1 produce what `out` asks for (out may be NULL: cache only). */
+int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
                   char *err, size_t errlen);
 
 /* -ln softmax(logits)[target], accumulated in double. */
 double model_nll(const float *logits, int vocab, int target);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

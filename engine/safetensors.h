@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL,
                ST_OTHER } StDtype;
 
@@ -52,4 +56,7 @@ static inline float st_bf16_to_f32(uint16_t h) {
 }
 float st_f16_to_f32(uint16_t h);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -66,7 +66,7 @@ int cmd_score(int argc, char **argv) {
     double *nll = malloc((T - 1) * sizeof *nll);
     int rc = nll ? strategy_score(&s, &m, ids, T, chunk, nll, err, sizeof err) : lcb_fail(err, sizeof err, "out of memory");
     if (rc == 0) {
-        for (size_t t = 0; t + 1 < T; t++) printf("%.9g\n", nll[t]);
+        for (size_t t = 0; t + 1 < T; t++) printf("%#.9g\n", nll[t]); /* # keeps trailing zeros: always 9 significant digits */
         if (fflush(stdout) != 0 || ferror(stdout)) { cli_error("score", "writing standard output failed"); rc = -1; }
     } else cli_error("score", "%s", err);
     free(nll);

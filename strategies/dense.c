@@ -15,7 +15,7 @@ static int dense_begin(Strategy *s, char *err, size_t errlen) {
     const ModelConfig *c = &s->m->cfg;
     s->n_sink = 0;
     s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
-    if (kv_init(&s->kv, c, 0, s->window, s->rope_factor, err, errlen)) return -1;
+    if (kv_init(&s->kv, c, s->m->device, 0, s->window, s->rope_factor, err, errlen)) return -1;
     s->kv_live = 1;
     return 0;
 }

@@ -36,12 +36,12 @@ static int recompute_begin(Strategy *s, char *err, size_t errlen) {
     /* the fresh forward is a dense one: the model's own sliding window applies */
     s->n_sink = 0;
     s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
-    if (kv_init(&s->kv, c, 0, s->window, 0, err, errlen)) return -1;
+    if (kv_init(&s->kv, c, s->m->device, 0, s->window, 0, err, errlen)) return -1;
     s->kv_live = 1;
     return 0;
 }
 
-static int recompute_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
+static int recompute_feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen) {
     RecomputeState *st = s->priv;
     const int64_t W = s->param, t0 = s->n_fed, h = st->n_hist, V = s->m->cfg.vocab;
     if (h + n > st->tmp_cap) {
@@ -59,11 +59,12 @@ static int recompute_feed(Strategy *s, const int32_t *ids, int n, float *logits,
     int64_t pre_end = end < W + 1 ? end : W + 1;
     if (t0 < pre_end) {
         kv_reset(&s->kv);
-        if (model_forward(s->m, &s->kv, x, (int)pre_end, logits, (int)t0, err, errlen)) return -1;
+        if (model_forward(s->m, &s->kv, x, (int)pre_end, (int)t0, out, err, errlen)) return -1;
     }
     for (int64_t t = t0 > W + 1 ? t0 : W + 1; t < end; t++) {
         kv_reset(&s->kv);
-        if (model_forward(s->m, &s->kv, x + (t - W - base), (int)W + 1, logits + (t - t0) * V, (int)W, err, errlen)) return -1;
+        FwdOut o = fwdout_shift(out, (size_t)(t - t0), (int)V);
+        if (model_forward(s->m, &s->kv, x + (t - W - base), (int)W + 1, (int)W, &o, err, errlen)) return -1;
     }
     /* keep the last W tokens */
     int64_t keep = end < W ? end : W;

@@ -18,18 +18,18 @@ static int s2_parse(Strategy *s, int argc, char **argv, char *err, size_t errlen
 }
 
 static int s2_begin(Strategy *s, char *err, size_t errlen) {
-    if (kv_init(&s->kv, &s->m->cfg, 0, -1, 0, err, errlen)) return -1;
+    if (kv_init(&s->kv, &s->m->cfg, s->m->device, 0, -1, 0, err, errlen)) return -1;
     s->kv_live = 1;
     s->kv.s2_group = s->param;
     return 0;
 }
 
-static int s2_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
+static int s2_feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen) {
     if (s->n_fed) return lcb_fail(err, errlen, "--strategy %s scores the whole input in one forward; it cannot continue a stream", s->spec);
     if (n % s->param)
         return lcb_fail(err, errlen, "--strategy %s: the input length %d must be a multiple of the group size %d", s->spec, n, s->param);
     s->kv.s2_total = n;
-    return model_forward(s->m, &s->kv, ids, n, logits, 0, err, errlen);
+    return model_forward(s->m, &s->kv, ids, n, 0, out, err, errlen);
 }
 
 const StrategyOps strategy_s2 = {

@@ -67,16 +67,27 @@ int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen) {
     s->m = m;
     s->n_fed = 0;
     if (s->ops->begin) return s->ops->begin(s, err, errlen);
-    if (kv_init(&s->kv, &m->cfg, s->n_sink, s->window, s->rope_factor, err, errlen)) return -1;
+    if (kv_init(&s->kv, &m->cfg, m->device, s->n_sink, s->window, s->rope_factor, err, errlen)) return -1;
     s->kv_live = 1;
     return 0;
 }
 
-int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
-    int rc = s->ops->feed ? s->ops->feed(s, ids, n, logits, err, errlen)
-                          : model_forward(s->m, &s->kv, ids, n, logits, 0, err, errlen);
+static int feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen) {
+    int rc = s->ops->feed ? s->ops->feed(s, ids, n, out, err, errlen)
+                          : model_forward(s->m, &s->kv, ids, n, 0, out, err, errlen);
     if (rc == 0) s->n_fed += n;
     return rc;
+}
+
+int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
+    FwdOut o = {logits, NULL, NULL};
+    return feed(s, ids, n, &o, err, errlen);
+}
+
+int strategy_feed_nll(Strategy *s, const int32_t *ids, int n, const int32_t *targets, double *nll,
+                      char *err, size_t errlen) {
+    FwdOut o = {NULL, targets, nll};
+    return feed(s, ids, n, &o, err, errlen);
 }
 
 void strategy_end(Strategy *s) {
@@ -96,19 +107,20 @@ int strategy_score(Strategy *s, Model *m, const int32_t *ids, size_t T, size_t c
     if (T < 2) return lcb_fail(err, errlen, "scoring needs at least 2 tokens (got %zu)", T);
     if (T > INT32_MAX) return lcb_fail(err, errlen, "scoring: %zu tokens is too many for one call", T);
     if (chunk == 0 || chunk > T || s->ops->whole_input) chunk = T;
-    const int V = m->cfg.vocab;
-    size_t lbytes;
-    if (lcb_mul_size(chunk * sizeof(float), (size_t)V, &lbytes)) return lcb_fail(err, errlen, "logits buffer overflows");
-    float *logits = lcb_alloc(LCB_MEM_WORK, lbytes);
-    if (!logits) return lcb_fail(err, errlen, "out of memory: logits for a chunk of %zu tokens (%zu bytes)", chunk, lbytes);
+    double *tmp = malloc(chunk * sizeof *tmp);
+    if (!tmp) return lcb_fail(err, errlen, "out of memory");
     int rc = strategy_begin(s, m, err, errlen);
     for (size_t t0 = 0; rc == 0 && t0 < T; t0 += chunk) {
         size_t n = T - t0 < chunk ? T - t0 : chunk;
-        rc = strategy_feed(s, ids + t0, (int)n, logits, err, errlen);
-        for (size_t i = 0; rc == 0 && i < n && t0 + i + 1 < T; i++)
-            nll[t0 + i] = model_nll(logits + i * (size_t)V, V, ids[t0 + i + 1]);
+        /* row i predicts ids[t0 + i + 1]; the last token of the input predicts nothing */
+        int32_t *tg = (int32_t *)malloc(n * sizeof *tg);
+        if (!tg) { rc = lcb_fail(err, errlen, "out of memory"); break; }
+        for (size_t i = 0; i < n; i++) tg[i] = t0 + i + 1 < T ? ids[t0 + i + 1] : -1;
+        rc = strategy_feed_nll(s, ids + t0, (int)n, tg, tmp, err, errlen);
+        for (size_t i = 0; rc == 0 && i < n && t0 + i + 1 < T; i++) nll[t0 + i] = tmp[i];
+        free(tg);
     }
     strategy_end(s);
-    lcb_free(LCB_MEM_WORK, logits, lbytes);
+    free(tmp);
     return rc;
 }

@@ -29,9 +29,10 @@ typedef struct StrategyOps {
     /* Allocate the state for model m.  Optional: NULL = the shared KV cache with s->n_sink,
      * s->window, s->rope_factor. */
     int (*begin)(Strategy *s, char *err, size_t errlen);
-    /* The next n tokens of the stream -> logits (n, vocab).  Optional: NULL = one model
+    /* The next n tokens of the stream -> what `out` asks for, one row per token (logits
+     * predicting the next token, or the NLL of a given target).  Optional: NULL = one model
      * forward through the shared KV cache. */
-    int (*feed)(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen);
+    int (*feed)(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen);
     /* Optional: release what begin allocated beyond the shared cache. */
     void (*end)(Strategy *s);
 } StrategyOps;
@@ -54,7 +55,12 @@ struct Strategy {
 /* Parse a spec into s via the registry; unknown names and bad arguments are usage errors. */
 int strategy_parse(Strategy *s, const char *spec, char *err, size_t errlen);
 int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen);
+/* logits (n, vocab), or NULL to only advance the state. */
 int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen);
+/* nll[i] = -ln p(targets[i] | state after ids[i]) (NAN where targets[i] < 0).  On the GPU the
+ * log-softmax is fused, so no logits leave the device. */
+int strategy_feed_nll(Strategy *s, const int32_t *ids, int n, const int32_t *targets, double *nll,
+                      char *err, size_t errlen);
 void strategy_end(Strategy *s);
 
 /* KV bytes: what the policy's formula says after t tokens, and what is allocated now. */

@@ -1,0 +1,26 @@
+/*
+ * cuda_stub.c — the CUDA entry points of backend.h for builds without nvcc: every call reports
+ * that this build has no CUDA backend, so `--device cuda` fails with a clear message instead of
+ * a link error.  The Makefile compiles this file only when engine/cuda/ is not built.
+ */
+#include "engine/backend.h"
+#include "engine/common.h"
+
+#include <stdio.h>
+
+#define NO_CUDA "--device cuda: this lcbench was built without CUDA (nvcc was not found at build time)"
+
+int cuda_available(char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+void cuda_describe(char *buf, size_t n) { snprintf(buf, n, "none"); }
+int cuda_model_upload(Model *m, const char *dtype, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_model_init_random(Model *m, uint64_t seed, const char *dtype, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+void cuda_model_free(Model *m) {}
+int cuda_kv_init(KVCache *kv, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+void cuda_kv_reset(KVCache *kv) {}
+void cuda_kv_free(KVCache *kv) {}
+int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out, char *err, size_t errlen) {
+    return lcb_fail(err, errlen, NO_CUDA);
+}
+int cuda_mem_info(size_t *used, size_t *total) { *used = *total = 0; return -1; }
+size_t cuda_mem_now(int cat) { return 0; }
+size_t cuda_mem_peak(int cat) { return 0; }
