@@ -1,0 +1,596 @@
+/*
+ * test_harness.c — `lcbench run` and its parts: each protocol of SPEC §3 against a direct
+ * computation with strategy_score on the same slices; the store's schema, migrations and bins;
+ * end-to-end runs of build/lcbench (NLLs in the DB against strategy_score); interruption by
+ * SIGINT, SIGTERM and kill -9 followed by --resume, compared with an uninterrupted run; and the
+ * OOM path of --mem-limit.
+ *
+ * Models are seeded random: shapes (llama-tiny), inputs seeded random ids, so every number is
+ * deterministic.  Tolerances: NLLs are stored as float32; at NLL ~ 6.2 half an ulp is 2.4e-7,
+ * so stored-vs-direct checks allow 1e-6.  Interrupted+resumed vs uninterrupted runs feed the
+ * same chunks in the same order (the resume re-feeds with the same chunk boundaries), so they
+ * must also agree to 1e-6 (in practice bit for bit).
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "datasets/dataset.h"
+#include "engine/common.h"
+#include "engine/model.h"
+#include "harness/run.h"
+#include "harness/store.h"
+#include "strategies/strategy.h"
+
+#define TOL_STORED 1e-6 /* float32 storage of NLLs around 6: half-ulp 2.4e-7 */
+#define MODEL "random:llama-tiny"
+#define VOCAB 512
+
+static int32_t *random_ids(size_t T, uint64_t seed) {
+    int32_t *ids = malloc(T * sizeof *ids);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < T; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        ids[i] = (int32_t)(x % VOCAB);
+    }
+    return ids;
+}
+
+/* ---------------------------------------------------------------- protocols vs direct */
+
+typedef struct { int64_t win_start, pos; double nll; } Step;
+typedef struct { Step *v; size_t n, cap; int64_t last_cursor; int stop_after; int units; } Collect;
+
+static int collect(void *ctx, const RunUnit *u) {
+    Collect *c = ctx;
+    for (int64_t j = 0; j < u->n; j++) {
+        if (c->n == c->cap) c->v = realloc(c->v, (c->cap = c->cap ? 2 * c->cap : 1024) * sizeof *c->v);
+        c->v[c->n++] = (Step){u->win_start, u->pos0 + j, u->nll[j]};
+    }
+    c->last_cursor = u->cursor;
+    c->units++;
+    return c->stop_after && c->units >= c->stop_after;
+}
+
+static void run_protocol(const ProtoParams *p, const char *spec, Model *m, const int32_t *ids, size_t T, int64_t cursor, Collect *c) {
+    char err[LCB_ERRLEN];
+    Strategy s;
+    int64_t fail_pos;
+    if (strategy_parse(&s, spec, err, sizeof err)) fail_msg("%s", err);
+    if (protocol_run(p, &s, m, ids, T, cursor, collect, c, &fail_pos, err, sizeof err)) fail_msg("%s", err);
+}
+
+/* strategy_score over ids[b, e) with the given chunk: nll[i] for in-window step i */
+static double *direct(const char *spec, Model *m, const int32_t *ids, int64_t b, int64_t e, size_t chunk) {
+    char err[LCB_ERRLEN];
+    Strategy s;
+    double *nll = malloc((size_t)(e - b) * sizeof *nll);
+    if (strategy_parse(&s, spec, err, sizeof err)) fail_msg("%s", err);
+    if (strategy_score(&s, m, ids + b, (size_t)(e - b), chunk, nll, err, sizeof err)) fail_msg("%s", err);
+    return nll;
+}
+
+static void check_step(const Step *st, double want, const char *what) {
+    if (fabs(st->nll - want) > TOL_STORED)
+        fail_msg("%s: window %lld step %lld: protocol %.9g vs direct %.9g", what, (long long)st->win_start, (long long)st->pos, st->nll, want);
+}
+
+static void test_protocol_stream(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, MODEL, NULL, err, sizeof err)) fail_msg("%s", err);
+    const size_t T = 700;
+    int32_t *ids = random_ids(T, 1);
+    const char *specs[] = {"sink:4:60", "window:50", "dense", "recompute:40"};
+    for (size_t k = 0; k < 4; k++) {
+        ProtoParams p = {.proto = PROTO_STREAM, .chunk = 64};
+        Collect c = {0};
+        run_protocol(&p, specs[k], &m, ids, T, 0, &c);
+        double *want = direct(specs[k], &m, ids, 0, (int64_t)T, 64);
+        assert_int_equal(c.n, T - 1);
+        for (size_t i = 0; i < c.n; i++) {
+            assert_int_equal(c.v[i].pos, (int64_t)i);
+            check_step(&c.v[i], want[i], specs[k]);
+        }
+        /* resume from a chunk boundary: the re-fed cache gives the same numbers */
+        Collect r = {0};
+        run_protocol(&p, specs[k], &m, ids, T, 320, &r);
+        assert_int_equal(r.n, T - 1 - 320);
+        for (size_t i = 0; i < r.n; i++) {
+            assert_int_equal(r.v[i].pos, (int64_t)(320 + i));
+            check_step(&r.v[i], want[320 + i], specs[k]);
+        }
+        free(want); free(c.v); free(r.v);
+    }
+    free(ids);
+    model_free(&m);
+}
+
+static void test_protocol_stride(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, MODEL, NULL, err, sizeof err)) fail_msg("%s", err);
+    const int64_t Ts[] = {700, 128, 100, 177};  /* several windows; exactly one; shorter than L; uneven tail */
+    for (size_t t = 0; t < 4; t++) {
+        const int64_t T = Ts[t], L = 128, S = 48;
+        int32_t *ids = random_ids((size_t)T, 2 + t);
+        ProtoParams p = {.proto = PROTO_STRIDE, .ctx = L, .stride = S, .chunk = 32};
+        Collect c = {0};
+        run_protocol(&p, "dense", &m, ids, (size_t)T, 0, &c);
+        /* HF perplexity guide: every target token scored exactly once */
+        assert_int_equal(c.n, (size_t)(T - 1));
+        int64_t prev_end = 0;
+        size_t k = 0;
+        for (int64_t b = 0; b < T; b += S) {
+            int64_t e = b + L < T ? b + L : T;
+            double *want = direct("dense", &m, ids, b, e, 32);
+            /* targets prev_end .. e-1 (the first window: 1 .. e-1) */
+            for (int64_t tgt = prev_end > 1 ? prev_end : 1; tgt < e; tgt++, k++) {
+                assert_true(k < c.n);
+                assert_int_equal(c.v[k].win_start, b);
+                assert_int_equal(c.v[k].pos, tgt - b - 1);
+                check_step(&c.v[k], want[tgt - b - 1], "stride");
+            }
+            free(want);
+            prev_end = e;
+            if (e == T) break;
+        }
+        assert_int_equal(k, c.n);
+        free(c.v);
+        free(ids);
+    }
+    model_free(&m);
+}
+
+static void test_protocol_chunks(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, MODEL, NULL, err, sizeof err)) fail_msg("%s", err);
+    const int64_t T = 530, L = 100;
+    int32_t *ids = random_ids((size_t)T, 7);
+    ProtoParams p = {.proto = PROTO_CHUNKS, .ctx = L, .chunk = 0};
+    Collect c = {0};
+    run_protocol(&p, "sink:2:20", &m, ids, (size_t)T, 0, &c);
+    /* llama-perplexity: floor(T/L) chunks, steps L/2 .. L-2 of each */
+    assert_int_equal(c.n, (size_t)(5 * (L - 1 - L / 2)));
+    size_t k = 0;
+    for (int64_t ch = 0; ch < T / L; ch++) {
+        double *want = direct("sink:2:20", &m, ids, ch * L, ch * L + L, 0);
+        for (int64_t i = L / 2; i < L - 1; i++, k++) {
+            assert_int_equal(c.v[k].win_start, ch * L);
+            assert_int_equal(c.v[k].pos, i);
+            check_step(&c.v[k], want[i], "chunks");
+        }
+        free(want);
+    }
+    /* resume at chunk 3 */
+    Collect r = {0};
+    run_protocol(&p, "sink:2:20", &m, ids, (size_t)T, 3, &r);
+    assert_int_equal(r.n, (size_t)(2 * (L - 1 - L / 2)));
+    for (size_t i = 0; i < r.n; i++) assert_true(r.v[i].nll == c.v[3 * (L - 1 - L / 2) + i].nll);
+    free(c.v); free(r.v); free(ids);
+    model_free(&m);
+}
+
+static void test_protocol_longlora(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, MODEL, NULL, err, sizeof err)) fail_msg("%s", err);
+    const int64_t T = 600, L = 128, S = 64;
+    int32_t *ids = random_ids((size_t)T, 9);
+    ProtoParams p = {.proto = PROTO_LONGLORA, .ctx = L, .stride = S, .chunk = 50};
+    Collect c = {0};
+    run_protocol(&p, "dense", &m, ids, (size_t)T, 0, &c);
+    /* eval.py: all_ix = range(0, T-(L+1), S), minus the last: starts 0..448 -> 0..384 */
+    int64_t n_ix = 0;
+    for (int64_t i = 0; i < T - (L + 1); i += S) n_ix++;
+    n_ix--;
+    assert_int_equal(n_ix, 7);
+    assert_int_equal(c.n, (size_t)(n_ix * (L - 1)));
+    double mean_of_means = 0;
+    size_t k = 0;
+    for (int64_t w = 0; w < n_ix; w++) {
+        double *want = direct("dense", &m, ids, w * S, w * S + L, 50), wm = 0;
+        for (int64_t i = 0; i < L - 1; i++, k++) {
+            assert_int_equal(c.v[k].win_start, w * S);
+            check_step(&c.v[k], want[i], "longlora");
+            wm += want[i];
+        }
+        mean_of_means += wm / (L - 1);
+        free(want);
+    }
+    mean_of_means /= n_ix;
+    double all = 0;
+    for (size_t i = 0; i < c.n; i++) all += c.v[i].nll;
+    assert_true(fabs(all / c.n - mean_of_means) < TOL_STORED);   /* equal windows: mean of means = mean */
+    free(c.v); free(ids);
+    model_free(&m);
+}
+
+static void test_protocol_plan_errors(void **state) {
+    char err[LCB_ERRLEN];
+    int64_t steps, units;
+    ProtoParams p = {.proto = PROTO_CHUNKS, .ctx = 200};
+    assert_int_equal(protocol_plan(&p, 150, &steps, &units, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no chunk"));
+    p = (ProtoParams){.proto = PROTO_LONGLORA, .ctx = 128, .stride = 256};
+    assert_int_equal(protocol_plan(&p, 5000, &steps, &units, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--stride"));
+    p = (ProtoParams){.proto = PROTO_LONGLORA, .ctx = 128, .stride = 64};
+    assert_int_equal(protocol_plan(&p, 150, &steps, &units, err, sizeof err), -1);   /* range(0, 21, 64) = [0], minus the last */
+    assert_non_null(strstr(err, "no window"));
+    assert_int_equal(protocol_plan(&p, 200, &steps, &units, err, sizeof err), 0);    /* range(0, 71, 64) = [0, 64] -> one window */
+    assert_int_equal(units, 1);
+    p = (ProtoParams){.proto = PROTO_STRIDE, .ctx = 1};
+    assert_int_equal(protocol_plan(&p, 200, &steps, &units, err, sizeof err), -1);
+}
+
+/* ---------------------------------------------------------------- the store */
+
+static void test_store_schema(void **state) {
+    char path[256], err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/schema.db", tu_tmpdir());
+    Store s;
+    if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+    char *mode = NULL;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(s.db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    mode = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    assert_string_equal(mode, "wal");
+    free(mode);
+    /* a run row round-trips every column */
+    StoreRun r = {0};
+    store_set(&r.status, "running");
+    store_set(&r.model, "random:x");
+    store_set(&r.strategy, "sink:4:60");
+    r.tokens = 1234; r.ctx = 7; r.wall_s = 1.5;
+    if (store_run_insert(&s, &r, err, sizeof err)) fail_msg("%s", err);
+    assert_true(r.id > 0);
+    StoreRun g;
+    if (store_run_get(&s, r.id, &g, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(g.status, "running");
+    assert_string_equal(g.strategy, "sink:4:60");
+    assert_null(g.tokenizer);
+    assert_int_equal(g.tokens, 1234);
+    assert_true(g.wall_s == 1.5);
+    /* bins from two rows of NLLs */
+    float a[5] = {1, 2, 3, 4, 5}, b[3] = {6, 7, 8};
+    if (store_nll_insert(&s, r.id, 0, 0, 0, a, 5, err, sizeof err) || store_nll_insert(&s, r.id, 1, 0, 5, b, 3, err, sizeof err)) fail_msg("%s", err);
+    double mean;
+    int64_t n;
+    if (store_bins_recompute(&s, r.id, 3, &mean, &n, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(n, 8);
+    assert_true(fabs(mean - 4.5) < 1e-12);
+    /* log2 bin [4, 8) holds positions 4..7 = NLLs 5,6,7,8; linear bin [3,6) holds 4,5,6 */
+    assert_int_equal(sqlite3_prepare_v2(s.db, "SELECT count, mean_nll FROM bins WHERE run_id=? AND kind=? AND lo=?", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_int64(q, 1, r.id); sqlite3_bind_text(q, 2, "log2", -1, SQLITE_STATIC); sqlite3_bind_int64(q, 3, 4);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(q, 0), 4);
+    assert_true(fabs(sqlite3_column_double(q, 1) - 6.5) < 1e-12);
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 2, "linear", -1, SQLITE_STATIC); sqlite3_bind_int64(q, 3, 3);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(q, 0), 3);
+    assert_true(fabs(sqlite3_column_double(q, 1) - 5.0) < 1e-12);
+    sqlite3_finalize(q);
+    store_run_free(&r);
+    store_run_free(&g);
+    store_close(&s);
+    /* reopening is a no-op; a file from a newer lcbench is refused */
+    if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+    assert_int_equal(store_exec(&s, "PRAGMA user_version=99", err, sizeof err), 0);
+    store_close(&s);
+    assert_int_equal(store_open(&s, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "newer"));
+}
+
+static void test_store_migrates_v1(void **state) {
+    /* a version-1 file (before model_hashes) is upgraded in place, its runs kept */
+    char path[256], err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/v1.db", tu_tmpdir());
+    Store s;
+    if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
+    StoreRun r = {0};
+    store_set(&r.status, "done");
+    if (store_run_insert(&s, &r, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(store_exec(&s, "DROP TABLE model_hashes; PRAGMA user_version=1", err, sizeof err), 0);
+    store_close(&s);
+    store_run_free(&r);
+    if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(store_schema_version(&s), 2);
+    store_hash_remember(&s, "/x", 1, 2, "abc");
+    char hex[65];
+    assert_int_equal(store_hash_lookup(&s, "/x", 1, 2, hex), 1);
+    assert_string_equal(hex, "abc");
+    assert_int_equal(store_hash_lookup(&s, "/x", 1, 3, hex), 0);
+    StoreRun g;
+    if (store_run_get(&s, 1, &g, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(g.status, "done");
+    store_run_free(&g);
+    store_close(&s);
+}
+
+/* ---------------------------------------------------------------- end to end */
+
+static const char *ids_file(size_t T, uint64_t seed) {
+    static char path[256];
+    char err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/ids_%zu_%llu.bin", tu_tmpdir(), T, (unsigned long long)seed);
+    int32_t *ids = random_ids(T, seed);
+    if (dataset_write_tokens(path, LCB_FMT_U16, ids, T, err, sizeof err)) fail_msg("%s", err);
+    free(ids);
+    return path;
+}
+
+/* All stored steps of run `id`, in commit order. */
+typedef struct { double *v; size_t n, cap; } Vec;
+static int vec_push(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
+    Vec *v = ctx;
+    for (int64_t j = 0; j < n; j++) {
+        if (v->n == v->cap) v->v = realloc(v->v, (v->cap = v->cap ? 2 * v->cap : 1024) * sizeof *v->v);
+        v->v[v->n++] = nll[j];
+    }
+    return 0;
+}
+static Vec db_nll(const char *db, int64_t id) {
+    Store s;
+    char err[LCB_ERRLEN];
+    Vec v = {0};
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    if (store_nll_foreach(&s, id, vec_push, &v, err, sizeof err)) fail_msg("%s", err);
+    store_close(&s);
+    return v;
+}
+
+static char *db_text(const char *db, const char *sql) {
+    sqlite3 *h;
+    sqlite3_stmt *q;
+    char *out = NULL;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return NULL; }
+    sqlite3_busy_timeout(h, 5000);
+    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        out = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return out;
+}
+
+static int64_t db_int(const char *db, const char *sql) {
+    char *t = db_text(db, sql);
+    int64_t v = t ? strtoll(t, NULL, 10) : -1;
+    free(t);
+    return v;
+}
+
+static void test_run_end_to_end(void **state) {
+    const size_t T = 1500;
+    const char *in = ids_file(T, 11);
+    char db[256], *out;
+    snprintf(db, sizeof db, "%s/e2e.db", tu_tmpdir());
+    int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy sink:4:60 --chunk 64 --batch 300 --db %s", tu_lcbench(), MODEL, in, db);
+    if (rc) fail_msg("lcbench run exited %d: %s", rc, out);
+    assert_non_null(strstr(out, "\"status\": \"done\""));
+    free(out);
+    /* what the DB holds is strategy_score's numbers */
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, MODEL, NULL, err, sizeof err)) fail_msg("%s", err);
+    int32_t *ids = random_ids(T, 11);
+    double *want = direct("sink:4:60", &m, ids, 0, (int64_t)T, 64);
+    Vec v = db_nll(db, 1);
+    assert_int_equal(v.n, T - 1);
+    double mean = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (fabs(v.v[i] - want[i]) > TOL_STORED) fail_msg("step %zu: db %.9g vs direct %.9g", i, v.v[i], want[i]);
+        mean += v.v[i];
+    }
+    mean /= v.n;
+    char *st = db_text(db, "SELECT status||' '||protocol||' '||bos||' '||strategy FROM runs WHERE id=1");
+    assert_string_equal(st, "done stream none sink:4:60");
+    free(st);
+    char *mn = db_text(db, "SELECT mean_nll FROM runs WHERE id=1");
+    assert_true(fabs(strtod(mn, NULL) - mean) < 1e-9);
+    free(mn);
+    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events WHERE run_id=1 AND kind='ctx_passed' AND pos=512"), 1);
+    assert_true(db_int(db, "SELECT COUNT(*) FROM samples WHERE run_id=1") >= 5);
+    assert_int_equal(db_int(db, "SELECT SUM(count) FROM bins WHERE run_id=1 AND kind='log2'"), (int64_t)(T - 1));
+    assert_int_equal(db_int(db, "SELECT SUM(count) FROM bins WHERE run_id=1 AND kind='linear'"), (int64_t)(T - 1));
+    assert_int_equal(db_int(db, "SELECT length(dataset_hash) FROM runs WHERE id=1"), 64);
+    /* runs and show read it back; show --nll prints the stored steps */
+    rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), db);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "done"));
+    free(out);
+    rc = tu_run(&out, "%s show 1 --db %s", tu_lcbench(), db);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "ctx_passed"));
+    assert_non_null(strstr(out, "sink:4:60"));
+    free(out);
+    rc = tu_run(&out, "%s show 1 --db %s --nll | wc -l", tu_lcbench(), db);
+    assert_int_equal(atoi(out), (int)(T - 1));
+    free(out);
+    /* a windowed protocol through the CLI: the counts of SPEC §3 */
+    rc = tu_run(&out, "%s run --model %s --dataset %s --strategy dense --protocol chunks --ctx 200 --db %s", tu_lcbench(), MODEL, in, db);
+    if (rc) fail_msg("chunks run exited %d: %s", rc, out);
+    free(out);
+    assert_int_equal(db_int(db, "SELECT steps_done FROM runs WHERE id=2"), 7 * 99);
+    assert_int_equal(db_int(db, "SELECT ctx FROM runs WHERE id=2"), 200);
+    /* usage errors name the flag */
+    rc = tu_run(&out, "%s run --model %s --dataset %s --protocol nope --db %s", tu_lcbench(), MODEL, in, db);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--protocol"));
+    free(out);
+    rc = tu_run(&out, "%s run --resume 1 --db %s", tu_lcbench(), db);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "already complete"));
+    free(out);
+    free(v.v); free(want); free(ids);
+    model_free(&m);
+}
+
+/* Start lcbench run in the background; returns its pid. */
+static pid_t spawn_run(const char *db, const char *in, const char *extra) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "exec %s run --model %s --dataset %s --strategy sink:4:60 --chunk 64 --batch 256 --db %s %s >/dev/null 2>&1",
+             tu_lcbench(), MODEL, in, db, extra);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void interrupt_and_resume(int sig) {
+    const size_t T = 3000;
+    const char *in = ids_file(T, 21);
+    char db[256], ref[256], *out;
+    snprintf(db, sizeof db, "%s/int_%d.db", tu_tmpdir(), sig);
+    snprintf(ref, sizeof ref, "%s/ref_%d.db", tu_tmpdir(), sig);
+    /* the uninterrupted reference */
+    int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy sink:4:60 --chunk 64 --batch 256 --db %s", tu_lcbench(), MODEL, in, ref);
+    if (rc) fail_msg("reference run exited %d: %s", rc, out);
+    free(out);
+    /* paced so that it is mid-run when the signal lands: one commit per 256 steps, 150 ms each */
+    pid_t pid = spawn_run(db, in, "--pace-ms 150");
+    int64_t done = 0;
+    for (int i = 0; i < 2000 && done <= 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        done = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    }
+    if (done <= 0) fail_msg("no batch committed");
+    kill(pid, sig);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    int64_t steps_done = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    assert_true(steps_done > 0 && steps_done < (int64_t)T - 1);
+    char *status = db_text(db, "SELECT status FROM runs WHERE id=1");
+    if (sig == SIGKILL) {
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        assert_string_equal(status, "running");               /* nobody closed it */
+        rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), db);
+        assert_non_null(strstr(out, "stale"));                /* ... and runs says so */
+        free(out);
+    } else {
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 128 + sig);          /* 130 / 143 */
+        assert_string_equal(status, "interrupted");
+        assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events WHERE run_id=1 AND kind='interrupted'"), 1);
+    }
+    free(status);
+    /* what is stored is consistent with the cursor: nothing half-written */
+    Vec part = db_nll(db, 1);
+    assert_int_equal((int64_t)part.n, steps_done);
+    assert_int_equal(db_int(db, "SELECT cursor FROM runs WHERE id=1"), steps_done);
+    free(part.v);
+    rc = tu_run(&out, "%s run --resume 1 --db %s", tu_lcbench(), db);
+    if (rc) fail_msg("resume exited %d: %s", rc, out);
+    free(out);
+    status = db_text(db, "SELECT status FROM runs WHERE id=1");
+    assert_string_equal(status, "done");
+    free(status);
+    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events WHERE run_id=1 AND kind='resume'"), 1);
+    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events WHERE run_id=1 AND kind='ctx_passed'"), 1);
+    Vec a = db_nll(db, 1), b = db_nll(ref, 1);
+    assert_int_equal(a.n, T - 1);
+    assert_int_equal(b.n, T - 1);
+    for (size_t i = 0; i < a.n; i++)
+        if (fabs(a.v[i] - b.v[i]) > TOL_STORED) fail_msg("signal %d: step %zu: resumed %.9g vs uninterrupted %.9g", sig, i, a.v[i], b.v[i]);
+    char *m1 = db_text(db, "SELECT printf('%.9f', mean_nll) FROM runs WHERE id=1"), *m2 = db_text(ref, "SELECT printf('%.9f', mean_nll) FROM runs WHERE id=1");
+    assert_string_equal(m1, m2);
+    free(m1); free(m2); free(a.v); free(b.v);
+}
+
+static void test_interrupt_sigint(void **state) { interrupt_and_resume(SIGINT); }
+static void test_interrupt_sigterm(void **state) { interrupt_and_resume(SIGTERM); }
+static void test_interrupt_sigkill(void **state) { interrupt_and_resume(SIGKILL); }
+
+static void test_resume_windowed(void **state) {
+    /* a windowed protocol interrupted between windows resumes at the next window */
+    const size_t T = 2000;
+    const char *in = ids_file(T, 31);
+    char db[256], ref[256], *out;
+    snprintf(db, sizeof db, "%s/win.db", tu_tmpdir());
+    snprintf(ref, sizeof ref, "%s/win_ref.db", tu_tmpdir());
+    const char *args = "--strategy dense --protocol stride --ctx 256 --stride 100 --batch 100";
+    int rc = tu_run(&out, "%s run --model %s --dataset %s %s --db %s", tu_lcbench(), MODEL, in, args, ref);
+    if (rc) fail_msg("%s", out);
+    free(out);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "exec %s run --model %s --dataset %s %s --db %s --pace-ms 150 >/dev/null 2>&1", tu_lcbench(), MODEL, in, args, db);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
+    int64_t done = 0;
+    for (int i = 0; i < 2000 && done <= 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        done = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    }
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_int_equal(WEXITSTATUS(st), 143);
+    rc = tu_run(&out, "%s run --resume 1 --db %s", tu_lcbench(), db);
+    if (rc) fail_msg("%s", out);
+    free(out);
+    Vec a = db_nll(db, 1), b = db_nll(ref, 1);
+    assert_int_equal(a.n, T - 1);
+    assert_int_equal(b.n, a.n);
+    for (size_t i = 0; i < a.n; i++) assert_true(fabs(a.v[i] - b.v[i]) <= TOL_STORED);
+    free(a.v); free(b.v);
+}
+
+static void test_mem_limit_oom(void **state) {
+    /* dense KV grows with the stream: a cap between the start and the end ends the run as oom */
+    const size_t T = 4000;
+    const char *in = ids_file(T, 41);
+    char db[256], *out;
+    snprintf(db, sizeof db, "%s/oom.db", tu_tmpdir());
+    int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy dense --chunk 64 --batch 256 --mem-limit 3M --db %s", tu_lcbench(), MODEL, in, db);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "\"status\": \"oom\""));
+    free(out);
+    char *status = db_text(db, "SELECT status FROM runs WHERE id=1");
+    assert_string_equal(status, "oom");
+    free(status);
+    int64_t pos = db_int(db, "SELECT pos FROM events WHERE run_id=1 AND kind='oom'");
+    int64_t steps = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    assert_true(pos > 0 && pos < (int64_t)T);
+    assert_int_equal(steps, pos);           /* every step before the failing chunk was kept */
+    Vec v = db_nll(db, 1);
+    assert_int_equal((int64_t)v.n, steps);
+    free(v.v);
+    char *detail = db_text(db, "SELECT detail FROM events WHERE run_id=1 AND kind='oom'");
+    assert_non_null(strstr(detail, "out of memory"));
+    assert_non_null(strstr(detail, "--mem-limit"));
+    free(detail);
+    assert_true(db_int(db, "SELECT count FROM bins WHERE run_id=1 AND kind='all'") == steps);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_protocol_stream),
+        cmocka_unit_test(test_protocol_stride),
+        cmocka_unit_test(test_protocol_chunks),
+        cmocka_unit_test(test_protocol_longlora),
+        cmocka_unit_test(test_protocol_plan_errors),
+        cmocka_unit_test(test_store_schema),
+        cmocka_unit_test(test_store_migrates_v1),
+        cmocka_unit_test(test_run_end_to_end),
+        cmocka_unit_test(test_interrupt_sigint),
+        cmocka_unit_test(test_interrupt_sigterm),
+        cmocka_unit_test(test_interrupt_sigkill),
+        cmocka_unit_test(test_resume_windowed),
+        cmocka_unit_test(test_mem_limit_oom),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
