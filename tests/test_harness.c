@@ -577,6 +577,10 @@ static void test_mem_limit_oom(void **state) {
 }
 
 int main(void) {
+    /* tiny models run fastest on one thread, and a busy machine does not make OpenMP spin
+     * (set before the first parallel region; inherited by the lcbench processes spawned) */
+    setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_protocol_stream),
         cmocka_unit_test(test_protocol_stride),
