@@ -127,9 +127,12 @@ int cmd_show(int argc, char **argv) {
         sqlite3_bind_text(q, 2, bins, -1, SQLITE_STATIC);
         printf("bins (%s, by position t = step index in its window, SPEC §1):\n  %-12s %-12s %-10s %-12s %-12s %s\n", bins, "from", "to",
                "steps", "mean NLL", "PPL", "stderr");
-        while (sqlite3_step(q) == SQLITE_ROW)
-            printf("  %-12lld %-12lld %-10lld %-12.6f %-12.4f %.6f\n", (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
-                   (long long)sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3), sqlite3_column_double(q, 4), sqlite3_column_double(q, 5));
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            char se[32] = "-";   /* one step: no standard error */
+            if (sqlite3_column_type(q, 5) != SQLITE_NULL) snprintf(se, sizeof se, "%.6f", sqlite3_column_double(q, 5));
+            printf("  %-12lld %-12lld %-10lld %-12.6f %-12.4f %s\n", (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
+                   (long long)sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3), sqlite3_column_double(q, 4), se);
+        }
         sqlite3_finalize(q);
     }
     if (live) store_rollback(&st);
