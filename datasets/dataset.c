@@ -132,6 +132,7 @@ typedef struct {
 
 static int push_ids(Builder *b, const int32_t *ids, size_t n, char *err, size_t errlen) {
     Dataset *d = b->d;
+    if (n == 0) return 0; /* an empty document: d->ids may still be NULL, and NULL + 0 is UB (fuzz_tokens) */
     if (b->o->max_tokens && d->n + n >= b->o->max_tokens) {
         if (d->n + n > b->o->max_tokens) d->truncated = 1;
         n = b->o->max_tokens - d->n;

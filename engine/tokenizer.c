@@ -2189,6 +2189,8 @@ int tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n_ids, int s
             if (buf_put(&out, cur->data.p + cur->off[i], cur->len[i])) goto oom;
     }
     if (buf_reserve(&out, 0)) goto oom;
+    out.p[out.n] = 0; /* an empty result (no ids, or only skipped specials) was never
+                         written, so the fresh buffer was not NUL-terminated (fuzz_tokenizer) */
     *text = out.p;
     *len = out.n;
     out.p = NULL;

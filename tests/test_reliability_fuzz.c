@@ -1,0 +1,105 @@
+/*
+ * test_reliability_fuzz.c — replays the fuzz corpora under `make test`: every committed seed
+ * (tests/fuzz/corpus/TARGET/) and every crash the fuzzers found (tests/fuzz/regressions/TARGET/,
+ * one file per bug, named after it) goes through the same entry point as in `make fuzz`
+ * (tests/fuzz/fuzz_TARGET.c, included here without its libFuzzer main).  A regression aborts
+ * the program (harness invariant) or is reported by ASan/UBSan in the test-asan pass.  The
+ * bugs are also checked directly, so that the plain build catches them without a sanitizer.
+ */
+#define LCB_FUZZ_NO_MAIN
+#include "tests/testutil.h"
+#include "tests/fuzz/fuzz_safetensors.c"
+#include "tests/fuzz/fuzz_config.c"
+#include "tests/fuzz/fuzz_tokenizer.c"
+#include "tests/fuzz/fuzz_tokens.c"
+
+#include <dirent.h>
+
+/* Feed every file of dir to fn; returns how many. */
+static int replay_dir(const char *dir, int (*fn)(const uint8_t *, size_t)) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t len;
+        char *buf = tu_read_file(path, &len);
+        fn((const uint8_t *)buf, len);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void replay(const char *target, int (*fn)(const uint8_t *, size_t)) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", target);
+    int seeds = replay_dir(dir, fn);
+    snprintf(dir, sizeof dir, "tests/fuzz/regressions/%s", target);
+    int regs = replay_dir(dir, fn);
+    print_message("fuzz_%s: %d seeds, %d regression inputs replayed\n", target, seeds, regs);
+    assert_true(seeds > 0);
+}
+
+static void test_replay_safetensors(void **state) { (void)state; replay("safetensors", fuzz_safetensors_one); }
+static void test_replay_config(void **state) { (void)state; replay("config", fuzz_config_one); }
+static void test_replay_tokenizer(void **state) { (void)state; replay("tokenizer", fuzz_tokenizer_one); }
+static void test_replay_tokens(void **state) {
+    (void)state;
+    replay("tokens", fuzz_tokens_one);
+    tokenizer_free(fuzz_tokens_tok);
+    fuzz_tokens_tok = NULL;
+}
+
+/* Bug: tokenizer_decode of nothing (no ids, or only skipped special tokens) returned a fresh
+ * buffer that was never NUL-terminated, although the API promises a C string. */
+static void test_decode_empty_is_nul_terminated(void **state) {
+    (void)state;
+    char err[512];
+    Tokenizer *t = tokenizer_load("tests/fuzz/regressions/tokenizer/decode-empty-not-nul-terminated.json", err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    for (int trial = 0; trial < 8; trial++) {
+        char *s = NULL;
+        size_t len = 99;
+        assert_int_equal(tokenizer_decode(t, NULL, 0, 0, &s, &len, err, sizeof err), 0);
+        assert_non_null(s);
+        assert_int_equal(len, 0);
+        assert_int_equal(s[0], 0);
+        free(s);
+    }
+    tokenizer_free(t);
+}
+
+/* Bug: an empty text document (or an empty JSONL text field) pushed zero ids onto a stream
+ * that had no buffer yet: NULL + 0, undefined behaviour.  It must simply contribute nothing. */
+static void test_empty_document(void **state) {
+    (void)state;
+    char dir[512], a[600], b[600], spec[1300], err[1024];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir());
+    snprintf(a, sizeof a, "%s/empty.txt", dir);
+    snprintf(b, sizeof b, "%s/ids.ids", dir);
+    tu_write_file(a, "", 0);
+    tu_write_file(b, "5 6 7", 5);
+    snprintf(spec, sizeof spec, "%s,%s", a, b);
+    DatasetOptions o = {.spec = spec, .bos = LCB_BOS_NONE, .corpus_dir = "/nonexistent"};
+    Dataset d;
+    if (dataset_load(&d, &o, fuzz_tokens_tokenizer(), 1, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.n_docs, 2);
+    assert_int_equal(d.ids[0], 5);
+    dataset_free(&d);
+    tokenizer_free(fuzz_tokens_tok);
+    fuzz_tokens_tok = NULL;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_safetensors), cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_replay_tokenizer), cmocka_unit_test(test_replay_tokens),
+        cmocka_unit_test(test_decode_empty_is_nul_terminated), cmocka_unit_test(test_empty_document),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
