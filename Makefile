@@ -17,7 +17,7 @@ SAN     ?=
 CORPORA_DIR ?= .cache/corpora
 CORPORA := moby-dick sotu spam-assassin
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-PKGS    := libopenblas-dev libopenblas-openmp-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox
+PKGS    := libopenblas-dev libopenblas-openmp-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox wamerican
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -g $(OPT) -fopenmp $(SAN) \
            -I. -I/usr/include/cjson $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -28,15 +28,26 @@ LDFLAGS := -fopenmp $(SAN)
 LIB_SRC := $(wildcard engine/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \
            $(wildcard datasets/*.c) $(wildcard reports/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/test_*.c)
+TEST_SRC := $(filter-out tests/test_cuda%,$(wildcard tests/test_*.c))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+# CUDA backend: nvcc objects replace the stub; sm_90a code plus a compute_80 PTX fallback.
+CUDA_DIR ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVFLAGS ?= -O3 -std=c++17 -lineinfo -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80 \
+           -Xcompiler -fopenmp,-Wall,-Wno-unused-parameter
+ifneq ($(NVCC),)
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard engine/cuda/*.cu))
+LIB_OBJ  := $(filter-out $(BUILD)/engine/cuda_stub.o,$(LIB_OBJ))
+LDLIBS   += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcublas -lcublasLt -lcudart -lstdc++
+CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
+endif
 
 .PHONY: all deps run corpora test test-unit test-asan bench fuzz clean
 all: deps $(BUILD)/lcbench
 
 # Install the Debian packages we build against when one is missing (we are root on CI).
 deps:
-	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@[ -n "$(SKIP_DEPS)" ] && exit 0; missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
 	  { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; fi
@@ -45,7 +56,11 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h strategies/*.h harness/*.h datasets/*.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/liblcbench.a: $(LIB_OBJ)
+$(BUILD)/%.o: %.cu $(wildcard engine/cuda/*.cuh engine/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
+
+$(BUILD)/liblcbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/lcbench: $(BUILD)/harness/main.o $(BUILD)/liblcbench.a
@@ -66,12 +81,17 @@ corpora: $(foreach c,$(CORPORA),$(CORPORA_DIR)/$(c)/.done)
 $(CORPORA_DIR)/%/.done: datasets/fetch_corpus.sh
 	sh datasets/fetch_corpus.sh $* $(CORPORA_DIR)
 
-test-unit: deps $(BUILD)/lcbench $(TEST_BIN)
+test-unit: deps $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
+
+# The CUDA backend against the CPU path (tests/test_cuda.c); needs a GPU.
+test-cuda: deps $(BUILD)/lcbench $(BUILD)/tests/test_cuda
+	@[ -n "$(NVCC)" ] || { echo "test-cuda: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1; }
+	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(BUILD)/tests/test_cuda
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks checked too).
 test-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 NVCC= \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-unit
 
 test: test-unit test-asan

@@ -24,3 +24,12 @@ int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from,
 int cuda_mem_info(size_t *used, size_t *total) { *used = *total = 0; return -1; }
 size_t cuda_mem_now(int cat) { return 0; }
 size_t cuda_mem_peak(int cat) { return 0; }
+
+/* engine/cuda/ops.h: the kernel-test entry points */
+#include "engine/cuda/ops.h"
+int cuda_op_norm(const float *x, float *y, const float *w, const float *b, int n, int dim, int layer_norm, float eps, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_act(const float *h, const float *bias, float *out, int n, int ffn, int gated, int act, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, int n, int H, int KV, int hd, int rot_half, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+void cuda_op_force_scalar_attention(int on) {}

@@ -2,6 +2,7 @@
  * cmd_score.c — `lcbench score`, the stable scripting interface of SPEC §5: token ids in, the
  * T-1 per-step NLLs out, one per line, under any cache strategy and chunk size.
  */
+#include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/model.h"
 #include "harness/cli.h"
@@ -15,13 +16,14 @@ static void score_help(void) {
     size_t n;
     const StrategyOps *const *list = strategy_list(&n);
     printf("usage: lcbench score --model PATH --ids FILE --strategy SPEC [--chunk N] [--device cpu|cuda]\n"
-           "                     [--config FILE]\n"
+           "                     [--dtype bf16|fp16|fp32] [--config FILE]\n"
            "  --model PATH     HF checkpoint folder (config.json + safetensors), or random:SHAPE[:SEED]\n"
            "  --ids FILE       token ids separated by white space (- for stdin)\n"
            "  --strategy SPEC  cache policy (default dense):\n");
     for (size_t i = 0; i < n; i++) printf("                     %-14s %s\n", list[i]->synopsis, list[i]->help);
     printf("  --chunk N        tokens per forward pass (default 256; 0 = the whole input)\n"
            "  --device D       cpu (default) or cuda\n"
+           "  --dtype T        weights on the CUDA device: bf16 (default), fp16 or fp32\n"
            "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
            "Prints the T-1 per-step NLLs (natural log), one per line.\n");
 }
@@ -29,7 +31,7 @@ static void score_help(void) {
 int cmd_score(int argc, char **argv) {
     Cli c;
     cli_init(&c, "score", argc, argv);
-    const char *model = NULL, *ids_path = NULL, *spec = "dense", *device = "cpu", *config = NULL;
+    const char *model = NULL, *ids_path = NULL, *spec = "dense", *device = "cpu", *config = NULL, *dtype = NULL;
     uint64_t chunk = 256;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
@@ -38,6 +40,7 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(f, "--ids")) { if (!(v = cli_value(&c))) return EXIT_USAGE; ids_path = v; }
         else if (!strcmp(f, "--strategy")) { if (!(v = cli_value(&c))) return EXIT_USAGE; spec = v; }
         else if (!strcmp(f, "--device")) { if (!(v = cli_value(&c))) return EXIT_USAGE; device = v; }
+        else if (!strcmp(f, "--dtype")) { if (!(v = cli_value(&c))) return EXIT_USAGE; dtype = v; }
         else if (!strcmp(f, "--config")) { if (!(v = cli_value(&c))) return EXIT_USAGE; config = v; }
         else if (!strcmp(f, "--chunk")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
@@ -50,13 +53,15 @@ int cmd_score(int argc, char **argv) {
     char err[LCB_ERRLEN];
     Strategy s;
     if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("score", "%s", err); return EXIT_USAGE; }
-    if (!strcmp(device, "cuda")) { cli_error("score", "--device cuda: this build has no CUDA backend (build with nvcc present)"); return 1; }
+    if (dtype && strcmp(dtype, "bf16") && strcmp(dtype, "fp16") && strcmp(dtype, "fp32"))
+        return cli_usage_error(&c, "--dtype \"%s\" must be bf16, fp16 or fp32", dtype);
+    if (dtype && strcmp(device, "cuda")) return cli_usage_error(&c, "--dtype applies to --device cuda (the CPU path is fp32)");
     int32_t *ids = NULL;
     size_t T = 0;
     if (read_ids_file(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
     if (T < 2) { cli_error("score", "%s: %zu token ids; scoring needs at least 2", ids_path, T); free(ids); return 1; }
     Model m;
-    if (model_open(&m, model, config, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
+    if (model_open_on(&m, model, config, lcb_device_parse(device), dtype, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
     for (size_t i = 0; i < T; i++)
         if (ids[i] >= m.cfg.vocab) {
             cli_error("score", "%s: token id %d at index %zu is outside the vocabulary of %s (size %d)", ids_path, ids[i], i, model, m.cfg.vocab);

@@ -1,0 +1,554 @@
+/*
+ * backend.cu — the CUDA implementation of engine/backend.h: device discovery, the counting
+ * allocator, weights on the device (uploaded from the host arena, or generated from the seed
+ * for random: shapes), paged KV storage sized by the policy, and the forward pass of
+ * model_forward (engine/model.c) with the same contract.
+ *
+ * Forward pass of a chunk (split into sub-chunks of at most CU_ROWS_MAX rows, except under s2,
+ * which needs the whole input at once; per-step semantics make the split invisible):
+ *   host:  positions t and min(t, S+W), RoPE [cos | sin] tables in double -> float, upload
+ *   x (n, dim) fp32 = embed[ids]
+ *   per layer:  xn = norm(x) (T);  qkv (fp32) = xn Wqkv^T            cuBLAS, fp32 accumulate
+ *               rope_store: + bias, rotate q (at t and at the sink position), k; k, v -> cache
+ *               att = attention(q, qs, cache) (T)                      attention.cu
+ *               sequential:  x += att Wo^T (+ bo);  x += mlp(norm2(x))   (GEMM beta = 1)
+ *               parallel:    x += mlp(norm2(x) or xn) + att Wo^T (+ biases)
+ *   head:  per block of CU_LG_ROWS rows: norm, logits (fp32) = xn lm_head^T, fused NLL;
+ *          logits go to the host only when the caller asks for them.
+ * KV storage: sinks (S slots) per layer, and pages of CU_PAGE slots for the recent keys: a ring
+ * of W + CU_ROWS_MAX slots (all allocated at init), or, unbounded, pages added as the stream
+ * grows (no copy, so the dense cache can use all free memory).
+ */
+#include "engine/cuda/cuda_internal.cuh"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- errors, allocator */
+
+int cu_fail(cudaError_t e, const char *what, const char *file, int line, char *err, size_t errlen) {
+    cudaGetLastError(); /* clear a non-sticky error */
+    if (e == cudaErrorMemoryAllocation)
+        return lcb_fail(err, errlen, "out of memory: %s (%s:%d)", what, file, line);
+    return lcb_fail(err, errlen, "CUDA error: %s: %s (%s:%d)", what, cudaGetErrorString(e), file, line);
+}
+
+static size_t g_now[LCB_MEM_NCAT], g_peak[LCB_MEM_NCAT];
+
+int cu_alloc(void **p, size_t bytes, int cat, const char *what, char *err, size_t errlen) {
+    *p = NULL;
+    if (bytes == 0) bytes = 1;
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        if (e == cudaErrorMemoryAllocation)
+            return lcb_fail(err, errlen, "out of memory: %s needs %.1f MiB on the device (%.1f MiB free of %.1f MiB)", what,
+                            bytes / 1048576.0, fr / 1048576.0, tot / 1048576.0);
+        return lcb_fail(err, errlen, "CUDA error: cudaMalloc for %s (%zu bytes): %s", what, bytes, cudaGetErrorString(e));
+    }
+    g_now[cat] += bytes;
+    if (g_now[cat] > g_peak[cat]) g_peak[cat] = g_now[cat];
+    return 0;
+}
+
+void cu_free(void *p, size_t bytes, int cat) {
+    if (!p) return;
+    cudaFree(p);
+    if (bytes == 0) bytes = 1;
+    g_now[cat] -= bytes < g_now[cat] ? bytes : g_now[cat];
+}
+
+extern "C" size_t cuda_mem_now(int cat) { return cat >= 0 && cat < LCB_MEM_NCAT ? g_now[cat] : 0; }
+extern "C" size_t cuda_mem_peak(int cat) { return cat >= 0 && cat < LCB_MEM_NCAT ? g_peak[cat] : 0; }
+
+extern "C" int cuda_mem_info(size_t *used, size_t *total) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) { cudaGetLastError(); *used = *total = 0; return -1; }
+    *used = tot - fr;
+    *total = tot;
+    return 0;
+}
+
+int dt_parse(const char *s) {
+    if (!s || !strcmp(s, "bf16")) return DT_BF16;
+    if (!strcmp(s, "fp16")) return DT_F16;
+    if (!strcmp(s, "fp32")) return DT_F32;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- device */
+
+extern "C" int cuda_available(char *err, size_t errlen) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) { cudaGetLastError(); return lcb_fail(err, errlen, "--device cuda: no usable CUDA device (%s)", cudaGetErrorString(e)); }
+    if (n == 0) return lcb_fail(err, errlen, "--device cuda: no CUDA device found");
+    return 0;
+}
+
+extern "C" void cuda_describe(char *buf, size_t n) {
+    cudaDeviceProp p;
+    int dev = 0, drv = 0, rt = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(buf, n, "none");
+        return;
+    }
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    snprintf(buf, n, "%s, %zu MiB, sm_%d%d, driver %d.%d, runtime %d.%d", p.name, p.totalGlobalMem >> 20, p.major, p.minor,
+             drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+/* byte sizes of every weight, in carve order (model.c's model_carve) */
+typedef struct { size_t off; size_t n; int fp32; } Piece;
+
+static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+/* Lay out (and, if base != NULL, point into) the device weight block.  Returns its size. */
+static size_t dev_carve(const ModelConfig *c, int dt, DevModel *d, char *base) {
+    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
+    const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(dt);
+    size_t off = 0;
+#define TAKE(dst, type, count, esz) do { if (base) (dst) = (type)(base + off); off = align256(off + (size_t)(count) * (esz)); } while (0)
+    TAKE(d->embed, void *, (size_t)c->vocab * dim, es);
+    if (c->tie_embeddings) { if (base) d->lm_head = d->embed; }
+    else TAKE(d->lm_head, void *, (size_t)c->vocab * dim, es);
+    TAKE(d->norm_w, float *, dim, 4);
+    if (c->norm == NORM_LAYER) TAKE(d->norm_b, float *, dim, 4); else if (base) d->norm_b = NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        DevLayer dummy, *w = base ? &d->L[l] : &dummy;
+        memset(w, 0, sizeof *w);
+        TAKE(w->attn_norm_w, float *, dim, 4);
+        if (c->norm == NORM_LAYER) TAKE(w->attn_norm_b, float *, dim, 4);
+        if (!(c->parallel && c->shared_norm)) {
+            TAKE(w->mlp_norm_w, float *, dim, 4);
+            if (c->norm == NORM_LAYER) TAKE(w->mlp_norm_b, float *, dim, 4);
+        }
+        TAKE(w->wqkv, void *, qkvd * dim, es);
+        if (c->qkv_bias) TAKE(w->bqkv, float *, qkvd, 4);
+        TAKE(w->wo, void *, dim * qd, es);
+        if (c->o_bias) TAKE(w->bo, float *, dim, 4);
+        TAKE(w->wup, void *, up_rows * dim, es);
+        if (c->mlp_bias) { TAKE(w->bup, float *, ffn, 4); TAKE(w->bdown, float *, dim, 4); }
+        TAKE(w->wdown, void *, dim * ffn, es);
+    }
+#undef TAKE
+    return off;
+}
+
+static void dev_model_destroy(DevModel *d) {
+    if (!d) return;
+    cu_free(d->wblock, d->wbytes, LCB_MEM_WEIGHTS);
+    cu_free(d->ws, d->ws_bytes, LCB_MEM_WORK);
+    cudaFreeHost(d->h_cs); cudaFreeHost(d->h_ids); cudaFreeHost(d->h_tg); cudaFreeHost(d->h_nll); cudaFreeHost(d->h_pos);
+    if (d->blas) cublasDestroy(d->blas);
+    if (d->st) cudaStreamDestroy(d->st);
+    free(d->L);
+    free(d);
+}
+
+/* Create m->dev with its weight block allocated and carved (contents unset). */
+static int dev_model_create(Model *m, const char *dtype, char *err, size_t errlen) {
+    int dt = dt_parse(dtype);
+    if (dt < 0) return lcb_fail(err, errlen, "--dtype \"%s\": expected bf16, fp16 or fp32", dtype);
+    if (cuda_available(err, errlen)) return -1;
+    DevModel *d = (DevModel *)calloc(1, sizeof *d);
+    if (!d || !(d->L = (DevLayer *)calloc(m->cfg.n_layers, sizeof *d->L))) { free(d); return lcb_fail(err, errlen, "out of memory"); }
+    d->dt = dt;
+    m->dev = d;
+    snprintf(m->dev_dtype, sizeof m->dev_dtype, "%s", dt == DT_F32 ? "fp32" : dt == DT_BF16 ? "bf16" : "fp16");
+    CU_TRY(cudaStreamCreateWithFlags(&d->st, cudaStreamNonBlocking));
+    CUBLAS_TRY(cublasCreate(&d->blas));
+    CUBLAS_TRY(cublasSetStream(d->blas, d->st));
+    /* fp32 mode is the exact twin of the CPU path: no TF32 */
+    CUBLAS_TRY(cublasSetMathMode(d->blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+    d->wbytes = dev_carve(&m->cfg, dt, d, NULL);
+    char what[96];
+    snprintf(what, sizeof what, "the weights (%s)", m->dev_dtype);
+    if (cu_alloc(&d->wblock, d->wbytes, LCB_MEM_WEIGHTS, what, err, errlen)) return -1;
+    dev_carve(&m->cfg, dt, d, (char *)d->wblock);
+    return 0;
+}
+
+/* host fp32 -> device T through a device staging buffer (converted on the device) */
+static int upload(DevModel *d, void *dst, const float *src, size_t n, int as_fp32, float *stage, size_t stage_n,
+                  char *err, size_t errlen) {
+    if (as_fp32 || d->dt == DT_F32) {
+        CU_TRY(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyHostToDevice, d->st));
+        return 0;
+    }
+    for (size_t o = 0; o < n; o += stage_n) {
+        size_t k = n - o < stage_n ? n - o : stage_n;
+        CU_TRY(cudaMemcpyAsync(stage, src + o, k * 4, cudaMemcpyHostToDevice, d->st));
+        k_convert(d->dt, stage, (char *)dst + o * dt_size(d->dt), k, d->st);
+        CU_LAUNCHED();
+    }
+    return 0;
+}
+
+extern "C" int cuda_model_upload(Model *m, const char *dtype, char *err, size_t errlen) {
+    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
+    DevModel *d = (DevModel *)m->dev;
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
+    const size_t ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
+    size_t stage_n = (size_t)16 << 20;
+    float *stage = NULL;
+    if (cu_alloc((void **)&stage, stage_n * 4, LCB_MEM_WORK, "weight upload staging", err, errlen)) { cuda_model_free(m); return -1; }
+    int rc = upload(d, d->embed, m->embed, (size_t)c->vocab * dim, 0, stage, stage_n, err, errlen);
+    if (!rc && !c->tie_embeddings) rc = upload(d, d->lm_head, m->lm_head, (size_t)c->vocab * dim, 0, stage, stage_n, err, errlen);
+    if (!rc) rc = upload(d, d->norm_w, m->norm_w, dim, 1, stage, stage_n, err, errlen);
+    if (!rc && d->norm_b) rc = upload(d, d->norm_b, m->norm_b, dim, 1, stage, stage_n, err, errlen);
+    for (int l = 0; !rc && l < c->n_layers; l++) {
+        const LayerWeights *h = &m->layers[l];
+        DevLayer *w = &d->L[l];
+        rc = upload(d, w->attn_norm_w, h->attn_norm_w, dim, 1, stage, stage_n, err, errlen);
+        if (!rc && w->attn_norm_b) rc = upload(d, w->attn_norm_b, h->attn_norm_b, dim, 1, stage, stage_n, err, errlen);
+        if (!rc && w->mlp_norm_w) rc = upload(d, w->mlp_norm_w, h->mlp_norm_w, dim, 1, stage, stage_n, err, errlen);
+        if (!rc && w->mlp_norm_b) rc = upload(d, w->mlp_norm_b, h->mlp_norm_b, dim, 1, stage, stage_n, err, errlen);
+        if (!rc) rc = upload(d, w->wqkv, h->wqkv, qkvd * dim, 0, stage, stage_n, err, errlen);
+        if (!rc && w->bqkv) rc = upload(d, w->bqkv, h->bqkv, qkvd, 1, stage, stage_n, err, errlen);
+        if (!rc) rc = upload(d, w->wo, h->wo, dim * qd, 0, stage, stage_n, err, errlen);
+        if (!rc && w->bo) rc = upload(d, w->bo, h->bo, dim, 1, stage, stage_n, err, errlen);
+        if (!rc) rc = upload(d, w->wup, h->wup, up_rows * dim, 0, stage, stage_n, err, errlen);
+        if (!rc && w->bup) rc = upload(d, w->bup, h->bup, ffn, 1, stage, stage_n, err, errlen);
+        if (!rc) rc = upload(d, w->wdown, h->wdown, dim * ffn, 0, stage, stage_n, err, errlen);
+        if (!rc && w->bdown) rc = upload(d, w->bdown, h->bdown, dim, 1, stage, stage_n, err, errlen);
+    }
+    cudaError_t e = cudaStreamSynchronize(d->st);
+    cu_free(stage, stage_n * 4, LCB_MEM_WORK);
+    if (!rc && e != cudaSuccess) rc = cu_fail(e, "weight upload", __FILE__, __LINE__, err, errlen);
+    if (rc) { cuda_model_free(m); return -1; }
+    return 0;
+}
+
+extern "C" int cuda_model_init_random(Model *m, uint64_t seed, const char *dtype, char *err, size_t errlen) {
+    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
+    DevModel *d = (DevModel *)m->dev;
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
+    const size_t up_rows = (c->gated_mlp ? 2 : 1) * (size_t)c->ffn;
+    /* biases zero, norms one, matrices N(0, 0.02^2) in model.c's draw order */
+    CU_TRY(cudaMemsetAsync(d->wblock, 0, d->wbytes, d->st));
+    uint64_t draw = 0;
+#define NORMAL(p, count) do { k_fill_normal(d->dt, (p), (count), 0.02f, seed, draw, d->st); draw += 2 * (((size_t)(count) + 1) / 2); } while (0)
+    NORMAL(d->embed, (size_t)c->vocab * dim);
+    if (!c->tie_embeddings) NORMAL(d->lm_head, (size_t)c->vocab * dim);
+    k_fill_const(d->norm_w, dim, 1.f, d->st);
+    for (int l = 0; l < c->n_layers; l++) {
+        DevLayer *w = &d->L[l];
+        k_fill_const(w->attn_norm_w, dim, 1.f, d->st);
+        if (w->mlp_norm_w) k_fill_const(w->mlp_norm_w, dim, 1.f, d->st);
+        NORMAL(w->wqkv, qkvd * dim);
+        NORMAL(w->wo, dim * qd);
+        NORMAL(w->wup, up_rows * dim);
+        NORMAL(w->wdown, dim * c->ffn);
+    }
+#undef NORMAL
+    CU_LAUNCHED();
+    CU_TRY(cudaStreamSynchronize(d->st));
+    return 0;
+}
+
+extern "C" void cuda_model_free(Model *m) {
+    dev_model_destroy((DevModel *)m->dev);
+    m->dev = NULL;
+}
+
+/* ---------------------------------------------------------------- workspace */
+
+static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
+    DevModel *d = (DevModel *)m->dev;
+    if (n <= d->ws_rows) return 0;
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
+    const size_t ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(d->dt), rd = c->rot_dim;
+    size_t sz[13] = {dim * 4 * n, dim * es * n, qkvd * 4 * n, qd * es * n, qd * es * n, qd * es * n, up_rows * 4 * n,
+                     ffn * es * n, 2 * rd * 4 * n + 4, (size_t)CU_LG_ROWS * c->vocab * 4, (size_t)n * 4, (size_t)n * 4, (size_t)n * 8};
+    size_t total = 0;
+    for (int i = 0; i < 13; i++) total += align256(sz[i]);
+    void *ws;
+    char what[96];
+    snprintf(what, sizeof what, "the workspace for a chunk of %d tokens", n);
+    if (cu_alloc(&ws, total, LCB_MEM_WORK, what, err, errlen)) return -1;
+    float *hcs = NULL; int32_t *hids = NULL, *htg = NULL; double *hnll = NULL; int64_t *hpos = NULL;
+    if (cudaMallocHost((void **)&hcs, sz[8]) != cudaSuccess || cudaMallocHost((void **)&hids, n * 4) != cudaSuccess ||
+        cudaMallocHost((void **)&htg, n * 4) != cudaSuccess || cudaMallocHost((void **)&hnll, n * 8) != cudaSuccess ||
+        cudaMallocHost((void **)&hpos, 2 * n * 8) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFreeHost(hcs); cudaFreeHost(hids); cudaFreeHost(htg); cudaFreeHost(hnll); cudaFreeHost(hpos);
+        cu_free(ws, total, LCB_MEM_WORK);
+        return lcb_fail(err, errlen, "out of memory: pinned host buffers for a chunk of %d tokens", n);
+    }
+    cudaStreamSynchronize(d->st);
+    cu_free(d->ws, d->ws_bytes, LCB_MEM_WORK);
+    cudaFreeHost(d->h_cs); cudaFreeHost(d->h_ids); cudaFreeHost(d->h_tg); cudaFreeHost(d->h_nll); cudaFreeHost(d->h_pos);
+    d->ws = ws; d->ws_bytes = total; d->ws_rows = n;
+    d->h_cs = hcs; d->h_ids = hids; d->h_tg = htg; d->h_nll = hnll; d->h_pos = hpos; d->h_rows = n;
+    char *p = (char *)ws;
+    void **slots[13] = {(void **)&d->x, &d->xn, (void **)&d->qkv, &d->q, &d->qs, &d->att, (void **)&d->hb, &d->ha,
+                        (void **)&d->cs, (void **)&d->lg, (void **)&d->ids, (void **)&d->tg, (void **)&d->nll};
+    for (int i = 0; i < 13; i++) { *slots[i] = p; p += align256(sz[i]); }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- KV cache */
+
+static int kv_table_sync(DevKV *k, char *err, size_t errlen) {
+    size_t bytes = (size_t)k->L * 2 * k->maxpages * sizeof(void *);
+    /* no kernel runs now (forward_rows syncs its stream before growing the cache) */
+    CU_TRY(cudaMemcpy(k->dpages, k->hpages, bytes, cudaMemcpyHostToDevice));
+    CU_TRY(cudaDeviceSynchronize());
+    return 0;
+}
+
+/* Make room for `slots` recent slots per layer (pages of CU_PAGE).  All layers grow together
+ * or not at all: a failure leaves the cache as it was. */
+static int kv_grow(KVCache *kv, int64_t slots, char *err, size_t errlen) {
+    DevKV *k = (DevKV *)kv->dev;
+    int need = (int)((slots + CU_PAGE - 1) >> CU_PAGE_SHIFT);
+    if (need <= k->npages) return 0;
+    if (need > k->maxpages) {
+        int mp = k->maxpages ? k->maxpages : 16;
+        while (mp < need) mp *= 2;
+        void **h = (void **)calloc((size_t)k->L * 2 * mp, sizeof(void *));
+        void **dtab = NULL;
+        if (!h) return lcb_fail(err, errlen, "out of memory: KV page table");
+        if (cu_alloc((void **)&dtab, (size_t)k->L * 2 * mp * sizeof(void *), LCB_MEM_KV, "the KV page table", err, errlen)) { free(h); return -1; }
+        for (int r = 0; r < k->L * 2; r++)
+            for (int p = 0; p < k->npages; p++) h[(size_t)r * mp + p] = k->hpages[(size_t)r * k->maxpages + p];
+        cu_free(k->dpages, (size_t)k->L * 2 * k->maxpages * sizeof(void *), LCB_MEM_KV);
+        free(k->hpages);
+        k->hpages = h; k->dpages = dtab; k->maxpages = mp;
+    }
+    int old = k->npages;
+    for (int p = old; p < need; p++)
+        for (int r = 0; r < k->L * 2; r++) {
+            char what[128];
+            snprintf(what, sizeof what, "the KV cache growing to %lld tokens", (long long)(kv->n_sink + ((int64_t)need << CU_PAGE_SHIFT)));
+            if (cu_alloc(&k->hpages[(size_t)r * k->maxpages + p], k->page_bytes, LCB_MEM_KV, what, err, errlen)) {
+                for (int q = old; q <= p; q++)
+                    for (int s = 0; s < k->L * 2; s++) {
+                        void **slot = &k->hpages[(size_t)s * k->maxpages + q];
+                        if (*slot) { cu_free(*slot, k->page_bytes, LCB_MEM_KV); *slot = NULL; }
+                    }
+                return -1;
+            }
+        }
+    k->npages = need;
+    kv->cap = kv->window >= 0 ? kv->window : ((int64_t)need << CU_PAGE_SHIFT);
+    kv->bytes = k->sink_bytes + (size_t)k->npages * k->L * 2 * k->page_bytes;
+    return kv_table_sync(k, err, errlen);
+}
+
+static void dev_kv_destroy(DevKV *k) {
+    if (!k) return;
+    for (int r = 0; r < k->L * 2; r++)
+        for (int p = 0; p < k->npages; p++) cu_free(k->hpages[(size_t)r * k->maxpages + p], k->page_bytes, LCB_MEM_KV);
+    cu_free(k->dpages, (size_t)k->L * 2 * k->maxpages * sizeof(void *), LCB_MEM_KV);
+    cu_free(k->sinks, k->sink_bytes, LCB_MEM_KV);
+    free(k->hpages);
+    free(k);
+}
+
+/* The dtype of the cache comes from the model: kv_init does not see the model, so the cache is
+ * created lazily on the first forward (cuda_kv_init only checks and records the policy). */
+static int kv_materialise(KVCache *kv, int dt, char *err, size_t errlen) {
+    DevKV *k = (DevKV *)kv->dev;
+    if (k->ready) return k->dt == dt ? 0 : lcb_fail(err, errlen, "KV cache: used with models of two dtypes");
+    k->dt = dt;
+    size_t es = dt_size(dt);
+    k->page_bytes = (size_t)CU_PAGE * k->kvd * es;
+    if (kv->n_sink > 0) {
+        k->sink_bytes = (size_t)k->L * 2 * kv->n_sink * k->kvd * es;
+        if (cu_alloc(&k->sinks, k->sink_bytes, LCB_MEM_KV, "the KV cache's sink slots", err, errlen)) { k->sink_bytes = 0; return -1; }
+    }
+    if (k->R > 0 && kv_grow(kv, k->R, err, errlen)) {
+        cu_free(k->sinks, k->sink_bytes, LCB_MEM_KV);
+        k->sinks = NULL;
+        k->sink_bytes = 0;
+        return -1;
+    }
+    kv->bytes = k->sink_bytes + (size_t)k->npages * k->L * 2 * k->page_bytes;
+    k->ready = 1;
+    return 0;
+}
+
+extern "C" int cuda_kv_init(KVCache *kv, char *err, size_t errlen) {
+    if (cuda_available(err, errlen)) return -1;
+    DevKV *k = (DevKV *)calloc(1, sizeof *k);
+    if (!k) return lcb_fail(err, errlen, "KV cache: out of memory");
+    k->dt = -1;
+    k->L = kv->n_layers;
+    k->kvd = kv->kv_dim;
+    k->S = kv->n_sink;
+    k->W = kv->window;
+    k->R = kv->window >= 0 ? kv->window + CU_ROWS_MAX : 0;
+    kv->dev = k;
+    /* the host slot table stays authoritative (kv_advance keeps it) */
+    if (kv->window > 0) {
+        kv->cap = kv->window;
+        kv->slot_pos = (int64_t *)lcb_alloc(LCB_MEM_KV, (kv->window + 1) * sizeof(int64_t));
+        if (!kv->slot_pos) return lcb_fail(err, errlen, "KV cache: out of memory for the slot table of a window of %lld", (long long)kv->window);
+    } else kv->cap = 0;
+    cuda_kv_reset(kv);
+    return 0;
+}
+
+extern "C" void cuda_kv_reset(KVCache *kv) {
+    kv->n_past = 0;
+    if (kv->slot_pos)
+        for (int64_t s = 0; s < kv->cap; s++) kv->slot_pos[s] = -1;
+}
+
+extern "C" void cuda_kv_free(KVCache *kv) {
+    dev_kv_destroy((DevKV *)kv->dev);
+    kv->dev = NULL;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* y (n, out) fp32 = x (n, in) W^T (+ beta y), W (out, in) row-major in T */
+static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int in, int out, float beta, char *err, size_t errlen) {
+    const float alpha = 1.f;
+    cudaDataType t = dt_cuda(d->dt);
+    CUBLAS_TRY(cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in, &beta, y, CUDA_R_32F, out,
+                            d->dt == DT_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* x += mlp(xn) (+ down bias) */
+static int mlp(Model *m, const DevLayer *w, int n, char *err, size_t errlen) {
+    DevModel *d = (DevModel *)m->dev;
+    const ModelConfig *c = &m->cfg;
+    const int dim = c->dim, ffn = c->ffn;
+    if (gemm(d, d->xn, w->wup, d->hb, n, dim, (c->gated_mlp ? 2 : 1) * ffn, 0.f, err, errlen)) return -1;
+    k_act(d->dt, d->hb, w->bup, d->ha, n, ffn, c->gated_mlp, c->act, d->st);
+    if (gemm(d, d->ha, w->wdown, d->x, n, ffn, dim, 1.f, err, errlen)) return -1;
+    if (w->bdown) k_add_bias(d->x, w->bdown, n, dim, d->st);
+    return 0;
+}
+
+/* cos/sin of pos * inv_freq in double, as rope_table, on all cores */
+static void host_rope_table(const KVCache *kv, const int64_t *pos, int n, float *cs) {
+    const int half = kv->rot_half;
+    #pragma omp parallel for schedule(static) if (n >= 64)
+    for (int i = 0; i < n; i++)
+        for (int f = 0; f < half; f++) {
+            double a = (double)pos[i] * kv->inv_freq[f];
+            cs[(size_t)i * 2 * half + f] = (float)cos(a);
+            cs[(size_t)i * 2 * half + half + f] = (float)sin(a);
+        }
+}
+
+/* One sub-chunk of n rows: the whole of model_forward's work for them. */
+static int forward_rows(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
+                        char *err, size_t errlen) {
+    DevModel *d = (DevModel *)m->dev;
+    DevKV *k = (DevKV *)kv->dev;
+    const ModelConfig *c = &m->cfg;
+    const int dim = c->dim, H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv * hd;
+    const int qkvd = qd + 2 * kvd, V = c->vocab, rd = 2 * kv->rot_half;
+    const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
+    if (ws_reserve(m, n, err, errlen)) return -1;
+    if (kv_materialise(kv, d->dt, err, errlen)) return -1;
+    if (k->R == 0 && t0 + n > S && kv_grow(kv, t0 + n - S, err, errlen)) return -1;
+    /* positions and RoPE tables */
+    int64_t *pa = d->h_pos, *ps = d->h_pos + n;
+    int need_qs = 0;
+    for (int i = 0; i < n; i++) {
+        pa[i] = t0 + i;
+        ps[i] = (S > 0 && W >= 0 && pa[i] > S + W) ? S + W : pa[i];
+        need_qs |= ps[i] != pa[i];
+    }
+    float *cs_abs = d->h_cs, *cs_sink = d->h_cs + (size_t)n * rd;
+    CU_TRY(cudaStreamSynchronize(d->st)); /* the pinned buffers are free again */
+    if (rd) {
+        host_rope_table(kv, pa, n, cs_abs);
+        if (need_qs) host_rope_table(kv, ps, n, cs_sink);
+        CU_TRY(cudaMemcpyAsync(d->cs, d->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4, cudaMemcpyHostToDevice, d->st));
+    }
+    memcpy(d->h_ids, ids, (size_t)n * 4);
+    CU_TRY(cudaMemcpyAsync(d->ids, d->h_ids, (size_t)n * 4, cudaMemcpyHostToDevice, d->st));
+    k_embed(d->dt, d->embed, d->ids, d->x, n, dim, d->st);
+    const float eps = (float)c->norm_eps;
+    const int ln = c->norm == NORM_LAYER;
+    for (int l = 0; l < c->n_layers; l++) {
+        const DevLayer *w = &d->L[l];
+        k_norm(d->dt, d->x, d->xn, w->attn_norm_w, w->attn_norm_b, n, dim, ln, eps, d->st);
+        if (gemm(d, d->xn, w->wqkv, d->qkv, n, dim, qkvd, 0.f, err, errlen)) return -1;
+        char *sinks = (char *)k->sinks;
+        size_t sink_layer = (size_t)S * kvd * dt_size(d->dt);
+        void *const *kp = k->dpages ? k->dpages + (size_t)(2 * l) * k->maxpages : NULL;
+        void *const *vp = k->dpages ? k->dpages + (size_t)(2 * l + 1) * k->maxpages : NULL;
+        RopeArgs ra = {d->qkv, w->bqkv, qkvd, d->q, need_qs ? d->qs : NULL, d->cs, d->cs + (size_t)n * rd, n, H, c->n_kv, hd,
+                       kv->rot_half, t0, S, k->R, sinks ? sinks + 2 * l * sink_layer : NULL,
+                       sinks ? sinks + (2 * l + 1) * sink_layer : NULL, kp, vp};
+        k_rope_store(d->dt, &ra, d->st);
+        AttnArgs aa = {d->q, need_qs ? d->qs : d->q, ra.sk, ra.sv, kp, vp, d->att, n, H, c->n_kv, hd, t0, S, W, k->R,
+                       kv->s2_group, kv->s2_total, 1.0f / sqrtf((float)hd)};
+        if (cu_attention(d->dt, &aa, d->st, err, errlen)) return -1;
+        if (c->parallel) {
+            if (!c->shared_norm) k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
+            if (mlp(m, w, n, err, errlen)) return -1;
+            if (gemm(d, d->att, w->wo, d->x, n, qd, dim, 1.f, err, errlen)) return -1;
+            if (w->bo) k_add_bias(d->x, w->bo, n, dim, d->st);
+        } else {
+            if (gemm(d, d->att, w->wo, d->x, n, qd, dim, 1.f, err, errlen)) return -1;
+            if (w->bo) k_add_bias(d->x, w->bo, n, dim, d->st);
+            k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
+            if (mlp(m, w, n, err, errlen)) return -1;
+        }
+    }
+    CU_LAUNCHED();
+    /* the cache now holds the chunk in every layer: the host bookkeeping of kvcache.c */
+    kv_advance(kv, n);
+    if (out && (out->logits || out->nll) && out_from < n) {
+        if (out->nll) {
+            for (int i = out_from; i < n; i++) d->h_tg[i - out_from] = out->targets ? out->targets[i - out_from] : -1;
+            CU_TRY(cudaMemcpyAsync(d->tg, d->h_tg, (size_t)(n - out_from) * 4, cudaMemcpyHostToDevice, d->st));
+        }
+        for (int b0 = out_from; b0 < n; b0 += CU_LG_ROWS) {
+            int rows = n - b0 < CU_LG_ROWS ? n - b0 : CU_LG_ROWS;
+            k_norm(d->dt, d->x + (size_t)b0 * dim, d->xn, d->norm_w, d->norm_b, rows, dim, ln, eps, d->st);
+            if (gemm(d, d->xn, d->lm_head, d->lg, rows, dim, V, 0.f, err, errlen)) return -1;
+            if (out->nll) k_nll(d->lg, d->tg + (b0 - out_from), d->nll + (b0 - out_from), rows, V, d->st);
+            if (out->logits)
+                CU_TRY(cudaMemcpyAsync(out->logits + (size_t)(b0 - out_from) * V, d->lg, (size_t)rows * V * 4, cudaMemcpyDeviceToHost, d->st));
+        }
+        CU_LAUNCHED();
+        if (out->nll) {
+            CU_TRY(cudaMemcpyAsync(d->h_nll, d->nll, (size_t)(n - out_from) * 8, cudaMemcpyDeviceToHost, d->st));
+            CU_TRY(cudaStreamSynchronize(d->st));
+            memcpy(out->nll, d->h_nll, (size_t)(n - out_from) * 8);
+        }
+    }
+    CU_TRY(cudaStreamSynchronize(d->st));
+    return 0;
+}
+
+extern "C" int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
+                            char *err, size_t errlen) {
+    if (!m->dev) return lcb_fail(err, errlen, "cuda_forward: the model has no device weights");
+    if (!kv->dev) return lcb_fail(err, errlen, "cuda_forward: the KV cache is not a CUDA cache (kv_init with LCB_DEVICE_CUDA)");
+    if (kv->s2_group > 0) {
+        if (kv->n_past != 0 || n != kv->s2_total) return lcb_fail(err, errlen, "s2 attention needs the whole input in one forward");
+        return forward_rows(m, kv, ids, n, out_from, out, err, errlen);
+    }
+    const int V = m->cfg.vocab;
+    for (int r0 = 0; r0 < n; r0 += CU_ROWS_MAX) {
+        int rows = n - r0 < CU_ROWS_MAX ? n - r0 : CU_ROWS_MAX;
+        int from = out_from - r0 > 0 ? out_from - r0 : 0;
+        int wants = out && from < rows;
+        FwdOut o = wants ? fwdout_shift(out, (size_t)(r0 + from - out_from), V) : FwdOut{};
+        if (forward_rows(m, kv, ids + r0, rows, wants ? from : rows, wants ? &o : NULL, err, errlen)) return -1;
+    }
+    return 0;
+}

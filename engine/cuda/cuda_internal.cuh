@@ -1,0 +1,162 @@
+/*
+ * cuda_internal.cuh — what the CUDA backend's files share: the checking macros, the counting
+ * device allocator (weights / KV / workspace, current and peak), the device-side structs that
+ * hang off Model.dev and KVCache.dev, and the kernel launchers each .cu file provides.
+ *
+ * Storage types: weights, the K/V cache and GEMM inputs are in the model's dtype T (fp32, bf16
+ * or fp16); the residual stream, GEMM outputs, norms' statistics, softmax and NLL are fp32.
+ */
+#ifndef LCB_CUDA_INTERNAL_CUH
+#define LCB_CUDA_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cublas_v2.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/common.h"
+#include "engine/kvcache.h"
+#include "engine/model.h"
+
+/* ---------------------------------------------------------------- dtypes */
+
+enum { DT_F32 = 0, DT_BF16 = 1, DT_F16 = 2 };
+static inline size_t dt_size(int dt) { return dt == DT_F32 ? 4 : 2; }
+static inline cudaDataType dt_cuda(int dt) { return dt == DT_F32 ? CUDA_R_32F : dt == DT_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
+/* "fp32" / "bf16" / "fp16" -> DT_*, -1 otherwise */
+int dt_parse(const char *s);
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half(x); }
+
+/* ---------------------------------------------------------------- errors */
+
+/* A CUDA runtime error as an lcbench error; allocation failures read "out of memory: ...". */
+int cu_fail(cudaError_t e, const char *what, const char *file, int line, char *err, size_t errlen);
+#define CU_TRY(expr)                                                                               \
+    do {                                                                                           \
+        cudaError_t e_ = (expr);                                                                   \
+        if (e_ != cudaSuccess) return cu_fail(e_, #expr, __FILE__, __LINE__, err, errlen);        \
+    } while (0)
+#define CUBLAS_TRY(expr)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t s_ = (expr);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
+            return lcb_fail(err, errlen, "%s: cuBLAS status %d (%s:%d)", #expr, (int)s_, __FILE__, __LINE__); \
+    } while (0)
+/* After kernel launches: a bad launch configuration or an earlier asynchronous fault. */
+#define CU_LAUNCHED() CU_TRY(cudaGetLastError())
+
+/* ---------------------------------------------------------------- counting allocator */
+
+/* cudaMalloc counted under cat (LcbMemCat).  On failure: *p = NULL, nothing counted, and an
+ * error "out of memory: <what> needs N MiB on the device (M MiB free)". */
+int cu_alloc(void **p, size_t bytes, int cat, const char *what, char *err, size_t errlen);
+void cu_free(void *p, size_t bytes, int cat);
+
+/* ---------------------------------------------------------------- device state */
+
+#define CU_ROWS_MAX 4096   /* rows per internal sub-chunk; a ring holds W + CU_ROWS_MAX slots */
+#define CU_LG_ROWS 512     /* logits rows per LM-head block */
+#define CU_PAGE_SHIFT 10   /* KV pages of 1024 token slots */
+#define CU_PAGE (1 << CU_PAGE_SHIFT)
+
+typedef struct {
+    void *wqkv, *wo, *wup, *wdown;             /* T, shapes as LayerWeights */
+    float *attn_norm_w, *attn_norm_b, *mlp_norm_w, *mlp_norm_b, *bqkv, *bo, *bup, *bdown; /* fp32 or NULL */
+} DevLayer;
+
+typedef struct {
+    int dt;
+    cudaStream_t st;
+    cublasHandle_t blas;
+    void *wblock;                  /* every weight, one allocation (LCB_MEM_WEIGHTS) */
+    size_t wbytes;
+    void *embed, *lm_head;         /* T (vocab, dim) */
+    float *norm_w, *norm_b;
+    DevLayer *L;                   /* host array (n_layers) of device pointers */
+    /* workspace for ws_rows rows (LCB_MEM_WORK) */
+    int ws_rows;
+    void *ws;
+    size_t ws_bytes;
+    float *x;                      /* (rows, dim) residual stream */
+    void *xn;                      /* T (rows, dim) normed input of a GEMM */
+    float *qkv;                    /* (rows, qkvd) QKV projection */
+    void *q, *qs, *att;            /* T (rows, H hd): queries at t, at the sink position, attention out */
+    float *hb;                     /* (rows, up_rows ffn) up projection */
+    void *ha;                      /* T (rows, ffn) activated MLP hidden */
+    float *cs;                     /* (2 rows, rot_dim) RoPE [cos | sin]: absolute, then sink positions */
+    float *lg;                     /* (CU_LG_ROWS, vocab) logits */
+    int32_t *ids, *tg;             /* (rows) */
+    double *nll;                   /* (rows) */
+    /* pinned host staging */
+    int h_rows;
+    float *h_cs;
+    int32_t *h_ids, *h_tg;
+    double *h_nll;
+    int64_t *h_pos;                /* (2 rows) */
+} DevModel;
+
+typedef struct {
+    int dt;                        /* storage type, set by the first forward (the model's) */
+    int ready;                     /* sinks and ring allocated */
+    int L, kvd;
+    int64_t S, W;
+    int64_t R;                     /* ring slots (W + CU_ROWS_MAX), 0 = dense (slot = position - S) */
+    void *sinks;                   /* T (L, 2, S, kvd): sink keys, values */
+    size_t sink_bytes;
+    int npages, maxpages;          /* pages allocated per layer and per K/V; table capacity */
+    void **hpages;                 /* host table [(l * 2 + kv) * maxpages + page] */
+    void **dpages;                 /* device copy of the table */
+    size_t page_bytes;
+} DevKV;
+
+/* ---------------------------------------------------------------- kernels (kernels.cu) */
+
+void k_embed(int dt, const void *embed, const int32_t *ids, float *x, int n, int dim, cudaStream_t st);
+void k_norm(int dt, const float *x, void *y, const float *w, const float *b, int n, int dim, int layer_norm,
+            float eps, cudaStream_t st);
+/* rows of qkv (+ bias) -> rotated q (and q at the sink positions) in T, rotated k and v into
+ * the cache (sinks, pages) */
+typedef struct {
+    const float *qkv; const float *bqkv; int ldqkv;
+    void *q, *qs;                   /* qs NULL: no sink rotation needed */
+    const float *cs, *cs_sink;      /* (n, rot_dim) */
+    int n, H, KV, hd, half;
+    int64_t t0, S, R;
+    void *sk, *sv;                  /* (S, kvd) this layer's sinks */
+    void *const *kp, *const *vp;    /* page tables of this layer */
+} RopeArgs;
+void k_rope_store(int dt, const RopeArgs *a, cudaStream_t st);
+void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
+/* gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) */
+void k_act(int dt, const float *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);
+void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cudaStream_t st);
+/* p[i] ~ N(0, std^2) exactly as model.c's fill_normal, from draw counter `draw0` of the seed's stream */
+void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t draw0, cudaStream_t st);
+void k_fill_const(float *p, size_t n, float v, cudaStream_t st);
+void k_convert(int dt, const float *src, void *dst, size_t n, cudaStream_t st);
+
+/* ---------------------------------------------------------------- attention (attention.cu) */
+
+typedef struct {
+    const void *q, *qs;             /* T (n, H hd): queries at t, at the sink position */
+    const void *sk, *sv;            /* T (S, kvd) */
+    void *const *kp, *const *vp;    /* page tables: slot s at page s >> CU_PAGE_SHIFT */
+    void *out;                      /* T (n, H hd) */
+    int n, H, KV, hd;
+    int64_t t0, S, W, R;            /* W < 0 unbounded; R ring slots, 0 = dense */
+    int s2_group;
+    int64_t s2_total;
+    float scale;
+} AttnArgs;
+int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * ops.h — single CUDA kernels callable from C on host arrays, fp32, so that tests can check
+ * each kernel against its CPU twin (tests/test_cuda.c).  Each call copies in, runs one kernel,
+ * copies out and returns 0, or -1 with err.  Not used by the forward pass.
+ */
+#ifndef LCB_CUDA_OPS_H
+#define LCB_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y (n, dim) = RMSNorm (layer_norm = 0) or LayerNorm of x, weights w, bias b (LayerNorm) */
+int cuda_op_norm(const float *x, float *y, const float *w, const float *b, int n, int dim, int layer_norm, float eps,
+                 char *err, size_t errlen);
+/* gated: out (n, ffn) = act(h[:, :ffn]) * h[:, ffn:], h (n, 2 ffn); else act(h + bias) */
+int cuda_op_act(const float *h, const float *bias, float *out, int n, int ffn, int gated, int act, char *err, size_t errlen);
+/* nll[i] = -ln softmax(lg[i])[tg[i]] */
+int cuda_op_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, char *err, size_t errlen);
+/* rotate q heads (H) and k heads (KV) of qkv rows (n, (H + 2 KV) hd) with the table cs (n, rot_dim);
+ * q_out (n, H hd), k_out (n, KV hd) */
+int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, int n, int H, int KV, int hd, int rot_half,
+                 char *err, size_t errlen);
+/* normals of model.c's fill_normal: the n values after `draw0` draws of seed's stream */
+int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen);
+/* tests: 1 = run the scalar attention kernel for every dtype (no tensor cores) */
+void cuda_op_force_scalar_attention(int on);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
