@@ -38,6 +38,10 @@ int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* fluency detection (harness/cmd_generate.c, cmd_passkey.c, fluency_cmd.c) */
+int cmd_generate(int argc, char **argv);
+int cmd_passkey(int argc, char **argv);
+int cmd_fluency(int argc, char **argv);
 
 /* Read whitespace-separated token ids from a file ("-" = stdin). */
 int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);

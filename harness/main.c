@@ -20,6 +20,9 @@ static const Command commands[] = {
     {"runs", cmd_runs, "list the runs of a results file"},
     {"show", cmd_show, "summarise one run (provenance, events, memory, per-bin PPL)"},
     {"bench", cmd_bench, "CPU throughput of dense scoring and sink streaming"},
+    {"generate", cmd_generate, "generate through a strategy (endless or multi-prompt chat); fluency verdicts per window"},
+    {"passkey", cmd_passkey, "LongLoRA passkey retrieval: accuracy against prompt length under a strategy"},
+    {"fluency", cmd_fluency, "fluency measures and verdict of text on stdin (the detector of generate/run probes)"},
 };
 
 static void usage(FILE *f) {

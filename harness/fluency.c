@@ -1,0 +1,376 @@
+/*
+ * fluency.c — the fluency detector (measures, verdict), its word list, its tables in the store,
+ * the exact strategy-state copy, and the probes `run` takes every N tokens.  See fluency.h
+ * for the measures and docs/fluency.md for how the thresholds below were calibrated.
+ */
+#include "harness/fluency.h"
+#include "engine/common.h"
+#include "harness/generate.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- thresholds
+ *
+ * Calibrated (docs/fluency.md) on 128-token windows of the lcb tokenizer: Moby Dick, SOTU and
+ * SpamAssassin text (the fluent class) against synthetic newline floods, byte/symbol garbage
+ * and loops of period 1..40 tokens.  Corpus extremes over every window (not means) were:
+ * newline run 4 (chapter breaks), newline fraction 0.10, bad fraction 0, alpha fraction >= 0.55,
+ * dictionary ratio >= 0.62, repeated n-gram fraction <= 0.25, distinct-3 >= 0.72 (a sample of
+ * SpamAssassin tables and signatures gives the low ends).  Each threshold sits beyond these
+ * with a margin, so fluent human text is not flagged; the synthetic classes all fire. */
+#define FLU_NEWLINE_RUN 8       /* >= 8 newlines with only blanks between: a flood */
+#define FLU_NEWLINE_FRAC 0.25   /* or a quarter of the code points are newlines */
+#define FLU_BAD_FRAC 0.02       /* >= 2% U+FFFD / invalid bytes / control characters */
+#define FLU_ALPHA_MIN 0.40      /* < 40% letters among non-blank code points ... */
+#define FLU_ALPHA_MIN_CHARS 16  /* ... over at least 16 of them */
+#define FLU_DICT_MIN 0.45       /* < 45% dictionary words ... */
+#define FLU_DICT_MIN_WORDS 8    /* ... over at least 8 words */
+#define FLU_REP_FRAC 0.40       /* a repeated n-gram covering >= 40% of the window */
+#define FLU_DISTINCT3_MIN 0.40  /* or < 40% distinct trigrams */
+#define FLU_REP_MIN_UNITS 12    /* repetition rules need at least 12 units */
+
+/* ---------------------------------------------------------------- word list */
+
+struct FluencyDict {
+    char **slot;     /* open addressing, lowercase words */
+    size_t cap;      /* power of two */
+    size_t n;
+    char *data;      /* the file */
+};
+
+static uint64_t hash_word(const char *w, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)tolower((unsigned char)w[i])) * 1099511628211ull;
+    return h;
+}
+
+static int word_eq(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)a[i]) != (unsigned char)b[i]) return 0;
+    return b[n] == 0;
+}
+
+FluencyDict *fluency_dict_load(const char *path, char *err, size_t errlen) {
+    if (!path) path = FLUENCY_WORDLIST;
+    FluencyDict *d = calloc(1, sizeof *d);
+    size_t len;
+    if (!d) { lcb_fail(err, errlen, "out of memory"); return NULL; }
+    if (lcb_read_file(path, &d->data, &len, err, errlen)) {
+        lcb_prefix(err, errlen, "word list %s (Debian package wamerican: apt-get install wamerican, or make deps)", path);
+        free(d);
+        return NULL;
+    }
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++) lines += d->data[i] == '\n';
+    d->cap = 1;
+    while (d->cap < 2 * lines) d->cap *= 2;
+    if (!(d->slot = calloc(d->cap, sizeof *d->slot))) { fluency_dict_free(d); lcb_fail(err, errlen, "out of memory"); return NULL; }
+    for (char *p = d->data, *e; *p; p = e) {
+        e = p + strcspn(p, "\r\n");
+        size_t n = (size_t)(e - p);
+        if (*e) *e++ = 0;
+        if (!n) continue;
+        for (size_t i = 0; i < n; i++) p[i] = (char)tolower((unsigned char)p[i]);
+        size_t h = hash_word(p, n) & (d->cap - 1);
+        while (d->slot[h] && strcmp(d->slot[h], p)) h = (h + 1) & (d->cap - 1);
+        if (!d->slot[h]) { d->slot[h] = p; d->n++; }
+    }
+    if (d->n == 0) { fluency_dict_free(d); lcb_fail(err, errlen, "word list %s: no words", path); return NULL; }
+    return d;
+}
+
+void fluency_dict_free(FluencyDict *d) {
+    if (!d) return;
+    free(d->slot);
+    free(d->data);
+    free(d);
+}
+
+int fluency_dict_has(const FluencyDict *d, const char *w, size_t n) {
+    size_t h = hash_word(w, n) & (d->cap - 1);
+    for (; d->slot[h]; h = (h + 1) & (d->cap - 1))
+        if (word_eq(w, d->slot[h], n)) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- measures */
+
+/* Next code point of s[i..len): its value (-1 for an invalid byte) and length. */
+static int32_t utf8_next(const unsigned char *s, size_t len, size_t i, size_t *adv) {
+    unsigned c = s[i];
+    *adv = 1;
+    if (c < 0x80) return (int32_t)c;
+    int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (!n || (c >= 0xF0 && n != 4) || i + (size_t)n > len) return -1;
+    uint32_t v = c & (0xFF >> (n + 1));
+    for (int k = 1; k < n; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) return -1;
+        v = (v << 6) | (s[i + k] & 0x3F);
+    }
+    /* overlong, surrogate, out of range */
+    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF)) || (v >= 0xD800 && v <= 0xDFFF)) return -1;
+    *adv = (size_t)n;
+    return (int32_t)v;
+}
+
+static int is_blank_cp(int32_t c) { return c == ' ' || c == '\t' || c == '\r' || c == 0xA0; }
+
+/* Longest n-gram occurring twice (overlaps allowed): DP over pairs, one rolling row. */
+static int64_t longest_repeat(const int32_t *u, int64_t n) {
+    if (n < 2) return 0;
+    int64_t *row = calloc((size_t)n + 1, sizeof *row), best = 0;
+    if (!row) return 0;
+    for (int64_t i = 1; i <= n; i++)
+        for (int64_t j = n; j > i; j--) {  /* row[j] = common suffix length of u[..i-1], u[..j-1] */
+            row[j] = u[i - 1] == u[j - 1] ? row[j - 1] + 1 : 0;
+            if (row[j] > best) best = row[j];
+        }
+    free(row);
+    return best;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double distinct3(const int32_t *u, int64_t n) {
+    if (n < 3) return 1.0;
+    uint64_t *g = malloc((size_t)(n - 2) * sizeof *g);
+    if (!g) return 1.0;
+    for (int64_t i = 0; i + 2 < n; i++)
+        g[i] = ((uint64_t)(uint32_t)u[i] & 0x1FFFFF) << 42 | ((uint64_t)(uint32_t)u[i + 1] & 0x1FFFFF) << 21 |
+               ((uint64_t)(uint32_t)u[i + 2] & 0x1FFFFF);
+    qsort(g, (size_t)(n - 2), sizeof *g, cmp_u64);
+    int64_t d = 1;
+    for (int64_t i = 1; i < n - 2; i++) d += g[i] != g[i - 1];
+    free(g);
+    return (double)d / (double)(n - 2);
+}
+
+void fluency_measure(const char *text, size_t len, const int32_t *ids, size_t n_ids, const FluencyDict *dict,
+                     FluencyMetrics *m) {
+    memset(m, 0, sizeof *m);
+    const unsigned char *s = (const unsigned char *)text;
+    int64_t nl = 0, run = 0, letters = 0, nonblank = 0, words = 0, known = 0;
+    char word[64];
+    size_t wl = 0;
+    int word_long = 0;
+    for (size_t i = 0, adv = 1; i <= len; i += adv) {
+        int32_t c = i < len ? utf8_next(s, len, i, &adv) : ' ';
+        if (i == len) adv = 1;
+        /* words: ASCII letters, apostrophes (' or U+2019) inside */
+        int letter = (c < 0x80 && c >= 0 && isalpha(c));
+        int apos = (c == '\'' || c == 0x2019) && wl > 0 && i + adv < len && isalpha(s[i + adv]);
+        if (letter || apos) {
+            if (wl < sizeof word - 1) word[wl++] = letter ? (char)c : '\''; else word_long = 1;
+        } else if (wl) {
+            words++;
+            if (dict && !word_long && fluency_dict_has(dict, word, wl)) known++;
+            wl = 0;
+            word_long = 0;
+        }
+        if (i == len) break;
+        m->chars++;
+        if (c < 0 || c == 0xFFFD || (c < 0x20 && c != '\n' && c != '\t' && c != '\r') || (c >= 0x7F && c < 0xA0)) m->bad_chars++;
+        if (c == '\n') { nl++; run++; if (run > m->newline_run) m->newline_run = run; }
+        else if (!is_blank_cp(c)) run = 0;
+        if (c != '\n' && !is_blank_cp(c)) {
+            nonblank++;
+            if (letter || (c >= 0xC0 && c != 0xD7 && c != 0xF7 && c < 0x2000 && c != 0xFFFD)) letters++;
+        }
+    }
+    m->newline_frac = m->chars ? (double)nl / (double)m->chars : 0;
+    m->bad_frac = m->chars ? (double)m->bad_chars / (double)m->chars : 0;
+    m->alpha_frac = nonblank ? (double)letters / (double)nonblank : 1.0;
+    m->words = words;
+    m->dict_ratio = dict && words ? (double)known / (double)words : NAN;
+    /* repetition units: the token ids, else the bytes */
+    int32_t *u = NULL;
+    int64_t n = 0;
+    if (ids) { u = (int32_t *)ids; n = (int64_t)n_ids; }
+    else if ((u = malloc((len ? len : 1) * sizeof *u))) { for (size_t i = 0; i < len; i++) u[i] = s[i]; n = (int64_t)len; }
+    m->tokens = n;
+    m->rep_len = u ? longest_repeat(u, n) : 0;
+    m->rep_frac = n ? (double)m->rep_len / (double)n : 0;
+    m->distinct3 = u ? distinct3(u, n) : 1.0;
+    if (!ids) free(u);
+}
+
+FluencyVerdict fluency_verdict(const FluencyMetrics *m) {
+    if (m->newline_run >= FLU_NEWLINE_RUN || m->newline_frac >= FLU_NEWLINE_FRAC) return FLU_NEWLINE_FLOOD;
+    if (m->bad_frac >= FLU_BAD_FRAC) return FLU_GARBAGE;
+    int64_t nonblank_est = (int64_t)(m->chars * (1 - m->newline_frac));
+    if (nonblank_est >= FLU_ALPHA_MIN_CHARS && m->alpha_frac < FLU_ALPHA_MIN) return FLU_GARBAGE;
+    if (m->words >= FLU_DICT_MIN_WORDS && !isnan(m->dict_ratio) && m->dict_ratio < FLU_DICT_MIN) return FLU_GARBAGE;
+    if (m->tokens >= FLU_REP_MIN_UNITS && (m->rep_frac >= FLU_REP_FRAC || m->distinct3 < FLU_DISTINCT3_MIN))
+        return FLU_REPETITION_LOOP;
+    return FLU_FLUENT;
+}
+
+const char *fluency_verdict_name(FluencyVerdict v) {
+    static const char *const names[] = {"fluent", "newline-flood", "garbage", "repetition-loop"};
+    return (unsigned)v < 4 ? names[v] : "?";
+}
+
+/* ---------------------------------------------------------------- store */
+
+#define METRIC_COLS \
+    " chars INTEGER, newline_run INTEGER, newline_frac REAL, bad_chars INTEGER, bad_frac REAL, alpha_frac REAL," \
+    " words INTEGER, dict_ratio REAL, rep_len INTEGER, rep_frac REAL, distinct3 REAL"
+
+int fluency_store_init(Store *st, char *err, size_t errlen) {
+    return store_exec(st,
+        "CREATE TABLE IF NOT EXISTS probes (run_id INTEGER NOT NULL REFERENCES runs(id), prompt_idx INTEGER,"
+        " pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL," METRIC_COLS ");"
+        "CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id, pos);"
+        "CREATE TABLE IF NOT EXISTS generations (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+        " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, decoding TEXT, temperature REAL,"
+        " top_k INTEGER, top_p REAL, seed INTEGER, n_prompts INTEGER, max_new INTEGER, window INTEGER,"
+        " tokens_fed INTEGER, tokens_generated INTEGER, first_collapse_pos INTEGER, first_collapse_verdict TEXT,"
+        " first_collapse_prompt INTEGER, wall_s REAL);"
+        "CREATE TABLE IF NOT EXISTS generation_windows (gen_id INTEGER NOT NULL REFERENCES generations(id),"
+        " prompt_idx INTEGER, pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL," METRIC_COLS ");"
+        "CREATE INDEX IF NOT EXISTS generation_windows_gen ON generation_windows(gen_id, pos);"
+        "CREATE TABLE IF NOT EXISTS passkey_runs (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+        " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, interval INTEGER, max_tokens INTEGER,"
+        " num_tests INTEGER, tests INTEGER, correct INTEGER, wall_s REAL);"
+        "CREATE TABLE IF NOT EXISTS passkey (pk_run_id INTEGER NOT NULL REFERENCES passkey_runs(id), strategy TEXT,"
+        " length_idx INTEGER, n_garbage INTEGER, seed INTEGER, tokens INTEGER, key TEXT, key_pos INTEGER,"
+        " answer_ids TEXT, output_ids TEXT, output TEXT, correct INTEGER);"
+        "CREATE INDEX IF NOT EXISTS passkey_run ON passkey(pk_run_id, length_idx);",
+        err, errlen);
+}
+
+int fluency_store_window(Store *st, const char *table, int64_t owner, int64_t prompt_idx, int64_t pos, const char *text,
+                         size_t len, const FluencyMetrics *m, FluencyVerdict v, char *err, size_t errlen) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s (%s, prompt_idx, pos, tokens, text, verdict, chars, newline_run, newline_frac, bad_chars,"
+             " bad_frac, alpha_frac, words, dict_ratio, rep_len, rep_frac, distinct3) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             table, strcmp(table, "probes") ? "gen_id" : "run_id");
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return lcb_fail(err, errlen, "%s: preparing the %s insert: %s", st->path, table, sqlite3_errmsg(st->db));
+    int k = 1;
+    sqlite3_bind_int64(q, k++, owner);
+    if (prompt_idx >= 0) sqlite3_bind_int64(q, k++, prompt_idx); else sqlite3_bind_null(q, k++);
+    sqlite3_bind_int64(q, k++, pos);
+    sqlite3_bind_int64(q, k++, m->tokens);
+    sqlite3_bind_text(q, k++, text ? text : "", text ? (int)len : 0, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, k++, fluency_verdict_name(v), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, k++, m->chars);
+    sqlite3_bind_int64(q, k++, m->newline_run);
+    sqlite3_bind_double(q, k++, m->newline_frac);
+    sqlite3_bind_int64(q, k++, m->bad_chars);
+    sqlite3_bind_double(q, k++, m->bad_frac);
+    sqlite3_bind_double(q, k++, m->alpha_frac);
+    sqlite3_bind_int64(q, k++, m->words);
+    if (isnan(m->dict_ratio)) sqlite3_bind_null(q, k++); else sqlite3_bind_double(q, k++, m->dict_ratio);
+    sqlite3_bind_int64(q, k++, m->rep_len);
+    sqlite3_bind_double(q, k++, m->rep_frac);
+    sqlite3_bind_double(q, k++, m->distinct3);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: inserting into %s: %s", st->path, table, sqlite3_errmsg(st->db));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- strategy state */
+
+int strategy_can_generate(const Strategy *s) { return s->ops && !s->ops->whole_input; }
+
+static float *dup_rows(const float *src, size_t bytes, int *ok) {
+    if (!src || !bytes) return NULL;
+    float *d = lcb_alloc(LCB_MEM_KV, bytes);
+    if (!d) { *ok = 0; return NULL; }
+    memcpy(d, src, bytes);
+    return d;
+}
+
+int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen) {
+    memset(dst, 0, sizeof *dst);
+    if (!strategy_can_generate(src)) return lcb_fail(err, errlen, "--strategy %s: whole-input policies cannot be continued token by token", src->spec);
+    if (src->kv_live && src->kv.device != 0) return lcb_fail(err, errlen, "--strategy %s: copying a device cache is not supported (use --device cpu)", src->spec);
+    if (src->priv) {
+        /* recompute: its state is the last W tokens; a fresh instance fed them is the same state */
+        if (n_hist != src->n_fed || (!hist && n_hist))
+            return lcb_fail(err, errlen, "--strategy %s: copying needs the stream fed so far", src->spec);
+        Strategy s;
+        if (strategy_parse(&s, src->spec, err, errlen)) return -1;
+        if (strategy_begin(&s, src->m, err, errlen)) { strategy_end(&s); return -1; }
+        int64_t keep = src->param < n_hist ? src->param : n_hist, V = src->m->cfg.vocab;
+        float *lg = keep ? malloc((size_t)keep * (size_t)V * sizeof *lg) : NULL;
+        if (keep && !lg) { strategy_end(&s); return lcb_fail(err, errlen, "out of memory"); }
+        int rc = keep ? strategy_feed(&s, hist + n_hist - keep, (int)keep, lg, err, errlen) : 0;
+        free(lg);
+        if (rc) { strategy_end(&s); return -1; }
+        /* the copy is at stream position n_hist although it was fed `keep` tokens */
+        s.n_fed = src->n_fed;
+        *dst = s;
+        return 0;
+    }
+    *dst = *src;
+    dst->kv_live = 0;
+    memset(&dst->kv, 0, sizeof dst->kv);
+    if (!src->kv_live) return 0;
+    const KVCache *a = &src->kv;
+    KVCache *b = &dst->kv;
+    *b = *a;
+    b->k = calloc((size_t)a->n_layers, sizeof *b->k);
+    b->v = calloc((size_t)a->n_layers, sizeof *b->v);
+    b->sk = calloc((size_t)a->n_layers, sizeof *b->sk);
+    b->sv = calloc((size_t)a->n_layers, sizeof *b->sv);
+    b->inv_freq = malloc((size_t)(a->rot_half + 1) * sizeof(double));
+    b->slot_pos = NULL;
+    int ok = b->k && b->v && b->sk && b->sv && b->inv_freq;
+    size_t row = (size_t)a->kv_dim * sizeof(float);
+    for (int l = 0; ok && l < a->n_layers; l++) {
+        b->k[l] = dup_rows(a->k[l], row * (size_t)a->cap, &ok);
+        b->v[l] = dup_rows(a->v[l], row * (size_t)a->cap, &ok);
+        b->sk[l] = dup_rows(a->sk[l], row * (size_t)a->n_sink, &ok);
+        b->sv[l] = dup_rows(a->sv[l], row * (size_t)a->n_sink, &ok);
+    }
+    if (ok && a->inv_freq) memcpy(b->inv_freq, a->inv_freq, (size_t)(a->rot_half + 1) * sizeof(double));
+    if (ok && a->slot_pos) {
+        size_t sb = (size_t)(a->cap + 1) * sizeof(int64_t);
+        if ((b->slot_pos = lcb_alloc(LCB_MEM_KV, sb))) memcpy(b->slot_pos, a->slot_pos, sb); else ok = 0;
+    }
+    dst->kv_live = 1;   /* kv_free releases whatever was copied */
+    if (!ok) { strategy_end(dst); return lcb_fail(err, errlen, "out of memory: copying the KV cache of %s", src->spec); }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- probes */
+
+int fluency_probe_step(FluencyProbe *p, Store *st, int64_t run_id, const Strategy *s, const int32_t *ids, int64_t n_ids,
+                       int64_t pos, char *err, size_t errlen) {
+    if (p->every <= 0 || p->tokens <= 0) return 0;
+    if (p->next <= 0) p->next = p->every;
+    if (pos < p->next || pos >= n_ids) return 0;
+    while (p->next <= pos) p->next += p->every;
+    /* the probe continues x_0 .. x_pos: the copy of the stream's state after x_0 .. x_{pos-1},
+     * fed x_pos, then G greedy tokens */
+    Strategy c;
+    if (strategy_clone(&c, s, ids, pos, err, errlen)) return -1;
+    Sampler sm;
+    sampler_init(&sm, 0, 0, 1.0, 0);
+    int32_t *out = malloc((size_t)p->tokens * sizeof *out);
+    int rc = out ? gen_tokens(&c, ids + pos, 1, &sm, out, p->tokens, NULL, NULL, err, errlen)
+                 : lcb_fail(err, errlen, "out of memory");
+    strategy_end(&c);
+    char *text = NULL;
+    size_t len = 0;
+    if (rc == 0 && p->tok && tokenizer_decode(p->tok, out, (size_t)p->tokens, 0, &text, &len, err, errlen)) rc = -1;
+    if (rc == 0) {
+        FluencyMetrics m;
+        fluency_measure(text ? text : "", len, out, (size_t)p->tokens, p->dict, &m);
+        rc = fluency_store_window(st, "probes", run_id, -1, pos + 1, text, len, &m, fluency_verdict(&m), err, errlen);
+    }
+    free(text);
+    free(out);
+    return rc;
+}
