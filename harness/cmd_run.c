@@ -41,6 +41,9 @@ static void run_help(void) {
            "  --device D           cpu (default) or cuda\n"
            "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
            "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
+           "  --probe-every N      stream: every N positions, greedily generate G tokens from a copy of the\n"
+           "                       cache (the scored stream is untouched) and record the fluency verdict\n"
+           "  --probe-tokens G     tokens per probe (default 64)\n"
            "Exit status: 0 done, 1 failed or oom (recorded), 2 usage, 130/143 interrupted by SIGINT/SIGTERM\n"
            "(resume with --resume RUN).  Output: a progress line and a summary on a terminal, else one\n"
            "JSON object on stdout.\n");
@@ -100,10 +103,14 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(f, "--progress")) rc.progress = 1;
         else if (!strcmp(f, "--no-progress")) rc.progress = 0;
         else if (!strcmp(f, "--pace-ms")) { COUNT(1, 0, 600000, "milliseconds"); rc.pace_ms = (int)u; }
+        else if (!strcmp(f, "--probe-every")) { COUNT(1, 1, 1ull << 40, "a positive integer (K/M suffixes)"); rc.probe_every = (int64_t)u; }
+        else if (!strcmp(f, "--probe-tokens")) { COUNT(1, 4, 1u << 16, "an integer in [4, 65536]"); rc.probe_tokens = (int64_t)u; }
         else return cli_usage_error(&c, "unknown argument \"%s\"", f);
 #undef VAL
 #undef COUNT
     }
+    if (rc.probe_every && rc.proto.proto != PROTO_STREAM) return cli_usage_error(&c, "--probe-every needs --protocol stream");
+    if (rc.probe_every && !rc.probe_tokens) rc.probe_tokens = 64;
     if (!strcmp(rc.device, "cuda")) { cli_error("run", "--device cuda: this build has no CUDA backend (build with nvcc present)"); return 1; }
     int64_t id = 0;
     return run_execute(&rc, &id);

@@ -13,6 +13,7 @@
 #include "engine/common.h"
 #include "engine/tokenizer.h"
 #include "harness/cli.h"
+#include "harness/fluency.h"
 #include "harness/store.h"
 
 #include <dirent.h>
@@ -191,6 +192,11 @@ typedef struct {
     double batch_seconds;
     int failed;
     char err[LCB_ERRLEN];
+    /* --- fluency probes (harness/fluency.h) --- */
+    FluencyProbe probe;          /* probe.every 0 = off */
+    const int32_t *ids;          /* the stream */
+    int64_t n_ids;
+    /* --- */
 } RunState;
 
 static int commit_batch(RunState *x, char *err, size_t errlen) {
@@ -300,6 +306,12 @@ static int on_unit(void *ctx, const RunUnit *u) {
     if (x->n_buf >= x->r->batch_tokens || now - x->t_commit >= x->batch_seconds || got_signal) {
         if (commit_batch(x, x->err, sizeof x->err)) { x->failed = 1; return 1; }
     }
+    /* --- fluency probes: from a copy of the strategy state, never the stream's own --- */
+    if (x->probe.every > 0 && fluency_probe_step(&x->probe, x->st, x->r->id, x->s, x->ids, x->n_ids, u->stream_pos, x->err, sizeof x->err)) {
+        x->failed = 1;
+        return 1;
+    }
+    /* --- */
     if (x->progress) show_progress(x, 0);
     return got_signal ? 1 : 0;
 }
@@ -551,6 +563,20 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         if (store_bins_recompute(&st, r.id, r.bin_width, &mean, &n, err, sizeof err) == 0 && n > 0) x.sum_nll = mean * n;
     }
 
+    /* --- fluency probes (harness/fluency.h): tables, word list, first probe after the cursor --- */
+    FluencyDict *probe_dict = NULL;
+    if (c->probe_every > 0 && model_live) {
+        if (!(probe_dict = fluency_dict_load(NULL, err, sizeof err)) || fluency_store_init(&st, err, sizeof err)) {
+            cli_error("run", "--probe-every: %s", err);
+            model_live = 0;
+            end_status = "failed";
+        }
+        x.probe = (FluencyProbe){.every = c->probe_every, .tokens = c->probe_tokens, .tok = tok, .dict = probe_dict,
+                                 .next = (r.cursor / c->probe_every + 1) * c->probe_every};
+        x.ids = d.ids;
+        x.n_ids = (int64_t)d.n;
+    }
+    /* --- */
     int prc = 0;
     if (model_live) {
         prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, &x, &fail_pos, err, sizeof err);
@@ -592,6 +618,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     else rc_exit = 1;
     free(x.buf);
     free(x.seg);
+    fluency_dict_free(probe_dict);
 out:
     (void)row_live;
     if (model_live) model_free(&m);

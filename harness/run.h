@@ -84,6 +84,9 @@ typedef struct {
     int progress;                /* -1 auto (terminal), 0 no, 1 yes */
     int pace_ms;                 /* sleep after each commit (tests use it to interrupt mid-run) */
     const char *argv_text;       /* the command line, for provenance */
+    /* fluency probes (harness/fluency.h): every probe_every stream positions, probe_tokens
+     * greedy tokens from a copy of the cache, classified into the `probes` table; 0 = off */
+    int64_t probe_every, probe_tokens;
 } RunConfig;
 
 void run_config_defaults(RunConfig *c);
