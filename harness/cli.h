@@ -38,6 +38,9 @@ int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_report(int argc, char **argv);   /* harness/cmd_report.c, reports/report.c */
+int cmd_gate(int argc, char **argv);     /* harness/cmd_gate.c, reports/gate.c */
+int cmd_plan(int argc, char **argv);     /* harness/cmd_plan.c, reports/plan.c */
 /* fluency detection (harness/cmd_generate.c, cmd_passkey.c, fluency_cmd.c) */
 int cmd_generate(int argc, char **argv);
 int cmd_passkey(int argc, char **argv);

@@ -1,0 +1,149 @@
+/*
+ * gate.c — the regression gate of `lcbench gate`: pairs the runs of a new results file with
+ * those of a baseline and judges each pair.
+ *
+ * Pairing key: model content hash, strategy spec, protocol (with L and S), dataset token hash
+ * (the dataset name when a run has no hash) and token count.  Several runs with one key: the
+ * latest (highest id) of each file stands for it.
+ *
+ * A pair regresses when any of these holds:
+ *   - the new run did not finish while the baseline did (oom, failed, interrupted, running);
+ *   - both hit OOM and the new one earlier (by more than pos_tol of the baseline position);
+ *   - a log2 bin, or the whole run, has a mean NLL higher than the baseline's by more than
+ *     BOTH ln(1 + rel_tol) (the PPL grew by more than rel_tol) AND sigma * sqrt(se_b^2 + se_n^2)
+ *     (more than sigma combined standard errors, so sampling noise never fails the gate);
+ *     bins with fewer than min_steps steps in either run are shown but not judged;
+ *   - the fluency verdict is worse: the baseline stayed fluent and the new run did not, or
+ *     both lost fluency and the new run earlier (reports.h defines the verdict; the collapse
+ *     position is part of it).
+ * A baseline run with no partner fails the gate unless allow_missing; new runs with no
+ * baseline are listed and ignored.
+ */
+#include "reports/reports.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gate_defaults(GateOptions *o) {
+    o->rel_tol = 0.01;
+    o->sigma = 2.0;
+    o->min_steps = 32;
+    o->pos_tol = 0.0;
+    o->allow_missing = 0;
+    o->verbose = 0;
+}
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+static int same_key(const StoreRun *a, const StoreRun *b) {
+    const char *da = a->dataset_hash ? a->dataset_hash : nz(a->dataset);
+    const char *db = b->dataset_hash ? b->dataset_hash : nz(b->dataset);
+    return !strcmp(nz(a->model_hash), nz(b->model_hash)) && !strcmp(nz(a->strategy), nz(b->strategy)) &&
+           !strcmp(nz(a->protocol), nz(b->protocol)) && a->ctx == b->ctx && a->stride == b->stride &&
+           !strcmp(da, db) && a->tokens == b->tokens;
+}
+
+/* The latest run of d with r's key, or NULL. */
+static const RepRun *find_latest(const RepDb *d, const StoreRun *r) {
+    const RepRun *best = NULL;
+    for (size_t i = 0; i < d->n; i++)
+        if (same_key(&d->runs[i].r, r) && (!best || d->runs[i].r.id > best->r.id)) best = &d->runs[i];
+    return best;
+}
+
+static void pos_str(char *b, size_t n, int64_t p) {
+    if (p < 0) snprintf(b, n, "none"); else snprintf(b, n, "%lld", (long long)p);
+}
+
+static int earlier(int64_t cur, int64_t base, double tol) { return cur >= 0 && base >= 0 && (double)cur < (double)base * (1.0 - tol); }
+
+/* One bin: prints a row, returns 1 when it regresses. */
+static int judge_bin(FILE *out, const char *what, int always, const RepBin *b, const RepBin *c, const GateOptions *o) {
+    if (!c) {
+        fprintf(out, "    %-18s %8lld %10.4f %10s %8s %8s  REGRESSION (bin missing in the new run)\n", what, (long long)b->count, b->ppl, "-", "-", "-");
+        return 1;
+    }
+    double d = c->mean_nll - b->mean_nll;
+    double noise = o->sigma * sqrt(b->se * b->se + c->se * c->se);
+    double tol = log1p(o->rel_tol);
+    double allowed = noise > tol ? noise : tol;
+    int judged = b->count >= o->min_steps && c->count >= o->min_steps;
+    int bad = judged && d > allowed;
+    const char *v = bad ? "REGRESSION" : !judged ? "(too few steps)" : d < -allowed ? "better" : "ok";
+    if (bad || always)
+        fprintf(out, "    %-18s %8lld %10.4f %10.4f %+7.2f%% %8.4f  %s\n", what, (long long)b->count, b->ppl, c->ppl,
+                100.0 * (exp(d) - 1.0), allowed, v);
+    return bad;
+}
+
+int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE *out) {
+    int regressions = 0, pairs = 0, missing = 0;
+    fprintf(out, "gate: %s (%zu runs) against baseline %s (%zu runs)\n", cur->path, cur->n, base->path, base->n);
+    fprintf(out, "rules: a bin regresses when its PPL grows by > %.2f%% and by > %.1f combined stderr; bins under %lld steps "
+                 "not judged; OOM, collapse and fluency loss may not come earlier%s\n",
+            100 * o->rel_tol, o->sigma, (long long)o->min_steps, o->pos_tol > 0 ? " (beyond the position tolerance)" : "");
+    for (size_t i = 0; i < base->n; i++) {
+        const RepRun *b = &base->runs[i];
+        if (find_latest(base, &b->r) != b) continue; /* an older run of the same key */
+        const RepRun *c = find_latest(cur, &b->r);
+        fprintf(out, "\n%s  %s  %s", b->label, nz(b->r.strategy), nz(b->r.protocol));
+        if (b->r.ctx) fprintf(out, " L=%lld", (long long)b->r.ctx);
+        if (b->r.stride) fprintf(out, " S=%lld", (long long)b->r.stride);
+        fprintf(out, "  %s  %lld tokens  model %.12s\n", nz(b->r.dataset), (long long)b->r.tokens, nz(b->r.model_hash));
+        if (!c) {
+            missing++;
+            fprintf(out, "  baseline run %lld has no partner in %s: %s\n", (long long)b->r.id, cur->path,
+                    o->allow_missing ? "skipped (--allow-missing)" : "REGRESSION (missing run)");
+            if (!o->allow_missing) regressions++;
+            continue;
+        }
+        pairs++;
+        int bad = 0;
+        char pb[32], pc[32];
+        fprintf(out, "  runs: baseline %lld (%s, lcbench %s)  new %lld (%s, lcbench %s)\n", (long long)b->r.id, nz(b->r.status),
+                nz(b->r.lcbench_rev), (long long)c->r.id, nz(c->r.status), nz(c->r.lcbench_rev));
+        int b_done = !strcmp(nz(b->r.status), "done"), c_done = !strcmp(nz(c->r.status), "done");
+        if (b_done && !c_done) {
+            pos_str(pc, sizeof pc, c->oom_pos);
+            fprintf(out, "  REGRESSION: the new run ended %s (baseline: done)%s%s\n", nz(c->r.status), c->oom_pos >= 0 ? ", OOM at " : "",
+                    c->oom_pos >= 0 ? pc : "");
+            bad++;
+        }
+        if (earlier(c->oom_pos, b->oom_pos, o->pos_tol)) {
+            pos_str(pb, sizeof pb, b->oom_pos); pos_str(pc, sizeof pc, c->oom_pos);
+            fprintf(out, "  REGRESSION: OOM earlier: at %s (baseline %s)\n", pc, pb);
+            bad++;
+        }
+        /* fluency verdict (collapse included) */
+        pos_str(pb, sizeof pb, b->fluency_pos); pos_str(pc, sizeof pc, c->fluency_pos);
+        int flu_bad = (b->fluency_pos < 0 && c->fluency_pos >= 0) || earlier(c->fluency_pos, b->fluency_pos, o->pos_tol);
+        fprintf(out, "  fluency: baseline %s%s%s%s, new %s%s%s%s%s\n", b->fluency_pos < 0 ? "fluent" : "lost at ", b->fluency_pos < 0 ? "" : pb,
+                b->fluency_pos < 0 ? "" : " by ", b->fluency_pos < 0 ? "" : b->fluency_why, c->fluency_pos < 0 ? "fluent" : "lost at ",
+                c->fluency_pos < 0 ? "" : pc, c->fluency_pos < 0 ? "" : " by ", c->fluency_pos < 0 ? "" : c->fluency_why,
+                flu_bad ? "  REGRESSION" : "");
+        bad += flu_bad;
+        /* bins */
+        fprintf(out, "    %-18s %8s %10s %10s %8s %8s  %s\n", "positions", "steps", "PPL base", "PPL new", "change", "allowed", "verdict");
+        for (size_t k = 0; k < b->n_log2; k++) {
+            const RepBin *bb = &b->log2[k];
+            char what[48];
+            snprintf(what, sizeof what, "[%lld, %lld)", (long long)bb->lo, (long long)bb->hi);
+            const RepBin *cb = rep_bin_at(c->log2, c->n_log2, bb->lo);
+            if (!cb && !c_done) continue; /* covered by the status line */
+            bad += judge_bin(out, what, o->verbose, bb, cb, o);
+        }
+        if (b->all.count) bad += judge_bin(out, "all positions", 1, &b->all, c->all.count ? &c->all : NULL, o);
+        if (bad) fprintf(out, "  => REGRESSION (%d finding%s)\n", bad, bad == 1 ? "" : "s");
+        else fprintf(out, "  => ok\n");
+        regressions += bad != 0;
+    }
+    for (size_t i = 0; i < cur->n; i++)
+        if (find_latest(cur, &cur->runs[i].r) == &cur->runs[i] && !find_latest(base, &cur->runs[i].r))
+            fprintf(out, "\nnew run %lld (%s %s) has no baseline: not judged\n", (long long)cur->runs[i].r.id, cur->runs[i].label,
+                    nz(cur->runs[i].r.strategy));
+    if (regressions) fprintf(out, "\ngate: FAIL: %d of %d pair%s regressed%s\n", regressions, pairs + missing, pairs + missing == 1 ? "" : "s",
+                             missing && !o->allow_missing ? " (missing runs count)" : "");
+    else fprintf(out, "\ngate: PASS: %d pair%s, no regression\n", pairs, pairs == 1 ? "" : "s");
+    return regressions ? 1 : 0;
+}

@@ -1,0 +1,648 @@
+/*
+ * report.c — `lcbench report`: a results file -> a folder a reader opens.
+ *
+ *   data/NAME.dat      the numbers behind every plot, one file per series, written from the
+ *                      queries of results.c (bins, samples, events) and the memory planner
+ *   NAME.gp            one gnuplot script per figure; each renders PNG (pngcairo) and SVG
+ *   ppl_<model>.png    log PPL against input position (log x), one line per strategy, the
+ *                      pre-training context marked
+ *   memory_<model>.png weights and KV cache against position (measured samples as points, the
+ *                      planner's prediction as lines)
+ *   throughput.png     tokens/s per model and strategy
+ *   events.png         events (context passed, OOM, collapse, fluency) on the position axis
+ *   grid.png           model sizes x strategies, log PPL against position (StreamingLLM fig. 3)
+ *   index.md / .html   tables (PPL at context lengths, PPL per bin and strategy, collapse
+ *                      position, peak memory, throughput) and the provenance of every run
+ *
+ * Curves: the log2 bins up to 2 x bin_width, then the linear bins (each point is the mean NLL
+ * of the steps in its bin, drawn at the bin's middle).  For each (model, strategy) the plots use
+ * the latest run of the `stream` protocol; the tables list every run.
+ */
+#include "reports/reports.h"
+#include "engine/common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define MAX_COLS 16
+
+typedef struct { char name[128]; } Name;
+
+typedef struct {
+    const ReportOptions *o;
+    RepDb d;
+    Name models[MAX_COLS], strats[MAX_COLS];
+    int n_models, n_strats;
+    const RepRun *cell[MAX_COLS][MAX_COLS];   /* [model][strategy]: latest stream run */
+    int64_t max_pos;                          /* of the first model, for the grid */
+    char *figs[64];                           /* figure base names, in order */
+    char *fig_caption[64];
+    int n_figs;
+} Rep;
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+/* ---------------------------------------------------------------- ordering */
+
+static int strat_rank(const char *s) {
+    static const char *order[] = {"dense", "window", "sink", "recompute", "longlora", "s2"};
+    for (int i = 0; i < 6; i++) if (!strncmp(s, order[i], strlen(order[i]))) return i;
+    return 6;
+}
+
+static const char *strat_color(const char *s) {
+    static const char *col[] = {"#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"};
+    return col[strat_rank(s)];
+}
+
+static int find_name(Name *v, int n, const char *s) {
+    for (int i = 0; i < n; i++) if (!strcmp(v[i].name, s)) return i;
+    return -1;
+}
+
+static void build_index(Rep *R) {
+    /* models by parameter count, strategies by family then spec */
+    int64_t mp[MAX_COLS];
+    for (size_t i = 0; i < R->d.n; i++) {
+        const RepRun *x = &R->d.runs[i];
+        if (find_name(R->models, R->n_models, x->label) < 0 && R->n_models < MAX_COLS) {
+            mp[R->n_models] = x->r.n_params;
+            snprintf(R->models[R->n_models++].name, sizeof R->models[0].name, "%s", x->label);
+        }
+        if (find_name(R->strats, R->n_strats, nz(x->r.strategy)) < 0 && R->n_strats < MAX_COLS)
+            snprintf(R->strats[R->n_strats++].name, sizeof R->strats[0].name, "%s", nz(x->r.strategy));
+    }
+    for (int i = 0; i < R->n_models; i++)
+        for (int j = i + 1; j < R->n_models; j++)
+            if (mp[j] < mp[i]) { Name t = R->models[i]; R->models[i] = R->models[j]; R->models[j] = t; int64_t u = mp[i]; mp[i] = mp[j]; mp[j] = u; }
+    for (int i = 0; i < R->n_strats; i++)
+        for (int j = i + 1; j < R->n_strats; j++) {
+            int a = strat_rank(R->strats[i].name), b = strat_rank(R->strats[j].name);
+            if (b < a || (a == b && strcmp(R->strats[j].name, R->strats[i].name) < 0)) { Name t = R->strats[i]; R->strats[i] = R->strats[j]; R->strats[j] = t; }
+        }
+    for (size_t i = 0; i < R->d.n; i++) {
+        const RepRun *x = &R->d.runs[i];
+        if (strcmp(nz(x->r.protocol), "stream")) continue;
+        int m = find_name(R->models, R->n_models, x->label), s = find_name(R->strats, R->n_strats, nz(x->r.strategy));
+        if (m >= 0 && s >= 0) R->cell[m][s] = x; /* ids ascend: the latest wins */
+        if (!R->max_pos) R->max_pos = x->r.max_pos;
+    }
+}
+
+/* ---------------------------------------------------------------- files */
+
+static FILE *open_out(const Rep *R, const char *name, char *err, size_t errlen) {
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", R->o->out, name);
+    FILE *f = fopen(p, "w");
+    if (!f) lcb_fail(err, errlen, "--out %s: cannot write %s: %s", R->o->out, name, strerror(errno));
+    return f;
+}
+
+static int close_out(FILE *f, const char *name, char *err, size_t errlen) {
+    int bad = ferror(f);
+    if (fclose(f) || bad) return lcb_fail(err, errlen, "writing %s failed", name);
+    return 0;
+}
+
+/* "lcb-0.8m" -> "lcb-0_8m" for file names */
+static void fname(char *out, size_t n, const char *s) {
+    size_t k = 0;
+    for (; *s && k + 1 < n; s++) out[k++] = (char)((*s == '.' || *s == ':' || *s == '/' || *s == ' ') ? '_' : *s);
+    out[k] = 0;
+}
+
+/* The curve of one run: position, mean NLL, stderr. */
+static int write_curve(const Rep *R, const RepRun *x, char *path, size_t pn, char *err, size_t errlen) {
+    snprintf(path, pn, "data/ppl_run%lld.dat", (long long)x->r.id);
+    FILE *f = open_out(R, path, err, errlen);
+    if (!f) return -1;
+    int64_t w = x->r.bin_width > 0 ? x->r.bin_width : 1024;
+    fprintf(f, "# run %lld %s %s: position (bin middle), mean NLL (nats) = ln PPL, stderr, steps\n", (long long)x->r.id, x->label, nz(x->r.strategy));
+    for (size_t i = 0; i < x->n_log2; i++) {
+        const RepBin *b = &x->log2[i];
+        if (b->lo < 1 || b->hi > 2 * w) continue;
+        fprintf(f, "%.6g %.6f %.6f %lld\n", sqrt((double)b->lo * (double)b->hi), b->mean_nll, b->se, (long long)b->count);
+    }
+    for (size_t i = 0; i < x->n_lin; i++) {
+        const RepBin *b = &x->lin[i];
+        if (b->lo < 2 * w) continue;
+        fprintf(f, "%.6g %.6f %.6f %lld\n", (double)b->lo + (double)(b->hi - b->lo) / 2, b->mean_nll, b->se, (long long)b->count);
+    }
+    return close_out(f, path, err, errlen);
+}
+
+/* Run gnuplot on a script whose body is rendered twice: PNG, then SVG. */
+static int render(Rep *R, const char *base, int w, int h, const char *body, const char *caption, char *err, size_t errlen) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.gp", base);
+    FILE *f = open_out(R, name, err, errlen);
+    if (!f) return -1;
+    fprintf(f, "# %s: generated by lcbench report from %s; run with gnuplot in this folder\n", name, R->o->db);
+    fprintf(f, "set encoding utf8\nset termoption noenhanced\n");
+    fprintf(f, "set terminal pngcairo size %d,%d font 'DejaVu Sans,10' linewidth 1.3\nset output '%s.png'\n%s\nunset output\n", w, h, base, body);
+    if (R->o->svg)
+        fprintf(f, "reset\nset termoption noenhanced\nset terminal svg size %d,%d font 'DejaVu Sans,10' dynamic\nset output '%s.svg'\n%s\nunset output\n", w, h, base, body);
+    if (close_out(f, name, err, errlen)) return -1;
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' 2>'%s.log'", R->o->out, R->o->gnuplot ? R->o->gnuplot : "gnuplot", name, base);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char log[8192], line[512] = "";
+        snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
+        FILE *l = fopen(log, "r");
+        if (l) { if (!fgets(line, sizeof line, l)) line[0] = 0; fclose(l); }
+        line[strcspn(line, "\n")] = 0;
+        return lcb_fail(err, errlen, "gnuplot failed on %s/%s (exit %d): %s", R->o->out, name, WIFEXITED(st) ? WEXITSTATUS(st) : -1, line[0] ? line : "see its .log");
+    }
+    char log[8192];
+    snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
+    struct stat sb;
+    if (stat(log, &sb) == 0 && sb.st_size == 0) remove(log);
+    if (R->n_figs < 64) { R->figs[R->n_figs] = strdup(base); R->fig_caption[R->n_figs++] = strdup(caption); }
+    return 0;
+}
+
+/* A growable string. */
+typedef struct { char *s; size_t n, cap; } Buf;
+static void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bprintf(Buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n + (size_t)k + 1) nc *= 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) return;
+        b->s = ns; b->cap = nc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+/* ---------------------------------------------------------------- figures */
+
+static void ctx_marker(Buf *b, int64_t max_pos, const char *ypos) {
+    if (max_pos <= 0) return;
+    bprintf(b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)max_pos, (long long)max_pos);
+    bprintf(b, "set label 'pre-training context (%lld)' at %lld, graph %s right offset -0.5,0 textcolor rgb '#555555' font ',9'\n",
+            (long long)max_pos, (long long)max_pos, ypos);
+}
+
+static int fig_ppl(Rep *R, char *err, size_t errlen) {
+    for (int m = 0; m < R->n_models; m++) {
+        Buf b = {0};
+        char fm[80], base[128], path[256];
+        fname(fm, sizeof fm, R->models[m].name);
+        snprintf(base, sizeof base, "ppl_%s", fm);
+        int64_t mp = 0, xmax = 0;
+        int any = 0;
+        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) { mp = R->cell[m][s]->r.max_pos; if (R->cell[m][s]->r.tokens > xmax) xmax = R->cell[m][s]->r.tokens; }
+        bprintf(&b, "set title '%s: log perplexity against input position (Moby Dick stream, one line per KV-cache strategy)'\n", R->models[m].name);
+        bprintf(&b, "set logscale x 2\nset format x '%%.0s%%c'\nset xrange [1:%lld]\n", (long long)(xmax > 2 ? xmax : 2));
+        bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'log PPL = mean NLL per bin (nats/token)'\n");
+        bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
+        ctx_marker(&b, mp, "0.96");
+        bprintf(&b, "plot ");
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (!x) continue;
+            if (write_curve(R, x, path, sizeof path, err, errlen)) { free(b.s); return -1; }
+            bprintf(&b, "%s'%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' title '%s (%lld tok)', \\\n  '%s' using 1:2:3 with yerrorbars pointtype 7 pointsize 0.3 linecolor rgb '%s' notitle",
+                    any ? ", \\\n  " : "", path, strat_color(x->r.strategy), nz(x->r.strategy), (long long)x->r.tokens, path, strat_color(x->r.strategy));
+            any = 1;
+        }
+        bprintf(&b, "\n");
+        char cap[256];
+        snprintf(cap, sizeof cap, "%s: log PPL against position, one line per strategy; error bars: one stderr", R->models[m].name);
+        int rc = any ? render(R, base, 1000, 520, b.s, cap, err, errlen) : 0;
+        free(b.s);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int fig_memory(Rep *R, char *err, size_t errlen) {
+    for (int m = 0; m < R->n_models; m++) {
+        Buf b = {0};
+        char fm[80], base[128];
+        fname(fm, sizeof fm, R->models[m].name);
+        snprintf(base, sizeof base, "memory_%s", fm);
+        int64_t xmax = 2, weights = -1, mp = 0;
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (!x) continue;
+            if (x->r.tokens > xmax) xmax = x->r.tokens;
+            if (x->peak_weights > 0) weights = x->peak_weights;
+            mp = x->r.max_pos;
+        }
+        bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", R->models[m].name);
+        bprintf(&b, "set logscale x 2\nset format x '%%.0s%%c'\nset xrange [256:%lld]\nset logscale y 2\n", (long long)xmax);
+        bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'memory (MiB, log scale)'\n");
+        bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque\n");
+        ctx_marker(&b, mp, "0.04");
+        int any = 0;
+        bprintf(&b, "plot ");
+        if (weights > 0) {
+            bprintf(&b, "%.6f with lines linewidth 2 dashtype 2 linecolor rgb 'black' title 'weights (fp32)'", weights / 1048576.0);
+            any = 1;
+        }
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (!x) continue;
+            char path[256], pathp[256];
+            snprintf(path, sizeof path, "data/mem_run%lld.dat", (long long)x->r.id);
+            snprintf(pathp, sizeof pathp, "data/mem_plan_run%lld.dat", (long long)x->r.id);
+            FILE *f = open_out(R, path, err, errlen);
+            if (!f) { free(b.s); return -1; }
+            sqlite3_stmt *st;
+            fprintf(f, "# run %lld: position, KV allocated, KV formula, workspace, weights, RSS (MiB)\n", (long long)x->r.id);
+            if (sqlite3_prepare_v2(R->d.db, "SELECT pos, kv_bytes, kv_formula_bytes, work_bytes, weights_bytes, rss_bytes FROM samples WHERE run_id=? ORDER BY pos",
+                                   -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, x->r.id);
+                while (sqlite3_step(st) == SQLITE_ROW)
+                    fprintf(f, "%lld %.6f %.6f %.6f %.6f %.6f\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1) / 1048576.0,
+                            sqlite3_column_int64(st, 2) / 1048576.0, sqlite3_column_int64(st, 3) / 1048576.0,
+                            sqlite3_column_int64(st, 4) / 1048576.0, sqlite3_column_int64(st, 5) / 1048576.0);
+                sqlite3_finalize(st);
+            }
+            if (close_out(f, path, err, errlen)) { free(b.s); return -1; }
+            /* the planner's KV at positions 256 .. tokens */
+            f = open_out(R, pathp, err, errlen);
+            if (!f) { free(b.s); return -1; }
+            fprintf(f, "# run %lld: position, KV allocated by lcbench plan (MiB)\n", (long long)x->r.id);
+            int planned = 0;
+            for (double p = 256; p <= (double)x->r.tokens * 1.0001; p *= pow(2, 0.125)) {
+                PlanInput in = {.model = x->r.model, .config = x->r.model_config, .strategy = x->r.strategy, .tokens = (uint64_t)p, .chunk = x->r.chunk};
+                PlanResult pr;
+                char e2[LCB_ERRLEN];
+                if (plan_predict(&in, &pr, e2, sizeof e2)) break;
+                fprintf(f, "%.0f %.6f\n", p, pr.kv / 1048576.0);
+                planned = 1;
+            }
+            if (close_out(f, pathp, err, errlen)) { free(b.s); return -1; }
+            const char *col = strat_color(x->r.strategy);
+            if (planned) { bprintf(&b, "%s'%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' title 'KV cache, %s'", any ? ", \\\n  " : "", pathp, col, x->r.strategy); any = 1; }
+            bprintf(&b, "%s'%s' using 1:($2 > 0 ? $2 : 1/0) with points pointtype 7 pointsize 1.2 linecolor rgb '%s' %s%s%s", any ? ", \\\n  " : "", path, col,
+                    planned ? "notitle" : "title 'KV cache, ", planned ? "" : x->r.strategy, planned ? "" : "'");
+            any = 1;
+        }
+        bprintf(&b, "\n");
+        char cap[256];
+        snprintf(cap, sizeof cap, "%s: weights and KV cache against position (log-log); points measured, lines predicted by lcbench plan", R->models[m].name);
+        int rc = any ? render(R, base, 1000, 520, b.s, cap, err, errlen) : 0;
+        free(b.s);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int fig_throughput(Rep *R, char *err, size_t errlen) {
+    FILE *f = open_out(R, "data/throughput.dat", err, errlen);
+    if (!f) return -1;
+    fprintf(f, "# tokens/s (mean over samples) of the latest stream run; ? = no run\nmodel");
+    for (int s = 0; s < R->n_strats; s++) fprintf(f, " \"%s\"", R->strats[s].name);
+    fprintf(f, "\n");
+    for (int m = 0; m < R->n_models; m++) {
+        fprintf(f, "\"%s\"", R->models[m].name);
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (x && !isnan(x->tokens_per_s)) fprintf(f, " %.1f", x->tokens_per_s); else fprintf(f, " ?");
+        }
+        fprintf(f, "\n");
+    }
+    if (close_out(f, "data/throughput.dat", err, errlen)) return -1;
+    Buf b = {0};
+    int threads = 0;
+    char dev[160] = "";
+    for (size_t i = 0; i < R->d.n; i++) { threads = (int)R->d.runs[i].r.threads; snprintf(dev, sizeof dev, "%s", nz(R->d.runs[i].r.device)); }
+    bprintf(&b, "set title 'throughput of lcbench run (%d thread%s, %s)'\n", threads, threads == 1 ? "" : "s", dev);
+    bprintf(&b, "set datafile missing '?'\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n");
+    bprintf(&b, "set boxwidth 0.9\nset logscale y 10\nset yrange [10:*]\nset ylabel 'tokens per second (log scale)'\nset xlabel 'model'\n");
+    bprintf(&b, "set grid ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
+    bprintf(&b, "plot ");
+    for (int s = 0; s < R->n_strats; s++)
+        bprintf(&b, "%s'data/throughput.dat' using %d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", s + 2, s + 2,
+                strat_color(R->strats[s].name));
+    bprintf(&b, "\n");
+    int rc = R->n_strats ? render(R, "throughput", 1000, 480, b.s, "throughput (tokens/s, mean over the samples of each run; dense is O(T) per token)", err, errlen) : 0;
+    free(b.s);
+    return rc;
+}
+
+static int fig_events(Rep *R, char *err, size_t errlen) {
+    /* one row per plotted run; kinds: ctx_passed, collapse (derived), fluency/probe, oom, other */
+    static const char *kinds[] = {"ctx_passed", "collapse", "fluency", "oom", "corpus_repeat", "other"};
+    static const char *kcol[] = {"#555555", "#d62728", "#9467bd", "#000000", "#2ca02c", "#ff7f0e"};
+    static const int kpt[] = {2, 7, 9, 5, 13, 6};
+    const int nk = 6;
+    FILE *f = open_out(R, "data/events.dat", err, errlen);
+    if (!f) return -1;
+    fprintf(f, "# one block per kind (%s ...): position, row, run\n", kinds[0]);
+    Buf ytics = {0};
+    int row = 0, nrows = 0;
+    int64_t xmax = 2;
+    const RepRun *rows[MAX_COLS * MAX_COLS];
+    for (int m = 0; m < R->n_models; m++)
+        for (int s = 0; s < R->n_strats; s++)
+            if (R->cell[m][s]) rows[nrows++] = R->cell[m][s];
+    int count[6] = {0};
+    for (int k = 0; k < nk; k++) {
+        fprintf(f, "# %s\n", kinds[k]);
+        for (row = 0; row < nrows; row++) {
+            const RepRun *x = rows[row];
+            if (x->r.tokens > xmax) xmax = x->r.tokens;
+            if (k == 1) { if (x->collapse_pos >= 0) { fprintf(f, "%lld %d %lld\n", (long long)x->collapse_pos, row, (long long)x->r.id); count[k]++; } continue; }
+            if (k == 2 && x->fluency_pos >= 0 && strcmp(x->fluency_why, "collapse")) { fprintf(f, "%lld %d %lld\n", (long long)x->fluency_pos, row, (long long)x->r.id); count[k]++; }
+            for (size_t i = 0; i < x->n_ev; i++) {
+                const char *kd = x->ev[i].kind;
+                int kk = !strcmp(kd, "ctx_passed") ? 0 : !strcmp(kd, "oom") ? 3 : !strcmp(kd, "corpus_repeat") ? 4 :
+                         (!strcmp(kd, "collapse") || !strncmp(kd, "fluency", 7)) ? 2 : 5;
+                if (kk == k && k != 2) { fprintf(f, "%lld %d %lld\n", (long long)(x->ev[i].pos > 0 ? x->ev[i].pos : 1), row, (long long)x->r.id); count[k]++; }
+            }
+        }
+        fprintf(f, "\n\n");
+    }
+    if (close_out(f, "data/events.dat", err, errlen)) return -1;
+    for (row = 0; row < nrows; row++) bprintf(&ytics, "%s'%s %s' %d", row ? ", " : "", rows[row]->label, nz(rows[row]->r.strategy), row);
+    Buf b = {0};
+    bprintf(&b, "set title 'events on the position axis (collapse: first bin past the context with PPL > %g x the last in-context octave)'\n",
+            R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
+    bprintf(&b, "set logscale x 2\nset format x '%%.0s%%c'\nset xrange [1:%lld]\nset yrange [-0.7:%d]\n", (long long)xmax * 2, nrows > 0 ? nrows : 1);
+    bprintf(&b, "set ytics (%s)\nset ytics nomirror\nset xlabel 'input position t (tokens seen, log scale)'\n", ytics.s ? ytics.s : "");
+    bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'event'\nset lmargin 22\n");
+    bprintf(&b, "set style line 1 linecolor rgb '#cccccc'\n");
+    bprintf(&b, "plot 'data/events.dat' index 0 using 1:2 with points pointtype 0 notitle");
+    for (int k = 0; k < nk; k++)
+        if (count[k]) bprintf(&b, ", \\\n  'data/events.dat' index %d using 1:2 with points pointtype %d pointsize 1.6 linecolor rgb '%s' title '%s'", k, kpt[k], kcol[k],
+                             k == 2 ? "fluency loss (probe/event)" : kinds[k]);
+    bprintf(&b, "\n");
+    int rc = nrows ? render(R, "events", 1000, 130 + 34 * nrows, b.s, "events per run on the position axis (context passed, collapse, fluency, OOM)", err, errlen) : 0;
+    free(b.s);
+    free(ytics.s);
+    return rc;
+}
+
+static int fig_grid(Rep *R, char *err, size_t errlen) {
+    if (R->n_models == 0 || R->n_strats == 0) return 0;
+    /* a shared y range across cells */
+    double ylo = 1e30, yhi = -1e30;
+    int64_t xmax = 2;
+    for (int m = 0; m < R->n_models; m++)
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (!x) continue;
+            if (x->r.tokens > xmax) xmax = x->r.tokens;
+            for (size_t i = 0; i < x->n_log2; i++) if (x->log2[i].lo >= 1 && x->log2[i].count >= 8) {
+                if (x->log2[i].mean_nll < ylo) ylo = x->log2[i].mean_nll;
+                if (x->log2[i].mean_nll > yhi) yhi = x->log2[i].mean_nll;
+            }
+            for (size_t i = 0; i < x->n_lin; i++) {
+                if (x->lin[i].mean_nll < ylo) ylo = x->lin[i].mean_nll;
+                if (x->lin[i].mean_nll > yhi) yhi = x->lin[i].mean_nll;
+            }
+        }
+    if (ylo > yhi) { ylo = 0; yhi = 10; }
+    ylo = floor(ylo * 2) / 2; yhi = ceil(yhi * 2) / 2;
+    Buf b = {0};
+    int W = 300 * R->n_strats + 120, H = 230 * R->n_models + 90;
+    bprintf(&b, "set multiplot layout %d,%d title 'log PPL against input position: model sizes (rows) x KV-cache strategies (columns), Moby Dick' font ',12'\n",
+            R->n_models, R->n_strats);
+    bprintf(&b, "set logscale x 2\nset format x '%%.0s%%c'\nset xrange [1:%lld]\nset yrange [%g:%g]\nset xtics 16 font ',8'\nset ytics font ',8'\n",
+            (long long)xmax, ylo, yhi);
+    bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nunset key\nset tmargin 2\nset bmargin 3\n");
+    for (int m = 0; m < R->n_models; m++)
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            bprintf(&b, "unset arrow\nunset label\nset title '%s, %s' font ',10'\n", R->models[m].name, R->strats[s].name);
+            bprintf(&b, "set xlabel %s\nset ylabel %s\n", m == R->n_models - 1 ? "'position (log)' font ',9'" : "''",
+                    s == 0 ? "'log PPL (nats)' font ',9'" : "''");
+            if (!x) {
+                bprintf(&b, "set label 'not run' at graph 0.5, graph 0.5 center textcolor rgb '#999999'\nplot 1/0 notitle\n");
+                continue;
+            }
+            char path[256];
+            if (write_curve(R, x, path, sizeof path, err, errlen)) { free(b.s); return -1; }
+            if (x->r.max_pos > 0)
+                bprintf(&b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)x->r.max_pos, (long long)x->r.max_pos);
+            if (x->collapse_pos >= 0)
+                bprintf(&b, "set label 'collapse' at %lld, graph 0.92 left offset 0.3,0 textcolor rgb '#d62728' font ',8'\n", (long long)x->collapse_pos);
+            bprintf(&b, "plot '%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' notitle\n", path, strat_color(x->r.strategy));
+        }
+    bprintf(&b, "unset multiplot\n");
+    int rc = render(R, "grid", W, H, b.s, "model sizes x strategies (StreamingLLM fig. 3 style); dashed: pre-training context", err, errlen);
+    free(b.s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+/* PPL of the steps at positions < L (cumulative over the log2 bins), NAN if not reached. */
+static double ppl_upto(const RepRun *x, int64_t L) {
+    double sum = 0;
+    int64_t n = 0, reach = 0;
+    for (size_t i = 0; i < x->n_log2; i++) {
+        if (x->log2[i].hi <= L) { sum += x->log2[i].mean_nll * x->log2[i].count; n += x->log2[i].count; }
+        if (x->log2[i].lo + x->log2[i].count >= L - 1 && x->log2[i].hi >= L) reach = 1;
+    }
+    return n && reach ? exp(sum / n) : NAN;
+}
+
+typedef struct { FILE *md, *html; } Out2;
+
+static void cell(Out2 *o, int header, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cell(Out2 *o, int header, const char *fmt, ...) {
+    char t[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t, sizeof t, fmt, ap);
+    va_end(ap);
+    fprintf(o->md, " %s |", t);
+    fprintf(o->html, "<%s>", header ? "th" : "td");
+    for (const char *p = t; *p; p++) {
+        if (*p == '<') fputs("&lt;", o->html);
+        else if (*p == '>') fputs("&gt;", o->html);
+        else if (*p == '&') fputs("&amp;", o->html);
+        else if (*p == '`') continue;
+        else fputc(*p, o->html);
+    }
+    fprintf(o->html, "</%s>", header ? "th" : "td");
+}
+static void row_begin(Out2 *o) { fprintf(o->md, "|"); fprintf(o->html, "<tr>"); }
+static void row_end(Out2 *o, int header, int ncols) {
+    fprintf(o->md, "\n");
+    fprintf(o->html, "</tr>\n");
+    if (header) { fprintf(o->md, "|"); for (int i = 0; i < ncols; i++) fprintf(o->md, "---|"); fprintf(o->md, "\n"); }
+}
+static void table_begin(Out2 *o) { fprintf(o->html, "<table>\n"); }
+static void table_end(Out2 *o) { fprintf(o->md, "\n"); fprintf(o->html, "</table>\n"); }
+static void heading(Out2 *o, int level, const char *t) { fprintf(o->md, "%.*s %s\n\n", level, "####", t); fprintf(o->html, "<h%d>%s</h%d>\n", level, t, level); }
+static void para(Out2 *o, const char *t) { fprintf(o->md, "%s\n\n", t); fprintf(o->html, "<p>%s</p>\n", t); }
+
+static void fmt_ppl(char *b, size_t n, double v) { if (isnan(v)) snprintf(b, n, "–"); else snprintf(b, n, v >= 100 ? "%.1f" : "%.2f", v); }
+
+static int write_index(Rep *R, char *err, size_t errlen) {
+    Out2 o;
+    if (!(o.md = open_out(R, "index.md", err, errlen))) return -1;
+    if (!(o.html = open_out(R, "index.html", err, errlen))) { fclose(o.md); return -1; }
+    fprintf(o.html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lcbench report</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+                    "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+                    "td:first-child,th:first-child{text-align:left}img{max-width:100%%}code{font-size:90%%}</style></head><body>\n");
+    heading(&o, 1, "lcbench report");
+    char t[8192];
+    snprintf(t, sizeof t, "Generated by `lcbench report` from `%s` (%zu runs). Positions are the step index t of SPEC §1 (tokens already seen); "
+                          "log PPL is the mean NLL in nats/token. Collapse position: the start of the first bin (log2 or linear, at least %d steps) at or past "
+                          "the pre-training context whose PPL exceeds %g × the PPL of the last in-context octave [ctx/2, ctx); `lcbench gate` uses the same rule.",
+             R->o->db, R->d.n, REP_COLLAPSE_MIN_STEPS, R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
+    para(&o, t);
+
+    /* LongLoRA-style table */
+    heading(&o, 2, "Perplexity at context lengths");
+    para(&o, "As in LongLoRA's tables: the PPL of the first L tokens of the stream (every step at a position below L), for each model and strategy; "
+             "– where the run is shorter than L.");
+    int64_t Ls[] = {512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576};
+    int nL = 0;
+    int64_t maxT = 0;
+    for (size_t i = 0; i < R->d.n; i++) if (R->d.runs[i].r.tokens > maxT) maxT = R->d.runs[i].r.tokens;
+    while (nL < 12 && Ls[nL] <= maxT) nL++;
+    table_begin(&o);
+    row_begin(&o); cell(&o, 1, "model"); cell(&o, 1, "strategy"); cell(&o, 1, "run");
+    for (int k = 0; k < nL; k++) { if (Ls[k] >= 1024) cell(&o, 1, "%lldK", (long long)(Ls[k] / 1024)); else cell(&o, 1, "%lld", (long long)Ls[k]); }
+    cell(&o, 1, "whole run"); row_end(&o, 1, nL + 4);
+    for (int m = 0; m < R->n_models; m++)
+        for (int s = 0; s < R->n_strats; s++) {
+            const RepRun *x = R->cell[m][s];
+            if (!x) continue;
+            row_begin(&o); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy)); cell(&o, 0, "%lld", (long long)x->r.id);
+            for (int k = 0; k < nL; k++) { char v[32]; fmt_ppl(v, sizeof v, ppl_upto(x, Ls[k])); cell(&o, 0, "%s", v); }
+            char v[32]; fmt_ppl(v, sizeof v, x->all.count ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
+            row_end(&o, 0, 0);
+        }
+    table_end(&o);
+
+    /* collapse, memory, throughput */
+    heading(&o, 2, "Collapse, fluency, peak memory, throughput");
+    table_begin(&o);
+    row_begin(&o);
+    const char *hdr[] = {"run", "model", "strategy", "status", "tokens", "PPL", "ref PPL [ctx/2, ctx)", "collapse at", "fluency", "weights", "KV peak", "workspace", "RSS", "tokens/s"};
+    for (int i = 0; i < 14; i++) cell(&o, 1, "%s", hdr[i]);
+    row_end(&o, 1, 14);
+    for (size_t i = 0; i < R->d.n; i++) {
+        const RepRun *x = &R->d.runs[i];
+        char v[64], w[32], k[32], wk[32], rs[32];
+        row_begin(&o);
+        cell(&o, 0, "%lld", (long long)x->r.id); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy)); cell(&o, 0, "%s", nz(x->r.status));
+        cell(&o, 0, "%lld", (long long)x->r.tokens);
+        fmt_ppl(v, sizeof v, x->all.count ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
+        fmt_ppl(v, sizeof v, x->ref_ppl); cell(&o, 0, "%s", v);
+        if (x->collapse_pos >= 0) cell(&o, 0, "%lld", (long long)x->collapse_pos); else cell(&o, 0, "none");
+        if (x->fluency_pos >= 0) cell(&o, 0, "lost at %lld (%s)", (long long)x->fluency_pos, x->fluency_why); else cell(&o, 0, "fluent");
+        rep_human_bytes(w, sizeof w, (double)x->peak_weights); rep_human_bytes(k, sizeof k, (double)x->peak_kv);
+        rep_human_bytes(wk, sizeof wk, (double)x->peak_work); rep_human_bytes(rs, sizeof rs, (double)x->peak_rss);
+        if (x->peak_weights >= 0) { cell(&o, 0, "%s", w); cell(&o, 0, "%s", k); cell(&o, 0, "%s", wk); cell(&o, 0, "%s", rs); cell(&o, 0, "%.0f", x->tokens_per_s); }
+        else for (int j = 0; j < 5; j++) cell(&o, 0, "–");
+        row_end(&o, 0, 0);
+    }
+    table_end(&o);
+
+    /* figures */
+    heading(&o, 2, "Figures");
+    for (int i = 0; i < R->n_figs; i++) {
+        fprintf(o.md, "![%s](%s.png)\n\n*%s* ([SVG](%s.svg), [script](%s.gp))\n\n", R->fig_caption[i], R->figs[i], R->fig_caption[i], R->figs[i], R->figs[i]);
+        fprintf(o.html, "<figure><img src=\"%s.png\" alt=\"%s\"><figcaption>%s (<a href=\"%s.svg\">SVG</a>, <a href=\"%s.gp\">script</a>)</figcaption></figure>\n",
+                R->figs[i], R->fig_caption[i], R->fig_caption[i], R->figs[i], R->figs[i]);
+    }
+
+    /* PPL per bin and strategy, one table per model */
+    heading(&o, 2, "PPL per position bin and strategy");
+    para(&o, "log2 bins [lo, hi) of the position t; each cell is exp(mean NLL) ± one stderr of the mean NLL (nats).");
+    for (int m = 0; m < R->n_models; m++) {
+        snprintf(t, sizeof t, "%s", R->models[m].name);
+        heading(&o, 3, t);
+        int64_t maxhi = 0;
+        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) for (size_t i = 0; i < R->cell[m][s]->n_log2; i++) if (R->cell[m][s]->log2[i].hi > maxhi) maxhi = R->cell[m][s]->log2[i].hi;
+        table_begin(&o);
+        row_begin(&o); cell(&o, 1, "positions");
+        int nc = 1;
+        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) { cell(&o, 1, "%s", R->strats[s].name); nc++; }
+        row_end(&o, 1, nc);
+        for (int64_t lo = 0, hi = 1; hi <= maxhi; lo = hi, hi *= 2) {
+            row_begin(&o); cell(&o, 0, "[%lld, %lld)", (long long)lo, (long long)hi);
+            for (int s = 0; s < R->n_strats; s++) {
+                const RepRun *x = R->cell[m][s];
+                if (!x) continue;
+                const RepBin *b = rep_bin_at(x->log2, x->n_log2, lo);
+                if (b && b->hi == hi) cell(&o, 0, b->count > 1 ? "%.2f ± %.3f" : "%.2f", b->ppl, b->se); else cell(&o, 0, "–");
+            }
+            row_end(&o, 0, 0);
+        }
+        table_end(&o);
+    }
+
+    /* provenance */
+    heading(&o, 2, "Provenance");
+    table_begin(&o);
+    row_begin(&o);
+    const char *ph[] = {"run", "command", "model hash", "dataset (token hash)", "protocol", "lcbench", "device", "threads", "started", "wall s"};
+    for (int i = 0; i < 10; i++) cell(&o, 1, "%s", ph[i]);
+    row_end(&o, 1, 10);
+    for (size_t i = 0; i < R->d.n; i++) {
+        const StoreRun *r = &R->d.runs[i].r;
+        row_begin(&o);
+        cell(&o, 0, "%lld", (long long)r->id); cell(&o, 0, "`%s`", nz(r->argv)); cell(&o, 0, "%.12s", nz(r->model_hash));
+        cell(&o, 0, "%s (%.12s)", nz(r->dataset), nz(r->dataset_hash)); cell(&o, 0, "%s chunk %lld bos %s", nz(r->protocol), (long long)r->chunk, nz(r->bos));
+        cell(&o, 0, "%s", nz(r->lcbench_rev)); cell(&o, 0, "%s", nz(r->device)); cell(&o, 0, "%lld", (long long)r->threads);
+        cell(&o, 0, "%s", nz(r->started)); cell(&o, 0, "%.1f", r->wall_s);
+        row_end(&o, 0, 0);
+    }
+    table_end(&o);
+    fprintf(o.html, "</body></html>\n");
+    int rc = close_out(o.md, "index.md", err, errlen);
+    if (close_out(o.html, "index.html", err, errlen)) rc = -1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+static int mkdir_p(const char *path) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') { *s = 0; if (mkdir(p, 0777) && errno != EEXIST) return -1; *s = '/'; }
+    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int report_write(const ReportOptions *o, char *err, size_t errlen) {
+    Rep R;
+    memset(&R, 0, sizeof R);
+    R.o = o;
+    if (rep_load(&R.d, o->db, "--db", o->collapse_factor, err, errlen)) return -1;
+    char data[4200];
+    if (strlen(o->out) > 4000) return lcb_fail(err, errlen, "--out: the path is too long");
+    snprintf(data, sizeof data, "%s/data", o->out);
+    int rc = 0;
+    if (mkdir_p(data)) rc = lcb_fail(err, errlen, "--out %.4000s: cannot create the folder: %s", o->out, strerror(errno));
+    if (rc == 0 && R.d.n == 0) rc = lcb_fail(err, errlen, "--db %s: the file holds no run", o->db);
+    if (rc == 0) {
+        build_index(&R);
+        rc = fig_grid(&R, err, errlen);
+        if (rc == 0) rc = fig_ppl(&R, err, errlen);
+        if (rc == 0) rc = fig_memory(&R, err, errlen);
+        if (rc == 0) rc = fig_throughput(&R, err, errlen);
+        if (rc == 0) rc = fig_events(&R, err, errlen);
+        if (rc == 0) rc = write_index(&R, err, errlen);
+    }
+    for (int i = 0; i < R.n_figs; i++) { free(R.figs[i]); free(R.fig_caption[i]); }
+    rep_free(&R.d);
+    return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * reports.h — what people read and what CI acts on, built from the SQLite results file
+ * (harness/store.h): the run loader shared by `report` and `gate`, the collapse position,
+ * the regression gate, the memory planner, and the gnuplot/Markdown/HTML report writer.
+ *
+ * Everything here reads a results file read-only (sqlite3 directly, never through the
+ * migrating store_open), so a committed baseline or someone else's results are never touched.
+ *
+ * Collapse position (used by report and gate alike): with R = the PPL of the log2 bin
+ * [max_pos/2, max_pos) (the last octave inside the pre-training context), the collapse
+ * position is the start of the first bin, in position order, among the run's log2 and linear
+ * bins that start at or after max_pos and hold at least REP_COLLAPSE_MIN_STEPS steps, whose
+ * PPL exceeds k x R (k = --collapse-factor, default 2).  None: the run never collapsed (or has
+ * no bin inside its context to compare with).
+ *
+ * Fluency verdict of a run: the first position where it lost fluency by any of: a row of the
+ * fluency detector's `probes` table whose verdict is not fluent (harness/fluency.h), an event
+ * whose kind is `collapse` or starts with `fluency` (and is not `fluency_ok`), or the collapse
+ * position above.  A run with none is "fluent".
+ */
+#ifndef LCB_REPORTS_H
+#define LCB_REPORTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "harness/store.h"
+
+#define REP_COLLAPSE_MIN_STEPS 64
+#define REP_COLLAPSE_FACTOR 2.0
+
+typedef struct {
+    int64_t lo, hi, count;   /* positions [lo, hi); hi = -1 for the "all" row */
+    double mean_nll, ppl;    /* nats, exp(mean_nll) */
+    double se;               /* stderr of mean_nll (nats); 0 when unknown (count 1) */
+} RepBin;
+
+typedef struct { int64_t pos; char kind[48]; char detail[200]; } RepEvent;
+
+typedef struct {
+    StoreRun r;              /* the run row (store.h) */
+    char label[128];         /* model folder's base name, e.g. lcb-8m */
+    RepBin *log2, *lin;      /* ordered by lo */
+    size_t n_log2, n_lin;
+    RepBin all;              /* count 0 when absent */
+    RepEvent *ev;            /* every event, ordered by position */
+    size_t n_ev;
+    int64_t oom_pos;         /* first oom event, -1 none */
+    int64_t collapse_pos;    /* see above, -1 none */
+    double ref_ppl;          /* R of the collapse rule, NAN when there is no such bin */
+    int64_t fluency_pos;     /* first loss of fluency (collapse included), -1 fluent */
+    char fluency_why[64];    /* what said so: probe verdict, event kind or "collapse" */
+    /* from the samples table: peaks (bytes) and mean throughput; -1 when no samples */
+    int64_t peak_weights, peak_kv, peak_kv_formula, peak_work, peak_rss;
+    double tokens_per_s;
+} RepRun;
+
+typedef struct {
+    char path[4096];
+    void *db;                /* sqlite3 *, opened read-only */
+    RepRun *runs;
+    size_t n;
+} RepDb;
+
+/* Open `path` read-only and load every run (or only `only_id` when > 0).  flag names the
+ * command-line flag for messages.  Returns 0, or -1 with err (a missing or foreign file). */
+int rep_load(RepDb *d, const char *path, const char *flag, double collapse_factor, char *err, size_t errlen);
+void rep_free(RepDb *d);
+/* The bin of kind log2 that starts at lo, or NULL. */
+const RepBin *rep_bin_at(const RepBin *b, size_t n, int64_t lo);
+
+/* ---------------------------------------------------------------- gate */
+
+typedef struct {
+    double rel_tol;          /* per-bin PPL may grow by this fraction before it counts (0.01) */
+    double sigma;            /* ... and by more than sigma combined stderrs (2) */
+    int64_t min_steps;       /* bins with fewer steps in either run are shown, not judged (32) */
+    double pos_tol;          /* an OOM, collapse or fluency loss counts as earlier when it is
+                                earlier by more than this fraction of the baseline's position */
+    int allow_missing;       /* a baseline run with no partner is a warning, not a failure */
+    int verbose;             /* print every bin, not only the worse ones */
+} GateOptions;
+
+void gate_defaults(GateOptions *o);
+/* Pair runs and judge them; prints the diff table on out.  Returns 0 pass, 1 regression. */
+int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE *out);
+
+/* ---------------------------------------------------------------- plan */
+
+typedef struct {
+    const char *model;       /* checkpoint folder, config.json, or random:SHAPE[:SEED] */
+    const char *config;      /* alternative config.json, or NULL */
+    const char *strategy;    /* spec */
+    uint64_t tokens;         /* stream length */
+    int64_t chunk;           /* tokens per forward (run's default 256; 0 = whole stream) */
+    int cuda;                /* predict the CUDA path: bf16 weights and KV (estimate) */
+} PlanInput;
+
+typedef struct {
+    uint64_t n_params;
+    int64_t weights;         /* bytes: the fp32 arena (CPU) or bf16 weights (CUDA) */
+    int64_t kv;              /* bytes allocated at the end of the stream (dense grows by doubling) */
+    int64_t kv_formula;      /* bytes by kv_bytes_formula: what the policy keeps */
+    int64_t work;            /* persistent workspace: forward buffers + the chunk's logits */
+    int64_t scores;          /* transient attention score block at the last chunk */
+    int64_t total;           /* weights + kv + work + scores */
+    int64_t rows;            /* rows of the largest forward */
+    int64_t max_pos;
+    char arch[16], dtype[8];
+} PlanResult;
+
+/* Predict without running.  -1 with err for a bad model/strategy (usage errors). */
+int plan_predict(const PlanInput *in, PlanResult *out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- report */
+
+typedef struct {
+    const char *db;          /* results file */
+    const char *out;         /* output folder (created) */
+    const char *gnuplot;     /* gnuplot binary (default "gnuplot") */
+    double collapse_factor;
+    int svg;                 /* also SVG (default 1) */
+} ReportOptions;
+
+/* Write data files, gnuplot scripts, PNG + SVG, index.md and index.html into out.
+ * Returns 0 or -1 with err. */
+int report_write(const ReportOptions *o, char *err, size_t errlen);
+
+/* Shared formatting: 12.3 MiB, 1.5 GiB. */
+void rep_human_bytes(char *b, size_t n, double v);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * results.c — the read-only loader shared by `lcbench report` and `lcbench gate`: every run
+ * of a results file with its bins, events, memory/throughput peaks, and the derived collapse
+ * position and fluency verdict defined in reports.h.  Opens the file with SQLITE_OPEN_READONLY
+ * (no migration, no WAL switch), so a committed baseline stays byte-identical.
+ */
+#include "reports/reports.h"
+#include "engine/common.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+void rep_human_bytes(char *b, size_t n, double v) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int k = 0;
+    while (v >= 1024 && k < 4) { v /= 1024; k++; }
+    snprintf(b, n, k ? "%.1f %s" : "%.0f %s", v, u[k]);
+}
+
+const RepBin *rep_bin_at(const RepBin *b, size_t n, int64_t lo) {
+    for (size_t i = 0; i < n; i++) if (b[i].lo == lo) return &b[i];
+    return NULL;
+}
+
+static int table_exists(sqlite3 *db, const char *name) {
+    sqlite3_stmt *st;
+    int yes = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1, &st, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    yes = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return yes;
+}
+
+static int load_bins(sqlite3 *db, RepRun *x, const char *kind, RepBin **out, size_t *n) {
+    sqlite3_stmt *st;
+    *out = NULL; *n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND kind=? ORDER BY lo", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, x->r.id);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 32;
+            RepBin *nb = realloc(*out, cap * sizeof *nb);
+            if (!nb) { sqlite3_finalize(st); return -1; }
+            *out = nb;
+        }
+        RepBin *b = &(*out)[(*n)++];
+        b->lo = sqlite3_column_int64(st, 0);
+        b->hi = sqlite3_column_int64(st, 1);
+        b->count = sqlite3_column_int64(st, 2);
+        b->mean_nll = sqlite3_column_double(st, 3);
+        b->ppl = sqlite3_column_double(st, 4);
+        b->se = sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 5);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int load_events(sqlite3 *db, RepRun *x) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT pos, kind, detail FROM events WHERE run_id=? ORDER BY pos, rowid", -1, &st, NULL) != SQLITE_OK) return -1;
+    sqlite3_bind_int64(st, 1, x->r.id);
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (x->n_ev == cap) {
+            cap = cap ? 2 * cap : 8;
+            RepEvent *ne = realloc(x->ev, cap * sizeof *ne);
+            if (!ne) { sqlite3_finalize(st); return -1; }
+            x->ev = ne;
+        }
+        RepEvent *e = &x->ev[x->n_ev++];
+        e->pos = sqlite3_column_int64(st, 0);
+        const unsigned char *k = sqlite3_column_text(st, 1), *d = sqlite3_column_text(st, 2);
+        snprintf(e->kind, sizeof e->kind, "%s", k ? (const char *)k : "?");
+        snprintf(e->detail, sizeof e->detail, "%s", d ? (const char *)d : "");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void load_samples(sqlite3 *db, RepRun *x) {
+    sqlite3_stmt *st;
+    x->peak_weights = x->peak_kv = x->peak_kv_formula = x->peak_work = x->peak_rss = -1;
+    x->tokens_per_s = NAN;
+    if (sqlite3_prepare_v2(db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"
+                               " AVG(tokens_per_s), COUNT(*) FROM samples WHERE run_id=?", -1, &st, NULL) != SQLITE_OK) return;
+    sqlite3_bind_int64(st, 1, x->r.id);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 6) > 0) {
+        x->peak_weights = sqlite3_column_int64(st, 0);
+        x->peak_kv = sqlite3_column_int64(st, 1);
+        x->peak_kv_formula = sqlite3_column_int64(st, 2);
+        x->peak_work = sqlite3_column_int64(st, 3);
+        x->peak_rss = sqlite3_column_int64(st, 4);
+        x->tokens_per_s = sqlite3_column_double(st, 5);
+    }
+    sqlite3_finalize(st);
+}
+
+/* A verdict value of the fluency detector's probes table is fluent when it is the text
+ * "fluent" (any case) or the integer 0 (FLU_FLUENT). */
+static int verdict_fluent(sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_INTEGER) return sqlite3_column_int(st, col) == 0;
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return !t || !strcasecmp((const char *)t, "fluent") || !strcmp((const char *)t, "0");
+}
+
+static void set_fluency(RepRun *x, int64_t pos, const char *why) {
+    if (pos < 0) return;
+    if (x->fluency_pos < 0 || pos < x->fluency_pos) {
+        x->fluency_pos = pos;
+        snprintf(x->fluency_why, sizeof x->fluency_why, "%s", why);
+    }
+}
+
+static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
+    /* collapse: R = PPL of the log2 bin [max_pos/2, max_pos) */
+    x->collapse_pos = -1;
+    x->ref_ppl = NAN;
+    int64_t P = x->r.max_pos;
+    if (P >= 2) {
+        const RepBin *ref = rep_bin_at(x->log2, x->n_log2, P / 2);
+        if (ref && ref->hi == P && ref->count > 0) x->ref_ppl = ref->ppl;
+    }
+    if (!isnan(x->ref_ppl)) {
+        for (int pass = 0; pass < 2; pass++) {
+            const RepBin *b = pass ? x->lin : x->log2;
+            size_t n = pass ? x->n_lin : x->n_log2;
+            for (size_t i = 0; i < n; i++)
+                if (b[i].lo >= P && b[i].count >= REP_COLLAPSE_MIN_STEPS && b[i].ppl > k * x->ref_ppl) {
+                    if (x->collapse_pos < 0 || b[i].lo < x->collapse_pos) x->collapse_pos = b[i].lo;
+                    break;
+                }
+        }
+    }
+    x->oom_pos = -1;
+    x->fluency_pos = -1;
+    x->fluency_why[0] = 0;
+    for (size_t i = 0; i < x->n_ev; i++) {
+        const char *kd = x->ev[i].kind;
+        if (!strcmp(kd, "oom") && x->oom_pos < 0) x->oom_pos = x->ev[i].pos;
+        if (!strcmp(kd, "collapse") || (!strncmp(kd, "fluency", 7) && strcmp(kd, "fluency_ok"))) set_fluency(x, x->ev[i].pos, kd);
+    }
+    if (x->collapse_pos >= 0) set_fluency(x, x->collapse_pos, "collapse");
+    if (has_probes) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "SELECT pos, verdict FROM probes WHERE run_id=? ORDER BY pos", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, x->r.id);
+            while (sqlite3_step(st) == SQLITE_ROW)
+                if (!verdict_fluent(st, 1)) {
+                    char why[64];
+                    const unsigned char *t = sqlite3_column_text(st, 1);
+                    snprintf(why, sizeof why, "probe: %s", t ? (const char *)t : "?");
+                    set_fluency(x, sqlite3_column_int64(st, 0), why);
+                    break;
+                }
+            sqlite3_finalize(st);
+        }
+    }
+}
+
+static void label_of(const char *model, char *out, size_t n) {
+    if (!model) { snprintf(out, n, "?"); return; }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", model);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+    const char *b = strrchr(tmp, '/');
+    snprintf(out, n, "%s", b ? b + 1 : tmp);
+}
+
+int rep_load(RepDb *d, const char *path, const char *flag, double collapse_factor, char *err, size_t errlen) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    struct stat sb;
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return lcb_fail(err, errlen, "%s %s: no such results file", flag, path);
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        lcb_fail(err, errlen, "%s %s: cannot open: %s", flag, path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    d->db = db;
+    if (!table_exists(db, "runs") || !table_exists(db, "bins")) {
+        lcb_fail(err, errlen, "%s %s: not an lcbench results file (no runs/bins tables)", flag, path);
+        rep_free(d);
+        return -1;
+    }
+    int has_probes = table_exists(db, "probes");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM runs ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+        lcb_fail(err, errlen, "%s %s: %s", flag, path, sqlite3_errmsg(db));
+        rep_free(d);
+        return -1;
+    }
+    size_t cap = 0;
+    Store s = {.db = db};
+    snprintf(s.path, sizeof s.path, "%s", path);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        if (d->n == cap) {
+            cap = cap ? 2 * cap : 16;
+            RepRun *nr = realloc(d->runs, cap * sizeof *nr);
+            if (!nr) { rc = lcb_fail(err, errlen, "out of memory reading %s", path); break; }
+            d->runs = nr;
+        }
+        RepRun *x = &d->runs[d->n];
+        memset(x, 0, sizeof *x);
+        if (store_run_get(&s, sqlite3_column_int64(st, 0), &x->r, err, errlen)) { rc = -1; break; }
+        d->n++;
+        label_of(x->r.model, x->label, sizeof x->label);
+        RepBin *all = NULL;
+        size_t n_all = 0;
+        if (load_bins(db, x, "log2", &x->log2, &x->n_log2) || load_bins(db, x, "linear", &x->lin, &x->n_lin) ||
+            load_bins(db, x, "all", &all, &n_all) || load_events(db, x)) {
+            free(all);
+            rc = lcb_fail(err, errlen, "%s %s: reading run %lld: %s", flag, path, (long long)x->r.id, sqlite3_errmsg(db));
+            break;
+        }
+        if (n_all) x->all = all[0];
+        free(all);
+        load_samples(db, x);
+        derive(db, x, collapse_factor > 0 ? collapse_factor : REP_COLLAPSE_FACTOR, has_probes);
+    }
+    sqlite3_finalize(st);
+    if (rc) { rep_free(d); return -1; }
+    return 0;
+}
+
+void rep_free(RepDb *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        store_run_free(&d->runs[i].r);
+        free(d->runs[i].log2);
+        free(d->runs[i].lin);
+        free(d->runs[i].ev);
+    }
+    free(d->runs);
+    if (d->db) sqlite3_close(d->db);
+    memset(d, 0, sizeof *d);
+}
