@@ -45,6 +45,8 @@ int cmd_plan(int argc, char **argv);     /* harness/cmd_plan.c, reports/plan.c *
 int cmd_generate(int argc, char **argv);
 int cmd_passkey(int argc, char **argv);
 int cmd_fluency(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);      /* harness/cmd_sweep.c, sweep_*.c, slurm.c */
+int cmd_merge(int argc, char **argv);      /* harness/cmd_merge.c, sweep_store.c */
 
 /* Read whitespace-separated token ids from a file ("-" = stdin). */
 int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);

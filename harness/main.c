@@ -26,6 +26,8 @@ static const Command commands[] = {
     {"generate", cmd_generate, "generate through a strategy (endless or multi-prompt chat); fluency verdicts per window"},
     {"passkey", cmd_passkey, "LongLoRA passkey retrieval: accuracy against prompt length under a strategy"},
     {"fluency", cmd_fluency, "fluency measures and verdict of text on stdin (the detector of generate/run probes)"},
+    {"sweep", cmd_sweep, "run a PLAN's matrix of runs here (worker pool) or as a Slurm job array"},
+    {"merge", cmd_merge, "combine results files (sweep shards) into one, without duplicates"},
 };
 
 static void usage(FILE *f) {
