@@ -203,6 +203,12 @@ static int commit_batch(RunState *x, char *err, size_t errlen) {
     Store *st = x->st;
     StoreRun *r = x->r;
     double now = lcb_now();
+    /* the row fields this batch advances; a failed commit (disk full, a lock held past the
+     * busy timeout) must leave them as the database has them, else the closing row update
+     * would record a cursor past steps that were never stored, and a retry would count the
+     * batch's steps twice */
+    const int64_t seq0 = r->next_seq, cursor0 = r->cursor, done0 = r->steps_done;
+    const double wall0 = r->wall_s;
     if (store_begin(st, err, errlen)) return -1;
     int rc = 0;
     int64_t off = 0;
@@ -226,7 +232,11 @@ static int commit_batch(RunState *x, char *err, size_t errlen) {
     r->wall_s = x->wall_before + el;
     if (rc == 0) rc = store_run_update(st, r, err, errlen);
     if (rc == 0) rc = store_commit(st, err, errlen);
-    if (rc) { store_rollback(st); return -1; }
+    if (rc) {
+        store_rollback(st);
+        r->next_seq = seq0; r->cursor = cursor0; r->steps_done = done0; r->wall_s = wall0;
+        return -1;
+    }
     x->n_buf = x->n_seg = 0;
     x->pending_ctx_event = x->pending_repeat_event = -1;
     x->t_commit = now;
@@ -587,7 +597,11 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     if (x.progress) show_progress(&x, 1);
     /* keep what was measured: commit the pending batch, then the closing event */
     char err2[LCB_ERRLEN];
-    if (x.n_buf > 0 && commit_batch(&x, err2, sizeof err2)) cli_error("run", "%s", err2);
+    if (x.n_buf > 0 && commit_batch(&x, err2, sizeof err2)) {
+        cli_error("run", "%s", err2);
+        /* the last steps are not stored: the run is not done (--resume redoes them) */
+        if (!strcmp(end_status, "done")) { end_status = "failed"; snprintf(err, sizeof err, "%s", err2); fail_pos = x.stream_pos; }
+    }
     if (strcmp(end_status, "done")) {
         char detail[LCB_ERRLEN + 64];
         int64_t pos = fail_pos;
@@ -605,13 +619,26 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     }
     signals_restore();
     int64_t steps;
-    if (store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &steps, err2, sizeof err2)) cli_error("run", "%s", err2);
+    /* bins and the closing row in one transaction: on a full disk or a read error the file
+     * keeps its previous bins and a `running` row (shown stale; --resume finishes it) rather
+     * than deleted bins under a `done` status */
+    int closed = store_begin(&st, err2, sizeof err2) == 0;
+    if (closed && store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &steps, err2, sizeof err2)) closed = 0;
     r.ppl = exp(r.mean_nll);
     store_now(now);
     store_set(&r.ended, now);
     store_set(&r.status, end_status);
     r.wall_s = x.wall_before + (lcb_now() - x.t_session);
-    if (store_run_update(&st, &r, err2, sizeof err2)) cli_error("run", "%s", err2);
+    if (closed && store_run_update(&st, &r, err2, sizeof err2)) closed = 0;
+    if (closed && store_commit(&st, err2, sizeof err2)) closed = 0;
+    if (!closed) {
+        store_rollback(&st);
+        cli_error("run", "%s", err2);
+        cli_error("run", "run %lld: its final status and bins could not be written; the steps committed so far are kept (lcbench run --resume %lld)",
+                  (long long)r.id, (long long)r.id);
+        if (!strcmp(end_status, "done")) end_status = "failed";
+        store_set(&r.status, end_status);
+    }
     print_summary(&r, c->db_path, isatty(1));
     if (!strcmp(end_status, "done")) rc_exit = 0;
     else if (!strcmp(end_status, "interrupted")) rc_exit = 128 + (int)got_signal;
