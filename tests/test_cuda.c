@@ -229,11 +229,15 @@ static void test_fixtures_fp32(void **state) { if (have_gpu()) check_fixtures("f
 static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("bf16", TOL_BF16); }
 static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
 
-static void test_fixtures_bf16_scalar_attention(void **state) {
+/* the other two attention kernels on the same fixtures: scalar, and tensor cores without cp.async */
+static void test_fixtures_bf16_other_attention(void **state) {
     if (!have_gpu()) return;
-    cuda_op_force_scalar_attention(1);
-    check_fixtures("bf16", TOL_BF16);
-    cuda_op_force_scalar_attention(0);
+    for (int v = 0; v < 2; v++) {
+        print_message("attention variant %d\n", v);
+        cuda_op_attention_variant(v);
+        check_fixtures("bf16", TOL_BF16);
+    }
+    cuda_op_attention_variant(2);
 }
 
 /* ---------------------------------------------------------------- random models, policies */
@@ -347,7 +351,7 @@ int main(void) {
         cmocka_unit_test(test_fixtures_fp32),
         cmocka_unit_test(test_fixtures_bf16),
         cmocka_unit_test(test_fixtures_fp16),
-        cmocka_unit_test(test_fixtures_bf16_scalar_attention),
+        cmocka_unit_test(test_fixtures_bf16_other_attention),
         cmocka_unit_test(test_random_policies_vs_cpu),
         cmocka_unit_test(test_chunk_independence_bf16),
         cmocka_unit_test(test_memory_accounting_and_oom),

@@ -21,6 +21,8 @@
 #include "engine/cuda/cuda_internal.cuh"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* visibility of key position p to the query at t in phase `ph` (0 sinks, 1 recent) */
 __device__ __forceinline__ bool attn_visible(const AttnArgs &a, int h, int64_t t, int64_t p, int ph) {
@@ -252,6 +254,163 @@ __global__ void __launch_bounds__(32 * MMA_WARPS) attn_mma_kernel(AttnArgs a) {
     }
 }
 
+
+/* The same kernel with the key tiles double-buffered through cp.async: tile i+1 is in flight
+ * while tile i is scored.  Both phases form one sequence of tiles; the query fragments are
+ * reloaded when the phase changes.  Shared memory: 2 stages of K and V (dynamic). */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(32 * MMA_WARPS) attn_pipe_kernel(AttnArgs a) {
+    constexpr int KP = HD + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    T (*sK)[MMA_BK][KP] = (T (*)[MMA_BK][KP])smem_raw;                 /* [2][BK][KP] */
+    T (*sV)[MMA_BK][KP] = (T (*)[MMA_BK][KP])(smem_raw + 2 * MMA_BK * KP * sizeof(T));
+    int64_t (*sPos)[MMA_BK] = (int64_t (*)[MMA_BK])(smem_raw + 4 * MMA_BK * KP * sizeof(T));
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
+    const int h = blockIdx.y, g = h / (a.H / a.KV), qd = a.H * HD;
+    const int i0 = blockIdx.x * MMA_BQ;
+    const int ilast = (i0 + MMA_BQ < a.n ? i0 + MMA_BQ : a.n) - 1;
+    const int ra = i0 + warp * 16 + r8, rb = ra + 8;
+    const int64_t ta = a.t0 + ra, tb = a.t0 + rb;
+    const float sl2 = a.scale * 1.4426950408889634f;
+    int64_t lo[2], hi[2], nt_ph[2];
+    for (int ph = 0; ph < 2; ph++) {
+        attn_range(a, a.t0 + i0, a.t0 + ilast, ph, &lo[ph], &hi[ph]);
+        nt_ph[ph] = hi[ph] < lo[ph] ? 0 : (hi[ph] - lo[ph]) / MMA_BK + 1;
+    }
+    const int64_t ntiles = nt_ph[0] + nt_ph[1];
+    auto load_tile = [&](int64_t it, int buf) {
+        int ph = it < nt_ph[0] ? 0 : 1;
+        int64_t kb = lo[ph] + (ph ? it - nt_ph[0] : it) * MMA_BK;
+        constexpr int VEC = HD / 8;
+        for (int idx = tid; idx < MMA_BK * VEC; idx += 32 * MMA_WARPS) {
+            int key = idx / VEC, c = (idx % VEC) * 8;
+            int64_t p = kb + key;
+            if (p <= hi[ph]) {
+                cp_async16(&sK[buf][key][c], key_row<T>(a, ph, p, g, false) + c);
+                cp_async16(&sV[buf][key][c], key_row<T>(a, ph, p, g, true) + c);
+            } else {
+                *(uint4 *)&sK[buf][key][c] = make_uint4(0, 0, 0, 0);
+                *(uint4 *)&sV[buf][key][c] = make_uint4(0, 0, 0, 0);
+            }
+            if (c == 0) sPos[buf][key] = p <= hi[ph] ? p : INT64_MAX;
+        }
+        cp_async_commit();
+    };
+
+    float o[HD / 8][4];
+    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    uint32_t qf[HD / 16][4];
+    int cur_ph = -1;
+    if (ntiles > 0) load_tile(0, 0);
+    for (int64_t it = 0; it < ntiles; it++) {
+        const int buf = it & 1, ph = it < nt_ph[0] ? 0 : 1;
+        if (it + 1 < ntiles) load_tile(it + 1, buf ^ 1); else cp_async_commit();
+        if (ph != cur_ph) {
+            cur_ph = ph;
+            const T *qb = (const T *)(ph == 0 ? a.qs : a.q) + (size_t)h * HD;
+            for (int ks = 0; ks < HD / 16; ks++) {
+                int c = ks * 16 + quad * 2;
+                qf[ks][0] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c) : 0u;
+                qf[ks][1] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c) : 0u;
+                qf[ks][2] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c + 8) : 0u;
+                qf[ks][3] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c + 8) : 0u;
+            }
+        }
+        cp_async_wait<1>();
+        __syncthreads();
+        float s[MMA_BK / 8][4];
+        for (int nt = 0; nt < MMA_BK / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+            for (int ks = 0; ks < HD / 16; ks++) {
+                const T *kr = &sK[buf][nt * 8 + r8][ks * 16 + quad * 2];
+                MmaOp<T>::run(s[nt], qf[ks], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+            }
+        }
+        float mxa = -INFINITY, mxb = -INFINITY;
+        for (int nt = 0; nt < MMA_BK / 8; nt++)
+            for (int e = 0; e < 4; e++) {
+                int64_t p = sPos[buf][nt * 8 + quad * 2 + (e & 1)];
+                bool rowa = e < 2;
+                bool vis = p != INT64_MAX && (rowa ? ra : rb) < a.n && attn_visible(a, h, rowa ? ta : tb, p, ph);
+                float v = vis ? s[nt][e] * sl2 : -INFINITY;
+                s[nt][e] = v;
+                if (rowa) mxa = fmaxf(mxa, v); else mxb = fmaxf(mxb, v);
+            }
+        for (int off = 1; off < 4; off <<= 1) {
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
+        }
+        float na = fmaxf(ma, mxa), nb = fmaxf(mb, mxb);
+        float ba = na == -INFINITY ? 0.f : na, bb = nb == -INFINITY ? 0.f : nb;
+        float ca = exp2f(ma - ba), cb = exp2f(mb - bb);
+        ma = na; mb = nb;
+        la *= ca; lb *= cb;
+        for (int d = 0; d < HD / 8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
+        uint32_t pf[MMA_BK / 16][4];
+        for (int nt = 0; nt < MMA_BK / 8; nt++) {
+            float p0 = exp2f(s[nt][0] - ba), p1 = exp2f(s[nt][1] - ba);
+            float p2 = exp2f(s[nt][2] - bb), p3 = exp2f(s[nt][3] - bb);
+            la += p0 + p1; lb += p2 + p3;
+            pf[nt >> 1][(nt & 1) * 2 + 0] = MmaOp<T>::pack(p0, p1);
+            pf[nt >> 1][(nt & 1) * 2 + 1] = MmaOp<T>::pack(p2, p3);
+        }
+        for (int j = 0; j < MMA_BK / 16; j++)
+            for (int d = 0; d < HD / 8; d += 2) {
+                int mi = lane >> 3;
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, &sV[buf][j * 16 + (mi & 1) * 8 + (lane & 7)][(d + (mi >> 1)) * 8]);
+                MmaOp<T>::run(o[d], pf[j], b[0], b[1]);
+                MmaOp<T>::run(o[d + 1], pf[j], b[2], b[3]);
+            }
+        __syncthreads(); /* buf is refilled by the next iteration's prefetch */
+    }
+    cp_async_wait<0>();
+    for (int off = 1; off < 4; off <<= 1) {
+        la += __shfl_xor_sync(0xffffffffu, la, off);
+        lb += __shfl_xor_sync(0xffffffffu, lb, off);
+    }
+    float ia = la > 0 ? 1.f / la : 0.f, ib = lb > 0 ? 1.f / lb : 0.f;
+    T *out = (T *)a.out + (size_t)h * HD;
+    for (int d = 0; d < HD / 8; d++) {
+        int c = d * 8 + quad * 2;
+        if (ra < a.n) *(uint32_t *)(out + (size_t)ra * qd + c) = MmaOp<T>::pack(o[d][0] * ia, o[d][1] * ia);
+        if (rb < a.n) *(uint32_t *)(out + (size_t)rb * qd + c) = MmaOp<T>::pack(o[d][2] * ib, o[d][3] * ib);
+    }
+}
+
+int cu_attention_variant = -1; /* 0 scalar, 1 tensor cores, 2 tensor cores + cp.async; -1: LCB_CUDA_ATTN or 2 */
+
+template <typename T, int HD>
+static void launch_pipe_hd(const AttnArgs *a, dim3 grid, cudaStream_t st) {
+    size_t smem = 4 * MMA_BK * (HD + 8) * sizeof(T) + 2 * MMA_BK * sizeof(int64_t);
+    static bool attr_set = false;
+    if (!attr_set) {
+        cudaFuncSetAttribute(attn_pipe_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        attr_set = true;
+    }
+    attn_pipe_kernel<T, HD><<<grid, 32 * MMA_WARPS, smem, st>>>(*a);
+}
+
+template <typename T>
+static bool launch_pipe(const AttnArgs *a, cudaStream_t st) {
+    dim3 grid((a->n + MMA_BQ - 1) / MMA_BQ, a->H);
+    switch (a->hd) {
+    case 16: launch_pipe_hd<T, 16>(a, grid, st); return true;
+    case 32: launch_pipe_hd<T, 32>(a, grid, st); return true;
+    case 64: launch_pipe_hd<T, 64>(a, grid, st); return true;
+    case 128: launch_pipe_hd<T, 128>(a, grid, st); return true;
+    }
+    return false;
+}
+
 template <typename T>
 static bool launch_mma(const AttnArgs *a, cudaStream_t st) {
     dim3 grid((a->n + MMA_BQ - 1) / MMA_BQ, a->H);
@@ -264,14 +423,19 @@ static bool launch_mma(const AttnArgs *a, cudaStream_t st) {
     return false;
 }
 
-int cu_attention_force_scalar = 0; /* tests: run the scalar kernel for every dtype */
-
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     if (a->hd > 256) return lcb_fail(err, errlen, "CUDA attention: head_dim %d > 256 is not supported", a->hd);
+    if (cu_attention_variant < 0) {
+        const char *v = getenv("LCB_CUDA_ATTN");
+        cu_attention_variant = v && !strcmp(v, "scalar") ? 0 : v && !strcmp(v, "mma") ? 1 : 2;
+    }
     bool done = false;
-    if (!cu_attention_force_scalar) {
+    if (cu_attention_variant == 1) {
         if (dt == DT_BF16) done = launch_mma<__nv_bfloat16>(a, st);
         else if (dt == DT_F16) done = launch_mma<__half>(a, st);
+    } else if (cu_attention_variant == 2) {
+        if (dt == DT_BF16) done = launch_pipe<__nv_bfloat16>(a, st);
+        else if (dt == DT_F16) done = launch_pipe<__half>(a, st);
     }
     if (!done) {
         dim3 grid((a->n + 3) / 4, a->H);

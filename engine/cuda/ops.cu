@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-extern int cu_attention_force_scalar;
+extern int cu_attention_variant;
 
 /* device copies of up to 4 host arrays */
 typedef struct { void *p[6]; size_t b[6]; int n; } Bufs;
@@ -93,4 +93,4 @@ extern "C" int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t
     return finish(out, d, n * 4, &B, err, errlen);
 }
 
-extern "C" void cuda_op_force_scalar_attention(int on) { cu_attention_force_scalar = on; }
+extern "C" void cuda_op_attention_variant(int v) { cu_attention_variant = v; }

@@ -26,8 +26,9 @@ int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, 
                  char *err, size_t errlen);
 /* normals of model.c's fill_normal: the n values after `draw0` draws of seed's stream */
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen);
-/* tests: 1 = run the scalar attention kernel for every dtype (no tensor cores) */
-void cuda_op_force_scalar_attention(int on);
+/* tests: which attention kernel runs for bf16/fp16: 0 scalar, 1 tensor cores, 2 tensor cores with
+ * cp.async double buffering (the default); -1 = from LCB_CUDA_ATTN (scalar|mma|pipe) */
+void cuda_op_attention_variant(int v);
 
 #ifdef __cplusplus
 }
