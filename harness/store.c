@@ -6,10 +6,13 @@
 #include "harness/store.h"
 #include "engine/common.h"
 
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- schema */
 
@@ -71,18 +74,46 @@ int store_schema_version(Store *s) {
     return v;
 }
 
+/* Why a results file cannot be opened for writing, for the error message (SQLite only says
+ * "unable to open database file"): a read-only filesystem, a file or folder without write
+ * permission (WAL needs PATH-wal and PATH-shm created beside PATH), or "" if neither. */
+static const char *store_write_hint(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *d = dirname(dir);
+    struct statvfs vfs;
+    if (statvfs(d, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return " (the folder is on a read-only filesystem; lcbench writes its results file and the -wal/-shm files beside it)";
+    if (access(d, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0))
+        return " (no write permission on the file or its folder; lcbench writes its results file and the -wal/-shm files beside it)";
+    return "";
+}
+
 int store_open(Store *s, const char *path, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        lcb_fail(err, errlen, "%s: cannot open the results database: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        lcb_fail(err, errlen, "%s: cannot open the results database: %s%s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory",
+                 store_write_hint(path));
         store_close(s);
         return -1;
     }
     sqlite3_busy_timeout(s->db, 10000);
+    /* A file SQLite could only open read-only (permissions: as root they do not apply, but a
+     * read-only mount does) fails later, at the first write, with a less clear message. */
+    if (sqlite3_db_readonly(s->db, "main") == 1) {
+        lcb_fail(err, errlen, "%s: the results database is read-only%s", path, store_write_hint(path));
+        store_close(s);
+        return -1;
+    }
     /* WAL: readers (lcbench runs/show, tests polling) never block the writer; NORMAL sync is
      * durable across process crashes (kill -9), which is what the batch contract needs. */
-    if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err, errlen)) { store_close(s); return -1; }
+    if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err, errlen)) {
+        size_t k = strlen(err ? err : "");
+        if (err && k < errlen) snprintf(err + k, errlen - k, "%s", store_write_hint(path));
+        store_close(s);
+        return -1;
+    }
     int v = store_schema_version(s);
     const int n_mig = (int)(sizeof migrations / sizeof *migrations);
     if (v < 0) { lcb_fail(err, errlen, "%s: cannot read the schema version (not an SQLite file?)", path); store_close(s); return -1; }
