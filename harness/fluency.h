@@ -11,7 +11,8 @@
  *               ASCII words found in Debian's `wamerican` list (/usr/share/dict/american-english)
  *   repetition  longest token n-gram occurring twice (possibly overlapping), as a fraction of
  *               the window; distinct-3 (distinct token trigrams / trigrams)
- * Verdict, first rule that fires: newline-flood, garbage, repetition-loop, else fluent.  The
+ * Verdict, first rule that fires: newline-flood; garbage by bad characters; repetition-loop;
+ * garbage by letters or dictionary words; else fluent.  The
  * thresholds are the FLU_* constants of fluency.c, calibrated on Moby Dick, SOTU and
  * SpamAssassin windows against synthetic floods, garbage and loops (docs/fluency.md).
  *

@@ -1,0 +1,394 @@
+/*
+ * test_fluency.c — the fluency detector on each class (fluent prose, newline floods, garbage,
+ * repetition loops), the word list, the exact strategy copy behind the probes and generation,
+ * the sampler, LongLoRA's passkey prompt and numpy's random numbers, and the promise that a
+ * run with probes scores bit-identical NLLs to one without.
+ */
+#include "testutil.h"
+
+#include "engine/common.h"
+#include "engine/tokenizer.h"
+#include "harness/fluency.h"
+#include "harness/generate.h"
+#include "harness/passkey.h"
+
+#include <math.h>
+#include <sqlite3.h>
+
+#define TOK "models/lcb-0.8m"
+#define G 128
+
+static FluencyDict *dict;
+static Tokenizer *tok;
+
+/* Moby Dick, chapter 1 (public domain): the fluent class when the corpora are not fetched. */
+static const char *const MOBY =
+    "Call me Ishmael. Some years ago\xe2\x80\x94never mind how long precisely\xe2\x80\x94having little or no money in my "
+    "purse, and nothing particular to interest me on shore, I thought I would sail about a little and see the watery "
+    "part of the world. It is a way I have of driving off the spleen and regulating the circulation. Whenever I find "
+    "myself growing grim about the mouth; whenever it is a damp, drizzly November in my soul; whenever I find myself "
+    "involuntarily pausing before coffin warehouses, and bringing up the rear of every funeral I meet; and especially "
+    "whenever my hypos get such an upper hand of me, that it requires a strong moral principle to prevent me from "
+    "deliberately stepping into the street, and methodically knocking people's hats off\xe2\x80\x94then, I account it "
+    "high time to get to sea as soon as I can. This is my substitute for pistol and ball.\n\nWith a philosophical "
+    "flourish Cato throws himself upon his sword; I quietly take to the ship. There is nothing surprising in this. If "
+    "they but knew it, almost all men in their degree, some time or other, cherish very nearly the same feelings "
+    "towards the ocean with me.";
+
+static FluencyVerdict classify_ids(const int32_t *ids, size_t n, FluencyMetrics *m) {
+    char *t = NULL, err[LCB_ERRLEN];
+    size_t len = 0;
+    if (tokenizer_decode(tok, ids, n, 0, &t, &len, err, sizeof err)) fail_msg("%s", err);
+    fluency_measure(t, len, ids, n, dict, m);
+    free(t);
+    return fluency_verdict(m);
+}
+
+static FluencyVerdict classify_text(const char *text, FluencyMetrics *m) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char err[LCB_ERRLEN];
+    if (tokenizer_encode(tok, text, strlen(text), 0, &ids, &n, err, sizeof err)) fail_msg("%s", err);
+    fluency_measure(text, strlen(text), ids, n, dict, m);
+    free(ids);
+    return fluency_verdict(m);
+}
+
+static int32_t *encode(const char *text, size_t *n) {
+    int32_t *ids = NULL;
+    char err[LCB_ERRLEN];
+    if (tokenizer_encode(tok, text, strlen(text), 0, &ids, n, err, sizeof err)) fail_msg("%s", err);
+    return ids;
+}
+
+/* ---------------------------------------------------------------- the classes */
+
+static void test_fluent(void **state) {
+    FluencyMetrics m;
+    assert_int_equal(classify_text(MOBY, &m), FLU_FLUENT);
+    assert_true(m.dict_ratio > 0.9);
+    /* every 128-token window of the first chapters of the corpus, when fetched */
+    char *book = NULL;
+    size_t len = 0;
+    FILE *f = fopen(".cache/corpora/moby-dick/00004_chapter_1.txt", "rb");
+    if (!f) { print_message("moby-dick corpus not fetched (make corpora): embedded paragraph only\n"); return; }
+    fclose(f);
+    book = tu_read_file(".cache/corpora/moby-dick/00004_chapter_1.txt", &len);
+    size_t n;
+    int32_t *ids = encode(book, &n);
+    int windows = 0;
+    for (size_t p = 0; p + G <= n; p += G, windows++)
+        if (classify_ids(ids + p, G, &m) != FLU_FLUENT) fail_msg("moby dick window at %zu: %s", p, fluency_verdict_name(fluency_verdict(&m)));
+    assert_true(windows >= 10);
+    free(ids);
+    free(book);
+}
+
+static void test_newline_flood(void **state) {
+    FluencyMetrics m;
+    char buf[4096];
+    /* a sentence, then a flood */
+    snprintf(buf, sizeof buf, "The whale rose.%s", "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n");
+    assert_int_equal(classify_text(buf, &m), FLU_NEWLINE_FLOOD);
+    assert_int_equal(m.newline_run, 20);
+    /* blank lines with spaces still count as one run */
+    snprintf(buf, sizeof buf, "A line.\n \n \n\t\n \n \n \n \n \n \nB");
+    assert_int_equal(classify_text(buf, &m), FLU_NEWLINE_FLOOD);
+    /* short lines, many newlines */
+    snprintf(buf, sizeof buf, "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\nn\n");
+    assert_int_equal(classify_text(buf, &m), FLU_NEWLINE_FLOOD);
+    assert_true(m.newline_frac >= 0.25);
+    /* paragraphs are not a flood */
+    assert_int_equal(classify_text("One.\n\nTwo, and more words here to read.\n\nThree and the rest of it.", &m), FLU_FLUENT);
+}
+
+static uint64_t rng_state = 42;
+static uint32_t rnd(void) { rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull; return (uint32_t)(rng_state >> 33); }
+
+static void test_garbage(void **state) {
+    FluencyMetrics m;
+    char buf[1024];
+    /* random bytes (invalid UTF-8, control characters) */
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < 400; i++) buf[i] = (char)(1 + rnd() % 255);
+        fluency_measure(buf, 400, NULL, 0, dict, &m);
+        if (fluency_verdict(&m) != FLU_GARBAGE) fail_msg("random bytes trial %d: %s", trial, fluency_verdict_name(fluency_verdict(&m)));
+    }
+    /* replacement characters inside otherwise normal text */
+    assert_int_equal(classify_text("The ship \xef\xbf\xbd\xef\xbf\xbd sailed \xef\xbf\xbd on \xef\xbf\xbd the sea \xef\xbf\xbd", &m), FLU_GARBAGE);
+    assert_true(m.bad_chars >= 5);
+    /* symbol soup */
+    assert_int_equal(classify_text("#$%& *@!~ ^^%$ ### {}|<> ;;:: *&^% $#@! ))(( ++== --__", &m), FLU_GARBAGE);
+    /* uniformly random tokens of the vocabulary: word salad of fragments */
+    int garbage = 0;
+    const int trials = 50;
+    for (int trial = 0; trial < trials; trial++) {
+        int32_t ids[G];
+        for (int i = 0; i < G; i++) ids[i] = 4 + (int32_t)(rnd() % 4092);
+        garbage += classify_ids(ids, G, &m) == FLU_GARBAGE;
+    }
+    /* the dictionary ratio of random-token windows reaches 0.66 at its tail (threshold 0.62,
+     * docs/fluency.md): most, not all, are caught */
+    if (garbage < trials * 8 / 10) fail_msg("random tokens: %d/%d garbage", garbage, trials);
+    /* non-words made of letters */
+    assert_int_equal(classify_text("Xqz vrpt klomn ashdf qwpoe zzkt brrlm fnord plix wuvq jjet smorp vlad gribb", &m), FLU_GARBAGE);
+}
+
+static void test_repetition_loop(void **state) {
+    size_t n;
+    int32_t *src = encode(MOBY, &n);
+    assert_true(n > 60);
+    int periods[] = {1, 2, 3, 5, 8, 13, 21, 34, 50};
+    for (size_t k = 0; k < sizeof periods / sizeof *periods; k++) {
+        int p = periods[k];
+        int32_t ids[G];
+        for (int i = 0; i < G; i++) ids[i] = src[5 + i % p];
+        FluencyMetrics m;
+        FluencyVerdict v = classify_ids(ids, G, &m);
+        /* period 1 of a newline-free token is a loop; a newline token would be a flood */
+        if (v != FLU_REPETITION_LOOP) fail_msg("period %d: %s (rep_frac %.3f, distinct3 %.3f)", p, fluency_verdict_name(v), m.rep_frac, m.distinct3);
+    }
+    /* a loop that starts mid-window after fluent text: half the window repeats */
+    int32_t ids[G];
+    for (int i = 0; i < G; i++) ids[i] = i < 64 ? src[i] : src[10 + (i - 64) % 7];
+    FluencyMetrics m;
+    assert_int_equal(classify_ids(ids, G, &m), FLU_REPETITION_LOOP);
+    /* bytes as units when no ids are given */
+    const char *s = "the world peace the world peace the world peace the world peace the world peace the world peace";
+    fluency_measure(s, strlen(s), NULL, 0, dict, &m);
+    assert_int_equal(fluency_verdict(&m), FLU_REPETITION_LOOP);
+    free(src);
+}
+
+static void test_dict(void **state) {
+    assert_true(fluency_dict_has(dict, "whale", 5));
+    assert_true(fluency_dict_has(dict, "Ishmael", 7));
+    assert_true(fluency_dict_has(dict, "WHALE", 5));
+    assert_false(fluency_dict_has(dict, "xqzvrpt", 7));
+    char err[LCB_ERRLEN];
+    assert_null(fluency_dict_load("/nonexistent/words", err, sizeof err));
+    assert_non_null(strstr(err, "wamerican"));
+    assert_non_null(strstr(err, "/nonexistent/words"));
+}
+
+/* ---------------------------------------------------------------- strategy copy */
+
+static void test_clone_exact(void **state) {
+    const char *specs[] = {"dense", "window:16", "sink:4:16", "recompute:16", "longlora:4"};
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, "random:llama-tiny:3", NULL, err, sizeof err)) fail_msg("%s", err);
+    const int V = m.cfg.vocab, T0 = 50, T1 = 12;
+    int32_t ids[T0 + T1];
+    for (int i = 0; i < T0 + T1; i++) ids[i] = (int32_t)(rnd() % (uint32_t)V);
+    float *a = malloc((size_t)T0 * V * sizeof *a), *b = malloc((size_t)T1 * V * sizeof *b), *c = malloc((size_t)T1 * V * sizeof *c);
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        Strategy s, cl, ref;
+        assert_int_equal(strategy_parse(&s, specs[k], err, sizeof err), 0);
+        assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+        assert_int_equal(strategy_feed(&s, ids, T0, a, err, sizeof err), 0);
+        if (strategy_clone(&cl, &s, ids, T0, err, sizeof err)) fail_msg("%s: %s", specs[k], err);
+        /* disturb the copy: generate on it */
+        Sampler sm;
+        sampler_init(&sm, 0.9, 0, 1, 7);
+        int32_t junk[20];
+        assert_int_equal(gen_tokens(&cl, ids + T0, 1, &sm, junk, 20, NULL, NULL, err, sizeof err), 0);
+        strategy_end(&cl);
+        /* the original continues exactly as an undisturbed one does */
+        assert_int_equal(strategy_feed(&s, ids + T0, T1, b, err, sizeof err), 0);
+        assert_int_equal(strategy_parse(&ref, specs[k], err, sizeof err), 0);
+        assert_int_equal(strategy_begin(&ref, &m, err, sizeof err), 0);
+        assert_int_equal(strategy_feed(&ref, ids, T0, a, err, sizeof err), 0);
+        assert_int_equal(strategy_feed(&ref, ids + T0, T1, c, err, sizeof err), 0);
+        if (memcmp(b, c, (size_t)T1 * V * sizeof *b)) fail_msg("%s: the stream changed after a probe on its copy", specs[k]);
+        /* and a fresh copy continues as the original: same chunking, so bit-identical except
+         * recompute, whose copy is rebuilt by one forward over its window (float rounding) */
+        Strategy cl2;
+        assert_int_equal(strategy_clone(&cl2, &ref, ids, T0 + T1, err, sizeof err), 0);
+        int32_t x[3] = {1, 2, 3};
+        float *o1 = malloc(3 * (size_t)V * sizeof *o1), *o2 = malloc(3 * (size_t)V * sizeof *o2);
+        assert_int_equal(strategy_feed(&cl2, x, 3, o1, err, sizeof err), 0);
+        assert_int_equal(strategy_feed(&ref, x, 3, o2, err, sizeof err), 0);
+        double md = 0;
+        for (int i = 0; i < 3 * V; i++) md = fmax(md, fabs(o1[i] - o2[i]));
+        /* tolerance: 1e-4, the fixture tolerance for chunking differences (SPEC §4) */
+        if (md > (strcmp(specs[k], "recompute:16") ? 0 : 1e-4)) fail_msg("%s: copy differs by %g", specs[k], md);
+        free(o1); free(o2);
+        strategy_end(&cl2);
+        strategy_end(&ref);
+        strategy_end(&s);
+        sampler_free(&sm);
+    }
+    /* s2 cannot be continued token by token */
+    Strategy s2, d;
+    assert_int_equal(strategy_parse(&s2, "s2:16", err, sizeof err), 0);
+    assert_false(strategy_can_generate(&s2));
+    assert_int_not_equal(strategy_clone(&d, &s2, NULL, 0, err, sizeof err), 0);
+    free(a); free(b); free(c);
+    model_free(&m);
+}
+
+/* ---------------------------------------------------------------- sampler */
+
+static void test_sampler(void **state) {
+    float lg[8] = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f, 0.5f, 0.0f, 1.0f};
+    Sampler s;
+    sampler_init(&s, 0, 0, 1, 0);
+    assert_int_equal(sampler_pick(&s, lg, 8), 1);   /* ties: lowest id */
+    sampler_init(&s, 1.0, 1, 1, 5);
+    for (int i = 0; i < 20; i++) assert_int_equal(sampler_pick(&s, lg, 8), 1);   /* top-k 1 = greedy */
+    sampler_free(&s);
+    sampler_init(&s, 1.0, 0, 0.01, 5);
+    for (int i = 0; i < 20; i++) assert_int_equal(sampler_pick(&s, lg, 8), 1);   /* tiny top-p = the best */
+    sampler_free(&s);
+    /* top-k 3 never leaves {1, 4, 2}; a seed reproduces the draws */
+    int32_t d1[200], d2[200], hist[8] = {0};
+    sampler_init(&s, 1.0, 3, 1, 99);
+    for (int i = 0; i < 200; i++) { d1[i] = sampler_pick(&s, lg, 8); hist[d1[i]]++; }
+    sampler_free(&s);
+    sampler_init(&s, 1.0, 3, 1, 99);
+    for (int i = 0; i < 200; i++) d2[i] = sampler_pick(&s, lg, 8);
+    sampler_free(&s);
+    assert_memory_equal(d1, d2, sizeof d1);
+    assert_int_equal(hist[1] + hist[2] + hist[4], 200);
+    assert_true(hist[1] > 30 && hist[2] > 30 && hist[4] > 30);
+}
+
+/* ---------------------------------------------------------------- passkey */
+
+static void test_numpy_random(void **state) {
+    /* np.random.seed(0); np.random.randint(10, size=5) -> [5, 0, 3, 3, 7] */
+    NpRandom r;
+    np_random_seed(&r, 0);
+    int64_t want[5] = {5, 0, 3, 3, 7};
+    for (int i = 0; i < 5; i++) assert_int_equal(np_random_randint(&r, 0, 10), want[i]);
+    /* MT19937 reference: init_genrand(5489) first output 3499211612 */
+    np_random_seed(&r, 5489);
+    assert_int_equal(np_random_uint32(&r), 3499211612u);
+    /* LongLoRA's lengths for --interval 1000: 3072, 7168, 10240 */
+    assert_int_equal(passkey_n_garbage(0, 1000), 3072);
+    assert_int_equal(passkey_n_garbage(1, 1000), 7168);
+    assert_int_equal(passkey_n_garbage(2, 1000), 10240);   /* 11250 // 1024 = 10 */
+    assert_int_equal(passkey_n_garbage(0, 256), 0);
+}
+
+static void test_passkey_prompt(void **state) {
+    char *p, key[16];
+    size_t len, off;
+    assert_int_equal(passkey_prompt(1000, 3, &p, &len, key, &off), 0);
+    assert_int_equal(strlen(p), len);
+    /* five lines joined by "\n" */
+    char *lines[6];
+    int n = 0;
+    char *q = strdup(p);
+    for (char *s = q, *e; n < 6; s = e + 1) { lines[n++] = s; if (!(e = strchr(s, '\n'))) break; *e = 0; }
+    assert_int_equal(n, 5);
+    assert_string_equal(lines[0], PASSKEY_INTRO);
+    char info[128];
+    snprintf(info, sizeof info, "The pass key is %s. Remember it. %s is the pass key.", key, key);
+    assert_string_equal(lines[2], info);
+    assert_string_equal(lines[4], PASSKEY_QUESTION);
+    assert_int_equal(strlen(lines[1]) + strlen(lines[3]), 1000);
+    assert_int_equal(p + off, strstr(p, "The pass key is"));
+    /* prefix and suffix are leading slices of the filler joined by spaces */
+    char inf[2048] = "";
+    while (strlen(inf) < 1000) { if (*inf) strcat(inf, " "); strcat(inf, PASSKEY_FILLER); }
+    assert_int_equal(strncmp(lines[1], inf, strlen(lines[1])), 0);
+    assert_int_equal(strncmp(lines[3], inf, strlen(lines[3])), 0);
+    long k = strtol(key, NULL, 10);
+    assert_true(k >= 1 && k < 50000);
+    /* the same seed gives the same prompt */
+    char *p2, key2[16];
+    size_t len2, off2;
+    assert_int_equal(passkey_prompt(1000, 3, &p2, &len2, key2, &off2), 0);
+    assert_string_equal(p, p2);
+    free(p); free(p2); free(q);
+}
+
+/* ---------------------------------------------------------------- run probes */
+
+static void test_run_probes_bit_identical(void **state) {
+    char path[256], db[256], *out;
+    snprintf(path, sizeof path, "%s/stream.ids", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 900; i++) fprintf(f, "%u ", rnd() % 256);
+    fclose(f);
+    snprintf(db, sizeof db, "%s/probes.db", tu_tmpdir());
+    const char *specs[] = {"sink:4:60", "dense", "recompute:32"};
+    for (int k = 0; k < 3; k++) {
+        int rc = tu_run(&out, "%s run --model random:llama-tiny:5 --dataset %s --strategy %s --chunk 50 --db %s",
+                        tu_lcbench(), path, specs[k], db);
+        if (rc) fail_msg("run without probes: %d %s", rc, out);
+        free(out);
+        rc = tu_run(&out, "%s run --model random:llama-tiny:5 --dataset %s --strategy %s --chunk 50 --db %s --probe-every 200 --probe-tokens 16",
+                    tu_lcbench(), path, specs[k], db);
+        if (rc) fail_msg("run with probes: %d %s", rc, out);
+        free(out);
+    }
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    for (int k = 0; k < 3; k++) {
+        sqlite3_stmt *st;
+        char sql[1024];
+        snprintf(sql, sizeof sql, "SELECT (SELECT group_concat(hex(data), '') FROM (SELECT data FROM nll WHERE run_id=%d ORDER BY seq)) ="
+                 " (SELECT group_concat(hex(data), '') FROM (SELECT data FROM nll WHERE run_id=%d ORDER BY seq)),"
+                 " (SELECT COUNT(*) FROM probes WHERE run_id=%d), (SELECT COUNT(*) FROM nll WHERE run_id=%d)",
+                 2 * k + 1, 2 * k + 2, 2 * k + 2, 2 * k + 1);
+        assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        if (sqlite3_column_int(st, 0) != 1) fail_msg("%s: per-step NLLs differ with probes", specs[k]);
+        assert_int_equal(sqlite3_column_int(st, 1), 4);   /* positions 200, 400, 600, 800 */
+        assert_true(sqlite3_column_int(st, 2) > 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    /* probes are a stream feature: usage error naming the flag */
+    int rc = tu_run(&out, "%s run --model random:llama-tiny --dataset %s --protocol chunks --ctx 64 --probe-every 100 --db %s", tu_lcbench(), path, db);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--probe-every"));
+    free(out);
+}
+
+static void test_cli_usage(void **state) {
+    char *out;
+    int rc = tu_run(&out, "%s generate --max-new 10", tu_lcbench());
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--prompt"));
+    free(out);
+    rc = tu_run(&out, "%s generate --prompt hi --top-p 2", tu_lcbench());
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--top-p"));
+    free(out);
+    rc = tu_run(&out, "%s generate --prompt hi --strategy s2:16", tu_lcbench());
+    assert_int_equal(rc, 2);
+    free(out);
+    rc = tu_run(&out, "%s passkey --num-tests 0", tu_lcbench());
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--num-tests"));
+    free(out);
+}
+
+int main(void) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    char err[LCB_ERRLEN];
+    if (!(dict = fluency_dict_load(NULL, err, sizeof err))) { fprintf(stderr, "test_fluency: %s\n", err); return 1; }
+    if (!(tok = tokenizer_load(TOK, err, sizeof err))) { fprintf(stderr, "test_fluency: %s\n", err); return 1; }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fluent),
+        cmocka_unit_test(test_newline_flood),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_repetition_loop),
+        cmocka_unit_test(test_dict),
+        cmocka_unit_test(test_clone_exact),
+        cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_numpy_random),
+        cmocka_unit_test(test_passkey_prompt),
+        cmocka_unit_test(test_run_probes_bit_identical),
+        cmocka_unit_test(test_cli_usage),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    fluency_dict_free(dict);
+    tokenizer_free(tok);
+    return rc;
+}
