@@ -6,6 +6,7 @@
 #   make test       unit + fixture tests, then the same suite under ASan+UBSan
 #   make bench      CPU benchmarks (results go to BENCHMARKS.md by hand, with their command)
 #   make fuzz       libFuzzer on the file readers, FUZZ_SECONDS (60) per target (tests/fuzz/)
+#   make test-slurm a sweep on a real single-host Slurm cluster (installs slurm-wlm, munge)
 #
 # Knobs (override on the command line): CC, OPT, BUILD, SAN, NVCC.
 # CUDA parts are compiled only where nvcc exists.
@@ -42,7 +43,7 @@ LDLIBS   += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcublas -lcublasLt
 CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
 endif
 
-.PHONY: all deps run corpora test test-unit test-asan bench fuzz clean
+.PHONY: all deps run corpora test test-unit test-asan test-slurm bench fuzz clean
 all: deps $(BUILD)/lcbench
 
 # Install the Debian packages we build against when one is missing (we are root on CI).
@@ -94,7 +95,17 @@ test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 NVCC= \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-unit
 
-test: test-unit test-asan
+# A sweep end to end on a real single-host Slurm cluster started by the test (tests/slurm/);
+# slurm-wlm and munge are installed here only, not by `make deps`.
+SLURM_PKGS := slurm-wlm munge
+test-slurm: deps $(BUILD)/lcbench
+	@missing=""; for p in $(SLURM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) || \
+	  echo "warning: could not install$$missing; the Slurm test will be skipped"; fi
+	@sh tests/slurm/test_slurm.sh $(BUILD)/lcbench
+
+test: test-unit test-asan test-slurm
 
 bench: all
 	sh tests/bench.sh $(BUILD)/lcbench
