@@ -22,7 +22,7 @@
  * alpha fraction min 0.76 / 0.76, dictionary ratio min 0.69 / 0.87, repeated n-gram fraction
  * max 0.21 / 0.27, distinct-3 min 0.58 / 0.74.  Random-token windows: dictionary ratio median
  * 0.49, p90 0.58, max 0.66 (the one overlap of the classes, at their tails).  SpamAssassin
- * bodies hold real floods, tables and base64: 2.5% of its windows are flagged, by eye rightly. */
+ * bodies hold real floods, tables and base64: 3.6% of its windows are flagged, by eye rightly. */
 #define FLU_NEWLINE_RUN 8       /* >= 8 newlines with only blanks between: a flood */
 #define FLU_NEWLINE_FRAC 0.25   /* or a quarter of the code points are newlines */
 #define FLU_BAD_FRAC 0.02       /* >= 2% U+FFFD / invalid bytes / control characters */
