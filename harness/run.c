@@ -288,7 +288,14 @@ static int on_unit(void *ctx, const RunUnit *u) {
         if (!ns) { x->failed = 1; snprintf(x->err, sizeof x->err, "out of memory: pending batch"); return 1; }
         x->seg = ns; x->cap_seg = nc;
     }
-    if (u->n > 0) {
+    if (u->n > 0 && x->n_seg > 0 && x->seg[x->n_seg - 1].win_start == u->win_start &&
+        x->seg[x->n_seg - 1].pos0 + x->seg[x->n_seg - 1].n == u->pos0) {
+        /* contiguous with the last segment (the stream's chunks): one row per batch */
+        memcpy(x->buf + x->n_buf, u->nll, (size_t)u->n * sizeof *u->nll);
+        x->n_buf += u->n;
+        x->seg[x->n_seg - 1].n += u->n;
+        for (int64_t i = 0; i < u->n; i++) x->sum_nll += u->nll[i];
+    } else if (u->n > 0) {
         memcpy(x->buf + x->n_buf, u->nll, (size_t)u->n * sizeof *u->nll);
         x->n_buf += u->n;
         x->seg[x->n_seg].win_start = u->win_start;

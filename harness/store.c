@@ -32,7 +32,7 @@ static const char *const migrations[] = {
     " wall_s REAL, mean_nll REAL, ppl REAL);"
     "CREATE TABLE nll (run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL,"
     " win_start INTEGER NOT NULL, pos0 INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,"
-    " PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
+    " PRIMARY KEY (run_id, seq));"   /* a rowid table: its rows are large BLOBs */
     "CREATE TABLE bins (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL,"
     " lo INTEGER NOT NULL, hi INTEGER NOT NULL, count INTEGER NOT NULL, mean_nll REAL, ppl REAL, stderr REAL,"
     " PRIMARY KEY (run_id, kind, lo)) WITHOUT ROWID;"
@@ -124,8 +124,22 @@ int store_open(Store *s, const char *path, char *err, size_t errlen) {
     }
     for (; v < n_mig; v++) {
         char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
         if (store_begin(s, err, errlen)) { store_close(s); return -1; }
+        /* read the version again under the write lock: another process opening a new file at
+         * the same time (two runs started together) may have migrated it since the read above,
+         * and migration v run twice fails with "table runs already exists" */
+        int now = store_schema_version(s);
+        if (now != v) {
+            if (store_commit(s, err, errlen)) { store_close(s); return -1; }
+            if (now < v || now > n_mig) {
+                lcb_fail(err, errlen, "%s: schema version changed to %d while opening (this lcbench knows %d)", path, now, n_mig);
+                store_close(s);
+                return -1;
+            }
+            v = now - 1;
+            continue;
+        }
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
         if (store_exec(s, migrations[v], err, errlen) || store_exec(s, sql, err, errlen) || store_commit(s, err, errlen)) {
             lcb_prefix(err, errlen, "%s: migrating the schema from version %d", path, v);
             store_rollback(s);
