@@ -11,7 +11,8 @@
  *   - both hit OOM and the new one earlier (by more than pos_tol of the baseline position);
  *   - a log2 bin, or the whole run, has a mean NLL higher than the baseline's by more than
  *     BOTH ln(1 + rel_tol) (the PPL grew by more than rel_tol) AND sigma * sqrt(se_b^2 + se_n^2)
- *     (more than sigma combined standard errors, so sampling noise never fails the gate);
+ *     (more than sigma combined standard errors, so sampling noise does not fail the gate;
+ *     sigma 3 because a run has ~20 bins: at 2, one noise-only comparison in three fails);
  *     bins with fewer than min_steps steps in either run are shown but not judged;
  *   - the fluency verdict is worse: the baseline stayed fluent and the new run did not, or
  *     both lost fluency and the new run earlier (reports.h defines the verdict; the collapse
@@ -27,7 +28,7 @@
 
 void gate_defaults(GateOptions *o) {
     o->rel_tol = 0.01;
-    o->sigma = 2.0;
+    o->sigma = 3.0;   /* ~20 bins a run: at 2 sigma one noise-only comparison in three fails a bin */
     o->min_steps = 32;
     o->pos_tol = 0.0;
     o->allow_missing = 0;

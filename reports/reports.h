@@ -8,10 +8,13 @@
  *
  * Collapse position (used by report and gate alike): with R = the PPL of the log2 bin
  * [max_pos/2, max_pos) (the last octave inside the pre-training context), the collapse
- * position is the start of the first bin, in position order, among the run's log2 and linear
- * bins that start at or after max_pos and hold at least REP_COLLAPSE_MIN_STEPS steps, whose
- * PPL exceeds k x R (k = --collapse-factor, default 2).  None: the run never collapsed (or has
- * no bin inside its context to compare with).
+ * position is the start of the first log2 bin at or after max_pos, holding at least
+ * REP_COLLAPSE_MIN_STEPS steps, whose PPL exceeds k x R (k = --collapse-factor, default 3).
+ * None: the run never collapsed (or has no bin inside its context to compare with).
+ * Why log2 bins and k = 3: text alone moves the PPL of a 1024-token bin by more than 2x on
+ * Moby Dick (its "Extracts" pages, around positions 2K-8K, raise every model's PPL, sink and
+ * window included, by up to 2.6x over [256, 512)), while a dense run past its context rises
+ * by 4x-15x within two octaves.  An octave averages a hard passage away; k = 3 sits between.
  *
  * Fluency verdict of a run: the first position where it lost fluency by any of: a row of the
  * fluency detector's `probes` table whose verdict is not fluent (harness/fluency.h), an event
@@ -28,7 +31,7 @@
 #include "harness/store.h"
 
 #define REP_COLLAPSE_MIN_STEPS 64
-#define REP_COLLAPSE_FACTOR 2.0
+#define REP_COLLAPSE_FACTOR 3.0
 
 typedef struct {
     int64_t lo, hi, count;   /* positions [lo, hi); hi = -1 for the "all" row */
@@ -74,7 +77,7 @@ const RepBin *rep_bin_at(const RepBin *b, size_t n, int64_t lo);
 
 typedef struct {
     double rel_tol;          /* per-bin PPL may grow by this fraction before it counts (0.01) */
-    double sigma;            /* ... and by more than sigma combined stderrs (2) */
+    double sigma;            /* ... and by more than sigma combined stderrs (3) */
     int64_t min_steps;       /* bins with fewer steps in either run are shown, not judged (32) */
     double pos_tol;          /* an OOM, collapse or fluency loss counts as earlier when it is
                                 earlier by more than this fraction of the baseline's position */

@@ -128,17 +128,12 @@ static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
         const RepBin *ref = rep_bin_at(x->log2, x->n_log2, P / 2);
         if (ref && ref->hi == P && ref->count > 0) x->ref_ppl = ref->ppl;
     }
-    if (!isnan(x->ref_ppl)) {
-        for (int pass = 0; pass < 2; pass++) {
-            const RepBin *b = pass ? x->lin : x->log2;
-            size_t n = pass ? x->n_lin : x->n_log2;
-            for (size_t i = 0; i < n; i++)
-                if (b[i].lo >= P && b[i].count >= REP_COLLAPSE_MIN_STEPS && b[i].ppl > k * x->ref_ppl) {
-                    if (x->collapse_pos < 0 || b[i].lo < x->collapse_pos) x->collapse_pos = b[i].lo;
-                    break;
-                }
-        }
-    }
+    if (!isnan(x->ref_ppl))
+        for (size_t i = 0; i < x->n_log2; i++)
+            if (x->log2[i].lo >= P && x->log2[i].count >= REP_COLLAPSE_MIN_STEPS && x->log2[i].ppl > k * x->ref_ppl) {
+                x->collapse_pos = x->log2[i].lo;
+                break;
+            }
     x->oom_pos = -1;
     x->fluency_pos = -1;
     x->fluency_why[0] = 0;

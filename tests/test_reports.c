@@ -1,0 +1,416 @@
+/*
+ * test_reports.c — the regression gate, the memory planner and the report writer.
+ *
+ * Gate: synthetic results files written through the store API (so the bins are the ones
+ * `run` computes): an identical run passes, a run made worse fails, noise within the stderr
+ * passes, an earlier OOM / a new collapse / a missing run fail, exit codes 0/1/2 via the CLI.
+ * CI gate: the short default run of tests/baseline/README.md against the committed baseline.
+ * Plan: predicted weights / KV / workspace against what short CPU runs record, within 5%.
+ * Report: every figure renders (PNG magic checked) and index.md/html carry the tables.
+ */
+#include "tests/testutil.h"
+#include "engine/common.h"
+#include "harness/store.h"
+#include "reports/reports.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- synthetic runs */
+
+typedef struct {
+    const char *status;      /* done, oom */
+    int64_t tokens;          /* steps = tokens - 1 */
+    uint64_t seed;
+    double shift;            /* added to every NLL */
+    double collapse_from;    /* > 0: NLL + 2 from this position on (a collapse past 512) */
+    int64_t oom_at;          /* >= 0: an oom event here (and steps stop there) */
+    const char *model_hash;
+} Synth;
+
+static double urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return ((*s >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* A stream of NLLs around 3.5 nats with sd ~1 (Box-Muller), as a small LM on prose. */
+static void synth_db(const char *path, const Synth *x) {
+    remove(path);
+    char err[LCB_ERRLEN];
+    Store st;
+    if (store_open(&st, path, err, sizeof err)) fail_msg("%s", err);
+    StoreRun r;
+    memset(&r, 0, sizeof r);
+    r.status = (char *)x->status;
+    r.model = "models/synthetic-1m";
+    r.model_hash = (char *)(x->model_hash ? x->model_hash : "abc123");
+    r.strategy = "sink:4:508";
+    r.protocol = "stream";
+    r.dataset = "synthetic";
+    r.dataset_hash = "d0d0";
+    r.tokens = x->tokens;
+    r.max_pos = 512;
+    r.bin_width = 1024;
+    r.n_params = 1000000;
+    assert_int_equal(store_run_insert(&st, &r, err, sizeof err), 0);
+    int64_t n = x->oom_at >= 0 ? x->oom_at : x->tokens - 1;
+    float *v = malloc((size_t)n * sizeof *v);
+    uint64_t s = x->seed;
+    for (int64_t t = 0; t < n; t++) {
+        double u1 = urand(&s), u2 = urand(&s);
+        double g = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+        v[t] = (float)(3.5 + g + x->shift + (x->collapse_from > 0 && t >= x->collapse_from ? 2.0 : 0));
+    }
+    assert_int_equal(store_nll_insert(&st, r.id, 0, 0, 0, v, n, err, sizeof err), 0);
+    if (x->oom_at >= 0) assert_int_equal(store_event(&st, r.id, x->oom_at, "oom", "out of memory (synthetic)", err, sizeof err), 0);
+    double mean;
+    int64_t steps;
+    assert_int_equal(store_bins_recompute(&st, r.id, 1024, &mean, &steps, err, sizeof err), 0);
+    free(v);
+    store_close(&st);
+}
+
+static int gate_files(const char *base, const char *cur, const GateOptions *o, char **text) {
+    RepDb b, c;
+    char err[LCB_ERRLEN];
+    if (rep_load(&b, base, "--baseline", REP_COLLAPSE_FACTOR, err, sizeof err)) fail_msg("%s", err);
+    if (rep_load(&c, cur, "--db", REP_COLLAPSE_FACTOR, err, sizeof err)) fail_msg("%s", err);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    GateOptions d;
+    gate_defaults(&d);
+    int rc = gate_compare(&b, &c, o ? o : &d, f);
+    fclose(f);
+    rep_free(&b);
+    rep_free(&c);
+    if (text) *text = buf; else free(buf);
+    return rc;
+}
+
+static char *tmp(const char *name) {
+    static char p[8][256];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(p[k], sizeof p[k], "%s/%s", tu_tmpdir(), name);
+    return p[k];
+}
+
+static const Synth BASE = {.status = "done", .tokens = 16384, .seed = 1, .oom_at = -1};
+
+static void test_gate_identical_passes(void **state) {
+    (void)state;
+    char *a = tmp("base.db"), *b = tmp("same.db");
+    synth_db(a, &BASE);
+    synth_db(b, &BASE);
+    char *out;
+    int rc = gate_files(a, b, NULL, &out);
+    if (rc) fail_msg("identical runs failed the gate:\n%s", out);
+    assert_non_null(strstr(out, "gate: PASS: 1 pair"));
+    free(out);
+}
+
+static void test_gate_worse_fails(void **state) {
+    (void)state;
+    char *a = tmp("base.db"), *b = tmp("worse.db");
+    synth_db(a, &BASE);
+    Synth w = BASE;
+    w.shift = 0.15; /* PPL x 1.16 everywhere: ~9 stderrs over the whole run, ~3 in a 1024-step bin */
+    synth_db(b, &w);
+    char *out;
+    assert_int_equal(gate_files(a, b, NULL, &out), 1);
+    assert_non_null(strstr(out, "REGRESSION"));
+    assert_non_null(strstr(out, "gate: FAIL"));
+    free(out);
+    /* the same shift downwards is an improvement, not a failure */
+    w.shift = -0.15;
+    synth_db(b, &w);
+    assert_int_equal(gate_files(a, b, NULL, NULL), 0);
+}
+
+static void test_gate_noise_within_stderr_passes(void **state) {
+    (void)state;
+    char *a = tmp("base.db"), *b = tmp("noise.db");
+    synth_db(a, &BASE);
+    /* the same distribution, other draws: every bin moves by about its stderr */
+    for (uint64_t seed = 2; seed < 8; seed++) {
+        Synth n = BASE;
+        n.seed = seed;
+        synth_db(b, &n);
+        char *out;
+        int rc = gate_files(a, b, NULL, &out);
+        if (rc) fail_msg("seed %llu: sampling noise failed the gate:\n%s", (unsigned long long)seed, out);
+        free(out);
+    }
+    /* a shift of half a stderr of the whole run (sd 1 / sqrt(16383) = 0.0078): still within */
+    Synth n = BASE;
+    n.shift = 0.004;
+    synth_db(b, &n);
+    assert_int_equal(gate_files(a, b, NULL, NULL), 0);
+    /* with --sigma 0 and a 0.1% tolerance the same shift is a regression (the rule is max of both) */
+    GateOptions o;
+    gate_defaults(&o);
+    o.sigma = 0;
+    o.rel_tol = 0.001;
+    assert_int_equal(gate_files(a, b, &o, NULL), 1);
+}
+
+static void test_gate_oom_collapse_missing(void **state) {
+    (void)state;
+    char *a = tmp("base.db"), *b = tmp("bad.db");
+    synth_db(a, &BASE);
+    Synth o = BASE;
+    o.status = "oom";
+    o.oom_at = 8000;
+    synth_db(b, &o);
+    char *out;
+    assert_int_equal(gate_files(a, b, NULL, &out), 1);
+    assert_non_null(strstr(out, "ended oom"));
+    free(out);
+    /* both OOM: earlier is a regression, later is not */
+    synth_db(a, &o);
+    Synth e = o;
+    e.oom_at = 4000;
+    synth_db(b, &e);
+    assert_int_equal(gate_files(a, b, NULL, &out), 1);
+    assert_non_null(strstr(out, "OOM earlier"));
+    free(out);
+    e.oom_at = 12000;
+    synth_db(b, &e);
+    assert_int_equal(gate_files(a, b, NULL, NULL), 0);
+    /* a collapse past the context where the baseline stayed fluent */
+    synth_db(a, &BASE);
+    Synth c = BASE;
+    c.collapse_from = 2048;
+    synth_db(b, &c);
+    assert_int_equal(gate_files(a, b, NULL, &out), 1);
+    assert_non_null(strstr(out, "new lost at 2048 by collapse"));
+    free(out);
+    /* a baseline run with no partner */
+    Synth m = BASE;
+    m.model_hash = "other";
+    synth_db(b, &m);
+    assert_int_equal(gate_files(a, b, NULL, &out), 1);
+    assert_non_null(strstr(out, "missing run"));
+    free(out);
+    GateOptions g;
+    gate_defaults(&g);
+    g.allow_missing = 1;
+    assert_int_equal(gate_files(a, b, &g, NULL), 0);
+}
+
+static void test_gate_cli_exit_codes(void **state) {
+    (void)state;
+    char *a = tmp("cbase.db"), *b = tmp("ccur.db");
+    synth_db(a, &BASE);
+    synth_db(b, &BASE);
+    char *out;
+    assert_int_equal(tu_run(&out, "%s gate --db %s --baseline %s", tu_lcbench(), b, a), 0);
+    free(out);
+    Synth w = BASE;
+    w.shift = 0.2;
+    synth_db(b, &w);
+    assert_int_equal(tu_run(&out, "%s gate --db %s --baseline %s --verbose", tu_lcbench(), b, a), 1);
+    assert_non_null(strstr(out, "[1024, 2048)"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s gate --db %s --baseline %s --rel-tol 0.5", tu_lcbench(), b, a), 0); /* 22%% < 50%% */
+    free(out);
+    assert_int_equal(tu_run(&out, "%s gate --baseline %s", tu_lcbench(), a), 2);
+    assert_non_null(strstr(out, "--db"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s gate --db %s/nonexistent.db --baseline %s", tu_lcbench(), tu_tmpdir(), a), 2);
+    assert_non_null(strstr(out, "--db"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s gate --db %s --baseline %s --sigma x", tu_lcbench(), b, a), 2);
+    assert_non_null(strstr(out, "--sigma"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s gate --db %s --baseline %s --bogus", tu_lcbench(), b, a), 2);
+    free(out);
+    /* the baseline is opened read-only: not modified by gating */
+    struct stat s1, s2;
+    assert_int_equal(stat(a, &s1), 0);
+    assert_int_equal(tu_run(NULL, "%s gate --db %s --baseline %s", tu_lcbench(), b, a), 1);
+    assert_int_equal(stat(a, &s2), 0);
+    assert_int_equal(s1.st_mtime, s2.st_mtime);
+    assert_int_equal(s1.st_size, s2.st_size);
+}
+
+/* The project's own CI gate: the short default run against the committed baseline
+ * (tests/baseline/README.md).  Needs the Moby Dick corpus (make corpora). */
+static void test_ci_gate_against_baseline(void **state) {
+    (void)state;
+    struct stat sb;
+    if (stat(".cache/corpora/moby-dick/.done", &sb)) {
+        print_message("skipped: .cache/corpora/moby-dick missing (make corpora); the CI gate needs it\n");
+        skip();
+    }
+    char *db = tmp("ci.db"), *out;
+    int rc = tu_run(&out, "OMP_NUM_THREADS=1 %s run --db %s --tokens 4K --no-progress", tu_lcbench(), db);
+    if (rc) fail_msg("the CI run failed (%d):\n%s", rc, out);
+    free(out);
+    rc = tu_run(&out, "%s gate --db %s --baseline tests/baseline/lcb-0.8m.db", tu_lcbench(), db);
+    if (rc) fail_msg("the CI gate failed (%d):\n%s", rc, out);
+    assert_non_null(strstr(out, "gate: PASS: 1 pair"));
+    free(out);
+}
+
+/* ---------------------------------------------------------------- plan */
+
+/* Run `lcbench run` on a token file and compare the samples' peaks with plan_predict.  --batch
+ * 256 commits mid-run, while the chunk's logits are allocated (the final commit comes after the
+ * protocol has freed them, so a one-batch run records only the forward's workspace). */
+static void plan_check(const char *model, const char *strategy, int tokens, int chunk) {
+    char *ids = tmp("plan.ids"), *db = tmp("plan.db");
+    FILE *f = fopen(ids, "w");
+    uint64_t s = 7;
+    for (int i = 0; i < tokens; i++) fprintf(f, "%d ", 4 + (int)(urand(&s) * 4000));
+    fclose(f);
+    remove(db);
+    char *out;
+    int rc = tu_run(&out, "OMP_NUM_THREADS=1 %s run --db %s --model %s --strategy %s --dataset %s --chunk %d --batch 256 --no-progress", tu_lcbench(), db,
+                    model, strategy, ids, chunk);
+    if (rc) fail_msg("%s %s: run failed:\n%s", model, strategy, out);
+    free(out);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(work_bytes) FROM samples", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    double w = (double)sqlite3_column_int64(q, 0), kv = (double)sqlite3_column_int64(q, 1), wk = (double)sqlite3_column_int64(q, 2);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    PlanInput in = {.model = model, .strategy = strategy, .tokens = (uint64_t)tokens, .chunk = chunk};
+    PlanResult p;
+    char err[LCB_ERRLEN];
+    if (plan_predict(&in, &p, err, sizeof err)) fail_msg("%s", err);
+    /* 5%: the issue's bound; the prediction follows the allocations one for one, so in
+     * practice these agree to the byte */
+    double measured = w + kv + wk, predicted = (double)(p.weights + p.kv + p.work);
+    print_message("plan %s %s %d tokens: weights %.0f/%lld  kv %.0f/%lld  work %.0f/%lld (measured/predicted)\n", model, strategy, tokens,
+                  w, (long long)p.weights, kv, (long long)p.kv, wk, (long long)p.work);
+    if (fabs(w - p.weights) > 0.05 * w) fail_msg("%s: weights %.0f measured, %lld predicted", strategy, w, (long long)p.weights);
+    if (fabs(kv - p.kv) > 0.05 * kv) fail_msg("%s: KV %.0f measured, %lld predicted", strategy, kv, (long long)p.kv);
+    if (fabs(wk - p.work) > 0.05 * wk) fail_msg("%s: workspace %.0f measured, %lld predicted", strategy, wk, (long long)p.work);
+    if (fabs(measured - predicted) > 0.05 * measured) fail_msg("%s: total %.0f measured, %.0f predicted", strategy, measured, predicted);
+}
+
+static void test_plan_matches_cpu_runs(void **state) {
+    (void)state;
+    plan_check("models/lcb-0.8m", "sink:4:60", 3000, 256);
+    plan_check("models/lcb-0.8m", "window:100", 2000, 128);
+    plan_check("models/lcb-0.8m", "dense", 1500, 256);   /* doubling KV: 2048-token capacity */
+    plan_check("models/lcb-0.8m", "recompute:64", 300, 256);
+    plan_check("models/lcb-2.5m", "sink:4:508", 1200, 256);
+}
+
+static void test_plan_shapes_and_errors(void **state) {
+    (void)state;
+    const char *shapes[] = {"llama2-7b", "llama2-13b", "llama2-70b", "mistral-7b", "falcon-7b", "pythia-6.9b"};
+    for (int i = 0; i < 6; i++) {
+        char m[64];
+        snprintf(m, sizeof m, "random:%s", shapes[i]);
+        PlanInput in = {.model = m, .strategy = "sink:4:1020", .tokens = 1000000, .chunk = 256};
+        PlanResult p;
+        char err[LCB_ERRLEN];
+        if (plan_predict(&in, &p, err, sizeof err)) fail_msg("%s: %s", m, err);
+        /* the fp32 arena is the parameters x 4 plus norm/bias slots: within 1% */
+        assert_true(fabs((double)p.weights - 4.0 * p.n_params) < 0.01 * 4.0 * p.n_params);
+        assert_true(p.kv > 0 && p.work > 0 && p.total > p.weights);
+        in.cuda = 1;
+        assert_int_equal(plan_predict(&in, &p, err, sizeof err), 0);
+        assert_int_equal(p.weights, (int64_t)p.n_params * 2);
+    }
+    /* llama2-70b dense at 32K tokens on the CPU: ~69B x 4 B of weights, GQA KV of 80 layers x 8 x 128 */
+    PlanInput in = {.model = "random:llama2-70b", .strategy = "dense", .tokens = 32768, .chunk = 256};
+    PlanResult p;
+    char err[LCB_ERRLEN];
+    assert_int_equal(plan_predict(&in, &p, err, sizeof err), 0);
+    assert_int_equal(p.kv, 2ll * 80 * 8 * 128 * 4 * 32768);
+    char *out;
+    assert_int_equal(tu_run(&out, "%s plan --model random:llama2-70b --strategy sink:4:1020 --tokens 1M", tu_lcbench()), 0);
+    assert_non_null(strstr(out, "KV cache"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model random:nope --tokens 1M", tu_lcbench()), 2);
+    assert_non_null(strstr(out, "--model"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 1M --strategy what:1", tu_lcbench()), 2);
+    assert_non_null(strstr(out, "--strategy"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m", tu_lcbench()), 2);
+    assert_non_null(strstr(out, "--tokens"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 1K --device tpu", tu_lcbench()), 2);
+    assert_non_null(strstr(out, "--device"));
+    free(out);
+}
+
+/* ---------------------------------------------------------------- report */
+
+static int png_ok(const char *path) {
+    unsigned char h[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(h, 1, 8, f);
+    fclose(f);
+    return n == 8 && !memcmp(h, "\x89PNG\r\n\x1a\n", 8);
+}
+
+static void test_report_renders(void **state) {
+    (void)state;
+    if (tu_run(NULL, "gnuplot -e \"set terminal pngcairo\" </dev/null")) { print_message("skipped: no gnuplot with pngcairo\n"); skip(); }
+    char *db = tmp("rep.db"), dir[512], p[600];
+    Synth c = BASE;
+    c.collapse_from = 2048;
+    synth_db(db, &c);
+    snprintf(dir, sizeof dir, "%s/report", tu_tmpdir());
+    char *out;
+    int rc = tu_run(&out, "%s report --db %s --out %s", tu_lcbench(), db, dir);
+    if (rc) fail_msg("report failed (%d):\n%s", rc, out);
+    free(out);
+    const char *figs[] = {"grid", "ppl_synthetic-1m", "memory_synthetic-1m", "throughput", "events"};
+    for (int i = 0; i < 5; i++) {
+        if (!strcmp(figs[i], "memory_synthetic-1m") || !strcmp(figs[i], "throughput")) continue; /* no samples in a synthetic run */
+        snprintf(p, sizeof p, "%s/%s.png", dir, figs[i]);
+        if (!png_ok(p)) fail_msg("%s is not a PNG", p);
+        snprintf(p, sizeof p, "%s/%s.svg", dir, figs[i]);
+        char *svg = tu_read_file(p, NULL);
+        assert_non_null(strstr(svg, "<svg"));
+        free(svg);
+    }
+    snprintf(p, sizeof p, "%s/index.md", dir);
+    char *md = tu_read_file(p, NULL);
+    assert_non_null(strstr(md, "Perplexity at context lengths"));
+    assert_non_null(strstr(md, "| 2048 |"));            /* the collapse position */
+    assert_non_null(strstr(md, "PPL per position bin"));
+    assert_non_null(strstr(md, "Provenance"));
+    free(md);
+    snprintf(p, sizeof p, "%s/index.html", dir);
+    char *html = tu_read_file(p, NULL);
+    assert_non_null(strstr(html, "<table>"));
+    free(html);
+    /* usage errors */
+    assert_int_equal(tu_run(&out, "%s report --db %s", tu_lcbench(), db), 2);
+    assert_non_null(strstr(out, "--out"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s report --db %s/none.db --out %s", tu_lcbench(), tu_tmpdir(), dir), 2);
+    assert_non_null(strstr(out, "--db"));
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gate_identical_passes),
+        cmocka_unit_test(test_gate_worse_fails),
+        cmocka_unit_test(test_gate_noise_within_stderr_passes),
+        cmocka_unit_test(test_gate_oom_collapse_missing),
+        cmocka_unit_test(test_gate_cli_exit_codes),
+        cmocka_unit_test(test_ci_gate_against_baseline),
+        cmocka_unit_test(test_plan_matches_cpu_runs),
+        cmocka_unit_test(test_plan_shapes_and_errors),
+        cmocka_unit_test(test_report_renders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
