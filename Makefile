@@ -126,5 +126,15 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(w
 fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The CI regression gate: the short default run of tests/baseline/README.md, gated against the
+# committed baseline (exit 1 on a regression).  report-docs regenerates docs/report/.
+.PHONY: gate report-docs
+gate: all corpora
+	@rm -f $(BUILD)/gate.db $(BUILD)/gate.db-wal $(BUILD)/gate.db-shm
+	OMP_NUM_THREADS=1 ./$(BUILD)/lcbench run --db $(BUILD)/gate.db --tokens 4K --no-progress >/dev/null
+	./$(BUILD)/lcbench gate --db $(BUILD)/gate.db --baseline tests/baseline/lcb-0.8m.db
+report-docs: all corpora
+	LCBENCH=$(BUILD)/lcbench sh reports/make_docs.sh
+
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD)
