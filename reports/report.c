@@ -248,7 +248,7 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
             mp = x->r.max_pos;
         }
         bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", R->models[m].name);
-        bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [256:%lld]\nset logscale y 2\n", (long long)xmax);
+        bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [256:%lld]\nset logscale y 2\n", (long long)(xmax * 1.15));
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'memory (MiB, log scale)'\n");
         bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque\n");
         ctx_marker(&b, mp, "0.96", 0);
@@ -350,7 +350,7 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
     /* one row per plotted run; kinds: ctx_passed, collapse (derived), fluency/probe, oom, other */
     static const char *kinds[] = {"ctx_passed", "collapse", "fluency", "oom", "corpus_repeat", "other"};
     static const char *kcol[] = {"#555555", "#d62728", "#9467bd", "#000000", "#2ca02c", "#ff7f0e"};
-    static const int kpt[] = {2, 7, 9, 5, 13, 6};
+    static const int kpt[] = {2, 6, 9, 5, 13, 4};   /* collapse: an open circle, so a ctx_passed cross at the same position shows through */
     const int nk = 6;
     FILE *f = open_out(R, "data/events.dat", err, errlen);
     if (!f) return -1;
@@ -542,6 +542,9 @@ static int write_index(Rep *R, char *err, size_t errlen) {
 
     /* collapse, memory, throughput */
     heading(&o, 2, "Collapse, fluency, peak memory, throughput");
+    para(&o, "Memory columns are the peaks of the run's samples (one per committed batch); a run that commits only once (a short one) is "
+             "sampled after the protocol has freed its logits buffer, so its workspace shows the forward's buffers alone. "
+             "`lcbench plan` predicts the same categories (tests/test_reports.c checks them against CPU runs).");
     table_begin(&o);
     row_begin(&o);
     const char *hdr[] = {"run", "model", "strategy", "status", "tokens", "PPL", "ref PPL [ctx/2, ctx)", "collapse at", "fluency", "weights", "KV peak", "workspace", "RSS", "tokens/s"};
