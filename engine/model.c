@@ -312,20 +312,26 @@ static int model_init_random(Model *m, const char *shape, uint64_t seed, char *e
 
 /* ---------------------------------------------------------------- open / free */
 
+/* "random:SHAPE[:SEED]" -> shape name and seed (default 1234). */
+static int parse_random_spec(const char *spec, char *shape, size_t n, uint64_t *seed, char *err, size_t errlen) {
+    snprintf(shape, n, "%s", spec + 7);
+    *seed = 1234;
+    char *colon = strchr(shape, ':');
+    if (!colon) return 0;
+    *colon = 0;
+    char *end;
+    *seed = strtoull(colon + 1, &end, 10);
+    if (!colon[1] || *end || colon[1] == '-') return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
+    return 0;
+}
+
 int model_open(Model *m, const char *spec, const char *config_path, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     snprintf(m->source, sizeof m->source, "%s", spec);
     if (strncmp(spec, "random:", 7) == 0) {
         char shape[128];
-        snprintf(shape, sizeof shape, "%s", spec + 7);
-        uint64_t seed = 1234;
-        char *colon = strchr(shape, ':');
-        if (colon) {
-            *colon = 0;
-            char *end;
-            seed = strtoull(colon + 1, &end, 10);
-            if (!colon[1] || *end) return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
-        }
+        uint64_t seed;
+        if (parse_random_spec(spec, shape, sizeof shape, &seed, err, errlen)) return -1;
         if (model_init_random(m, shape, seed, err, errlen)) { model_free(m); return -1; }
         return 0;
     }
@@ -353,15 +359,8 @@ int model_open_on(Model *m, const char *spec, const char *config_path, int devic
         memset(m, 0, sizeof *m);
         snprintf(m->source, sizeof m->source, "%s", spec);
         char shape[128];
-        snprintf(shape, sizeof shape, "%s", spec + 7);
-        uint64_t seed = 1234;
-        char *colon = strchr(shape, ':');
-        if (colon) {
-            *colon = 0;
-            char *end;
-            seed = strtoull(colon + 1, &end, 10);
-            if (!colon[1] || *end) return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
-        }
+        uint64_t seed;
+        if (parse_random_spec(spec, shape, sizeof shape, &seed, err, errlen)) return -1;
         if (config_random_shape(&m->cfg, shape, err, errlen)) return -1;
         snprintf(m->disk_dtype, sizeof m->disk_dtype, "random");
         m->device = device;

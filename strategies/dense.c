@@ -11,19 +11,10 @@ static int dense_parse(Strategy *s, int argc, char **argv, char *err, size_t err
     return 0;
 }
 
-static int dense_begin(Strategy *s, char *err, size_t errlen) {
-    const ModelConfig *c = &s->m->cfg;
-    s->n_sink = 0;
-    s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
-    if (kv_init(&s->kv, c, s->m->device, 0, s->window, s->rope_factor, err, errlen)) return -1;
-    s->kv_live = 1;
-    return 0;
-}
-
 const StrategyOps strategy_dense = {
     .name = "dense",
     .synopsis = "dense",
     .help = "full causal attention, absolute positions (the model's own sliding window applies)",
     .parse = dense_parse,
-    .begin = dense_begin,
+    .begin = strategy_begin_dense,
 };

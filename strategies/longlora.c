@@ -27,11 +27,7 @@ static int longlora_begin(Strategy *s, char *err, size_t errlen) {
             return lcb_fail(err, errlen, "--strategy longlora: the model config has no linear rope scaling factor; give one as longlora:F");
         s->rope_factor = c->rope_factor;
     }
-    s->n_sink = 0;
-    s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
-    if (kv_init(&s->kv, c, s->m->device, 0, s->window, s->rope_factor, err, errlen)) return -1;
-    s->kv_live = 1;
-    return 0;
+    return strategy_begin_dense(s, err, errlen);
 }
 
 const StrategyOps strategy_longlora = {

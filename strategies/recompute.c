@@ -26,7 +26,6 @@ static int recompute_parse(Strategy *s, int argc, char **argv, char *err, size_t
 }
 
 static int recompute_begin(Strategy *s, char *err, size_t errlen) {
-    const ModelConfig *c = &s->m->cfg;
     RecomputeState *st = calloc(1, sizeof *st);
     if (!st || !(st->hist = malloc((size_t)s->param * sizeof(int32_t)))) {
         if (st) free(st);
@@ -34,11 +33,7 @@ static int recompute_begin(Strategy *s, char *err, size_t errlen) {
     }
     s->priv = st;
     /* the fresh forward is a dense one: the model's own sliding window applies */
-    s->n_sink = 0;
-    s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
-    if (kv_init(&s->kv, c, s->m->device, 0, s->window, 0, err, errlen)) return -1;
-    s->kv_live = 1;
-    return 0;
+    return strategy_begin_dense(s, err, errlen);
 }
 
 static int recompute_feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen) {

@@ -63,6 +63,15 @@ int strategy_parse(Strategy *s, const char *spec, char *err, size_t errlen) {
     return lcb_fail(err, errlen, "--strategy \"%s\": unknown policy \"%s\" (known: %s)", spec, name, known);
 }
 
+int strategy_begin_dense(Strategy *s, char *err, size_t errlen) {
+    const ModelConfig *c = &s->m->cfg;
+    s->n_sink = 0;
+    s->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
+    if (kv_init(&s->kv, c, s->m->device, 0, s->window, s->rope_factor, err, errlen)) return -1;
+    s->kv_live = 1;
+    return 0;
+}
+
 int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen) {
     s->m = m;
     s->n_fed = 0;

@@ -72,6 +72,10 @@ uint64_t strategy_kv_bytes_allocated(const Strategy *s);
 int strategy_score(Strategy *s, Model *m, const int32_t *ids, size_t T, size_t chunk, double *nll,
                    char *err, size_t errlen);
 
+/* Shared begin of the dense-like policies (dense, longlora, recompute's fresh forwards): no
+ * sinks, the model's own sliding window if it has one, RoPE factor s->rope_factor. */
+int strategy_begin_dense(Strategy *s, char *err, size_t errlen);
+
 /* The registry, for --help listings. */
 const StrategyOps *const *strategy_list(size_t *n);
 
