@@ -108,7 +108,17 @@ int store_open(Store *s, const char *path, char *err, size_t errlen) {
     }
     /* WAL: readers (lcbench runs/show, tests polling) never block the writer; NORMAL sync is
      * durable across process crashes (kill -9), which is what the batch contract needs. */
-    if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err, errlen)) {
+    /* Switching a new file into WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+     * once (its busy handler would deadlock) while another process opening the same new file
+     * holds a shared lock: retry for up to ~5 s (several runs started together on one file). */
+    int tries = 0;
+    while (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err, errlen)) {
+        int ec = sqlite3_errcode(s->db) & 0xff;
+        if ((ec == SQLITE_BUSY || ec == SQLITE_LOCKED) && ++tries < 250) {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         size_t k = strlen(err ? err : "");
         if (err && k < errlen) snprintf(err + k, errlen - k, "%s", store_write_hint(path));
         store_close(s);
