@@ -436,19 +436,22 @@ int sweep_print_grid(const SweepPlan *p, const char *db, char *err, size_t errle
         } else snprintf(val[i], sizeof *val, "%s", rid > 0 ? s : "-");
     }
     printf("sweep %s: PPL (oom@P: out of memory at position P)\n", p->id);
-    int w0 = 5;
+    int w0 = 5, w = 12;
     for (int a = 0; a < nr; a++) if ((int)strlen(rows[a]) > w0) w0 = (int)strlen(rows[a]);
+    for (int b = 0; b < nc; b++) if ((int)strlen(cols[b]) > w) w = (int)strlen(cols[b]);
     printf("| %-*s |", w0, "");
-    for (int b = 0; b < nc; b++) printf(" %12s |", cols[b]);
-    printf("\n|%.*s|", w0 + 2, "------------------------------------------------------------------------------------------------");
-    for (int b = 0; b < nc; b++) printf("%s|", "-------------:");
+    for (int b = 0; b < nc; b++) printf(" %*s |", w, cols[b]);
+    printf("\n|");
+    for (int i = 0; i < w0 + 2; i++) putchar('-');
+    printf("|");
+    for (int b = 0; b < nc; b++) { for (int i = 0; i < w + 1; i++) putchar('-'); printf(":|"); }
     printf("\n");
     for (int a = 0; a < nr; a++) {
         printf("| %-*s |", w0, rows[a]);
         for (int b = 0; b < nc; b++) {
             const char *v = "";
             for (int i = 0; i < n; i++) if (ri[i] == a && ci[i] == b) v = val[i];
-            printf(" %12s |", v);
+            printf(" %*s |", w, v);
         }
         printf("\n");
     }
