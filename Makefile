@@ -73,6 +73,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/liblcbench.a
 
 # the fuzz regression test includes the harnesses of tests/fuzz/
 $(BUILD)/tests/test_reliability_fuzz: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+$(BUILD)/tests/test_reliability $(BUILD)/tests/test_reliability_faults: tests/reliability_util.h
 
 run: all corpora
 	./$(BUILD)/lcbench run
