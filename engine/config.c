@@ -203,8 +203,12 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         if (c->arch == ARCH_LLAMA && rd_has(r, root, "sliding_window")) c->sliding_window = rd_int(r, root, "sliding_window", 0, 0, 1 << 30);
         c->rot_dim = c->head_dim;
         if (parse_rope(r, c, 10000.0)) goto out;
-        if (rd_item(r, root, "rope_parameters") && rd_has(r, rd_item(r, root, "rope_parameters"), "partial_rotary_factor"))
-            c->rot_dim = (int)(c->head_dim * rd_num(r, rd_item(r, root, "rope_parameters"), "partial_rotary_factor", 1.0));
+        if (rd_item(r, root, "rope_parameters") && rd_has(r, rd_item(r, root, "rope_parameters"), "partial_rotary_factor")) {
+            double pf = rd_num(r, rd_item(r, root, "rope_parameters"), "partial_rotary_factor", 1.0);
+            /* checked before the cast: a huge factor made (int) overflow, undefined behaviour */
+            if (!(pf > 0 && pf <= 1)) { lcb_fail(err, errlen, "%s: rope_parameters.partial_rotary_factor must be in (0, 1]", src); goto out; }
+            c->rot_dim = (int)(c->head_dim * pf);
+        }
     } else if (c->arch == ARCH_NEOX) {
         c->n_kv = c->n_heads;
         c->ffn = rd_int(r, root, "intermediate_size", 4 * c->dim, 1, 1 << 24);
@@ -247,6 +251,12 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         if (parse_rope(r, c, 10000.0)) goto out;
     }
     if (r->bad) goto out;
+    /* hidden_size < num_attention_heads without an explicit head_dim gave head_dim 0, accepted
+     * and then divided by (fuzz_config) */
+    if (c->head_dim < 1) {
+        lcb_fail(err, errlen, "%s: hidden_size %d is smaller than num_attention_heads %d (head_dim would be 0)", src, c->dim, c->n_heads);
+        goto out;
+    }
     if (!c->ffn) { lcb_fail(err, errlen, "%s: field intermediate_size is required", src); goto out; }
     if (c->n_heads % c->n_kv) { lcb_fail(err, errlen, "%s: num_attention_heads %d is not a multiple of the key/value heads %d", src, c->n_heads, c->n_kv); goto out; }
     if (c->qkv_layout != QKV_SEPARATE && c->dim % c->n_heads) { lcb_fail(err, errlen, "%s: hidden_size %d is not a multiple of num_attention_heads %d", src, c->dim, c->n_heads); goto out; }

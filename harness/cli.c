@@ -67,7 +67,8 @@ int cli_parse_count(const char *flag, const char *s, int si, uint64_t lo, uint64
         if (*end) return -1;
     }
     v *= mul;
-    if (v != (double)(uint64_t)v || v < (double)lo || v > (double)hi) return -1;
+    /* range first: converting a double at or above 2^64 (e.g. "1e30") to uint64_t is undefined */
+    if (!(v >= 0 && v < 18446744073709551616.0) || v != (double)(uint64_t)v || v < (double)lo || v > (double)hi) return -1;
     *out = (uint64_t)v;
     (void)flag;
     return 0;

@@ -12,6 +12,7 @@
 #include "tests/fuzz/fuzz_config.c"
 #include "tests/fuzz/fuzz_tokenizer.c"
 #include "tests/fuzz/fuzz_tokens.c"
+#include "harness/cli.h"
 
 #include <dirent.h>
 
@@ -95,11 +96,45 @@ static void test_empty_document(void **state) {
     fuzz_tokens_tok = NULL;
 }
 
+/* Bugs: a config with hidden_size < num_attention_heads and no head_dim was accepted with
+ * head_dim 0; rope_parameters.partial_rotary_factor was cast to int unchecked (1e300: UB). */
+static void test_config_regressions(void **state) {
+    (void)state;
+    static const struct { const char *file, *want; } cases[] = {
+        {"tests/fuzz/regressions/config/head-dim-zero.json", "head_dim"},
+        {"tests/fuzz/regressions/config/partial-rotary-factor-overflow.json", "partial_rotary_factor"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *txt = tu_read_file(cases[i].file, NULL), err[1024] = "";
+        ModelConfig c;
+        assert_int_equal(config_parse(&c, txt, cases[i].file, err, sizeof err), -1);
+        if (!strstr(err, cases[i].want)) fail_msg("%s: message \"%s\" does not name %s", cases[i].file, err, cases[i].want);
+        free(txt);
+    }
+}
+
+/* Bug: a count like 1e30 was converted to uint64_t before its range was checked (UB). */
+static void test_cli_count_range(void **state) {
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(cli_parse_count("--x", "1e30", 1, 0, UINT64_MAX, &v), -1);
+    assert_int_equal(cli_parse_count("--x", "2e19", 1, 0, UINT64_MAX, &v), -1);
+    assert_int_equal(cli_parse_count("--x", "99999999T", 1, 0, UINT64_MAX, &v), -1);
+    assert_int_equal(cli_parse_count("--x", "1.5", 1, 0, 100, &v), -1);
+    assert_int_equal(cli_parse_count("--x", "-1", 1, 0, 100, &v), -1);
+    assert_int_equal(v, 7);
+    assert_int_equal(cli_parse_count("--x", "4K", 1, 0, 1u << 30, &v), 0);
+    assert_int_equal(v, 4000);
+    assert_int_equal(cli_parse_count("--x", "2MiB", 0, 0, 1u << 30, &v), 0);
+    assert_int_equal(v, 2u << 20);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_safetensors), cmocka_unit_test(test_replay_config),
         cmocka_unit_test(test_replay_tokenizer), cmocka_unit_test(test_replay_tokens),
         cmocka_unit_test(test_decode_empty_is_nul_terminated), cmocka_unit_test(test_empty_document),
+        cmocka_unit_test(test_config_regressions), cmocka_unit_test(test_cli_count_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
