@@ -131,6 +131,12 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem)
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
 #define MMA_WARPS 8
 #define MMA_BQ (16 * MMA_WARPS) /* queries per block */
 #define MMA_BK 64               /* keys per tile */
@@ -327,14 +333,36 @@ __global__ void __launch_bounds__(32 * MMA_WARPS) attn_pipe_kernel(AttnArgs a) {
         cp_async_wait<1>();
         __syncthreads();
         float s[MMA_BK / 8][4];
-        for (int nt = 0; nt < MMA_BK / 8; nt++) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-            for (int ks = 0; ks < HD / 16; ks++) {
-                const T *kr = &sK[buf][nt * 8 + r8][ks * 16 + quad * 2];
-                MmaOp<T>::run(s[nt], qf[ks], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+        for (int nt = 0; nt < MMA_BK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+        /* K fragments by ldmatrix (no transpose): lane l addresses key row (l & 7) of matrix
+         * l >> 3 = (dim half, k-step pair) */
+        if constexpr (HD >= 32) {
+            for (int nt = 0; nt < MMA_BK / 8; nt++)
+                for (int ks = 0; ks < HD / 16; ks += 2) {
+                    int mi = lane >> 3;
+                    uint32_t b[4];
+                    ldmatrix_x4(b, &sK[buf][nt * 8 + (lane & 7)][(ks + (mi >> 1)) * 16 + (mi & 1) * 8]);
+                    MmaOp<T>::run(s[nt], qf[ks], b[0], b[1]);
+                    MmaOp<T>::run(s[nt], qf[ks + 1], b[2], b[3]);
+                }
+        } else {
+            for (int nt = 0; nt < MMA_BK / 8; nt++) {
+                const T *kr = &sK[buf][nt * 8 + r8][quad * 2];
+                MmaOp<T>::run(s[nt], qf[0], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
             }
         }
+        /* a tile every row of the block sees whole needs no mask (most tiles of a long window) */
+        const int64_t kb = sPos[buf][0], klast = kb + MMA_BK - 1;
+        const bool full = a.s2_group == 0 && klast <= hi[ph] && klast <= a.t0 + i0 &&
+                          (ph == 0 || a.W < 0 || kb >= a.t0 + ilast - a.W);
         float mxa = -INFINITY, mxb = -INFINITY;
+        if (full) {
+            for (int nt = 0; nt < MMA_BK / 8; nt++) {
+                s[nt][0] *= sl2; s[nt][1] *= sl2; s[nt][2] *= sl2; s[nt][3] *= sl2;
+                mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
+                mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
+            }
+        } else
         for (int nt = 0; nt < MMA_BK / 8; nt++)
             for (int e = 0; e < 4; e++) {
                 int64_t p = sPos[buf][nt * 8 + quad * 2 + (e & 1)];
