@@ -196,6 +196,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     if (!sc) return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
     const float *kc = qkv + H * hd, *vc = qkv + H * hd + kvd; /* chunk keys / values */
     const float *sink_q = qs ? qs : qkv;
+    double first_sum = 0, first_n = 0; /* diagnostic: attention on position 0 */
     const int ld_sq = qs ? ldq : ldqkv;
 
     for (int h = 0; h < H; h++) {
@@ -251,6 +252,17 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                 const float inv = 1.f / sum;
                 for (int64_t k = 0; k < a; k++) row[k] *= inv;
                 for (int64_t k = 0; k < m4; k++) r4[k] *= inv;
+                if (kv->first_mass && t >= 1 && kv->s2_group == 0) {
+                    /* where position 0 sits in this row, if it is visible */
+                    float p0 = 0.f;
+                    if (m1) p0 = row[0];
+                    else if (m2 && (W < 0 ? S == 0 : kv->slot_pos[0] == 0)) p0 = row[m1];
+                    else if (t0 == 0) p0 = m3 ? row[m1 + m2] : r4[0];
+                    #pragma omp atomic
+                    first_sum += p0;
+                    #pragma omp atomic
+                    first_n += 1;
+                }
             }
             float *o = out + (size_t)i0 * ldq + h * hd;
             float beta = 0.f;
@@ -261,6 +273,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
         }
     }
     lcb_free(LCB_MEM_WORK, sc, sbytes);
+    if (kv->first_mass) { kv->first_mass[layer] += first_sum; kv->first_count[layer] += first_n; }
     return 0;
 }
 

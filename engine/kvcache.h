@@ -40,6 +40,12 @@ typedef struct KVCache {
     int s2_group;             /* > 0: LongLoRA shift-short attention in groups of this size */
     int64_t s2_total;         /* s2: length of the whole input */
     size_t bytes;             /* bytes allocated for keys, values and slot table */
+    /* Optional diagnostic (CPU): attention paid to position 0 (the first token, the usual
+     * attention sink).  When first_mass is non-NULL, kv_attention adds, per layer, the softmax
+     * probability on position 0 summed over heads and over queries t >= 1, and first_count
+     * counts those (query, head) pairs per layer.  Position 0 evicted from a window counts 0. */
+    double *first_mass;       /* (n_layers) or NULL */
+    double *first_count;      /* (n_layers) */
 } KVCache;
 
 /* window < 0: unbounded (dense).  rope_factor > 0 overrides the config's linear scaling.

@@ -25,6 +25,8 @@ static void score_help(void) {
            "  --device D       cpu (default) or cuda\n"
            "  --dtype T        weights on the CUDA device: bf16 (default), fp16 or fp32\n"
            "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
+           "  --attn-stats     also print to stderr, per layer, the mean attention on position 0\n"
+           "                   (the first token, the usual attention sink) over steps t >= 1 (CPU)\n"
            "Prints the T-1 per-step NLLs (natural log), one per line.\n");
 }
 
@@ -33,6 +35,7 @@ int cmd_score(int argc, char **argv) {
     cli_init(&c, "score", argc, argv);
     const char *model = NULL, *ids_path = NULL, *spec = "dense", *device = "cpu", *config = NULL, *dtype = NULL;
     uint64_t chunk = 256;
+    int attn_stats = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { score_help(); return 0; }
@@ -42,6 +45,7 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(f, "--device")) { if (!(v = cli_value(&c))) return EXIT_USAGE; device = v; }
         else if (!strcmp(f, "--dtype")) { if (!(v = cli_value(&c))) return EXIT_USAGE; dtype = v; }
         else if (!strcmp(f, "--config")) { if (!(v = cli_value(&c))) return EXIT_USAGE; config = v; }
+        else if (!strcmp(f, "--attn-stats")) attn_stats = 1;
         else if (!strcmp(f, "--chunk")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
             if (cli_parse_count(f, v, 1, 0, 1u << 30, &chunk)) return cli_usage_error(&c, "--chunk \"%s\" must be a non-negative integer", v);
@@ -69,11 +73,23 @@ int cmd_score(int argc, char **argv) {
             return 1;
         }
     double *nll = malloc((T - 1) * sizeof *nll);
+    if (attn_stats && m.device == 0) {
+        s.first_mass = calloc(m.cfg.n_layers, sizeof(double));
+        s.first_count = calloc(m.cfg.n_layers, sizeof(double));
+    }
     int rc = nll ? strategy_score(&s, &m, ids, T, chunk, nll, err, sizeof err) : lcb_fail(err, sizeof err, "out of memory");
     if (rc == 0) {
         for (size_t t = 0; t + 1 < T; t++) printf("%#.9g\n", nll[t]); /* # keeps trailing zeros: always 9 significant digits */
         if (fflush(stdout) != 0 || ferror(stdout)) { cli_error("score", "writing standard output failed"); rc = -1; }
+        if (s.first_mass && s.first_count) {
+            fprintf(stderr, "attention on position 0 (mean over heads and steps t >= 1), %s:", spec);
+            for (int l = 0; l < m.cfg.n_layers; l++)
+                fprintf(stderr, " L%d=%.4f", l, s.first_count[l] > 0 ? s.first_mass[l] / s.first_count[l] : 0.0);
+            fputc('\n', stderr);
+        }
     } else cli_error("score", "%s", err);
+    free(s.first_mass);
+    free(s.first_count);
     free(nll);
     free(ids);
     model_free(&m);

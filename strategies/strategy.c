@@ -75,9 +75,14 @@ int strategy_begin_dense(Strategy *s, char *err, size_t errlen) {
 int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen) {
     s->m = m;
     s->n_fed = 0;
-    if (s->ops->begin) return s->ops->begin(s, err, errlen);
-    if (kv_init(&s->kv, &m->cfg, m->device, s->n_sink, s->window, s->rope_factor, err, errlen)) return -1;
-    s->kv_live = 1;
+    if (s->ops->begin) {
+        if (s->ops->begin(s, err, errlen)) return -1;
+    } else {
+        if (kv_init(&s->kv, &m->cfg, m->device, s->n_sink, s->window, s->rope_factor, err, errlen)) return -1;
+        s->kv_live = 1;
+    }
+    s->kv.first_mass = s->first_mass;
+    s->kv.first_count = s->first_count;
     return 0;
 }
 

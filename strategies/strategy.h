@@ -50,6 +50,9 @@ struct Strategy {
     int kv_live;
     int64_t n_fed;          /* tokens fed so far */
     void *priv;             /* policy-private state */
+    /* Optional diagnostic, owned by the caller: (n_layers) arrays that the cache fills with the
+     * attention paid to position 0 (see KVCache.first_mass).  NULL = off. */
+    double *first_mass, *first_count;
 };
 
 /* Parse a spec into s via the registry; unknown names and bad arguments are usage errors. */

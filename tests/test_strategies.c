@@ -208,6 +208,38 @@ static void test_spec_parsing(void **state) {
     model_free(&m);
 }
 
+/* the attention-on-position-0 diagnostic: independent of the chunk size, 0 when position 0 is
+ * out of the window, and strictly between 0 and 1 when it is one of two visible keys */
+static double first_mass(Model *m, const char *spec, size_t chunk, const int32_t *ids, size_t T) {
+    char err[LCB_ERRLEN];
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, spec, err, sizeof err), 0);
+    double mass[16] = {0}, count[16] = {0}, nll[64];
+    s.first_mass = mass;
+    s.first_count = count;
+    if (strategy_score(&s, m, ids, T, chunk, nll, err, sizeof err)) fail_msg("%s", err);
+    double tot = 0, n = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) { tot += mass[l]; n += count[l]; }
+    assert_true(n == (double)(T - 1) * m->cfg.n_heads * m->cfg.n_layers);
+    return tot / n;
+}
+
+static void test_first_token_attention(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-tiny:4", NULL, err, sizeof err), 0);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 97 + 5) % m.cfg.vocab;
+    double d1 = first_mass(&m, "dense", 1, ids, 40), d7 = first_mass(&m, "dense", 7, ids, 40);
+    assert_true(fabs(d1 - d7) < 1e-6);
+    assert_true(d1 > 0 && d1 < 1);
+    assert_true(first_mass(&m, "window:0", 5, ids, 40) == 0.0);
+    double s = first_mass(&m, "sink:1:0", 5, ids, 40);
+    assert_true(s > 0.05 && s < 0.95);
+    assert_true(fabs(first_mass(&m, "sink:4:8", 1, ids, 40) - first_mass(&m, "sink:4:8", 40, ids, 40)) < 1e-6);
+    model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streamingllm_example),
@@ -215,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_kv_flat),
         cmocka_unit_test(test_chunk_independence),
         cmocka_unit_test(test_spec_parsing),
+        cmocka_unit_test(test_first_token_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
