@@ -524,6 +524,16 @@ static int tokenizer_load_fail(Loader *L, const char *field, const char *fmt, ..
     return -1;
 }
 
+/* Strings a tokenizer.json inserts into the text being encoded (Prepend, Replace content,
+ * Metaspace replacement) must be valid UTF-8: the split regexes then run with
+ * PCRE2_NO_UTF_CHECK, and PCRE2 (JIT) on invalid UTF-8 read out of bounds (fuzz_tokenizer).
+ * JSON escapes can produce invalid UTF-8 too (a lone surrogate \udc00), so check the result. */
+static int tokenizer_check_utf8(Loader *L, const char *field, const char *what, const char *s, size_t n) {
+    size_t bad = utf8_check(s, n);
+    if (bad != n) return tokenizer_load_fail(L, field, "%s is not valid UTF-8 (byte %zu)", what, bad);
+    return 0;
+}
+
 static const char *json_str(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -592,6 +602,7 @@ static int tokenizer_load_normalizer(Loader *L, const cJSON *n, const char *fiel
     if (!strcmp(type, "Prepend")) {
         const char *p = json_str(n, "prepend");
         if (!p) return tokenizer_load_fail(L, field, "Prepend without \"prepend\"");
+        if (tokenizer_check_utf8(L, field, "Prepend \"prepend\"", p, strlen(p))) return -1;
         st.kind = NORM_PREPEND;
         st.alen = strlen(p);
         if (!(st.a = tokenizer_dup(L, p, st.alen))) return tokenizer_load_fail(L, field, "out of memory");
@@ -599,6 +610,7 @@ static int tokenizer_load_normalizer(Loader *L, const cJSON *n, const char *fiel
         const char *c = json_str(n, "content");
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
         if (!c || !pat) return tokenizer_load_fail(L, field, "Replace needs \"pattern\" and \"content\"");
+        if (tokenizer_check_utf8(L, field, "Replace \"content\"", c, strlen(c))) return -1;
         const char *lit;
         int is_re;
         st.re = tokenizer_load_pattern(L, pat, field, &lit, &is_re);
@@ -696,6 +708,7 @@ static int tokenizer_load_pre(Loader *L, const cJSON *p, const char *field) {
         if (!r || !*r) return tokenizer_load_fail(L, field, "Metaspace without \"replacement\"");
         st.repl_len = utf8_len((unsigned char)r[0]);
         if (st.repl_len > strlen(r)) return tokenizer_load_fail(L, field, "bad Metaspace replacement");
+        if (tokenizer_check_utf8(L, field, "Metaspace \"replacement\"", r, st.repl_len)) return -1;
         st.repl = tokenizer_dup(L, r, st.repl_len);
         if (!st.repl) return tokenizer_load_fail(L, field, "out of memory");
         const char *scheme = json_str(p, "prepend_scheme");

@@ -71,7 +71,7 @@ int cmd_bench(int argc, char **argv) {
     uint64_t tokens = 8192;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help")) {
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { /* -h as every command takes it */
             printf("usage: lcbench bench [--model M] [--tokens N]\n  CPU throughput of dense scoring and sink streaming (default random:llama-10m, 8192 tokens)\n");
             return 0;
         }

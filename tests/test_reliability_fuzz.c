@@ -113,6 +113,20 @@ static void test_config_regressions(void **state) {
     }
 }
 
+/* Bug: strings a tokenizer.json inserts into the text (here a Replace content with raw invalid
+ * bytes, and one with a lone surrogate escape) reached PCRE2 with PCRE2_NO_UTF_CHECK: the JIT
+ * read out of bounds (SEGV).  They are refused at load, naming the field. */
+static void test_tokenizer_invalid_utf8_insertions(void **state) {
+    (void)state;
+    static const char *const files[] = {"tests/fuzz/regressions/tokenizer/replace-content-invalid-utf8-pcre2-jit.json",
+                                        "tests/fuzz/regressions/tokenizer/replace-content-lone-surrogate.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char err[1024] = "";
+        Tokenizer *t = tokenizer_load(files[i], err, sizeof err);
+        if (t || !strstr(err, "not valid UTF-8") || !strstr(err, "normalizer")) fail_msg("%s: %s", files[i], t ? "loaded" : err);
+    }
+}
+
 /* Bug: a count like 1e30 was converted to uint64_t before its range was checked (UB). */
 static void test_cli_count_range(void **state) {
     (void)state;
@@ -135,6 +149,7 @@ int main(void) {
         cmocka_unit_test(test_replay_tokenizer), cmocka_unit_test(test_replay_tokens),
         cmocka_unit_test(test_decode_empty_is_nul_terminated), cmocka_unit_test(test_empty_document),
         cmocka_unit_test(test_config_regressions), cmocka_unit_test(test_cli_count_range),
+        cmocka_unit_test(test_tokenizer_invalid_utf8_insertions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
