@@ -114,17 +114,19 @@ static void test_config_regressions(void **state) {
 }
 
 /* Bug: strings a tokenizer.json inserts into the text (here a Replace content with raw invalid
- * bytes, and one with a lone surrogate escape) reached PCRE2 with PCRE2_NO_UTF_CHECK: the JIT
- * read out of bounds (SEGV).  They are refused at load, naming the field. */
+ * bytes) reached PCRE2 with PCRE2_NO_UTF_CHECK: the JIT read out of bounds (SEGV).  They are
+ * refused at load, naming the field.  (A lone surrogate escape, the other way to smuggle
+ * invalid UTF-8 in, is already refused by cJSON as malformed JSON.) */
 static void test_tokenizer_invalid_utf8_insertions(void **state) {
     (void)state;
-    static const char *const files[] = {"tests/fuzz/regressions/tokenizer/replace-content-invalid-utf8-pcre2-jit.json",
-                                        "tests/fuzz/regressions/tokenizer/replace-content-lone-surrogate.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char err[1024] = "";
-        Tokenizer *t = tokenizer_load(files[i], err, sizeof err);
-        if (t || !strstr(err, "not valid UTF-8") || !strstr(err, "normalizer")) fail_msg("%s: %s", files[i], t ? "loaded" : err);
-    }
+    char err[1024] = "";
+    const char *f = "tests/fuzz/regressions/tokenizer/replace-content-invalid-utf8-pcre2-jit.json";
+    Tokenizer *t = tokenizer_load(f, err, sizeof err);
+    if (t || !strstr(err, "not valid UTF-8") || !strstr(err, "normalizer")) fail_msg("%s: %s", f, t ? "loaded" : err);
+    f = "tests/fuzz/regressions/tokenizer/replace-content-lone-surrogate.json";
+    err[0] = 0;
+    t = tokenizer_load(f, err, sizeof err);
+    if (t || !err[0]) fail_msg("%s: loaded", f);
 }
 
 /* Bug: a count like 1e30 was converted to uint64_t before its range was checked (UB). */
