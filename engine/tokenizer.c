@@ -1163,6 +1163,12 @@ static int tokenizer_finish_tables(Loader *L) {
     buf_free(&out);
     buf_free(&tmp);
 
+    /* the id tables below have max id + 1 entries: one token with id 2000000000 in a 60-byte
+     * file made lcbench reserve 40 GB (fuzz_tokenizer, over its malloc limit).  Real
+     * vocabularies are dense (added tokens right after the model's), so refuse sparse ones. */
+    if (t->n_ids > 2 * (t->vocab.n + t->n_added) + 65536)
+        return tokenizer_load_fail(L, "model.vocab", "ids go up to %zu for %zu tokens; ids must be (nearly) contiguous",
+                                   t->n_ids - 1, t->vocab.n + t->n_added);
     t->id_tok = calloc(t->n_ids + 1, sizeof *t->id_tok);
     t->id_tok_len = calloc(t->n_ids + 1, sizeof *t->id_tok_len);
     t->id_skip = calloc(t->n_ids + 1, 1);

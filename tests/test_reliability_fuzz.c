@@ -129,6 +129,15 @@ static void test_tokenizer_invalid_utf8_insertions(void **state) {
     if (t || !err[0]) fail_msg("%s: loaded", f);
 }
 
+/* Bug: a vocabulary with one id near 2^31 made the id tables tens of GB (a 60-byte file). */
+static void test_tokenizer_sparse_ids(void **state) {
+    (void)state;
+    char err[1024] = "";
+    const char *f = "tests/fuzz/regressions/tokenizer/sparse-id-huge-tables.json";
+    Tokenizer *t = tokenizer_load(f, err, sizeof err);
+    if (t || !strstr(err, "contiguous")) fail_msg("%s: %s", f, t ? "loaded" : err);
+}
+
 /* Bug: a count like 1e30 was converted to uint64_t before its range was checked (UB). */
 static void test_cli_count_range(void **state) {
     (void)state;
@@ -151,7 +160,7 @@ int main(void) {
         cmocka_unit_test(test_replay_tokenizer), cmocka_unit_test(test_replay_tokens),
         cmocka_unit_test(test_decode_empty_is_nul_terminated), cmocka_unit_test(test_empty_document),
         cmocka_unit_test(test_config_regressions), cmocka_unit_test(test_cli_count_range),
-        cmocka_unit_test(test_tokenizer_invalid_utf8_insertions),
+        cmocka_unit_test(test_tokenizer_invalid_utf8_insertions), cmocka_unit_test(test_tokenizer_sparse_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
