@@ -60,16 +60,32 @@ RU_UNUSED static sqlite3 *db_open_ro(const char *path) {
     return h;
 }
 
-/* First column of the first row as text (malloc'ed), NULL if no row. */
-RU_UNUSED static char *db_text(const char *path, const char *sql) {
+/* First column of the first row as text (malloc'ed), NULL if no row; strict: an SQL error
+ * fails the test, else (polling a file still being created) it answers NULL. */
+RU_UNUSED static char *db_text_q(const char *path, const char *sql, int strict) {
     sqlite3 *h = db_open_ro(path);
     sqlite3_stmt *q;
     char *out = NULL;
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) fail_msg("%s: %s: %s", path, sql, sqlite3_errmsg(h));
+    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
+        if (strict) fail_msg("%s: %s: %s", path, sql, sqlite3_errmsg(h));
+        sqlite3_close(h);
+        return NULL;
+    }
     if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0)) out = strdup((const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     sqlite3_close(h);
     return out;
+}
+
+RU_UNUSED static char *db_text(const char *path, const char *sql) { return db_text_q(path, sql, 1); }
+
+/* Polling a file another process is creating: -1 until the query works. */
+RU_UNUSED static int64_t db_int_poll(const char *path, const char *sql) {
+    if (access(path, F_OK)) return -1;
+    char *t = db_text_q(path, sql, 0);
+    int64_t v = t ? strtoll(t, NULL, 10) : -1;
+    free(t);
+    return v;
 }
 
 RU_UNUSED static int64_t db_int(const char *path, const char *sql) {

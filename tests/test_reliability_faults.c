@@ -21,7 +21,7 @@ static void test_lock_held(void **state) {
     snprintf(log, sizeof log, "%s/lock.log", tu_tmpdir());
     snprintf(args, sizeof args, RUN_ARGS " --dataset %s --pace-ms 100", g_ids);
     pid_t pid = spawn_lcbench(db, args, log);
-    for (int i = 0; i < 3000 && (access(db, F_OK) || db_int(db, "SELECT COALESCE(MAX(steps_done), 0) FROM runs") <= 0); i++) sleep_s(0.01);
+    for (int i = 0; i < 3000 && db_int_poll(db, "SELECT COALESCE(MAX(steps_done), 0) FROM runs") <= 0; i++) sleep_s(0.01);
     sqlite3 *h;
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
     sqlite3_busy_timeout(h, 10000);
