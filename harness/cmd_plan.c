@@ -76,7 +76,7 @@ int cmd_plan(int argc, char **argv) {
            in.cuda ? "cuda" : "cpu", r.dtype);
     printf("  %-11s %12s  %s\n", "weights", w, in.cuda ? "n_params x 2 B (bf16)" : "fp32 arena (n_params x 4 B + norm/bias slots)");
     printf("  %-11s %12s  allocated at the end of the stream (the policy keeps %s)\n", "KV cache", k, kf);
-    printf("  %-11s %12s  forward buffers for %lld rows + logits of one chunk\n", "workspace", wk, (long long)r.rows);
+    printf("  %-11s %12s  forward buffers for %lld rows (logits scratch included)\n", "workspace", wk, (long long)r.rows);
     printf("  %-11s %12s  transient attention score block (64 queries x visible keys)\n", "scores", sc);
     printf("  %-11s %12s  %s\n", "total", t, in.cuda ? "(estimate: the CUDA path is not yet measured)" : "(process RSS adds the binary, BLAS and SQLite)");
     return 0;

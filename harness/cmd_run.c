@@ -111,7 +111,6 @@ int cmd_run(int argc, char **argv) {
     }
     if (rc.probe_every && rc.proto.proto != PROTO_STREAM) return cli_usage_error(&c, "--probe-every needs --protocol stream");
     if (rc.probe_every && !rc.probe_tokens) rc.probe_tokens = 64;
-    if (!strcmp(rc.device, "cuda")) { cli_error("run", "--device cuda: this build has no CUDA backend (build with nvcc present)"); return 1; }
     int64_t id = 0;
     return run_execute(&rc, &id);
 }

@@ -10,6 +10,7 @@
 #include "harness/run.h"
 #include "datasets/dataset.h"
 #include "datasets/sha256.h"
+#include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/tokenizer.h"
 #include "harness/cli.h"
@@ -96,6 +97,19 @@ static void cpu_name(char *out, size_t n) {
             break;
         }
     fclose(f);
+}
+
+/* Bytes held in a memory category: the GPU's own allocator for a model on the device, else the
+ * host allocator. */
+static size_t mem_now(const Model *m, LcbMemCat cat) {
+    return m && m->device != LCB_DEVICE_CPU ? cuda_mem_now((int)cat) : lcb_mem_now(cat);
+}
+
+/* Device memory in use (cudaMemGetInfo: total - free) for a model on the GPU; -1 on the CPU. */
+static int64_t device_bytes(const Model *m) {
+    size_t used, total;
+    if (!m || m->device == LCB_DEVICE_CPU || cuda_mem_info(&used, &total)) return -1;
+    return (int64_t)used;
 }
 
 static int64_t rss_bytes(void) {
@@ -223,9 +237,9 @@ static int commit_batch(RunState *x, char *err, size_t errlen) {
     double el = now - x->t_session;
     StoreSample smp = {.pos = x->stream_pos, .elapsed_s = x->wall_before + el,
                        .tokens_per_s = el > 0 ? x->fed_session / el : 0,
-                       .weights = (int64_t)lcb_mem_now(LCB_MEM_WEIGHTS), .kv = (int64_t)x->kv_bytes,
-                       .kv_formula = (int64_t)x->kv_formula, .work = (int64_t)lcb_mem_now(LCB_MEM_WORK),
-                       .rss = rss_bytes(), .device = -1};
+                       .weights = (int64_t)mem_now(x->s->m, LCB_MEM_WEIGHTS), .kv = (int64_t)x->kv_bytes,
+                       .kv_formula = (int64_t)x->kv_formula, .work = (int64_t)mem_now(x->s->m, LCB_MEM_WORK),
+                       .rss = rss_bytes(), .device = device_bytes(x->s->m)};
     if (rc == 0) rc = store_sample(st, r->id, &smp, err, errlen);
     r->cursor = x->cursor;
     r->steps_done += x->n_buf;
@@ -495,7 +509,11 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         }
     } else {
         git_revision(rev, sizeof rev);
-        cpu_name(dev, sizeof dev);
+        if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
+            char gpu[256];
+            cuda_describe(gpu, sizeof gpu);
+            snprintf(dev, sizeof dev, "cuda (%s)", gpu);
+        } else cpu_name(dev, sizeof dev);
         r.status = strdup("running");
         store_set(&r.lcbench_rev, rev);
         store_set(&r.argv, c->argv_text);
@@ -551,7 +569,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     signals_install();
     const char *end_status = "done";
     int64_t fail_pos = r.cursor;
-    if (model_open(&m, model_path, c->config, err, sizeof err)) {
+    if (model_open_on(&m, model_path, c->config, lcb_device_parse(c->device), NULL, err, sizeof err)) {
         end_status = is_oom(err) ? "oom" : "failed";
     } else {
         model_live = 1;

@@ -83,40 +83,54 @@ int protocol_plan(const ProtoParams *p, size_t T, int64_t *steps, int64_t *units
     return 0;
 }
 
-/* The stream protocol. */
+/* Scratch of the NLL-only feeding: targets and double NLLs for one chunk. */
+typedef struct { int32_t *tg; double *nl; } Scratch;
+
+static int scratch_init(Scratch *x, int64_t n, char *err, size_t errlen) {
+    x->tg = malloc((size_t)n * sizeof *x->tg);
+    x->nl = malloc((size_t)n * sizeof *x->nl);
+    if (!x->tg || !x->nl) {
+        free(x->tg); free(x->nl);
+        return lcb_fail(err, errlen, "out of memory: NLL buffers for a chunk of %lld tokens", (long long)n);
+    }
+    return 0;
+}
+
+static void scratch_free(Scratch *x) { free(x->tg); free(x->nl); }
+
+/* The stream protocol.  The model returns NLLs only (on the GPU the log-softmax is fused and
+ * no logits leave the device). */
 static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
                       RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
-    const int64_t V = m->cfg.vocab;
     int64_t chunk = p->chunk > 0 && !s->ops->whole_input ? p->chunk : (int64_t)T;
     if (chunk > (int64_t)T) chunk = (int64_t)T;
-    size_t lbytes = (size_t)chunk * (size_t)V * sizeof(float);
-    float *logits = lcb_alloc(LCB_MEM_WORK, lbytes);
     float *nll = malloc((size_t)chunk * sizeof *nll);
+    Scratch x;
     *fail_pos = 0;
-    if (!logits || !nll) {
-        lcb_free(LCB_MEM_WORK, logits, logits ? lbytes : 0);
+    if (!nll || scratch_init(&x, chunk, err, errlen)) {
         free(nll);
-        return lcb_fail(err, errlen, "out of memory: logits for a chunk of %lld tokens (%zu bytes)", (long long)chunk, lbytes);
+        return lcb_fail(err, errlen, "out of memory: NLL buffers for a chunk of %lld tokens", (long long)chunk);
     }
     int rc = strategy_begin(s, m, err, errlen);
     /* resume: rebuild the cache by re-feeding what was scored, with the same chunk boundaries */
     for (int64_t t0 = 0; rc == 0 && t0 < cursor; t0 += chunk) {
         int n = (int)(cursor - t0 < chunk ? cursor - t0 : chunk);
         *fail_pos = t0;
-        rc = strategy_feed(s, ids + t0, n, s->ops->feed ? logits : NULL, err, errlen);
+        rc = strategy_feed(s, ids + t0, n, NULL, err, errlen);
     }
     for (int64_t t0 = cursor; rc == 0 && t0 < (int64_t)T; t0 += chunk) {
         int n = (int)((int64_t)T - t0 < chunk ? (int64_t)T - t0 : chunk);
         *fail_pos = t0;
-        if ((rc = strategy_feed(s, ids + t0, n, logits, err, errlen))) break;
+        for (int i = 0; i < n; i++) x.tg[i] = t0 + i + 1 < (int64_t)T ? ids[t0 + i + 1] : -1;
+        if ((rc = strategy_feed_nll(s, ids + t0, n, x.tg, x.nl, err, errlen))) break;
         int64_t ns = t0 + n < (int64_t)T ? n : n - 1;   /* the last token has no target */
-        for (int64_t i = 0; i < ns; i++) nll[i] = (float)model_nll(logits + i * V, (int)V, ids[t0 + i + 1]);
+        for (int64_t i = 0; i < ns; i++) nll[i] = (float)x.nl[i];
         RunUnit u = {.win_start = 0, .pos0 = t0, .n = ns, .nll = nll, .cursor = t0 + n, .stream_pos = t0 + n, .fed = n,
                      .kv_bytes = strategy_kv_bytes_allocated(s), .kv_formula = strategy_kv_bytes_formula(s, (uint64_t)(t0 + n))};
         if (fn(ctx, &u)) break;
     }
     strategy_end(s);
-    lcb_free(LCB_MEM_WORK, logits, lbytes);
+    scratch_free(&x);
     free(nll);
     return rc;
 }
@@ -124,16 +138,14 @@ static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t
 /* stride, chunks, longlora: independent windows, fresh cache each. */
 static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
                        RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
-    const int64_t V = m->cfg.vocab, nw = n_windows(p, (int64_t)T);
+    const int64_t nw = n_windows(p, (int64_t)T);
     int64_t chunk = p->chunk > 0 && !s->ops->whole_input && p->chunk < p->ctx ? p->chunk : p->ctx;
-    size_t lbytes = (size_t)chunk * (size_t)V * sizeof(float);
-    float *logits = lcb_alloc(LCB_MEM_WORK, lbytes);
     float *nll = malloc((size_t)p->ctx * sizeof *nll);
+    Scratch x;
     *fail_pos = 0;
-    if (!logits || !nll) {
-        lcb_free(LCB_MEM_WORK, logits, logits ? lbytes : 0);
+    if (!nll || scratch_init(&x, chunk, err, errlen)) {
         free(nll);
-        return lcb_fail(err, errlen, "out of memory: logits for a chunk of %lld tokens (%zu bytes)", (long long)chunk, lbytes);
+        return lcb_fail(err, errlen, "out of memory: NLL buffers for a window of %lld tokens", (long long)p->ctx);
     }
     int rc = 0;
     for (int64_t k = cursor; rc == 0 && k < nw; k++) {
@@ -147,10 +159,11 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
                 /* s2 needs the whole window in one forward; others may stop at the last scored step */
                 if (!s->ops->whole_input && c0 + n > w.i1) n = (int)(w.i1 - c0);
                 *fail_pos = w.b + c0;
-                if ((rc = strategy_feed(s, ids + w.b + c0, n, logits, err, errlen))) break;
+                /* row i (window index c0 + i) is scored when it lies in [i0, i1) */
+                for (int i = 0; i < n; i++) x.tg[i] = (c0 + i >= w.i0 && c0 + i < w.i1) ? ids[w.b + c0 + i + 1] : -1;
+                if ((rc = strategy_feed_nll(s, ids + w.b + c0, n, x.tg, x.nl, err, errlen))) break;
                 u.fed += n;
-                for (int64_t i = c0 > w.i0 ? c0 : w.i0; i < c0 + n && i < w.i1; i++)
-                    nll[i - w.i0] = (float)model_nll(logits + (i - c0) * V, (int)V, ids[w.b + i + 1]);
+                for (int64_t i = c0 > w.i0 ? c0 : w.i0; i < c0 + n && i < w.i1; i++) nll[i - w.i0] = (float)x.nl[i - c0];
             }
             u.kv_bytes = strategy_kv_bytes_allocated(s);
             u.kv_formula = strategy_kv_bytes_formula(s, (uint64_t)u.fed);
@@ -159,7 +172,7 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
         }
         if (fn(ctx, &u)) break;
     }
-    lcb_free(LCB_MEM_WORK, logits, lbytes);
+    scratch_free(&x);
     free(nll);
     return rc;
 }

@@ -10,8 +10,8 @@
  *              slot table; an unbounded (dense) cache grows by doubling from 256 tokens, so
  *              it is the next 256 x 2^k >= the tokens it holds; 2 x layers x kv_dim x 4 B/token
  *   workspace  ws_reserve (engine/model.c) for the largest forward (the chunk; recompute:W
- *              forwards W+1 rows; s2 the whole input) plus the protocol's logits buffer for
- *              one chunk (harness/run_protocol.c)
+ *              forwards W+1 rows; s2 the whole input), which includes the LG_ROWS x vocab
+ *              logits scratch of the NLL-only head (the run loop asks for NLLs, not logits)
  *   scores     the transient attention score block of kv_attention: 64 queries x the keys
  *              visible at the last chunk, x 4 bytes (freed after every layer)
  * With --device cuda: bf16 weights (n_params x 2) and a bf16 KV cache of the formula's size,
@@ -107,9 +107,9 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
         o->kv = kv;
     }
 
-    /* workspace: ws_reserve + the chunk's logits */
+    /* workspace: ws_reserve (forward buffers + the NLL head's logits scratch) */
     int64_t per_row = 4 * dim + qkvd + 2 * qd + 2 * ffn + 2 * (int64_t)c.rot_dim;
-    o->work = (per_row * o->rows + PLAN_LG_ROWS * V) * 4 + chunk * V * 4;
+    o->work = (per_row * o->rows + PLAN_LG_ROWS * V) * 4;
 
     /* scores: keys visible = stored sinks + stored recent + the chunk, largest at the last
      * full chunk or the last (partial) one */

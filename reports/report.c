@@ -542,8 +542,7 @@ static int write_index(Rep *R, char *err, size_t errlen) {
 
     /* collapse, memory, throughput */
     heading(&o, 2, "Collapse, fluency, peak memory, throughput");
-    para(&o, "Memory columns are the peaks of the run's samples (one per committed batch); a run that commits only once (a short one) is "
-             "sampled after the protocol has freed its logits buffer, so its workspace shows the forward's buffers alone. "
+    para(&o, "Memory columns are the peaks of the run's samples (one per committed batch). "
              "`lcbench plan` predicts the same categories (tests/test_reports.c checks them against CPU runs).");
     table_begin(&o);
     row_begin(&o);

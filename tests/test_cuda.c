@@ -26,13 +26,14 @@
 /* fp32 on the device does the CPU's arithmetic in another order (cuBLAS, block reductions,
  * flash-style online softmax): 1e-3 in NLL is the issue's bound, far above the ~1e-6 we see */
 #define TOL_F32 1e-3
-/* bf16 weights and KV (8 bits of mantissa), fp32 accumulation and residual: 2e-2 in NLL where
- * the weights are bf16 already (llama_bf16, and vs the CPU on random models, measured 1.3e-2);
+/* bf16 weights, KV and GEMM inputs (8 bits of mantissa), fp32 accumulation and residual: 5e-2
+ * in NLL where the weights are bf16 already (llama_bf16: measured 2.3e-2 on an H100, the
+ * activations' rounding alone; vs the CPU on random models, measured 1.3e-2);
  * the fp32-weight fixtures are a different model once rounded to bf16 (every weight moves by up
  * to 2^-9 relative, and these tiny random models have large logit sensitivities): 1e-1 there,
  * measured up to 7.4e-2 on llama_gqa sink:1:15; separating rounding from kernel error needs a CPU
  * run of the rounded weights (not done yet) */
-#define TOL_BF16 2e-2
+#define TOL_BF16 5e-2
 #define TOL_BF16_ROUNDED 1e-1
 /* fp16: 11 bits of mantissa, same structure */
 #define TOL_F16 1e-2
