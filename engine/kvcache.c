@@ -16,6 +16,7 @@
 #include "engine/common.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,19 +190,25 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     const int64_t m3 = c3_end - t0;
     const int64_t mtot = m1 + m2 + n;
     if (kv_reserve(kv, t0 + n, err, errlen)) return -1;
-    size_t sbytes;
-    if (lcb_mul_size((size_t)KV_QBLOCK * sizeof(float), (size_t)mtot, &sbytes))
+    /* one score block per thread: (head, query block) tasks run in parallel, each with
+     * single-threaded GEMMs (OpenMP OpenBLAS does not nest inside a parallel region) */
+    const int nthreads = omp_get_max_threads(), nblocks = (n + KV_QBLOCK - 1) / KV_QBLOCK;
+    size_t sbytes, per_thread;
+    if (lcb_mul_size((size_t)KV_QBLOCK * sizeof(float), (size_t)mtot, &per_thread) ||
+        lcb_mul_size(per_thread, (size_t)nthreads, &sbytes))
         return lcb_fail(err, errlen, "attention: score buffer size overflows");
-    float *sc = lcb_alloc(LCB_MEM_WORK, sbytes);
-    if (!sc) return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
+    float *sbuf = lcb_alloc(LCB_MEM_WORK, sbytes);
+    if (!sbuf) return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
     const float *kc = qkv + H * hd, *vc = qkv + H * hd + kvd; /* chunk keys / values */
     const float *sink_q = qs ? qs : qkv;
     double first_sum = 0, first_n = 0; /* diagnostic: attention on position 0 */
     const int ld_sq = qs ? ldq : ldqkv;
 
-    for (int h = 0; h < H; h++) {
-        const int g = h / grp;
-        for (int i0 = 0; i0 < n; i0 += KV_QBLOCK) {
+    #pragma omp parallel for schedule(dynamic, 1) reduction(+:first_sum, first_n) if (H * nblocks > 1)
+    for (int task = 0; task < H * nblocks; task++) {
+        const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * KV_QBLOCK;
+        float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float));
+        {
             const int nb = n - i0 < KV_QBLOCK ? n - i0 : KV_QBLOCK;
             const float *qa = qkv + (size_t)i0 * ldqkv + h * hd;
             const float *qsb = sink_q + (size_t)i0 * ld_sq + h * hd;
@@ -221,36 +228,40 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             const int64_t m3v = m3 < cend ? m3 : cend;
             /* mask by A(t) and softmax each row; segments 1-3 are contiguous in the row,
              * segment 4 starts at column m1 + m2 + m3 */
-            #pragma omp parallel for schedule(static) if (nb * (m1 + m2 + m4) >= 16384)
             for (int i = 0; i < nb; i++) {
                 const int64_t t = t0 + i0 + i;
                 const int64_t lo = W < 0 ? 0 : t - W; /* oldest visible non-sink position */
                 float *row = sc + (size_t)i * ld, *r4 = s4 + (size_t)i * ld, mx = -INFINITY;
-                #pragma omp simd reduction(max:mx)
-                for (int64_t k = 0; k < m1; k++) mx = row[k] > mx ? row[k] : mx;
-                for (int64_t k = 0; k < m2; k++) {
-                    int64_t p = W < 0 ? S + k : kv->slot_pos[k];
-                    if (p < lo) row[m1 + k] = -INFINITY;
-                    else mx = row[m1 + k] > mx ? row[m1 + k] : mx;
+                /* mask by A(t): branch-free selects, so that the loops vectorise */
+                if (W >= 0) {
+                    const int64_t *sp = kv->slot_pos;
+                    #pragma omp simd
+                    for (int64_t k = 0; k < m2; k++) row[m1 + k] = sp[k] < lo ? -INFINITY : row[m1 + k];
                 }
-                for (int64_t k = 0; k < m3v; k++) {
-                    if (t0 + k > t) row[m1 + m2 + k] = -INFINITY;
-                    else mx = row[m1 + m2 + k] > mx ? row[m1 + m2 + k] : mx;
-                }
-                for (int64_t k = 0; k < m4; k++) {
-                    int64_t j = t0 + m3 + k;
-                    int vis = kv->s2_group > 0 ? s2_visible(kv, h, H, t, j) : (j <= t && j >= lo);
-                    if (!vis) r4[k] = -INFINITY;
-                    else mx = r4[k] > mx ? r4[k] : mx;
+                for (int64_t k = t - t0 + 1; k < m3v; k++) row[m1 + m2 + k] = -INFINITY;
+                if (kv->s2_group > 0) {
+                    for (int64_t k = 0; k < m4; k++)
+                        if (!s2_visible(kv, h, H, t, t0 + m3 + k)) r4[k] = -INFINITY;
+                } else {
+                    /* visible chunk keys j = t0 + m3 + k: lo <= j <= t */
+                    int64_t klo = lo - t0 - m3, khi = t - t0 - m3;
+                    for (int64_t k = 0; k < m4 && k < klo; k++) r4[k] = -INFINITY;
+                    for (int64_t k = khi + 1 > 0 ? khi + 1 : 0; k < m4; k++) r4[k] = -INFINITY;
                 }
                 const int64_t a = m1 + m2 + m3v;
+                #pragma omp simd reduction(max:mx)
+                for (int64_t k = 0; k < a; k++) mx = row[k] > mx ? row[k] : mx;
+                #pragma omp simd reduction(max:mx)
+                for (int64_t k = 0; k < m4; k++) mx = r4[k] > mx ? r4[k] : mx;
                 float sum = 0.f;
                 #pragma omp simd reduction(+:sum)
                 for (int64_t k = 0; k < a; k++) { float e = row[k] == -INFINITY ? 0.f : lcb_expf(row[k] - mx); row[k] = e; sum += e; }
                 #pragma omp simd reduction(+:sum)
                 for (int64_t k = 0; k < m4; k++) { float e = r4[k] == -INFINITY ? 0.f : lcb_expf(r4[k] - mx); r4[k] = e; sum += e; }
                 const float inv = 1.f / sum;
+                #pragma omp simd
                 for (int64_t k = 0; k < a; k++) row[k] *= inv;
+                #pragma omp simd
                 for (int64_t k = 0; k < m4; k++) r4[k] *= inv;
                 if (kv->first_mass && t >= 1 && kv->s2_group == 0) {
                     /* where position 0 sits in this row, if it is visible */
@@ -258,9 +269,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                     if (m1) p0 = row[0];
                     else if (m2 && (W < 0 ? S == 0 : kv->slot_pos[0] == 0)) p0 = row[m1];
                     else if (t0 == 0) p0 = m3 ? row[m1 + m2] : r4[0];
-                    #pragma omp atomic
                     first_sum += p0;
-                    #pragma omp atomic
                     first_n += 1;
                 }
             }
@@ -272,7 +281,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             if (m4) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m4, 1.f, s4, ld, vc + (size_t)m3 * ldqkv + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
         }
     }
-    lcb_free(LCB_MEM_WORK, sc, sbytes);
+    lcb_free(LCB_MEM_WORK, sbuf, sbytes);
     if (kv->first_mass) { kv->first_mass[layer] += first_sum; kv->first_count[layer] += first_n; }
     return 0;
 }

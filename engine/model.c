@@ -450,7 +450,7 @@ static void linear(const float *x, const float *w, const float *b, float *y, int
 
 static inline float act_apply(LcbAct a, float x) {
     switch (a) {
-    case ACT_SILU: return x / (1.f + expf(-x));
+    case ACT_SILU: return x / (1.f + lcb_expf(-x));
     case ACT_GELU: return 0.5f * x * (1.f + erff(x * (float)M_SQRT1_2));
     case ACT_GELU_TANH: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
     case ACT_RELU: return x > 0 ? x : 0;
