@@ -239,30 +239,34 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                     for (int64_t k = 0; k < m2; k++) row[m1 + k] = sp[k] < lo ? -INFINITY : row[m1 + k];
                 }
                 for (int64_t k = t - t0 + 1; k < m3v; k++) row[m1 + m2 + k] = -INFINITY;
+                /* segment 4 (this chunk): visible columns are [k0, k1), except under s2 */
+                int64_t k0 = 0, k1 = m4;
                 if (kv->s2_group > 0) {
                     for (int64_t k = 0; k < m4; k++)
                         if (!s2_visible(kv, h, H, t, t0 + m3 + k)) r4[k] = -INFINITY;
                 } else {
                     /* visible chunk keys j = t0 + m3 + k: lo <= j <= t */
                     int64_t klo = lo - t0 - m3, khi = t - t0 - m3;
-                    for (int64_t k = 0; k < m4 && k < klo; k++) r4[k] = -INFINITY;
-                    for (int64_t k = khi + 1 > 0 ? khi + 1 : 0; k < m4; k++) r4[k] = -INFINITY;
+                    k0 = klo > 0 ? (klo < m4 ? klo : m4) : 0;
+                    k1 = khi + 1 < m4 ? (khi + 1 > k0 ? khi + 1 : k0) : m4;
+                    for (int64_t k = 0; k < k0; k++) r4[k] = 0.f;
+                    for (int64_t k = k1; k < m4; k++) r4[k] = 0.f;
                 }
                 const int64_t a = m1 + m2 + m3v;
                 #pragma omp simd reduction(max:mx)
                 for (int64_t k = 0; k < a; k++) mx = row[k] > mx ? row[k] : mx;
                 #pragma omp simd reduction(max:mx)
-                for (int64_t k = 0; k < m4; k++) mx = r4[k] > mx ? r4[k] : mx;
+                for (int64_t k = k0; k < k1; k++) mx = r4[k] > mx ? r4[k] : mx;
                 float sum = 0.f;
                 #pragma omp simd reduction(+:sum)
                 for (int64_t k = 0; k < a; k++) { float e = row[k] == -INFINITY ? 0.f : lcb_expf(row[k] - mx); row[k] = e; sum += e; }
                 #pragma omp simd reduction(+:sum)
-                for (int64_t k = 0; k < m4; k++) { float e = r4[k] == -INFINITY ? 0.f : lcb_expf(r4[k] - mx); r4[k] = e; sum += e; }
+                for (int64_t k = k0; k < k1; k++) { float e = r4[k] == -INFINITY ? 0.f : lcb_expf(r4[k] - mx); r4[k] = e; sum += e; }
                 const float inv = 1.f / sum;
                 #pragma omp simd
                 for (int64_t k = 0; k < a; k++) row[k] *= inv;
                 #pragma omp simd
-                for (int64_t k = 0; k < m4; k++) r4[k] *= inv;
+                for (int64_t k = k0; k < k1; k++) r4[k] *= inv;
                 if (kv->first_mass && t >= 1 && kv->s2_group == 0) {
                     /* where position 0 sits in this row, if it is visible */
                     float p0 = 0.f;

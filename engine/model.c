@@ -467,7 +467,11 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
         for (int i = 0; i < n; i++) {
             float *g = hb + (size_t)i * 2 * ffn, *u = g + ffn, *a = hb + (size_t)i * ffn;
             /* in place: row i's output lands at or before its inputs, never over a later row's */
-            for (int k = 0; k < ffn; k++) a[k] = act_apply(c->act, g[k]) * u[k];
+            if (c->act == ACT_SILU) {
+                #pragma omp simd
+                for (int k = 0; k < ffn; k++) a[k] = g[k] / (1.f + lcb_expf(-g[k])) * u[k];
+            } else
+                for (int k = 0; k < ffn; k++) a[k] = act_apply(c->act, g[k]) * u[k];
         }
     } else {
         linear(in, w->wup, w->bup, hb, n, dim, ffn);
