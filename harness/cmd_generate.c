@@ -7,6 +7,7 @@
  */
 #include "engine/common.h"
 #include "harness/cli.h"
+#include "harness/run.h"
 #include "harness/fluency.h"
 #include "harness/generate.h"
 
@@ -192,7 +193,7 @@ int cmd_generate(int argc, char **argv) {
     g.win = malloc(G * sizeof *g.win);
     char now[32], rev[64];
     store_now(now);
-    gen_git_revision(rev, sizeof rev);
+    run_git_revision(rev, sizeof rev);
     sqlite3_stmt *q = NULL;
     int rc = g.win ? 0 : lcb_fail(err, sizeof err, "out of memory");
     if (rc == 0 && sqlite3_prepare_v2(st.db,

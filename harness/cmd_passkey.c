@@ -10,6 +10,7 @@
  */
 #include "engine/common.h"
 #include "harness/cli.h"
+#include "harness/run.h"
 #include "harness/fluency.h"
 #include "harness/generate.h"
 #include "harness/passkey.h"
@@ -98,7 +99,7 @@ int cmd_passkey(int argc, char **argv) {
     }
     int rc = 0;
     char rev[64], now[32];
-    gen_git_revision(rev, sizeof rev);
+    run_git_revision(rev, sizeof rev);
     Sampler sm;
     sampler_init(&sm, 0, 0, 1, 0);
     printf("strategy\tpoint\tn_garbage\ttokens\taccuracy\n");

@@ -108,17 +108,6 @@ int gen_tokens_ex(Strategy *s, const int32_t *prefix, int64_t n_prefix, Sampler 
     return rc;
 }
 
-void gen_git_revision(char *out, size_t n) {
-    char cmd[PATH_MAX + 128];
-    snprintf(out, n, "unknown");
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", lcb_repo_root());
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    char rev[64] = "";
-    if (fgets(rev, sizeof rev, p)) rev[strcspn(rev, "\r\n")] = 0;
-    pclose(p);
-    if (rev[0]) snprintf(out, n, "%s", rev);
-}
 
 int gen_open_model(const char *model, const char *tokenizer, Model *m, Tokenizer **tok, char *path, size_t pathlen,
                    char *err, size_t errlen) {

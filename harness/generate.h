@@ -46,7 +46,5 @@ static inline int gen_tokens(Strategy *s, const int32_t *prefix, int64_t n_prefi
 int gen_open_model(const char *model, const char *tokenizer, Model *m, Tokenizer **tok, char *path, size_t pathlen,
                    char *err, size_t errlen);
 
-/* Repository revision "abcdef123456[-dirty]" for provenance. */
-void gen_git_revision(char *out, size_t n);
 
 #endif

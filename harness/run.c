@@ -69,7 +69,7 @@ static void signals_restore(void) {
 
 /* ---------------------------------------------------------------- provenance */
 
-static void git_revision(char *out, size_t n) {
+void run_git_revision(char *out, size_t n) {
     char cmd[PATH_MAX + 128];
     snprintf(out, n, "unknown");
     snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", lcb_repo_root());
@@ -508,7 +508,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
             goto out;
         }
     } else {
-        git_revision(rev, sizeof rev);
+        run_git_revision(rev, sizeof rev);
         if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
             char gpu[256];
             cuda_describe(gpu, sizeof gpu);
