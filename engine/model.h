@@ -19,6 +19,8 @@
 extern "C" {
 #endif
 
+/* Shapes as (rows, cols) of the checkpoint: weights are (out, in).  After model_open the CPU
+ * path stores the four matrices wqkv, wo, wup, wdown transposed, (in, out) (Model.cpu_layout). */
 typedef struct {
     float *attn_norm_w, *attn_norm_b; /* (dim), bias NULL for RMSNorm */
     float *mlp_norm_w, *mlp_norm_b;   /* (dim); NULL when the MLP reuses the attention norm */
@@ -33,6 +35,7 @@ typedef struct Model {
     int device;               /* LCB_DEVICE_CPU / LCB_DEVICE_CUDA (engine/backend.h) */
     void *dev;                /* device-side weights and workspace of a non-CPU backend */
     char dev_dtype[8];        /* weight dtype on the device: "fp32", "bf16", "fp16" */
+    int cpu_layout;           /* 1: layer matrices stored (in, out) for the CPU forward */
     char source[4096];        /* folder, or "random:NAME" */
     char disk_dtype[8];       /* dtype of the weights on disk: F32, F16, BF16, mixed */
     float *embed;             /* (vocab, dim) */

@@ -46,8 +46,9 @@ static double model_gemm_gflops(const ModelConfig *c, int n, double min_seconds)
     do {
         for (int l = 0; l < c->n_layers; l++)
             for (int k = 0; k < 4; k++) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, shapes[k][1], shapes[k][0], 1.f, x, shapes[k][0], w,
-                            shapes[k][0], 0.f, y, shapes[k][1]);
+                /* as the CPU forward does: layer weights stored (in, out) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, shapes[k][1], shapes[k][0], 1.f, x, shapes[k][0], w,
+                            shapes[k][1], 0.f, y, shapes[k][1]);
                 flops += 2.0 * n * shapes[k][0] * shapes[k][1];
             }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, shapes[4][1], shapes[4][0], 1.f, x, shapes[4][0], w, shapes[4][0], 0.f, y, shapes[4][1]);
