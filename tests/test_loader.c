@@ -410,6 +410,120 @@ static void test_random_models(void **state) {
     assert_true(p > 6.6e9 && p < 6.8e9);
 }
 
+/* ---------------------------------------------------------------- Falcon layouts */
+
+/* The falcon_mqa fixture (4 query heads, 1 KV head, head_dim 16) rewritten into the two other
+ * Falcon QKV layouts, with the key/value head replicated so that the model computes the same
+ * function: its logits must still match the fixture's transformers reference.
+ *   grouped:  new_decoder_architecture, num_kv_heads 2: per group [q q k v]; the attention and
+ *             MLP norms ln_attn / ln_mlp are both copies of input_layernorm;
+ *   per-head: multi_query false, 4 KV heads: per head [q k v]. */
+#define FMQA FIXTURES "/falcon_mqa"
+typedef struct { cJSON *hdr; uint8_t *data; size_t n, cap; } StBuild;
+
+static void sb_add(StBuild *b, const char *name, const float *v, int64_t d0, int64_t d1) {
+    size_t bytes = (size_t)d0 * (d1 > 0 ? d1 : 1) * 4;
+    if (b->n + bytes > b->cap) { b->cap = (b->n + bytes) * 2; b->data = realloc(b->data, b->cap); }
+    memcpy(b->data + b->n, v, bytes);
+    cJSON *t = cJSON_CreateObject(), *sh = cJSON_CreateArray();
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)d0));
+    if (d1 > 0) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)d1));
+    cJSON_AddItemToObject(t, "shape", sh);
+    cJSON *off = cJSON_CreateArray();
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)b->n));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(b->n + bytes)));
+    cJSON_AddItemToObject(t, "data_offsets", off);
+    cJSON_AddItemToObject(b->hdr, name, t);
+    b->n += bytes;
+}
+
+static const float *im_tensor(const StImage *im, const char *name, int64_t *d0, int64_t *d1) {
+    cJSON *t = cJSON_GetObjectItem(im->hdr, name);
+    assert_non_null(t);
+    cJSON *sh = cJSON_GetObjectItem(t, "shape");
+    *d0 = (int64_t)cJSON_GetArrayItem(sh, 0)->valuedouble;
+    *d1 = cJSON_GetArraySize(sh) > 1 ? (int64_t)cJSON_GetArrayItem(sh, 1)->valuedouble : -1;
+    return (const float *)(im->data + (size_t)cJSON_GetArrayItem(cJSON_GetObjectItem(t, "data_offsets"), 0)->valuedouble);
+}
+
+static void falcon_variant(const char *name, int grouped) {
+    const int H = 4, hd = 16, dim = 64, kvh = grouped ? 2 : 4, per = grouped ? H / kvh + 2 : 3;
+    StImage im = st_read(FMQA "/model.safetensors");
+    StBuild b = {cJSON_CreateObject(), NULL, 0, 0};
+    float *q = malloc((size_t)kvh * per * hd * dim * 4);
+    for (cJSON *e = im.hdr->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        int64_t d0, d1;
+        const float *v = im_tensor(&im, e->string, &d0, &d1);
+        char nm[256];
+        if (strstr(e->string, "query_key_value")) {
+            /* MQA rows: q heads 0..3, k, v -> the variant's row order */
+            size_t r = 0;
+            for (int g = 0; g < kvh; g++) {
+                int nq = grouped ? H / kvh : 1;
+                for (int i = 0; i < nq; i++, r += hd) memcpy(q + r * dim, v + (size_t)(g * nq + i) * hd * dim, (size_t)hd * dim * 4);
+                memcpy(q + r * dim, v + (size_t)H * hd * dim, (size_t)hd * dim * 4), r += hd;
+                memcpy(q + r * dim, v + (size_t)(H + 1) * hd * dim, (size_t)hd * dim * 4), r += hd;
+            }
+            sb_add(&b, e->string, q, (int64_t)r, dim);
+        } else if (grouped && strstr(e->string, "input_layernorm")) {
+            const char *suffix = strstr(e->string, "input_layernorm") + strlen("input_layernorm");
+            size_t pre = strstr(e->string, "input_layernorm") - e->string;
+            snprintf(nm, sizeof nm, "%.*sln_attn%s", (int)pre, e->string, suffix);
+            sb_add(&b, nm, v, d0, d1);
+            snprintf(nm, sizeof nm, "%.*sln_mlp%s", (int)pre, e->string, suffix);
+            sb_add(&b, nm, v, d0, d1);
+        } else sb_add(&b, e->string, v, d0, d1);
+    }
+    (void)per;
+    const char *dir = scratch(name);
+    size_t n;
+    char *cfg = tu_read_file(FMQA "/config.json", &n), *out = malloc(n + 256);
+    cJSON *cj = cJSON_Parse(cfg);
+    cJSON_ReplaceItemInObject(cj, "new_decoder_architecture", cJSON_CreateBool(grouped));
+    cJSON_ReplaceItemInObject(cj, "multi_query", cJSON_CreateBool(0));
+    cJSON_ReplaceItemInObject(cj, "num_kv_heads", cJSON_CreateNumber(kvh));
+    char *js = cJSON_Print(cj);
+    mkcopy(dir, js);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    st_write(p, b.hdr, b.data, b.n);
+    /* the fixture's reference logits */
+    Model m;
+    char err[LCB_ERRLEN];
+    if (model_open(&m, dir, NULL, err, sizeof err)) fail_msg("%s: %s", name, err);
+    assert_int_equal(m.cfg.qkv_layout, grouped ? QKV_GROUPED : QKV_PER_HEAD);
+    assert_int_equal(m.cfg.n_kv, kvh);
+    assert_int_equal(m.cfg.shared_norm, 0 == grouped ? 1 : 0);
+    cJSON *ref = tu_read_json(FMQA "/reference.json");
+    cJSON *ids = cJSON_GetObjectItem(ref, "input_ids");
+    int T = cJSON_GetArraySize(ids), V = m.cfg.vocab;
+    int32_t *tok = malloc(T * sizeof *tok);
+    for (int i = 0; i < T; i++) tok[i] = cJSON_GetArrayItem(ids, i)->valueint;
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    float *lg = malloc((size_t)T * V * sizeof(float));
+    if (strategy_feed(&s, tok, T, lg, err, sizeof err)) fail_msg("%s", err);
+    double d = 0;
+    int t = 0;
+    for (cJSON *row = cJSON_GetObjectItem(ref, "dense_logits")->child; row; row = row->next, t++) {
+        int k = 0;
+        for (cJSON *x = row->child; x; x = x->next, k++) d = fmax(d, fabs(x->valuedouble - lg[(size_t)t * V + k]));
+    }
+    if (d > 1e-4) fail_msg("%s: max |logit - reference| = %g", name, d); /* SPEC §4 tolerance */
+    strategy_end(&s);
+    model_free(&m);
+    free(lg); free(tok); free(q); free(b.data); free(cfg); free(out); free(js);
+    cJSON_Delete(ref); cJSON_Delete(cj); cJSON_Delete(b.hdr); cJSON_Delete(im.hdr); free(im.data);
+}
+
+static void test_falcon_layouts(void **state) {
+    falcon_variant("falcon_grouped", 1);
+    falcon_variant("falcon_per_head", 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sharded),
@@ -419,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_config),
         cmocka_unit_test(test_llama3_rope),
         cmocka_unit_test(test_random_models),
+        cmocka_unit_test(test_falcon_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
