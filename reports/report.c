@@ -18,6 +18,7 @@
  * of the steps in its bin, drawn at the bin's middle).  For each (model, strategy) the plots use
  * the latest run of the `stream` protocol; the tables list every run.
  */
+#include "reports/passkey_panel.h"
 #include "reports/reports.h"
 #include "engine/common.h"
 
@@ -644,7 +645,32 @@ int report_write(const ReportOptions *o, char *err, size_t errlen) {
     snprintf(data, sizeof data, "%s/data", o->out);
     int rc = 0;
     if (mkdir_p(data)) rc = lcb_fail(err, errlen, "--out %.4000s: cannot create the folder: %s", o->out, strerror(errno));
-    if (rc == 0 && R.d.n == 0) rc = lcb_fail(err, errlen, "--db %s: the file holds no run", o->db);
+    if (rc == 0 && R.d.n == 0) {
+        /* a file of passkey results only: the passkey panel alone */
+        char md[4200];
+        int n_pk = 0;
+        snprintf(md, sizeof md, "%s/index.md", o->out);
+        FILE *f = fopen(md, "w");
+        if (!f) rc = lcb_fail(err, errlen, "%s: cannot create: %s", md, strerror(errno));
+        else {
+            fprintf(f, "# lcbench report\n\nSource: `%s` (passkey results only).\n\n", o->db);
+            rc = report_passkey_panel(o->db, o->out, o->gnuplot, f, &n_pk, err, errlen);
+            fclose(f);
+        }
+        if (rc == 0 && n_pk == 0) rc = lcb_fail(err, errlen, "--db %s: the file holds no run", o->db);
+        if (rc == 0) {
+            snprintf(md, sizeof md, "%s/index.html", o->out);
+            if (!(f = fopen(md, "w"))) rc = lcb_fail(err, errlen, "%s: cannot create: %s", md, strerror(errno));
+            else {
+                fprintf(f, "<!doctype html><meta charset=\"utf-8\"><title>lcbench report</title>\n<h1>lcbench report</h1>\n"
+                           "<p>Passkey results only; the table is in <a href=\"index.md\">index.md</a>.</p>\n"
+                           "<img src=\"passkey.png\" alt=\"passkey accuracy against prompt length\">\n");
+                fclose(f);
+            }
+        }
+        rep_free(&R.d);
+        return rc;
+    }
     if (rc == 0) {
         build_index(&R);
         rc = fig_grid(&R, err, errlen);
@@ -653,6 +679,16 @@ int report_write(const ReportOptions *o, char *err, size_t errlen) {
         if (rc == 0) rc = fig_throughput(&R, err, errlen);
         if (rc == 0) rc = fig_events(&R, err, errlen);
         if (rc == 0) rc = write_index(&R, err, errlen);
+        if (rc == 0) { /* passkey accuracy against length (lcbench passkey), appended to index.md */
+            char md[4200];
+            snprintf(md, sizeof md, "%s/index.md", o->out);
+            FILE *f = fopen(md, "a");
+            if (!f) rc = lcb_fail(err, errlen, "%s: cannot append: %s", md, strerror(errno));
+            else {
+                rc = report_passkey_panel(o->db, o->out, o->gnuplot, f, NULL, err, errlen);
+                if (fclose(f) != 0 && rc == 0) rc = lcb_fail(err, errlen, "%s: write error", md);
+            }
+        }
     }
     for (int i = 0; i < R.n_figs; i++) { free(R.figs[i]); free(R.fig_caption[i]); }
     rep_free(&R.d);
