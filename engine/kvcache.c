@@ -192,7 +192,12 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     if (kv_reserve(kv, t0 + n, err, errlen)) return -1;
     /* one score block per thread: (head, query block) tasks run in parallel, each with
      * single-threaded GEMMs (OpenMP OpenBLAS does not nest inside a parallel region) */
-    const int nthreads = omp_get_max_threads(), nblocks = (n + KV_QBLOCK - 1) / KV_QBLOCK;
+    /* query blocks of at most KV_QBLOCK rows, and enough (head, block) tasks to keep every
+     * thread busy: with 5 heads on 2 threads, one block per head would leave a thread idle */
+    const int nthreads = omp_get_max_threads();
+    int qb = KV_QBLOCK;
+    while (qb > 16 && (int64_t)H * ((n + qb - 1) / qb) < 4 * nthreads) qb /= 2;
+    const int nblocks = (n + qb - 1) / qb;
     size_t sbytes, per_thread;
     if (lcb_mul_size((size_t)KV_QBLOCK * sizeof(float), (size_t)mtot, &per_thread) ||
         lcb_mul_size(per_thread, (size_t)nthreads, &sbytes))
@@ -206,10 +211,10 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
 
     #pragma omp parallel for schedule(dynamic, 1) reduction(+:first_sum, first_n) if (H * nblocks > 1)
     for (int task = 0; task < H * nblocks; task++) {
-        const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * KV_QBLOCK;
+        const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * qb;
         float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float));
         {
-            const int nb = n - i0 < KV_QBLOCK ? n - i0 : KV_QBLOCK;
+            const int nb = n - i0 < qb ? n - i0 : qb;
             const float *qa = qkv + (size_t)i0 * ldqkv + h * hd;
             const float *qsb = sink_q + (size_t)i0 * ld_sq + h * hd;
             /* chunk keys this block can see: up to its last query (all of them for s2) */
