@@ -179,28 +179,18 @@ static void test_kernel_fill_normal(void **state) {
 
 /* ---------------------------------------------------------------- fixtures */
 
-static const char *fixtures[] = {"llama_gqa", "llama_bf16", "llama_pi4", "mistral_swa", "gptneox_partial_rotary", "falcon_mqa"};
 
-static int32_t *json_ids(cJSON *ref, size_t *T) {
-    cJSON *a = cJSON_GetObjectItem(ref, "input_ids");
-    assert_non_null(a);
-    *T = cJSON_GetArraySize(a);
-    int32_t *ids = malloc(*T * sizeof *ids);
-    size_t i = 0;
-    for (cJSON *x = a->child; x; x = x->next) ids[i++] = x->valueint;
-    return ids;
-}
 
 static void check_fixtures(const char *dtype, double tol_in) {
     double worst_all = 0;
-    for (size_t f = 0; f < sizeof fixtures / sizeof *fixtures; f++) {
+    for (size_t f = 0; f < sizeof tu_fixtures / sizeof *tu_fixtures; f++) {
         char dir[256], refp[300], err[LCB_ERRLEN];
-        snprintf(dir, sizeof dir, FIXTURES "/%s", fixtures[f]);
+        snprintf(dir, sizeof dir, FIXTURES "/%s", tu_fixtures[f]);
         snprintf(refp, sizeof refp, "%s/reference.json", dir);
         cJSON *ref = tu_read_json(refp);
         size_t T;
-        int32_t *ids = json_ids(ref, &T);
-        double tol = !strcmp(dtype, "bf16") && strcmp(fixtures[f], "llama_bf16") ? TOL_BF16_ROUNDED : tol_in;
+        int32_t *ids = tu_json_ids(ref, &T);
+        double tol = !strcmp(dtype, "bf16") && strcmp(tu_fixtures[f], "llama_bf16") ? TOL_BF16_ROUNDED : tol_in;
         Model m;
         if (model_open_on(&m, dir, NULL, LCB_DEVICE_CUDA, dtype, err, sizeof err)) fail_msg("%s: %s", dir, err);
         assert_null(m.arena); /* the host copy is gone */
@@ -212,17 +202,17 @@ static void check_fixtures(const char *dtype, double tol_in) {
                 Strategy s;
                 if (strategy_parse(&s, st->string, err, sizeof err)) fail_msg("%s", err);
                 if (strategy_score(&s, &m, ids, T, chunks[ci], nll, err, sizeof err))
-                    fail_msg("%s %s %s chunk %zu: %s", fixtures[f], dtype, st->string, chunks[ci], err);
+                    fail_msg("%s %s %s chunk %zu: %s", tu_fixtures[f], dtype, st->string, chunks[ci], err);
                 size_t t = 0;
                 for (cJSON *x = st->child; x; x = x->next, t++) {
                     double d = fabs(x->valuedouble - nll[t]);
                     if (!(d <= tol))
-                        fail_msg("%s %s %s chunk %zu: step %zu nll %.6f, reference %.6f (|d| %.3g > %g)", fixtures[f], dtype,
+                        fail_msg("%s %s %s chunk %zu: step %zu nll %.6f, reference %.6f (|d| %.3g > %g)", tu_fixtures[f], dtype,
                                  st->string, chunks[ci], t, nll[t], x->valuedouble, d, tol);
                     worst = fmax(worst, d);
                 }
             }
-            print_message("%-24s %-5s %-12s max |nll - reference| = %.3g (tolerance %g)\n", fixtures[f], dtype, st->string, worst, tol);
+            print_message("%-24s %-5s %-12s max |nll - reference| = %.3g (tolerance %g)\n", tu_fixtures[f], dtype, st->string, worst, tol);
             worst_all = fmax(worst_all, worst);
         }
         free(nll);

@@ -18,17 +18,7 @@
 #define TOL_LOGIT 1e-4 /* SPEC §4: fp32 CPU, logits absolute */
 #define TOL_NLL 1e-4   /* SPEC §4: fp32 CPU, per-step NLL */
 
-static const char *fixtures[] = {"llama_gqa", "llama_bf16", "llama_pi4", "mistral_swa", "gptneox_partial_rotary", "falcon_mqa"};
 
-static int32_t *json_ids(cJSON *ref, size_t *T) {
-    cJSON *a = cJSON_GetObjectItem(ref, "input_ids");
-    assert_non_null(a);
-    *T = cJSON_GetArraySize(a);
-    int32_t *ids = malloc(*T * sizeof *ids);
-    size_t i = 0;
-    for (cJSON *x = a->child; x; x = x->next) ids[i++] = x->valueint;
-    return ids;
-}
 
 /* dense logits from one forward over the whole input vs reference, for one config file */
 static void check_logits(const char *fx, const char *cfgname) {
@@ -40,7 +30,7 @@ static void check_logits(const char *fx, const char *cfgname) {
     snprintf(refp, sizeof refp, "%s/reference.json", dir);
     cJSON *ref = tu_read_json(refp);
     size_t T;
-    int32_t *ids = json_ids(ref, &T);
+    int32_t *ids = tu_json_ids(ref, &T);
     Model m;
     if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
     KVCache kv;
@@ -78,7 +68,7 @@ static void check_nll(const char *fx, const char *cfgname) {
     snprintf(refp, sizeof refp, "%s/reference.json", dir);
     cJSON *ref = tu_read_json(refp);
     size_t T;
-    int32_t *ids = json_ids(ref, &T);
+    int32_t *ids = tu_json_ids(ref, &T);
     Model m;
     if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
     double *nll = malloc(T * sizeof *nll);
@@ -109,16 +99,16 @@ static void check_nll(const char *fx, const char *cfgname) {
 }
 
 static void test_logits_all(void **state) {
-    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
-        check_logits(fixtures[i], "config.json");
-        check_logits(fixtures[i], "config_legacy.json");
+    for (size_t i = 0; i < sizeof tu_fixtures / sizeof *tu_fixtures; i++) {
+        check_logits(tu_fixtures[i], "config.json");
+        check_logits(tu_fixtures[i], "config_legacy.json");
     }
 }
 
 static void test_nll_all(void **state) {
-    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
-        check_nll(fixtures[i], "config.json");
-        check_nll(fixtures[i], "config_legacy.json");
+    for (size_t i = 0; i < sizeof tu_fixtures / sizeof *tu_fixtures; i++) {
+        check_nll(tu_fixtures[i], "config.json");
+        check_nll(tu_fixtures[i], "config_legacy.json");
     }
 }
 

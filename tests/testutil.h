@@ -19,6 +19,20 @@
 
 #define FIXTURES "tests/fixtures"
 
+/* The model fixtures (tests/fixtures/README.md) that carry a reference.json. */
+static const char *const tu_fixtures[] __attribute__((unused)) = {"llama_gqa", "llama_bf16", "llama_pi4", "mistral_swa", "gptneox_partial_rotary", "falcon_mqa"};
+
+/* reference.json's input_ids, malloc'ed. */
+static inline int32_t *tu_json_ids(cJSON *ref, size_t *T) {
+    cJSON *a = cJSON_GetObjectItem(ref, "input_ids");
+    assert_non_null(a);
+    *T = cJSON_GetArraySize(a);
+    int32_t *ids = malloc(*T * sizeof *ids);
+    size_t i = 0;
+    for (cJSON *x = a->child; x; x = x->next) ids[i++] = x->valueint;
+    return ids;
+}
+
 /* Whole file into a NUL-terminated malloc'ed buffer; fails the test if unreadable. */
 static inline char *tu_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
