@@ -167,7 +167,7 @@ static void label_of(const char *model, char *out, size_t n) {
     size_t l = strlen(tmp);
     while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
     const char *b = strrchr(tmp, '/');
-    snprintf(out, n, "%s", b ? b + 1 : tmp);
+    snprintf(out, n, "%.*s", (int)(n ? n - 1 : 0), b ? b + 1 : tmp); /* labels are cut to fit, on purpose */
 }
 
 int rep_load(RepDb *d, const char *path, const char *flag, double collapse_factor, char *err, size_t errlen) {
