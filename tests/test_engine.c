@@ -20,20 +20,25 @@
 
 
 
-/* dense logits from one forward over the whole input vs reference, for one config file */
-static void check_logits(const char *fx, const char *cfgname) {
-    char dir[256], cfg[300], err[LCB_ERRLEN];
+/* Open fixture fx with config file cfgname; its reference.json and input ids. */
+static void open_fixture(const char *fx, const char *cfgname, Model *m, cJSON **ref, int32_t **ids, size_t *T) {
+    char dir[256], cfg[300], refp[300], err[LCB_ERRLEN];
     snprintf(dir, sizeof dir, FIXTURES "/%s", fx);
     snprintf(cfg, sizeof cfg, "%s/%s", dir, cfgname);
-    snprintf(cfg, sizeof cfg, "%s/%s/%s", FIXTURES, fx, cfgname);
-    char refp[300];
     snprintf(refp, sizeof refp, "%s/reference.json", dir);
-    cJSON *ref = tu_read_json(refp);
-    size_t T;
-    int32_t *ids = tu_json_ids(ref, &T);
+    *ref = tu_read_json(refp);
+    *ids = tu_json_ids(*ref, T);
+    if (model_open(m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
+}
+
+/* dense logits from one forward over the whole input vs reference, for one config file */
+static void check_logits(const char *fx, const char *cfgname) {
+    char err[LCB_ERRLEN];
     Model m;
-    if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
-    KVCache kv;
+    cJSON *ref;
+    int32_t *ids;
+    size_t T;
+    open_fixture(fx, cfgname, &m, &ref, &ids, &T);
     Strategy s;
     assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
     if (strategy_begin(&s, &m, err, sizeof err)) fail_msg("%s", err);
@@ -53,7 +58,6 @@ static void check_logits(const char *fx, const char *cfgname) {
     assert_int_equal(t, T);
     if (maxd > TOL_LOGIT) fail_msg("%s (%s): max |logit - reference| = %g > %g", fx, cfgname, maxd, TOL_LOGIT);
     strategy_end(&s);
-    (void)kv;
     free(logits);
     free(ids);
     model_free(&m);
@@ -62,15 +66,12 @@ static void check_logits(const char *fx, const char *cfgname) {
 
 /* every strategy in reference.json's nll map, at several chunk sizes */
 static void check_nll(const char *fx, const char *cfgname) {
-    char dir[256], cfg[300], refp[300], err[LCB_ERRLEN];
-    snprintf(dir, sizeof dir, FIXTURES "/%s", fx);
-    snprintf(cfg, sizeof cfg, "%s/%s/%s", FIXTURES, fx, cfgname);
-    snprintf(refp, sizeof refp, "%s/reference.json", dir);
-    cJSON *ref = tu_read_json(refp);
-    size_t T;
-    int32_t *ids = tu_json_ids(ref, &T);
+    char err[LCB_ERRLEN];
     Model m;
-    if (model_open(&m, dir, cfg, err, sizeof err)) fail_msg("%s: %s", cfg, err);
+    cJSON *ref;
+    int32_t *ids;
+    size_t T;
+    open_fixture(fx, cfgname, &m, &ref, &ids, &T);
     double *nll = malloc(T * sizeof *nll);
     size_t chunks[] = {1, 3, 16, 0};
     int n_strat = 0;
