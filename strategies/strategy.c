@@ -122,19 +122,18 @@ int strategy_score(Strategy *s, Model *m, const int32_t *ids, size_t T, size_t c
     if (T > INT32_MAX) return lcb_fail(err, errlen, "scoring: %zu tokens is too many for one call", T);
     if (chunk == 0 || chunk > T || s->ops->whole_input) chunk = T;
     double *tmp = malloc(chunk * sizeof *tmp);
-    if (!tmp) return lcb_fail(err, errlen, "out of memory");
+    int32_t *tg = malloc(chunk * sizeof *tg);
+    if (!tmp || !tg) { free(tmp); free(tg); return lcb_fail(err, errlen, "out of memory"); }
     int rc = strategy_begin(s, m, err, errlen);
     for (size_t t0 = 0; rc == 0 && t0 < T; t0 += chunk) {
         size_t n = T - t0 < chunk ? T - t0 : chunk;
         /* row i predicts ids[t0 + i + 1]; the last token of the input predicts nothing */
-        int32_t *tg = (int32_t *)malloc(n * sizeof *tg);
-        if (!tg) { rc = lcb_fail(err, errlen, "out of memory"); break; }
         for (size_t i = 0; i < n; i++) tg[i] = t0 + i + 1 < T ? ids[t0 + i + 1] : -1;
         rc = strategy_feed_nll(s, ids + t0, (int)n, tg, tmp, err, errlen);
         for (size_t i = 0; rc == 0 && i < n && t0 + i + 1 < T; i++) nll[t0 + i] = tmp[i];
-        free(tg);
     }
     strategy_end(s);
     free(tmp);
+    free(tg);
     return rc;
 }
