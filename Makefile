@@ -33,13 +33,22 @@ TEST_SRC := $(filter-out tests/test_cuda%,$(wildcard tests/test_*.c))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 # CUDA backend: nvcc objects replace the stub; sm_90a code plus a compute_80 PTX fallback.
-CUDA_DIR ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+# nvcc names its own install root (TOP=), so a wrapper script on PATH still finds the libraries;
+# without libcublas.so beside that nvcc the build falls back to the stub rather than failing.
+ifneq ($(NVCC),)
+CUDA_DIR ?= $(shell $(NVCC) -dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/.*TOP=//p' | head -n1)
+CUDA_LIBDIR ?= $(firstword $(foreach d,$(CUDA_DIR)/lib64 $(CUDA_DIR)/targets/x86_64-linux/lib $(CUDA_DIR)/targets/sbsa-linux/lib,$(if $(wildcard $(d)/libcublas.so),$(d))))
+ifeq ($(CUDA_LIBDIR),)
+$(warning nvcc at $(NVCC) but no libcublas.so under '$(CUDA_DIR)': building without the CUDA backend)
+override NVCC :=
+endif
+endif
 NVFLAGS ?= -O3 -std=c++17 -lineinfo -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80 \
            -Xcompiler -fopenmp,-Wall,-Wno-unused-parameter
 ifneq ($(NVCC),)
 CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard engine/cuda/*.cu))
 LIB_OBJ  := $(filter-out $(BUILD)/engine/cuda_stub.o,$(LIB_OBJ))
-LDLIBS   += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcublas -lcublasLt -lcudart -lstdc++
+LDLIBS   += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
 CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
 endif
 
