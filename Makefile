@@ -49,6 +49,13 @@ ifneq ($(NVCC),)
 CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard engine/cuda/*.cu))
 LIB_OBJ  := $(filter-out $(BUILD)/engine/cuda_stub.o,$(LIB_OBJ))
 LDLIBS   += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
+# NCCL (tensor parallelism, --tp N) where the CUDA install (or NCCL_DIR) has it; without it --tp 1 only
+NCCL_DIR ?= $(CUDA_DIR)
+NCCL_LIBDIR ?= $(firstword $(foreach d,$(NCCL_DIR)/lib64 $(NCCL_DIR)/lib $(CUDA_LIBDIR),$(if $(wildcard $(d)/libnccl.so),$(d))))
+ifneq ($(and $(wildcard $(NCCL_DIR)/include/nccl.h),$(NCCL_LIBDIR)),)
+NVFLAGS  += -DLCB_HAVE_NCCL -I$(NCCL_DIR)/include
+LDLIBS   += -L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR) -lnccl
+endif
 CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
 endif
 

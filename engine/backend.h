@@ -26,6 +26,8 @@ const char *lcb_device_name(int device);
 
 /* 0 if a CUDA device can be used now, else -1 with the reason. */
 int cuda_available(char *err, size_t errlen);
+/* CUDA devices visible to this process (0 without CUDA). */
+int cuda_device_count(void);
 /* Describe the device for provenance ("NVIDIA H100 80GB HBM3, 81559 MiB, driver ..."). */
 void cuda_describe(char *buf, size_t n);
 
@@ -45,9 +47,13 @@ void cuda_kv_free(KVCache *kv);
 int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
                  char *err, size_t errlen);
 
-/* Device memory: bytes from cudaMemGetInfo (used = total - free) and the backend's own
- * allocator, current and peak, split like the host counters (LcbMemCat). */
+/* Device memory: bytes from cudaMemGetInfo (used = total - free, summed over the model's GPUs)
+ * and the backend's own allocator (all GPUs), current and peak, split like the host counters
+ * (LcbMemCat). */
 int cuda_mem_info(size_t *used, size_t *total);
+/* The same for GPU i alone, and how many GPUs the current model uses (its tp). */
+int cuda_mem_info_dev(int i, size_t *used, size_t *total);
+int cuda_tp_devices(void);
 size_t cuda_mem_now(int cat);
 size_t cuda_mem_peak(int cat);
 

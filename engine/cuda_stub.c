@@ -22,6 +22,9 @@ int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from,
     return lcb_fail(err, errlen, NO_CUDA);
 }
 int cuda_mem_info(size_t *used, size_t *total) { *used = *total = 0; return -1; }
+int cuda_mem_info_dev(int i, size_t *used, size_t *total) { *used = *total = 0; return -1; }
+int cuda_tp_devices(void) { return 0; }
+int cuda_device_count(void) { return 0; }
 size_t cuda_mem_now(int cat) { return 0; }
 size_t cuda_mem_peak(int cat) { return 0; }
 

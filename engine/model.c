@@ -387,7 +387,16 @@ int model_open(Model *m, const char *spec, const char *config_path, char *err, s
 
 int model_open_on(Model *m, const char *spec, const char *config_path, int device, const char *dtype,
                   char *err, size_t errlen) {
-    if (device == LCB_DEVICE_CPU) return model_open(m, spec, config_path, err, errlen);
+    return model_open_tp(m, spec, config_path, device, dtype, 1, err, errlen);
+}
+
+int model_open_tp(Model *m, const char *spec, const char *config_path, int device, const char *dtype, int tp,
+                  char *err, size_t errlen) {
+    if (tp < 1) return lcb_fail(err, errlen, "--tp %d: must be at least 1", tp);
+    if (device == LCB_DEVICE_CPU) {
+        if (tp > 1) return lcb_fail(err, errlen, "--tp %d: tensor parallelism needs --device cuda", tp);
+        return model_open(m, spec, config_path, err, errlen);
+    }
     if (cuda_available(err, errlen)) return -1;
     if (!dtype) dtype = "bf16";
     if (strncmp(spec, "random:", 7) == 0) {
@@ -399,11 +408,13 @@ int model_open_on(Model *m, const char *spec, const char *config_path, int devic
         if (config_random_shape(&m->cfg, shape, err, errlen)) return -1;
         snprintf(m->disk_dtype, sizeof m->disk_dtype, "random");
         m->device = device;
+        m->tp = tp;
         if (cuda_model_init_random(m, seed, dtype, err, errlen)) { model_free(m); return -1; }
         return 0;
     }
     if (model_open_host(m, spec, config_path, err, errlen)) return -1;
     m->device = device;
+    m->tp = tp;
     if (cuda_model_upload(m, dtype, err, errlen)) { model_free(m); return -1; }
     /* the device holds the weights now: drop the host copy */
     lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);

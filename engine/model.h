@@ -35,6 +35,7 @@ typedef struct Model {
     int device;               /* LCB_DEVICE_CPU / LCB_DEVICE_CUDA (engine/backend.h) */
     void *dev;                /* device-side weights and workspace of a non-CPU backend */
     char dev_dtype[8];        /* weight dtype on the device: "fp32", "bf16", "fp16" */
+    int tp;                   /* GPUs the device weights are split over (tensor parallelism), 1 = one */
     int cpu_layout;           /* 1: layer matrices stored (in, out) for the CPU forward */
     char source[4096];        /* folder, or "random:NAME" */
     char disk_dtype[8];       /* dtype of the weights on disk: F32, F16, BF16, mixed */
@@ -71,6 +72,10 @@ int model_open(Model *m, const char *spec, const char *config_path, char *err, s
 /* The same on a device: LCB_DEVICE_CUDA uploads the weights as `dtype` ("bf16", "fp16",
  * "fp32"; NULL = bf16) and frees the host copy; random: shapes are generated on the device. */
 int model_open_on(Model *m, const char *spec, const char *config_path, int device, const char *dtype,
+                  char *err, size_t errlen);
+/* The same split over `tp` GPUs of this host (tensor parallelism: heads, MLP columns and KV
+ * caches divided, NCCL all-reduce); tp = 1 is model_open_on. */
+int model_open_tp(Model *m, const char *spec, const char *config_path, int device, const char *dtype, int tp,
                   char *err, size_t errlen);
 void model_free(Model *m);
 

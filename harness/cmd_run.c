@@ -39,6 +39,8 @@ static void run_help(void) {
            "  --batch-seconds S    also commit after S seconds (default 10)\n"
            "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
            "  --device D           cpu (default) or cuda\n"
+           "  --tp N               split the model over N GPUs of this host (tensor parallelism, NCCL;\n"
+           "                       needs --device cuda; default 1)\n"
            "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
            "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
            "  --probe-every N      stream: every N positions, greedily generate G tokens from a copy of the\n"
@@ -100,6 +102,7 @@ int cmd_run(int argc, char **argv) {
             if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(&c, "--device \"%s\" must be cpu or cuda", v);
             rc.device = v;
         }
+        else if (!strcmp(f, "--tp")) { COUNT(1, 1, 8, "a GPU count from 1 to 8"); rc.tp = (int)u; }
         else if (!strcmp(f, "--progress")) rc.progress = 1;
         else if (!strcmp(f, "--no-progress")) rc.progress = 0;
         else if (!strcmp(f, "--pace-ms")) { COUNT(1, 0, 600000, "milliseconds"); rc.pace_ms = (int)u; }
@@ -109,6 +112,7 @@ int cmd_run(int argc, char **argv) {
 #undef VAL
 #undef COUNT
     }
+    if (rc.tp > 1 && strcmp(rc.device, "cuda")) return cli_usage_error(&c, "--tp applies to --device cuda");
     if (rc.probe_every && rc.proto.proto != PROTO_STREAM) return cli_usage_error(&c, "--probe-every needs --protocol stream");
     if (rc.probe_every && !rc.probe_tokens) rc.probe_tokens = 64;
     int64_t id = 0;

@@ -16,7 +16,7 @@ static void score_help(void) {
     size_t n;
     const StrategyOps *const *list = strategy_list(&n);
     printf("usage: lcbench score --model PATH --ids FILE --strategy SPEC [--chunk N] [--device cpu|cuda]\n"
-           "                     [--dtype bf16|fp16|fp32] [--config FILE]\n"
+           "                     [--dtype bf16|fp16|fp32] [--tp N] [--config FILE]\n"
            "  --model PATH     HF checkpoint folder (config.json + safetensors), or random:SHAPE[:SEED]\n"
            "  --ids FILE       token ids separated by white space (- for stdin)\n"
            "  --strategy SPEC  cache policy (default dense):\n");
@@ -24,6 +24,7 @@ static void score_help(void) {
     printf("  --chunk N        tokens per forward pass (default 256; 0 = the whole input)\n"
            "  --device D       cpu (default) or cuda\n"
            "  --dtype T        weights on the CUDA device: bf16 (default), fp16 or fp32\n"
+           "  --tp N           split the model over N GPUs of this host (tensor parallelism, NCCL; default 1)\n"
            "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
            "  --attn-stats     also print to stderr, per layer, the mean attention on position 0\n"
            "                   (the first token, the usual attention sink) over steps t >= 1 (CPU)\n"
@@ -34,7 +35,7 @@ int cmd_score(int argc, char **argv) {
     Cli c;
     cli_init(&c, "score", argc, argv);
     const char *model = NULL, *ids_path = NULL, *spec = "dense", *device = "cpu", *config = NULL, *dtype = NULL;
-    uint64_t chunk = 256;
+    uint64_t chunk = 256, tp = 1;
     int attn_stats = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
@@ -46,6 +47,10 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(f, "--dtype")) { if (!(v = cli_value(&c))) return EXIT_USAGE; dtype = v; }
         else if (!strcmp(f, "--config")) { if (!(v = cli_value(&c))) return EXIT_USAGE; config = v; }
         else if (!strcmp(f, "--attn-stats")) attn_stats = 1;
+        else if (!strcmp(f, "--tp")) {
+            if (!(v = cli_value(&c))) return EXIT_USAGE;
+            if (cli_parse_count(f, v, 0, 1, 8, &tp)) return cli_usage_error(&c, "--tp \"%s\" must be a GPU count from 1 to 8", v);
+        }
         else if (!strcmp(f, "--chunk")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
             if (cli_parse_count(f, v, 1, 0, 1u << 30, &chunk)) return cli_usage_error(&c, "--chunk \"%s\" must be a non-negative integer", v);
@@ -60,12 +65,13 @@ int cmd_score(int argc, char **argv) {
     if (dtype && strcmp(dtype, "bf16") && strcmp(dtype, "fp16") && strcmp(dtype, "fp32"))
         return cli_usage_error(&c, "--dtype \"%s\" must be bf16, fp16 or fp32", dtype);
     if (dtype && strcmp(device, "cuda")) return cli_usage_error(&c, "--dtype applies to --device cuda (the CPU path is fp32)");
+    if (tp > 1 && strcmp(device, "cuda")) return cli_usage_error(&c, "--tp applies to --device cuda");
     int32_t *ids = NULL;
     size_t T = 0;
     if (read_ids_file(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
     if (T < 2) { cli_error("score", "%s: %zu token ids; scoring needs at least 2", ids_path, T); free(ids); return 1; }
     Model m;
-    if (model_open_on(&m, model, config, lcb_device_parse(device), dtype, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
+    if (model_open_tp(&m, model, config, lcb_device_parse(device), dtype, (int)tp, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
     for (size_t i = 0; i < T; i++)
         if (ids[i] >= m.cfg.vocab) {
             cli_error("score", "%s: token id %d at index %zu is outside the vocabulary of %s (size %d)", ids_path, ids[i], i, model, m.cfg.vocab);

@@ -45,6 +45,7 @@ void run_config_defaults(RunConfig *c) {
     c->batch_seconds = 10;
     c->bin_width = 1024;
     c->device = "cpu";
+    c->tp = 1;
     c->progress = -1;
 }
 
@@ -212,6 +213,21 @@ typedef struct {
     int64_t n_ids;
     /* --- */
 } RunState;
+
+/* Per-GPU memory (cudaMemGetInfo) at the end of the stream, as an event: with --tp the VRAM of
+ * each GPU, which the memory samples (summed over GPUs) do not show. */
+static void gpu_memory_event(RunState *x, char *err, size_t errlen) {
+    char det[1024] = "";
+    size_t l = 0;
+    for (int i = 0; i < cuda_tp_devices() && l < sizeof det; i++) {
+        size_t used, total;
+        if (cuda_mem_info_dev(i, &used, &total) == 0)
+            l += snprintf(det + l, sizeof det - l, "%sGPU %d: %.0f MiB used of %.0f MiB", i ? "; " : "", i, used / 1048576.0, total / 1048576.0);
+    }
+    if (!det[0]) return;
+    if (x->progress) fprintf(stderr, "lcbench run: device memory at position %lld: %s\n", (long long)x->stream_pos, det);
+    if (store_event(x->st, x->r->id, x->stream_pos, "gpu_memory", det, err, errlen)) cli_error("run", "%s", err);
+}
 
 static int commit_batch(RunState *x, char *err, size_t errlen) {
     Store *st = x->st;
@@ -512,7 +528,8 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
             char gpu[256];
             cuda_describe(gpu, sizeof gpu);
-            snprintf(dev, sizeof dev, "cuda (%s)", gpu);
+            if (c->tp > 1) snprintf(dev, sizeof dev, "cuda, tp %d (%d x %s)", c->tp, c->tp, gpu);
+            else snprintf(dev, sizeof dev, "cuda (%s)", gpu);
         } else cpu_name(dev, sizeof dev);
         r.status = strdup("running");
         store_set(&r.lcbench_rev, rev);
@@ -569,7 +586,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     signals_install();
     const char *end_status = "done";
     int64_t fail_pos = r.cursor;
-    if (model_open_on(&m, model_path, c->config, lcb_device_parse(c->device), NULL, err, sizeof err)) {
+    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), NULL, c->tp, err, sizeof err)) {
         end_status = is_oom(err) ? "oom" : "failed";
     } else {
         model_live = 1;
@@ -622,6 +639,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     if (x.progress) show_progress(&x, 1);
     /* keep what was measured: commit the pending batch, then the closing event */
     char err2[LCB_ERRLEN];
+    if (model_live && m.device != LCB_DEVICE_CPU) gpu_memory_event(&x, err2, sizeof err2);
     if (x.n_buf > 0 && commit_batch(&x, err2, sizeof err2)) {
         cli_error("run", "%s", err2);
         /* the last steps are not stored: the run is not done (--resume redoes them) */

@@ -9,7 +9,10 @@
  *              larger than the backend's internal sub-chunk; bf16 results independent of the
  *              chunk size; tensor-core attention vs the scalar kernel;
  *   memory:    allocator accounting by category, and an impossible model failing with
- *              "out of memory" and leaving the accounting as it was.
+ *              "out of memory" and leaving the accounting as it was;
+ *   tp:        with 2+ GPUs, tensor parallelism (--tp 2, 4) against one GPU: every fixture
+ *              (MHA, GQA, MQA with replicated KV heads, NeoX parallel residual with biases) in
+ *              fp32, and the llama2-7b shape in bf16; shapes that cannot split are refused.
  * Every tolerance is written next to its check with its reason; measured maxima are printed.
  */
 #include "testutil.h"
@@ -251,6 +254,17 @@ static void score_on(const char *model, int device, const char *dtype, const cha
     model_free(&m);
 }
 
+static void score_tp(const char *model, const char *dtype, int tp, const char *spec, const int32_t *ids, size_t T,
+                     size_t chunk, double *nll) {
+    char err[LCB_ERRLEN];
+    Model m;
+    if (model_open_tp(&m, model, NULL, LCB_DEVICE_CUDA, dtype, tp, err, sizeof err)) fail_msg("%s --tp %d: %s", model, tp, err);
+    Strategy s;
+    if (strategy_parse(&s, spec, err, sizeof err)) fail_msg("%s", err);
+    if (strategy_score(&s, &m, ids, T, chunk, nll, err, sizeof err)) fail_msg("%s --tp %d %s chunk %zu: %s", model, tp, spec, chunk, err);
+    model_free(&m);
+}
+
 static double max_nll_diff(const double *a, const double *b, size_t n) {
     double d = 0;
     for (size_t i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i]));
@@ -342,6 +356,85 @@ static void test_memory_accounting_and_oom(void **state) {
     print_message("device: %s; %zu of %zu MiB used\n", desc, used >> 20, total >> 20);
 }
 
+/* ---------------------------------------------------------------- tensor parallelism */
+
+static int have_gpus(int n) {
+    if (!have_gpu()) return 0;
+    if (cuda_device_count() < n) { print_message("skipped: %d CUDA device(s), the test needs %d\n", cuda_device_count(), n); return 0; }
+    return 1;
+}
+
+/* every fixture and strategy, fp32, on 2 (and 4) GPUs vs one: the same arithmetic but for the
+ * order of the all-reduce's sums and of the split GEMMs' reductions, so TOL_F32 */
+static void test_tp_fixtures_fp32(void **state) {
+    if (!have_gpus(2)) return;
+    char err[LCB_ERRLEN];
+    for (int tp = 2; tp <= 4 && tp <= cuda_device_count(); tp += 2)
+        for (size_t f = 0; f < sizeof tu_fixtures / sizeof *tu_fixtures; f++) {
+            char dir[256], refp[300];
+            snprintf(dir, sizeof dir, FIXTURES "/%s", tu_fixtures[f]);
+            snprintf(refp, sizeof refp, "%s/reference.json", dir);
+            Model m;
+            if (model_open_tp(&m, dir, NULL, LCB_DEVICE_CUDA, "fp32", tp, err, sizeof err)) {
+                /* a shape that does not split is refused with the reason */
+                print_message("%-24s --tp %d: refused: %s\n", tu_fixtures[f], tp, err);
+                assert_non_null(strstr(err, "--tp"));
+                continue;
+            }
+            model_free(&m);
+            cJSON *ref = tu_read_json(refp);
+            size_t T;
+            int32_t *ids = tu_json_ids(ref, &T);
+            double *a = malloc(T * 8), *b = malloc(T * 8);
+            for (cJSON *st = cJSON_GetObjectItem(ref, "nll")->child; st; st = st->next) {
+                score_tp(dir, "fp32", 1, st->string, ids, T, 0, a);
+                double worst = 0;
+                size_t chunks[] = {0, 5};
+                for (size_t c = 0; c < 2; c++) {
+                    score_tp(dir, "fp32", tp, st->string, ids, T, chunks[c], b);
+                    worst = fmax(worst, max_nll_diff(a, b, T - 1));
+                }
+                print_message("%-24s %-12s --tp %d vs 1 GPU, fp32: max |d nll| = %.3g\n", tu_fixtures[f], st->string, tp, worst);
+                assert_true(worst < TOL_F32);
+            }
+            free(a); free(b); free(ids);
+            cJSON_Delete(ref);
+        }
+}
+
+/* the issue's check: llama2-7b (fits one GPU) in bf16, --tp 2 vs one GPU, within the bf16
+ * tolerance; the ring wraps (sink:4:508 over 1500 tokens) and the weights are split in half */
+static void test_tp_llama2_7b_bf16(void **state) {
+    if (!have_gpus(2)) return;
+    const size_t T = 1500;
+    int32_t *ids = malloc(T * 4);
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % 32000);
+    double *a = malloc(T * 8), *b = malloc(T * 8);
+    score_tp("random:llama2-7b", "bf16", 1, "sink:4:508", ids, T, 512, a);
+    size_t w0 = cuda_mem_peak(LCB_MEM_WEIGHTS);
+    score_tp("random:llama2-7b", "bf16", 2, "sink:4:508", ids, T, 512, b);
+    double d = max_nll_diff(a, b, T - 1), mean = 0;
+    for (size_t i = 0; i + 1 < T; i++) mean += a[i] / (T - 1);
+    print_message("random:llama2-7b bf16 sink:4:508: --tp 2 vs 1 GPU: max |d nll| = %.3g (mean nll %.4f; weights peak %.2f GB)\n", d, mean,
+                  w0 / 1e9);
+    assert_true(d < 2e-2); /* the CUDA issue's bf16 tolerance */
+    free(ids); free(a); free(b);
+}
+
+/* shapes that do not split: refused with the reason, nothing left allocated */
+static void test_tp_refusals(void **state) {
+    if (!have_gpus(2)) return;
+    char err[LCB_ERRLEN];
+    Model m;
+    const size_t w0 = cuda_mem_now(LCB_MEM_WEIGHTS);
+    assert_int_equal(model_open_tp(&m, "random:llama-10m", NULL, LCB_DEVICE_CUDA, "bf16", 2, err, sizeof err), -1);
+    print_message("llama-10m --tp 2: %s\n", err);
+    assert_non_null(strstr(err, "5 attention heads"));
+    assert_int_equal(model_open_tp(&m, "random:llama-tiny", NULL, LCB_DEVICE_CUDA, "bf16", 64, err, sizeof err), -1);
+    print_message("--tp 64: %s\n", err);
+    assert_int_equal(cuda_mem_now(LCB_MEM_WEIGHTS), w0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_norm),
@@ -356,6 +449,9 @@ int main(void) {
         cmocka_unit_test(test_random_policies_vs_cpu),
         cmocka_unit_test(test_chunk_independence_bf16),
         cmocka_unit_test(test_memory_accounting_and_oom),
+        cmocka_unit_test(test_tp_refusals),
+        cmocka_unit_test(test_tp_fixtures_fp32),
+        cmocka_unit_test(test_tp_llama2_7b_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,12 +18,23 @@
  * KV storage: sinks (S slots) per layer, and pages of CU_PAGE slots for the recent keys: a ring
  * of W + CU_ROWS_MAX slots (all allocated at init), or, unbounded, pages added as the stream
  * grows (no copy, so the dense cache can use all free memory).
+ *
+ * Tensor parallelism (--tp N, one process driving N GPUs of one host, NCCL): rank r holds query
+ * heads, KV heads and MLP columns r/N of every layer (Megatron-style: QKV and up/gate split by
+ * rows, the output and down projections by columns) and its heads' KV cache; embeddings, norms
+ * and the LM head are replicated.  The residual stream x is replicated: rank 0 accumulates its
+ * partial products into x (bias included), the other ranks into y, and one NCCL all-reduce per
+ * residual add (two per layer, one for parallel-attention layers) sums them into every x.  The
+ * head and the NLL run on rank 0.
  */
 #include "engine/cuda/cuda_internal.cuh"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef LCB_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 /* ---------------------------------------------------------------- errors, allocator */
 
@@ -65,13 +76,33 @@ void cu_free(void *p, size_t bytes, int cat) {
 extern "C" size_t cuda_mem_now(int cat) { return cat >= 0 && cat < LCB_MEM_NCAT ? g_now[cat] : 0; }
 extern "C" size_t cuda_mem_peak(int cat) { return cat >= 0 && cat < LCB_MEM_NCAT ? g_peak[cat] : 0; }
 
-extern "C" int cuda_mem_info(size_t *used, size_t *total) {
+static int g_ndev = 1; /* GPUs of the current model (its tp) */
+
+extern "C" int cuda_mem_info_dev(int i, size_t *used, size_t *total) {
     size_t fr = 0, tot = 0;
-    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) { cudaGetLastError(); *used = *total = 0; return -1; }
+    int cur = 0;
+    *used = *total = 0;
+    if (cudaGetDevice(&cur) != cudaSuccess || cudaSetDevice(i) != cudaSuccess) { cudaGetLastError(); return -1; }
+    cudaError_t e = cudaMemGetInfo(&fr, &tot);
+    cudaSetDevice(cur);
+    if (e != cudaSuccess) { cudaGetLastError(); return -1; }
     *used = tot - fr;
     *total = tot;
     return 0;
 }
+
+extern "C" int cuda_mem_info(size_t *used, size_t *total) {
+    *used = *total = 0;
+    for (int i = 0; i < g_ndev; i++) {
+        size_t u, t;
+        if (cuda_mem_info_dev(i, &u, &t)) return -1;
+        *used += u;
+        *total += t;
+    }
+    return 0;
+}
+
+extern "C" int cuda_tp_devices(void) { return g_ndev; }
 
 int dt_parse(const char *s) {
     if (!s || !strcmp(s, "bf16")) return DT_BF16;
@@ -90,6 +121,12 @@ extern "C" int cuda_available(char *err, size_t errlen) {
     return 0;
 }
 
+extern "C" int cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+    return n;
+}
+
 extern "C" void cuda_describe(char *buf, size_t n) {
     cudaDeviceProp p;
     int dev = 0, drv = 0, rt = 0;
@@ -106,15 +143,12 @@ extern "C" void cuda_describe(char *buf, size_t n) {
 
 /* ---------------------------------------------------------------- weights */
 
-/* byte sizes of every weight, in carve order (model.c's model_carve) */
-typedef struct { size_t off; size_t n; int fp32; } Piece;
-
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 /* Lay out (and, if base != NULL, point into) the device weight block.  Returns its size. */
 static size_t dev_carve(const ModelConfig *c, int dt, DevModel *d, char *base) {
-    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
-    const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(dt);
+    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)d->H * hd, kvd = (size_t)d->KV * hd;
+    const size_t qkvd = qd + 2 * kvd, ffn = d->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(dt);
     size_t off = 0;
 #define TAKE(dst, type, count, esz) do { if (base) (dst) = (type)(base + off); off = align256(off + (size_t)(count) * (esz)); } while (0)
     TAKE(d->embed, void *, (size_t)c->vocab * dim, es);
@@ -145,6 +179,7 @@ static size_t dev_carve(const ModelConfig *c, int dt, DevModel *d, char *base) {
 
 static void dev_model_destroy(DevModel *d) {
     if (!d) return;
+    cudaSetDevice(d->device);
     cu_free(d->wblock, d->wbytes, LCB_MEM_WEIGHTS);
     cu_free(d->ws, d->ws_bytes, LCB_MEM_WORK);
     cudaFreeHost(d->h_cs); cudaFreeHost(d->h_ids); cudaFreeHost(d->h_tg); cudaFreeHost(d->h_nll); cudaFreeHost(d->h_pos);
@@ -154,54 +189,161 @@ static void dev_model_destroy(DevModel *d) {
     free(d);
 }
 
-/* Create m->dev with its weight block allocated and carved (contents unset). */
+/* Rank r's share of the model: query heads, KV heads (split, or replicated when there are fewer
+ * KV heads than ranks, as with multi-query attention) and MLP columns. */
+static int tp_split(const ModelConfig *c, int tp, int r, DevModel *d, char *err, size_t errlen) {
+    const int H = c->n_heads, KV = c->n_kv;
+    if (H % tp) return lcb_fail(err, errlen, "--tp %d: the model's %d attention heads do not split evenly over %d GPUs", tp, H, tp);
+    if (KV % tp && tp % KV)
+        return lcb_fail(err, errlen, "--tp %d: the model's %d KV heads neither split evenly over %d GPUs nor divide %d", tp, KV, tp, tp);
+    if (c->ffn % tp) return lcb_fail(err, errlen, "--tp %d: the MLP's %d columns do not split evenly over %d GPUs", tp, c->ffn, tp);
+    d->rank = r; d->tp = tp; d->device = r;
+    d->H = H / tp; d->h0 = r * d->H;
+    d->KV = KV % tp == 0 ? KV / tp : 1;
+    d->kv0 = d->h0 / (H / KV);      /* the KV head of this rank's first query head */
+    d->ffn = c->ffn / tp; d->f0 = r * d->ffn;
+    return 0;
+}
+
+static void group_destroy(DevGroup *g) {
+    if (!g) return;
+    for (int r = 0; r < g->tp; r++) {
+#ifdef LCB_HAVE_NCCL
+        if (g->comm[r]) ncclCommDestroy((ncclComm_t)g->comm[r]);
+#endif
+        dev_model_destroy(g->r[r]);
+    }
+    cudaSetDevice(0);
+    free(g);
+}
+
+/* Create m->dev: tp ranks, each with its weight block allocated and carved (contents unset). */
 static int dev_model_create(Model *m, const char *dtype, char *err, size_t errlen) {
-    int dt = dt_parse(dtype);
+    int dt = dt_parse(dtype), tp = m->tp > 0 ? m->tp : 1, ndev = 0;
     if (dt < 0) return lcb_fail(err, errlen, "--dtype \"%s\": expected bf16, fp16 or fp32", dtype);
     if (cuda_available(err, errlen)) return -1;
-    DevModel *d = (DevModel *)calloc(1, sizeof *d);
-    if (!d || !(d->L = (DevLayer *)calloc(m->cfg.n_layers, sizeof *d->L))) { free(d); return lcb_fail(err, errlen, "out of memory"); }
-    d->dt = dt;
-    m->dev = d;
+    if (tp > CU_TP_MAX) return lcb_fail(err, errlen, "--tp %d: at most %d GPUs", tp, CU_TP_MAX);
+    CU_TRY(cudaGetDeviceCount(&ndev));
+    if (tp > ndev) return lcb_fail(err, errlen, "--tp %d: only %d CUDA device%s visible", tp, ndev, ndev == 1 ? " is" : "s are");
+#ifndef LCB_HAVE_NCCL
+    if (tp > 1) return lcb_fail(err, errlen, "--tp %d: this lcbench was built without NCCL (no nccl.h and libnccl beside nvcc)", tp);
+#endif
+    DevGroup *g = (DevGroup *)calloc(1, sizeof *g);
+    if (!g) return lcb_fail(err, errlen, "out of memory");
+    m->dev = g;
     snprintf(m->dev_dtype, sizeof m->dev_dtype, "%s", dt == DT_F32 ? "fp32" : dt == DT_BF16 ? "bf16" : "fp16");
-    CU_TRY(cudaStreamCreateWithFlags(&d->st, cudaStreamNonBlocking));
-    CUBLAS_TRY(cublasCreate(&d->blas));
-    CUBLAS_TRY(cublasSetStream(d->blas, d->st));
-    /* fp32 mode is the exact twin of the CPU path: no TF32 */
-    CUBLAS_TRY(cublasSetMathMode(d->blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
-    d->wbytes = dev_carve(&m->cfg, dt, d, NULL);
-    char what[96];
-    snprintf(what, sizeof what, "the weights (%s)", m->dev_dtype);
-    if (cu_alloc(&d->wblock, d->wbytes, LCB_MEM_WEIGHTS, what, err, errlen)) return -1;
-    dev_carve(&m->cfg, dt, d, (char *)d->wblock);
+    for (int r = 0; r < tp; r++) {
+        DevModel *d = (DevModel *)calloc(1, sizeof *d);
+        if (!d || !(d->L = (DevLayer *)calloc(m->cfg.n_layers, sizeof *d->L))) { free(d); return lcb_fail(err, errlen, "out of memory"); }
+        g->r[r] = d;
+        g->tp = r + 1;
+        d->dt = dt;
+        if (tp_split(&m->cfg, tp, r, d, err, errlen)) return -1;
+        CU_TRY(cudaSetDevice(d->device));
+        CU_TRY(cudaStreamCreateWithFlags(&d->st, cudaStreamNonBlocking));
+        CUBLAS_TRY(cublasCreate(&d->blas));
+        CUBLAS_TRY(cublasSetStream(d->blas, d->st));
+        /* fp32 mode is the exact twin of the CPU path: no TF32 */
+        CUBLAS_TRY(cublasSetMathMode(d->blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+        d->wbytes = dev_carve(&m->cfg, dt, d, NULL);
+        char what[96];
+        snprintf(what, sizeof what, tp > 1 ? "the weights (%s) on GPU %d" : "the weights (%s)", m->dev_dtype, r);
+        if (cu_alloc(&d->wblock, d->wbytes, LCB_MEM_WEIGHTS, what, err, errlen)) return -1;
+        dev_carve(&m->cfg, dt, d, (char *)d->wblock);
+    }
+    g_ndev = tp;
+#ifdef LCB_HAVE_NCCL
+    if (tp > 1) {
+        /* NVLink multicast (NVLS) can take a shared host's GPUs down: always off */
+        setenv("NCCL_NVLS_ENABLE", "0", 1);
+        ncclComm_t comms[CU_TP_MAX];
+        int devs[CU_TP_MAX];
+        for (int r = 0; r < tp; r++) devs[r] = r;
+        ncclResult_t nr = ncclCommInitAll(comms, tp, devs);
+        if (nr != ncclSuccess) return lcb_fail(err, errlen, "--tp %d: NCCL initialisation failed: %s", tp, ncclGetErrorString(nr));
+        for (int r = 0; r < tp; r++) g->comm[r] = comms[r];
+    }
+#endif
+    CU_TRY(cudaSetDevice(0));
     return 0;
 }
 
-/* host fp32 -> device T through a device staging buffer (converted on the device) */
-static int upload(DevModel *d, void *dst, const float *src, size_t n, int as_fp32, float *stage, size_t stage_n,
-                  char *err, size_t errlen) {
+/* host fp32 (rows, cols) with leading dimension ld -> device T (rows, cols) contiguous, through
+ * a device staging buffer (converted on the device); as_fp32: stored as fp32 */
+static int upload2d(DevModel *d, void *dst, const float *src, size_t rows, size_t cols, size_t ld, int as_fp32, float *stage,
+                    size_t stage_n, char *err, size_t errlen) {
+    if (rows == 1 || cols == ld) { cols *= rows; ld = cols; rows = 1; } /* contiguous: one run */
     if (as_fp32 || d->dt == DT_F32) {
-        CU_TRY(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyHostToDevice, d->st));
+        if (rows == 1) CU_TRY(cudaMemcpyAsync(dst, src, cols * 4, cudaMemcpyHostToDevice, d->st));
+        else CU_TRY(cudaMemcpy2DAsync(dst, cols * 4, src, ld * 4, cols * 4, rows, cudaMemcpyHostToDevice, d->st));
         return 0;
     }
-    for (size_t o = 0; o < n; o += stage_n) {
-        size_t k = n - o < stage_n ? n - o : stage_n;
-        CU_TRY(cudaMemcpyAsync(stage, src + o, k * 4, cudaMemcpyHostToDevice, d->st));
-        k_convert(d->dt, stage, (char *)dst + o * dt_size(d->dt), k, d->st);
+    size_t per = cols >= stage_n ? 0 : stage_n / cols;                    /* whole rows per staging load */
+    for (size_t r = 0; r < rows;) {
+        if (per == 0) { /* a row longer than the stage: in pieces */
+            for (size_t o = 0; o < cols; o += stage_n) {
+                size_t k = cols - o < stage_n ? cols - o : stage_n;
+                CU_TRY(cudaMemcpyAsync(stage, src + r * ld + o, k * 4, cudaMemcpyHostToDevice, d->st));
+                k_convert(d->dt, stage, (char *)dst + (r * cols + o) * dt_size(d->dt), k, d->st);
+                CU_LAUNCHED();
+            }
+            r++;
+            continue;
+        }
+        size_t k = rows - r < per ? rows - r : per;
+        CU_TRY(cudaMemcpy2DAsync(stage, cols * 4, src + r * ld, ld * 4, cols * 4, k, cudaMemcpyHostToDevice, d->st));
+        k_convert(d->dt, stage, (char *)dst + r * cols * dt_size(d->dt), k * cols, d->st);
         CU_LAUNCHED();
+        r += k;
     }
     return 0;
 }
 
-extern "C" int cuda_model_upload(Model *m, const char *dtype, char *err, size_t errlen) {
-    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
-    DevModel *d = (DevModel *)m->dev;
+static int upload(DevModel *d, void *dst, const float *src, size_t n, int as_fp32, float *stage, size_t stage_n,
+                  char *err, size_t errlen) {
+    return upload2d(d, dst, src, 1, n, n, as_fp32, stage, stage_n, err, errlen);
+}
+
+/* Rank d's shard of each layer matrix, from the whole matrix (out, in), as calls of
+ *   put(which, dst, row0, rows, col0, cols, ld): the block of rows row0.. and columns col0.. of
+ *   matrix `which` (0 wqkv, 1 wo, 2 wup, 3 wdown; ld columns), stored contiguously at dst.
+ * Returns nonzero as soon as put does. */
+template <typename Put>
+static int shard_layer(const ModelConfig *c, const DevModel *d, const DevLayer *w, Put put) {
+    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
+    const size_t ffn = c->ffn, lq = (size_t)d->H * hd, lkv = (size_t)d->KV * hd, lf = d->ffn, es = dt_size(d->dt);
+    char *qkv = (char *)w->wqkv;
+    /* [q | k | v] rows of this rank's heads */
+    if (put(0, qkv, (size_t)d->h0 * hd, lq, 0, dim, dim)) return -1;
+    if (put(0, qkv + lq * dim * es, qd + (size_t)d->kv0 * hd, lkv, 0, dim, dim)) return -1;
+    if (put(0, qkv + (lq + lkv) * dim * es, qd + kvd + (size_t)d->kv0 * hd, lkv, 0, dim, dim)) return -1;
+    /* output projection: this rank's head columns */
+    if (put(1, w->wo, 0, dim, (size_t)d->h0 * hd, lq, qd)) return -1;
+    /* [gate | up] rows (or the up rows) of this rank's columns */
+    if (put(2, w->wup, (size_t)d->f0, lf, 0, dim, dim)) return -1;
+    if (c->gated_mlp && put(2, (char *)w->wup + lf * dim * es, ffn + d->f0, lf, 0, dim, dim)) return -1;
+    /* down projection: this rank's columns */
+    if (put(3, w->wdown, 0, dim, (size_t)d->f0, lf, ffn)) return -1;
+    return 0;
+}
+
+/* this rank's slice of the fused QKV bias, [q | k | v] */
+static int upload_bqkv(const ModelConfig *c, DevModel *d, const DevLayer *w, const float *b, float *stage, size_t stage_n,
+                       char *err, size_t errlen) {
+    const size_t hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd, lq = (size_t)d->H * hd,
+                 lkv = (size_t)d->KV * hd;
+    if (upload(d, w->bqkv, b + (size_t)d->h0 * hd, lq, 1, stage, stage_n, err, errlen)) return -1;
+    if (upload(d, w->bqkv + lq, b + qd + (size_t)d->kv0 * hd, lkv, 1, stage, stage_n, err, errlen)) return -1;
+    return upload(d, w->bqkv + lq + lkv, b + qd + kvd + (size_t)d->kv0 * hd, lkv, 1, stage, stage_n, err, errlen);
+}
+
+static int upload_rank(Model *m, DevModel *d, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
-    const size_t ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
+    const size_t dim = c->dim;
+    CU_TRY(cudaSetDevice(d->device));
     size_t stage_n = (size_t)16 << 20;
     float *stage = NULL;
-    if (cu_alloc((void **)&stage, stage_n * 4, LCB_MEM_WORK, "weight upload staging", err, errlen)) { cuda_model_free(m); return -1; }
+    if (cu_alloc((void **)&stage, stage_n * 4, LCB_MEM_WORK, "weight upload staging", err, errlen)) return -1;
     int rc = upload(d, d->embed, m->embed, (size_t)c->vocab * dim, 0, stage, stage_n, err, errlen);
     if (!rc && !c->tie_embeddings) rc = upload(d, d->lm_head, m->lm_head, (size_t)c->vocab * dim, 0, stage, stage_n, err, errlen);
     if (!rc) rc = upload(d, d->norm_w, m->norm_w, dim, 1, stage, stage_n, err, errlen);
@@ -213,67 +355,97 @@ extern "C" int cuda_model_upload(Model *m, const char *dtype, char *err, size_t 
         if (!rc && w->attn_norm_b) rc = upload(d, w->attn_norm_b, h->attn_norm_b, dim, 1, stage, stage_n, err, errlen);
         if (!rc && w->mlp_norm_w) rc = upload(d, w->mlp_norm_w, h->mlp_norm_w, dim, 1, stage, stage_n, err, errlen);
         if (!rc && w->mlp_norm_b) rc = upload(d, w->mlp_norm_b, h->mlp_norm_b, dim, 1, stage, stage_n, err, errlen);
-        if (!rc) rc = upload(d, w->wqkv, h->wqkv, qkvd * dim, 0, stage, stage_n, err, errlen);
-        if (!rc && w->bqkv) rc = upload(d, w->bqkv, h->bqkv, qkvd, 1, stage, stage_n, err, errlen);
-        if (!rc) rc = upload(d, w->wo, h->wo, dim * qd, 0, stage, stage_n, err, errlen);
+        const float *src[4] = {h->wqkv, h->wo, h->wup, h->wdown};
+        if (!rc)
+            rc = shard_layer(c, d, w, [&](int which, void *dst, size_t r0, size_t rows, size_t c0, size_t cols, size_t ld) {
+                return upload2d(d, dst, src[which] + r0 * ld + c0, rows, cols, ld, 0, stage, stage_n, err, errlen);
+            });
+        if (!rc && w->bqkv) rc = upload_bqkv(c, d, w, h->bqkv, stage, stage_n, err, errlen);
         if (!rc && w->bo) rc = upload(d, w->bo, h->bo, dim, 1, stage, stage_n, err, errlen);
-        if (!rc) rc = upload(d, w->wup, h->wup, up_rows * dim, 0, stage, stage_n, err, errlen);
-        if (!rc && w->bup) rc = upload(d, w->bup, h->bup, ffn, 1, stage, stage_n, err, errlen);
-        if (!rc) rc = upload(d, w->wdown, h->wdown, dim * ffn, 0, stage, stage_n, err, errlen);
+        if (!rc && w->bup) {
+            rc = upload(d, w->bup, h->bup + d->f0, d->ffn, 1, stage, stage_n, err, errlen);
+            if (!rc && c->gated_mlp) rc = upload(d, w->bup + d->ffn, h->bup + c->ffn + d->f0, d->ffn, 1, stage, stage_n, err, errlen);
+        }
         if (!rc && w->bdown) rc = upload(d, w->bdown, h->bdown, dim, 1, stage, stage_n, err, errlen);
     }
     cudaError_t e = cudaStreamSynchronize(d->st);
     cu_free(stage, stage_n * 4, LCB_MEM_WORK);
     if (!rc && e != cudaSuccess) rc = cu_fail(e, "weight upload", __FILE__, __LINE__, err, errlen);
-    if (rc) { cuda_model_free(m); return -1; }
+    return rc;
+}
+
+extern "C" int cuda_model_upload(Model *m, const char *dtype, char *err, size_t errlen) {
+    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
+    DevGroup *g = (DevGroup *)m->dev;
+    for (int r = 0; r < g->tp; r++)
+        if (upload_rank(m, g->r[r], err, errlen)) { cuda_model_free(m); return -1; }
+    cudaSetDevice(0);
     return 0;
 }
 
-extern "C" int cuda_model_init_random(Model *m, uint64_t seed, const char *dtype, char *err, size_t errlen) {
-    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
-    DevModel *d = (DevModel *)m->dev;
+static int init_random_rank(Model *m, DevModel *d, uint64_t seed, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
     const size_t up_rows = (c->gated_mlp ? 2 : 1) * (size_t)c->ffn;
-    /* biases zero, norms one, matrices N(0, 0.02^2) in model.c's draw order */
+    CU_TRY(cudaSetDevice(d->device));
+    /* biases zero, norms one, matrices N(0, 0.02^2) in model.c's draw order; each rank draws its
+     * own blocks of the same tensors, so every tp gives the same model */
     CU_TRY(cudaMemsetAsync(d->wblock, 0, d->wbytes, d->st));
     uint64_t draw = 0;
-#define NORMAL(p, count) do { k_fill_normal(d->dt, (p), (count), 0.02f, seed, draw, d->st); draw += 2 * (((size_t)(count) + 1) / 2); } while (0)
-    NORMAL(d->embed, (size_t)c->vocab * dim);
-    if (!c->tie_embeddings) NORMAL(d->lm_head, (size_t)c->vocab * dim);
+#define ADVANCE(count) (draw += 2 * (((size_t)(count) + 1) / 2))
+    k_fill_normal(d->dt, d->embed, (size_t)c->vocab * dim, 0.02f, seed, draw, d->st);
+    ADVANCE((size_t)c->vocab * dim);
+    if (!c->tie_embeddings) {
+        k_fill_normal(d->dt, d->lm_head, (size_t)c->vocab * dim, 0.02f, seed, draw, d->st);
+        ADVANCE((size_t)c->vocab * dim);
+    }
     k_fill_const(d->norm_w, dim, 1.f, d->st);
     for (int l = 0; l < c->n_layers; l++) {
         DevLayer *w = &d->L[l];
         k_fill_const(w->attn_norm_w, dim, 1.f, d->st);
         if (w->mlp_norm_w) k_fill_const(w->mlp_norm_w, dim, 1.f, d->st);
-        NORMAL(w->wqkv, qkvd * dim);
-        NORMAL(w->wo, dim * qd);
-        NORMAL(w->wup, up_rows * dim);
-        NORMAL(w->wdown, dim * c->ffn);
+        /* draw counters of the four matrices of this layer */
+        uint64_t d0[4];
+        d0[0] = draw; ADVANCE(qkvd * dim);
+        d0[1] = draw; ADVANCE(dim * qd);
+        d0[2] = draw; ADVANCE(up_rows * dim);
+        d0[3] = draw; ADVANCE(dim * c->ffn);
+        shard_layer(c, d, w, [&](int which, void *dst, size_t r0, size_t rows, size_t c0, size_t cols, size_t ld) {
+            k_fill_normal_block(d->dt, dst, rows, cols, ld, r0 * ld + c0, 0.02f, seed, d0[which], d->st);
+            return 0;
+        });
     }
-#undef NORMAL
+#undef ADVANCE
     CU_LAUNCHED();
     CU_TRY(cudaStreamSynchronize(d->st));
     return 0;
 }
 
+extern "C" int cuda_model_init_random(Model *m, uint64_t seed, const char *dtype, char *err, size_t errlen) {
+    if (dev_model_create(m, dtype, err, errlen)) { cuda_model_free(m); return -1; }
+    DevGroup *g = (DevGroup *)m->dev;
+    for (int r = 0; r < g->tp; r++)
+        if (init_random_rank(m, g->r[r], seed, err, errlen)) { cuda_model_free(m); return -1; }
+    cudaSetDevice(0);
+    return 0;
+}
+
 extern "C" void cuda_model_free(Model *m) {
-    dev_model_destroy((DevModel *)m->dev);
+    group_destroy((DevGroup *)m->dev);
     m->dev = NULL;
 }
 
 /* ---------------------------------------------------------------- workspace */
 
-static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
-    DevModel *d = (DevModel *)m->dev;
+static int ws_reserve(const ModelConfig *c, DevModel *d, int n, char *err, size_t errlen) {
     if (n <= d->ws_rows) return 0;
-    const ModelConfig *c = &m->cfg;
-    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
-    const size_t ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(d->dt), rd = c->rot_dim;
-    size_t sz[13] = {dim * 4 * n, dim * es * n, qkvd * 4 * n, qd * es * n, qd * es * n, qd * es * n, up_rows * 4 * n,
-                     ffn * es * n, 2 * rd * 4 * n + 4, (size_t)CU_LG_ROWS * c->vocab * 4, (size_t)n * 4, (size_t)n * 4, (size_t)n * 8};
+    const size_t dim = c->dim, qd = (size_t)d->H * c->head_dim, qkvd = qd + 2 * (size_t)d->KV * c->head_dim;
+    const size_t ffn = d->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(d->dt), rd = c->rot_dim;
+    const size_t lg = d->rank == 0 ? (size_t)CU_LG_ROWS * c->vocab * 4 : 0, y = d->rank > 0 ? dim * 4 * n : 0;
+    size_t sz[14] = {dim * 4 * n, dim * es * n, qkvd * 4 * n, qd * es * n, qd * es * n, qd * es * n, up_rows * 4 * n,
+                     ffn * es * n, 2 * rd * 4 * n + 4, lg, (size_t)n * 4, (size_t)n * 4, (size_t)n * 8, y};
     size_t total = 0;
-    for (int i = 0; i < 13; i++) total += align256(sz[i]);
+    for (int i = 0; i < 14; i++) total += align256(sz[i]);
     void *ws;
     char what[96];
     snprintf(what, sizeof what, "the workspace for a chunk of %d tokens", n);
@@ -293,9 +465,9 @@ static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
     d->ws = ws; d->ws_bytes = total; d->ws_rows = n;
     d->h_cs = hcs; d->h_ids = hids; d->h_tg = htg; d->h_nll = hnll; d->h_pos = hpos; d->h_rows = n;
     char *p = (char *)ws;
-    void **slots[13] = {(void **)&d->x, &d->xn, (void **)&d->qkv, &d->q, &d->qs, &d->att, (void **)&d->hb, &d->ha,
-                        (void **)&d->cs, (void **)&d->lg, (void **)&d->ids, (void **)&d->tg, (void **)&d->nll};
-    for (int i = 0; i < 13; i++) { *slots[i] = p; p += align256(sz[i]); }
+    void **slots[14] = {(void **)&d->x, &d->xn, (void **)&d->qkv, &d->q, &d->qs, &d->att, (void **)&d->hb, &d->ha,
+                        (void **)&d->cs, (void **)&d->lg, (void **)&d->ids, (void **)&d->tg, (void **)&d->nll, (void **)&d->y};
+    for (int i = 0; i < 14; i++) { *slots[i] = sz[i] ? p : NULL; p += align256(sz[i]); }
     return 0;
 }
 
@@ -309,10 +481,9 @@ static int kv_table_sync(DevKV *k, char *err, size_t errlen) {
     return 0;
 }
 
-/* Make room for `slots` recent slots per layer (pages of CU_PAGE).  All layers grow together
- * or not at all: a failure leaves the cache as it was. */
-static int kv_grow(KVCache *kv, int64_t slots, char *err, size_t errlen) {
-    DevKV *k = (DevKV *)kv->dev;
+/* Make room for `slots` recent slots per layer (pages of CU_PAGE) in one rank's cache (its
+ * device current).  All layers grow together or not at all: a failure leaves it as it was. */
+static int kv_grow_rank(DevKV *k, int64_t S, int64_t slots, char *err, size_t errlen) {
     int need = (int)((slots + CU_PAGE - 1) >> CU_PAGE_SHIFT);
     if (need <= k->npages) return 0;
     if (need > k->maxpages) {
@@ -332,7 +503,7 @@ static int kv_grow(KVCache *kv, int64_t slots, char *err, size_t errlen) {
     for (int p = old; p < need; p++)
         for (int r = 0; r < k->L * 2; r++) {
             char what[128];
-            snprintf(what, sizeof what, "the KV cache growing to %lld tokens", (long long)(kv->n_sink + ((int64_t)need << CU_PAGE_SHIFT)));
+            snprintf(what, sizeof what, "the KV cache growing to %lld tokens", (long long)(S + ((int64_t)need << CU_PAGE_SHIFT)));
             if (cu_alloc(&k->hpages[(size_t)r * k->maxpages + p], k->page_bytes, LCB_MEM_KV, what, err, errlen)) {
                 for (int q = old; q <= p; q++)
                     for (int s = 0; s < k->L * 2; s++) {
@@ -343,9 +514,26 @@ static int kv_grow(KVCache *kv, int64_t slots, char *err, size_t errlen) {
             }
         }
     k->npages = need;
-    kv->cap = kv->window >= 0 ? kv->window : ((int64_t)need << CU_PAGE_SHIFT);
-    kv->bytes = k->sink_bytes + (size_t)k->npages * k->L * 2 * k->page_bytes;
     return kv_table_sync(k, err, errlen);
+}
+
+/* bytes and capacity of the whole cache (every rank) into the host struct */
+static void kv_account(KVCache *kv) {
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    kv->bytes = 0;
+    for (int r = 0; r < ks->tp; r++) kv->bytes += ks->r[r]->sink_bytes + (size_t)ks->r[r]->npages * ks->r[r]->L * 2 * ks->r[r]->page_bytes;
+    if (ks->tp > 0) kv->cap = kv->window >= 0 ? kv->window : ((int64_t)ks->r[0]->npages << CU_PAGE_SHIFT);
+}
+
+static int kv_grow(KVCache *kv, const DevGroup *g, int64_t slots, char *err, size_t errlen) {
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    int rc = 0;
+    for (int r = 0; r < ks->tp && !rc; r++) {
+        CU_TRY(cudaSetDevice(g->r[r]->device));
+        rc = kv_grow_rank(ks->r[r], kv->n_sink, slots, err, errlen);
+    }
+    kv_account(kv);
+    return rc;
 }
 
 static void dev_kv_destroy(DevKV *k) {
@@ -358,34 +546,49 @@ static void dev_kv_destroy(DevKV *k) {
     free(k);
 }
 
-/* The dtype of the cache comes from the model: kv_init does not see the model, so the cache is
- * created lazily on the first forward (cuda_kv_init only checks and records the policy). */
-static int kv_materialise(KVCache *kv, int dt, char *err, size_t errlen) {
-    DevKV *k = (DevKV *)kv->dev;
-    if (k->ready) return k->dt == dt ? 0 : lcb_fail(err, errlen, "KV cache: used with models of two dtypes");
-    k->dt = dt;
-    size_t es = dt_size(dt);
-    k->page_bytes = (size_t)CU_PAGE * k->kvd * es;
-    if (kv->n_sink > 0) {
-        k->sink_bytes = (size_t)k->L * 2 * kv->n_sink * k->kvd * es;
-        if (cu_alloc(&k->sinks, k->sink_bytes, LCB_MEM_KV, "the KV cache's sink slots", err, errlen)) { k->sink_bytes = 0; return -1; }
+/* The dtype and the sharding of the cache come from the model: kv_init does not see the model,
+ * so the per-rank caches are created on the first forward (cuda_kv_init only checks and records
+ * the policy). */
+static int kv_materialise(KVCache *kv, const ModelConfig *c, const DevGroup *g, char *err, size_t errlen) {
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    const int dt = g->r[0]->dt;
+    if (ks->tp) {
+        if (ks->tp != g->tp || ks->r[0]->dt != dt) return lcb_fail(err, errlen, "KV cache: used with models of two dtypes or GPU splits");
+        return 0;
     }
-    if (k->R > 0 && kv_grow(kv, k->R, err, errlen)) {
-        cu_free(k->sinks, k->sink_bytes, LCB_MEM_KV);
-        k->sinks = NULL;
-        k->sink_bytes = 0;
-        return -1;
+    for (int r = 0; r < g->tp; r++) {
+        const DevModel *d = g->r[r];
+        if (cudaSetDevice(d->device) != cudaSuccess) { cu_fail(cudaGetLastError(), "cudaSetDevice", __FILE__, __LINE__, err, errlen); goto fail; }
+        DevKV *k = (DevKV *)calloc(1, sizeof *k);
+        if (!k) { lcb_fail(err, errlen, "KV cache: out of memory"); goto fail; }
+        ks->r[r] = k;
+        ks->tp = r + 1;
+        k->dt = dt;
+        k->L = ks->L;
+        k->kvd = d->KV * c->head_dim; /* this rank's KV heads */
+        k->S = ks->S; k->W = ks->W; k->R = ks->R;
+        size_t es = dt_size(dt);
+        k->page_bytes = (size_t)CU_PAGE * k->kvd * es;
+        if (kv->n_sink > 0) {
+            k->sink_bytes = (size_t)k->L * 2 * kv->n_sink * k->kvd * es;
+            if (cu_alloc(&k->sinks, k->sink_bytes, LCB_MEM_KV, "the KV cache's sink slots", err, errlen)) { k->sink_bytes = 0; goto fail; }
+        }
+        if (k->R > 0 && kv_grow_rank(k, kv->n_sink, k->R, err, errlen)) goto fail;
+        k->ready = 1;
     }
-    kv->bytes = k->sink_bytes + (size_t)k->npages * k->L * 2 * k->page_bytes;
-    k->ready = 1;
+    kv_account(kv);
     return 0;
+fail: /* as if never materialised: the next forward tries again */
+    for (int r = 0; r < ks->tp; r++) { cudaSetDevice(g->r[r]->device); dev_kv_destroy(ks->r[r]); ks->r[r] = NULL; }
+    ks->tp = 0;
+    cudaSetDevice(g->r[0]->device);
+    return -1;
 }
 
 extern "C" int cuda_kv_init(KVCache *kv, char *err, size_t errlen) {
     if (cuda_available(err, errlen)) return -1;
-    DevKV *k = (DevKV *)calloc(1, sizeof *k);
+    DevKVSet *k = (DevKVSet *)calloc(1, sizeof *k);
     if (!k) return lcb_fail(err, errlen, "KV cache: out of memory");
-    k->dt = -1;
     k->L = kv->n_layers;
     k->kvd = kv->kv_dim;
     k->S = kv->n_sink;
@@ -409,7 +612,12 @@ extern "C" void cuda_kv_reset(KVCache *kv) {
 }
 
 extern "C" void cuda_kv_free(KVCache *kv) {
-    dev_kv_destroy((DevKV *)kv->dev);
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    if (ks) {
+        for (int r = 0; r < ks->tp; r++) { cudaSetDevice(r); dev_kv_destroy(ks->r[r]); }
+        cudaSetDevice(0);
+        free(ks);
+    }
     kv->dev = NULL;
 }
 
@@ -424,16 +632,37 @@ static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int 
     return 0;
 }
 
-/* x += mlp(xn) (+ down bias) */
-static int mlp(Model *m, const DevLayer *w, int n, char *err, size_t errlen) {
-    DevModel *d = (DevModel *)m->dev;
-    const ModelConfig *c = &m->cfg;
-    const int dim = c->dim, ffn = c->ffn;
+/* Where a rank's share of a residual add goes: rank 0 adds into x (with the biases), the
+ * others into y (zeroed by their first GEMM, beta 0); the all-reduce then sums y into every x. */
+static float *acc_of(const DevModel *d) { return d->rank == 0 ? d->x : d->y; }
+
+/* acc += mlp(xn) (+ down bias on rank 0); on ranks > 0 this starts y (beta 0) */
+static int mlp(const ModelConfig *c, DevModel *d, const DevLayer *w, int n, char *err, size_t errlen) {
+    const int dim = c->dim, ffn = d->ffn;
     if (gemm(d, d->xn, w->wup, d->hb, n, dim, (c->gated_mlp ? 2 : 1) * ffn, 0.f, err, errlen)) return -1;
     k_act(d->dt, d->hb, w->bup, d->ha, n, ffn, c->gated_mlp, c->act, d->st);
-    if (gemm(d, d->ha, w->wdown, d->x, n, ffn, dim, 1.f, err, errlen)) return -1;
-    if (w->bdown) k_add_bias(d->x, w->bdown, n, dim, d->st);
+    if (gemm(d, d->ha, w->wdown, acc_of(d), n, ffn, dim, d->rank > 0 ? 0.f : 1.f, err, errlen)) return -1;
+    if (w->bdown && d->rank == 0) k_add_bias(d->x, w->bdown, n, dim, d->st);
     return 0;
+}
+
+/* x += the sum over ranks of their partial sums (NCCL all-reduce: rank 0's x, the others' y) */
+static int allreduce(const DevGroup *g, int n, int dim, char *err, size_t errlen) {
+    if (g->tp == 1) return 0;
+#ifdef LCB_HAVE_NCCL
+    ncclResult_t nr = ncclGroupStart();
+    for (int r = 0; r < g->tp && nr == ncclSuccess; r++) {
+        const DevModel *d = g->r[r];
+        nr = ncclAllReduce(r == 0 ? (const void *)d->x : (const void *)d->y, d->x, (size_t)n * dim, ncclFloat32, ncclSum,
+                           (ncclComm_t)g->comm[r], d->st);
+    }
+    ncclResult_t ne = ncclGroupEnd();
+    if (nr == ncclSuccess) nr = ne;
+    if (nr != ncclSuccess) return lcb_fail(err, errlen, "NCCL all-reduce over %d GPUs failed: %s", g->tp, ncclGetErrorString(nr));
+    return 0;
+#else
+    return lcb_fail(err, errlen, "tensor parallelism needs NCCL");
+#endif
 }
 
 /* cos/sin of pos * inv_freq in double, as rope_table, on all cores */
@@ -448,68 +677,100 @@ static void host_rope_table(const KVCache *kv, const int64_t *pos, int n, float 
         }
 }
 
+/* One rank's attention half of layer l: norm, QKV, RoPE + cache store, attention, output
+ * projection into acc (and, for parallel-attention layers, the MLP too). */
+static int layer_attn(const ModelConfig *c, KVCache *kv, DevModel *d, DevKV *k, int l, int n, int need_qs, char *err, size_t errlen) {
+    const int dim = c->dim, H = d->H, hd = c->head_dim, qd = H * hd, kvd = d->KV * hd, qkvd = qd + 2 * kvd, rd = 2 * kv->rot_half;
+    const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
+    const float eps = (float)c->norm_eps;
+    const int ln = c->norm == NORM_LAYER;
+    const DevLayer *w = &d->L[l];
+    k_norm(d->dt, d->x, d->xn, w->attn_norm_w, w->attn_norm_b, n, dim, ln, eps, d->st);
+    if (gemm(d, d->xn, w->wqkv, d->qkv, n, dim, qkvd, 0.f, err, errlen)) return -1;
+    char *sinks = (char *)k->sinks;
+    size_t sink_layer = (size_t)S * kvd * dt_size(d->dt);
+    void *const *kp = k->dpages ? k->dpages + (size_t)(2 * l) * k->maxpages : NULL;
+    void *const *vp = k->dpages ? k->dpages + (size_t)(2 * l + 1) * k->maxpages : NULL;
+    RopeArgs ra = {d->qkv, w->bqkv, qkvd, d->q, need_qs ? d->qs : NULL, d->cs, d->cs + (size_t)n * rd, n, H, d->KV, hd,
+                   kv->rot_half, t0, S, k->R, sinks ? sinks + 2 * l * sink_layer : NULL,
+                   sinks ? sinks + (2 * l + 1) * sink_layer : NULL, kp, vp};
+    k_rope_store(d->dt, &ra, d->st);
+    AttnArgs aa = {d->q, need_qs ? d->qs : d->q, ra.sk, ra.sv, kp, vp, d->att, n, H, d->KV, hd, t0, S, W, k->R,
+                   kv->s2_group, kv->s2_total, 1.0f / sqrtf((float)hd)};
+    if (cu_attention(d->dt, &aa, d->st, err, errlen)) return -1;
+    float *acc = acc_of(d);
+    if (c->parallel) {
+        if (!c->shared_norm) k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
+        if (mlp(c, d, w, n, err, errlen)) return -1;
+        if (gemm(d, d->att, w->wo, acc, n, qd, dim, 1.f, err, errlen)) return -1;
+    } else if (gemm(d, d->att, w->wo, acc, n, qd, dim, d->rank > 0 ? 0.f : 1.f, err, errlen)) return -1;
+    if (w->bo && d->rank == 0) k_add_bias(d->x, w->bo, n, dim, d->st);
+    return 0;
+}
+
 /* One sub-chunk of n rows: the whole of model_forward's work for them. */
 static int forward_rows(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
                         char *err, size_t errlen) {
-    DevModel *d = (DevModel *)m->dev;
-    DevKV *k = (DevKV *)kv->dev;
+    DevGroup *g = (DevGroup *)m->dev;
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    DevModel *d0 = g->r[0];
     const ModelConfig *c = &m->cfg;
-    const int dim = c->dim, H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv * hd;
-    const int qkvd = qd + 2 * kvd, V = c->vocab, rd = 2 * kv->rot_half;
+    const int dim = c->dim, V = c->vocab, rd = 2 * kv->rot_half, tp = g->tp;
     const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
-    if (ws_reserve(m, n, err, errlen)) return -1;
-    if (kv_materialise(kv, d->dt, err, errlen)) return -1;
-    if (k->R == 0 && t0 + n > S && kv_grow(kv, t0 + n - S, err, errlen)) return -1;
-    /* positions and RoPE tables */
-    int64_t *pa = d->h_pos, *ps = d->h_pos + n;
+    for (int r = 0; r < tp; r++) {
+        CU_TRY(cudaSetDevice(g->r[r]->device));
+        if (ws_reserve(c, g->r[r], n, err, errlen)) return -1;
+    }
+    if (kv_materialise(kv, c, g, err, errlen)) return -1;
+    if (ks->R == 0 && t0 + n > S && kv_grow(kv, g, t0 + n - S, err, errlen)) return -1;
+    /* positions and RoPE tables, computed once into rank 0's pinned buffers */
+    for (int r = 0; r < tp; r++) { CU_TRY(cudaSetDevice(g->r[r]->device)); CU_TRY(cudaStreamSynchronize(g->r[r]->st)); } /* pinned buffers free */
+    int64_t *pa = d0->h_pos, *ps = d0->h_pos + n;
     int need_qs = 0;
     for (int i = 0; i < n; i++) {
         pa[i] = t0 + i;
         ps[i] = (S > 0 && W >= 0 && pa[i] > S + W) ? S + W : pa[i];
         need_qs |= ps[i] != pa[i];
     }
-    float *cs_abs = d->h_cs, *cs_sink = d->h_cs + (size_t)n * rd;
-    CU_TRY(cudaStreamSynchronize(d->st)); /* the pinned buffers are free again */
     if (rd) {
-        host_rope_table(kv, pa, n, cs_abs);
-        if (need_qs) host_rope_table(kv, ps, n, cs_sink);
-        CU_TRY(cudaMemcpyAsync(d->cs, d->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4, cudaMemcpyHostToDevice, d->st));
+        host_rope_table(kv, pa, n, d0->h_cs);
+        if (need_qs) host_rope_table(kv, ps, n, d0->h_cs + (size_t)n * rd);
     }
-    memcpy(d->h_ids, ids, (size_t)n * 4);
-    CU_TRY(cudaMemcpyAsync(d->ids, d->h_ids, (size_t)n * 4, cudaMemcpyHostToDevice, d->st));
-    k_embed(d->dt, d->embed, d->ids, d->x, n, dim, d->st);
+    memcpy(d0->h_ids, ids, (size_t)n * 4);
+    for (int r = 0; r < tp; r++) {
+        DevModel *d = g->r[r];
+        CU_TRY(cudaSetDevice(d->device));
+        if (r > 0) {
+            memcpy(d->h_cs, d0->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4);
+            memcpy(d->h_ids, d0->h_ids, (size_t)n * 4);
+        }
+        if (rd) CU_TRY(cudaMemcpyAsync(d->cs, d->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4, cudaMemcpyHostToDevice, d->st));
+        CU_TRY(cudaMemcpyAsync(d->ids, d->h_ids, (size_t)n * 4, cudaMemcpyHostToDevice, d->st));
+        k_embed(d->dt, d->embed, d->ids, d->x, n, dim, d->st);
+    }
     const float eps = (float)c->norm_eps;
     const int ln = c->norm == NORM_LAYER;
     for (int l = 0; l < c->n_layers; l++) {
-        const DevLayer *w = &d->L[l];
-        k_norm(d->dt, d->x, d->xn, w->attn_norm_w, w->attn_norm_b, n, dim, ln, eps, d->st);
-        if (gemm(d, d->xn, w->wqkv, d->qkv, n, dim, qkvd, 0.f, err, errlen)) return -1;
-        char *sinks = (char *)k->sinks;
-        size_t sink_layer = (size_t)S * kvd * dt_size(d->dt);
-        void *const *kp = k->dpages ? k->dpages + (size_t)(2 * l) * k->maxpages : NULL;
-        void *const *vp = k->dpages ? k->dpages + (size_t)(2 * l + 1) * k->maxpages : NULL;
-        RopeArgs ra = {d->qkv, w->bqkv, qkvd, d->q, need_qs ? d->qs : NULL, d->cs, d->cs + (size_t)n * rd, n, H, c->n_kv, hd,
-                       kv->rot_half, t0, S, k->R, sinks ? sinks + 2 * l * sink_layer : NULL,
-                       sinks ? sinks + (2 * l + 1) * sink_layer : NULL, kp, vp};
-        k_rope_store(d->dt, &ra, d->st);
-        AttnArgs aa = {d->q, need_qs ? d->qs : d->q, ra.sk, ra.sv, kp, vp, d->att, n, H, c->n_kv, hd, t0, S, W, k->R,
-                       kv->s2_group, kv->s2_total, 1.0f / sqrtf((float)hd)};
-        if (cu_attention(d->dt, &aa, d->st, err, errlen)) return -1;
-        if (c->parallel) {
-            if (!c->shared_norm) k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
-            if (mlp(m, w, n, err, errlen)) return -1;
-            if (gemm(d, d->att, w->wo, d->x, n, qd, dim, 1.f, err, errlen)) return -1;
-            if (w->bo) k_add_bias(d->x, w->bo, n, dim, d->st);
-        } else {
-            if (gemm(d, d->att, w->wo, d->x, n, qd, dim, 1.f, err, errlen)) return -1;
-            if (w->bo) k_add_bias(d->x, w->bo, n, dim, d->st);
-            k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
-            if (mlp(m, w, n, err, errlen)) return -1;
+        for (int r = 0; r < tp; r++) {
+            if (tp > 1) CU_TRY(cudaSetDevice(g->r[r]->device));
+            if (layer_attn(c, kv, g->r[r], ks->r[r], l, n, need_qs, err, errlen)) return -1;
         }
+        if (allreduce(g, n, dim, err, errlen)) return -1;
+        if (c->parallel) continue;
+        for (int r = 0; r < tp; r++) {
+            DevModel *d = g->r[r];
+            const DevLayer *w = &d->L[l];
+            if (tp > 1) CU_TRY(cudaSetDevice(d->device));
+            k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
+            if (mlp(c, d, w, n, err, errlen)) return -1;
+        }
+        if (allreduce(g, n, dim, err, errlen)) return -1;
     }
-    CU_LAUNCHED();
+    for (int r = 0; r < tp; r++) { CU_TRY(cudaSetDevice(g->r[r]->device)); CU_LAUNCHED(); }
+    CU_TRY(cudaSetDevice(d0->device));
     /* the cache now holds the chunk in every layer: the host bookkeeping of kvcache.c */
     kv_advance(kv, n);
+    DevModel *d = d0; /* the head runs on rank 0 */
     if (out && (out->logits || out->nll) && out_from < n) {
         if (out->nll) {
             for (int i = out_from; i < n; i++) d->h_tg[i - out_from] = out->targets ? out->targets[i - out_from] : -1;
@@ -530,7 +791,7 @@ static int forward_rows(Model *m, KVCache *kv, const int32_t *ids, int n, int ou
             memcpy(out->nll, d->h_nll, (size_t)(n - out_from) * 8);
         }
     }
-    CU_TRY(cudaStreamSynchronize(d->st));
+    for (int r = tp - 1; r >= 0; r--) { CU_TRY(cudaSetDevice(g->r[r]->device)); CU_TRY(cudaStreamSynchronize(g->r[r]->st)); }
     return 0;
 }
 

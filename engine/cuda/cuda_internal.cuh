@@ -75,6 +75,11 @@ typedef struct {
 
 typedef struct {
     int dt;
+    /* tensor parallelism: this is rank `rank` of `tp` on CUDA device `device`, holding query
+     * heads [h0, h0 + H), KV heads [kv0, kv0 + KV) and MLP columns [f0, f0 + ffn) of the model
+     * (all of them when tp = 1); embeddings, norms and the LM head are replicated */
+    int rank, tp, device;
+    int H, KV, ffn, h0, kv0, f0;
     cudaStream_t st;
     cublasHandle_t blas;
     void *wblock;                  /* every weight, one allocation (LCB_MEM_WEIGHTS) */
@@ -86,7 +91,8 @@ typedef struct {
     int ws_rows;
     void *ws;
     size_t ws_bytes;
-    float *x;                      /* (rows, dim) residual stream */
+    float *x;                      /* (rows, dim) residual stream (replicated across ranks) */
+    float *y;                      /* (rows, dim) this rank's partial sum, ranks > 0 (all-reduced into x) */
     void *xn;                      /* T (rows, dim) normed input of a GEMM */
     float *qkv;                    /* (rows, qkvd) QKV projection */
     void *q, *qs, *att;            /* T (rows, H hd): queries at t, at the sink position, attention out */
@@ -104,6 +110,15 @@ typedef struct {
     int64_t *h_pos;                /* (2 rows) */
 } DevModel;
 
+#define CU_TP_MAX 8
+
+/* Model.dev: one DevModel per GPU, with NCCL communicators when tp > 1 */
+typedef struct {
+    int tp;
+    DevModel *r[CU_TP_MAX];
+    void *comm[CU_TP_MAX];         /* ncclComm_t */
+} DevGroup;
+
 typedef struct {
     int dt;                        /* storage type, set by the first forward (the model's) */
     int ready;                     /* sinks and ring allocated */
@@ -117,6 +132,15 @@ typedef struct {
     void **dpages;                 /* device copy of the table */
     size_t page_bytes;
 } DevKV;
+
+/* KVCache.dev: the policy, and one DevKV per rank (its heads' keys and values), created by the
+ * first forward, when the model's dtype and sharding are known */
+typedef struct {
+    int L, kvd;                    /* layers, whole-model KV dims */
+    int64_t S, W, R;
+    int tp;                        /* 0 until the first forward */
+    DevKV *r[CU_TP_MAX];
+} DevKVSet;
 
 /* ---------------------------------------------------------------- kernels (kernels.cu) */
 
@@ -141,6 +165,9 @@ void k_act(int dt, const float *h, const float *bias, void *out, int n, int ffn,
 void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cudaStream_t st);
 /* p[i] ~ N(0, std^2) exactly as model.c's fill_normal, from draw counter `draw0` of the seed's stream */
 void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t draw0, cudaStream_t st);
+/* the block dst (rows, cols) of such a tensor: elements base + r * ld + c */
+void k_fill_normal_block(int dt, void *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed,
+                         uint64_t draw0, cudaStream_t st);
 void k_fill_const(float *p, size_t n, float v, cudaStream_t st);
 void k_convert(int dt, const float *src, void *dst, size_t n, cudaStream_t st);
 

@@ -201,23 +201,31 @@ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/* model.c's splitmix64 stream: draw k (1-based) is mix64(seed + k * golden).  Pair i of the
- * tensor uses draws draw0 + 2i + 1 and draw0 + 2i + 2 (Box-Muller, as fill_normal). */
+/* model.c's splitmix64 stream: draw k (1-based) is mix64(seed + k * golden).  Element g of a
+ * tensor is half of Box-Muller pair g / 2, which uses draws draw0 + 2 (g / 2) + 1 and + 2: the
+ * cosine for even g, the sine for odd g (as fill_normal).  Each thread computes one element, so
+ * any block of the tensor can be generated on its own: dst (rows, cols) holds elements
+ * base + r * ld + c of the whole tensor (a tensor-parallel shard, or all of it). */
 template <typename T>
-__global__ void fill_normal_kernel(T *p, size_t n, float std, uint64_t seed, uint64_t draw0) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, j = 2 * i;
-    if (j >= n) return;
-    const uint64_t g = 0x9e3779b97f4a7c15ull;
-    uint64_t z1 = mix64(seed + (draw0 + j + 1) * g), z2 = mix64(seed + (draw0 + j + 2) * g);
+__global__ void fill_normal_kernel(T *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed, uint64_t draw0) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * cols) return;
+    size_t g = base + (i / cols) * ld + i % cols, j = g & ~(size_t)1;
+    const uint64_t gold = 0x9e3779b97f4a7c15ull;
+    uint64_t z1 = mix64(seed + (draw0 + j + 1) * gold), z2 = mix64(seed + (draw0 + j + 2) * gold);
     double u1 = ((z1 >> 11) + 1.0) * 0x1.0p-53, u2 = (z2 >> 11) * 0x1.0p-53;
-    double r = sqrt(-2.0 * log(u1));
-    p[j] = from_f<T>((float)(std * r * cos(2 * M_PI * u2)));
-    if (j + 1 < n) p[j + 1] = from_f<T>((float)(std * r * sin(2 * M_PI * u2)));
+    double r = sqrt(-2.0 * log(u1)), a = 2 * M_PI * u2;
+    p[i] = from_f<T>((float)(std * r * ((g & 1) ? sin(a) : cos(a))));
+}
+
+void k_fill_normal_block(int dt, void *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed,
+                         uint64_t draw0, cudaStream_t st) {
+    if (rows && cols)
+        DISPATCH_T(dt, fill_normal_kernel<T><<<blocks_for(rows * cols, 256), 256, 0, st>>>((T *)p, rows, cols, ld, base, std, seed, draw0));
 }
 
 void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t draw0, cudaStream_t st) {
-    size_t pairs = (n + 1) / 2;
-    DISPATCH_T(dt, fill_normal_kernel<T><<<blocks_for(pairs, 256), 256, 0, st>>>((T *)p, n, std, seed, draw0));
+    k_fill_normal_block(dt, p, 1, n, n, 0, std, seed, draw0, st);
 }
 
 __global__ void fill_const_kernel(float *p, size_t n, float v) {
