@@ -12,6 +12,7 @@
  * softmax over the concatenated row.  Softmax is order-free, so ring order does not matter.
  */
 #include "engine/kvcache.h"
+#include "engine/gemm.h"
 #include "engine/backend.h"
 #include "engine/common.h"
 
@@ -112,7 +113,11 @@ static int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen) {
                         (long long)cap, 2 * nw * kv->n_layers);
     }
     for (int l = 0; l < kv->n_layers; l++) {
-        if (old) { memcpy(nk[l], kv->k[l], old); memcpy(nv[l], kv->v[l], old); }
+        if (old) {
+            /* keys are stored transposed, (kv_dim, cap): each row moves to the wider stride */
+            for (int c = 0; c < kv->kv_dim; c++) memcpy(nk[l] + (size_t)c * cap, kv->k[l] + (size_t)c * kv->cap, kv->cap * sizeof(float));
+            memcpy(nv[l], kv->v[l], old);
+        }
         lcb_free(LCB_MEM_KV, kv->k[l], old); lcb_free(LCB_MEM_KV, kv->v[l], old);
         kv->k[l] = nk[l]; kv->v[l] = nv[l];
     }
@@ -212,7 +217,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     #pragma omp parallel for schedule(dynamic, 1) reduction(+:first_sum, first_n) if (H * nblocks > 1)
     for (int task = 0; task < H * nblocks; task++) {
         const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * qb;
-        float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float));
+        float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float)), rinv[KV_QBLOCK];
         {
             const int nb = n - i0 < qb ? n - i0 : qb;
             const float *qa = qkv + (size_t)i0 * ldqkv + h * hd;
@@ -224,8 +229,9 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             float *s1 = sc, *s2 = sc + m1, *s3 = sc + m1 + m2, *s4 = s3 + m3;
             if (m1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m1, hd, scale, qsb, ld_sq,
                                 kv->sk[layer] + g * hd, kvd, 0.f, s1, ld);
-            if (m2) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m2, hd, scale, qa, ldqkv,
-                                kv->k[layer] + g * hd, kvd, 0.f, s2, ld);
+            /* the recent keys, stored transposed: no packing, no copy (engine/gemm.h) */
+            if (m2) gemm_strided(qa, ldqkv, nb, hd, kv->k[layer] + (size_t)g * hd * kv->cap, (size_t)kv->cap, (int)m2, scale, s2,
+                                 (int)ld, 0);
             if (m3) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m3 < cend ? m3 : cend, hd, scale, qsb, ld_sq,
                                 kc + g * hd, ldqkv, 0.f, s3, ld);
             if (m4) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m4, hd, scale, qa, ldqkv,
@@ -267,27 +273,32 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                 for (int64_t k = 0; k < a; k++) { float e = row[k] == -INFINITY ? 0.f : lcb_expf(row[k] - mx); row[k] = e; sum += e; }
                 #pragma omp simd reduction(+:sum)
                 for (int64_t k = k0; k < k1; k++) { float e = r4[k] == -INFINITY ? 0.f : lcb_expf(r4[k] - mx); r4[k] = e; sum += e; }
+                /* the rows stay unnormalised: the output row is divided by the sum after the
+                 * products with the values (hd multiplies instead of one per key) */
                 const float inv = 1.f / sum;
-                #pragma omp simd
-                for (int64_t k = 0; k < a; k++) row[k] *= inv;
-                #pragma omp simd
-                for (int64_t k = k0; k < k1; k++) r4[k] *= inv;
+                rinv[i] = inv;
                 if (kv->first_mass && t >= 1 && kv->s2_group == 0) {
                     /* where position 0 sits in this row, if it is visible */
                     float p0 = 0.f;
                     if (m1) p0 = row[0];
                     else if (m2 && (W < 0 ? S == 0 : kv->slot_pos[0] == 0)) p0 = row[m1];
                     else if (t0 == 0) p0 = m3 ? row[m1 + m2] : r4[0];
-                    first_sum += p0;
+                    first_sum += p0 * inv;
                     first_n += 1;
                 }
             }
             float *o = out + (size_t)i0 * ldq + h * hd;
             float beta = 0.f;
             if (m1) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m1, 1.f, s1, ld, kv->sv[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
-            if (m2) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m2, 1.f, s2, ld, kv->v[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
+            if (m2) { gemm_strided(s2, (int)ld, nb, (int)m2, kv->v[layer] + g * hd, (size_t)kvd, hd, 1.f, o, ldq, beta == 1.f); beta = 1.f; }
             if (m3v) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m3v, 1.f, s3, ld, vc + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
-            if (m4) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m4, 1.f, s4, ld, vc + (size_t)m3 * ldqkv + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
+            if (m4) { gemm_strided(s4, (int)ld, nb, (int)m4, vc + (size_t)m3 * ldqkv + g * hd, (size_t)ldqkv, hd, 1.f, o, ldq, beta == 1.f); beta = 1.f; }
+            for (int i = 0; i < nb; i++) {
+                float *oi = o + (size_t)i * ldq;
+                const float inv = rinv[i];
+                #pragma omp simd
+                for (int k = 0; k < hd; k++) oi[k] *= inv;
+            }
         }
     }
     lcb_free(LCB_MEM_WORK, sbuf, sbytes);
@@ -307,12 +318,10 @@ int kv_append(KVCache *kv, int layer, const ModelConfig *c, const float *qkv, in
         if (j < S) {
             memcpy(kv->sk[layer] + (size_t)j * kvd, k, row);
             memcpy(kv->sv[layer] + (size_t)j * kvd, v, row);
-        } else if (W < 0) {
-            memcpy(kv->k[layer] + (size_t)(j - S) * kvd, k, row);
-            memcpy(kv->v[layer] + (size_t)(j - S) * kvd, v, row);
-        } else if (W > 0 && j >= t0 + n - W) {
-            int64_t slot = (j - S) % W;
-            memcpy(kv->k[layer] + (size_t)slot * kvd, k, row);
+        } else if (W < 0 || (W > 0 && j >= t0 + n - W)) {
+            const int64_t slot = W < 0 ? j - S : (j - S) % W, cap = kv->cap;
+            float *kt = kv->k[layer] + slot; /* keys transposed: column `slot` of (kv_dim, cap) */
+            for (int c = 0; c < kvd; c++) kt[(size_t)c * cap] = k[c];
             memcpy(kv->v[layer] + (size_t)slot * kvd, v, row);
         }
     }

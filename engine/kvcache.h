@@ -31,7 +31,8 @@ typedef struct KVCache {
     int64_t n_sink;           /* S */
     int64_t window;           /* W previous tokens visible besides the sinks; -1 = unbounded */
     int64_t cap;              /* recent slots allocated per layer */
-    float **k, **v;           /* [layer] -> (cap, kv_dim) recent keys / values */
+    float **k, **v;           /* [layer] -> recent keys (kv_dim, cap), stored transposed so that
+                               * the attention's q k^T reads them in place, and values (cap, kv_dim) */
     float **sk, **sv;         /* [layer] -> (S, kv_dim) sink keys / values */
     int64_t *slot_pos;        /* (cap) absolute position held by each recent slot, -1 empty */
     int64_t n_past;           /* tokens processed so far = position of the next token */

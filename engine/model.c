@@ -17,6 +17,7 @@
  *   logits (n, vocab) = norm(x) lm_head^T
  */
 #include "engine/model.h"
+#include "engine/gemm.h"
 #include "engine/backend.h"
 #include "engine/common.h"
 
@@ -351,29 +352,50 @@ static int model_open_host(Model *m, const char *spec, const char *config_path, 
     return 0;
 }
 
-static void transpose(float *w, size_t rows, size_t cols, float *tmp) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) tmp[c * rows + r] = w[r * cols + c];
-    memcpy(w, tmp, rows * cols * sizeof(float));
+/* Pack one (N, K) matrix for gemm_packed: in place when the packed form is the same size, else
+ * into *extra (advanced), the block model_cpu_layout set aside for matrices with a partial panel. */
+static float *pack_matrix(float *w, int N, int K, float *tmp, float **extra) {
+    size_t ps = gemm_packed_size(N, K);
+    memcpy(tmp, w, (size_t)N * K * sizeof(float));
+    float *dst = w;
+    if (ps != (size_t)N * K) { dst = *extra; *extra += ps; }
+    gemm_pack(tmp, N, K, dst);
+    return dst;
 }
 
-/* The CPU forward multiplies by weights stored (in, out): OpenBLAS runs x W with both operands
- * untransposed about 25% faster than x W^T at 64-row chunks (measured, `make bench`).  Done once
- * after loading; the CUDA upload reads the arena before this, in the checkpoint's layout. */
+/* The CPU forward multiplies by weights packed into column panels (engine/gemm.h: packing once
+ * here instead of inside every OpenBLAS call).  Done once after loading; the CUDA upload reads
+ * the arena before this, in the checkpoint's layout. */
 static int model_cpu_layout(Model *m, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
-    const size_t ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
-    size_t most = qkvd > up_rows ? qkvd : up_rows;
-    float *tmp = malloc(most * (dim > ffn ? dim : ffn) * sizeof(float));
+    const int dim = c->dim, qd = c->n_heads * c->head_dim, qkvd = qd + 2 * c->n_kv * c->head_dim;
+    const int ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
+    const int shape[5][2] = {{qkvd, dim}, {dim, qd}, {up_rows, dim}, {dim, ffn}, {c->vocab, dim}}; /* (N, K); LM head last */
+    size_t most = 0, extra = 0;
+    for (int i = 0; i < 5; i++) {
+        size_t e = (size_t)shape[i][0] * shape[i][1], ps = gemm_packed_size(shape[i][0], shape[i][1]);
+        if (e > most) most = e;
+        /* apart: a partial last panel; and a tied LM head, whose rows stay the embedding table */
+        if (ps != e || (i == 4 && c->tie_embeddings)) extra += ps * (i == 4 ? 1 : c->n_layers);
+    }
+    float *tmp = malloc(most * sizeof(float));
     if (!tmp) return lcb_fail(err, errlen, "%s: out of memory preparing the weights", m->source);
+    if (extra) {
+        m->packed_extra = lcb_alloc(LCB_MEM_WEIGHTS, extra * sizeof(float));
+        if (!m->packed_extra) { free(tmp); return lcb_fail(err, errlen, "%s: out of memory packing the weights (%zu bytes)", m->source, extra * 4); }
+        m->packed_extra_bytes = extra * sizeof(float);
+    }
+    float *ex = m->packed_extra;
     for (int l = 0; l < c->n_layers; l++) {
         LayerWeights *w = &m->layers[l];
-        transpose(w->wqkv, qkvd, dim, tmp);
-        transpose(w->wo, dim, qd, tmp);
-        transpose(w->wup, up_rows, dim, tmp);
-        transpose(w->wdown, dim, ffn, tmp);
+        float **mat[4] = {&w->wqkv, &w->wo, &w->wup, &w->wdown};
+        for (int i = 0; i < 4; i++) *mat[i] = pack_matrix(*mat[i], shape[i][0], shape[i][1], tmp, &ex);
     }
+    if (c->tie_embeddings) {
+        m->lm_head = ex;
+        gemm_pack(m->embed, c->vocab, dim, m->lm_head);
+    } else
+        m->lm_head = pack_matrix(m->lm_head, c->vocab, dim, tmp, &ex);
     free(tmp);
     m->cpu_layout = 1;
     return 0;
@@ -426,6 +448,7 @@ int model_open_tp(Model *m, const char *spec, const char *config_path, int devic
 void model_free(Model *m) {
     if (m->dev) cuda_model_free(m);
     lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);
+    lcb_free(LCB_MEM_WEIGHTS, m->packed_extra, m->packed_extra_bytes);
     lcb_free(LCB_MEM_WORK, m->ws, m->ws_bytes);
     free(m->pos);
     free(m->layers);
@@ -440,7 +463,7 @@ static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
     if (n <= m->ws_rows) return 0;
     const ModelConfig *c = &m->cfg;
     size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
-    size_t per_row = 4 * dim + qkvd + 2 * qd + 2 * (size_t)c->ffn;
+    size_t per_row = 2 * dim + qkvd + 2 * qd + 2 * (size_t)c->ffn;
     per_row += 2 * (size_t)c->rot_dim; /* RoPE tables for absolute and sink positions */
     size_t bytes = (per_row * n + (size_t)LG_ROWS * c->vocab) * sizeof(float);
     float *ws = lcb_alloc(LCB_MEM_WORK, bytes);
@@ -456,8 +479,6 @@ static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
     float *p = ws;
     m->x = p; p += dim * n;
     m->xn = p; p += dim * n;
-    m->o = p; p += dim * n;
-    m->mo = p; p += dim * n;
     m->qkv = p; p += qkvd * n;
     m->qs = p; p += qd * n;
     m->att = p; p += qd * n;
@@ -488,13 +509,10 @@ static void norm_rows(const ModelConfig *c, const float *x, float *y, const floa
     }
 }
 
-/* y (n, out) = x (n, in) W^T (+ bias) with W (out, in) */
-/* y (n, out) = x (n, in) Wt (+ bias) with Wt (in, out): the CPU layout of the layer weights */
-static void linear_t(const float *x, const float *wt, const float *b, float *y, int n, int in, int out) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.f, x, in, wt, out, 0.f, y, out);
-    if (b) for (int i = 0; i < n; i++) for (int k = 0; k < out; k++) y[(size_t)i * out + k] += b[k];
+/* y (n, out) (+)= x (n, in) W^T (+ bias), W packed by model_cpu_layout */
+static void linear(const float *x, const float *wp, const float *b, float *y, int n, int in, int out, int accumulate) {
+    gemm_packed(x, in, n, in, wp, out, b, y, out, accumulate);
 }
-
 
 static inline float act_apply(LcbAct a, float x) {
     switch (a) {
@@ -506,12 +524,13 @@ static inline float act_apply(LcbAct a, float x) {
     return x;
 }
 
+/* out += mlp(in) */
 static void mlp(const Model *m, const LayerWeights *w, const float *in, float *out, int n) {
     const ModelConfig *c = &m->cfg;
     const int dim = c->dim, ffn = c->ffn;
     float *hb = m->hb;
     if (c->gated_mlp) {
-        linear_t(in, w->wup, NULL, hb, n, dim, 2 * ffn); /* (n, 2 ffn): [gate | up] */
+        linear(in, w->wup, NULL, hb, n, dim, 2 * ffn, 0); /* (n, 2 ffn): [gate | up] */
         for (int i = 0; i < n; i++) {
             float *g = hb + (size_t)i * 2 * ffn, *u = g + ffn, *a = hb + (size_t)i * ffn;
             /* in place: row i's output lands at or before its inputs, never over a later row's */
@@ -522,10 +541,10 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
                 for (int k = 0; k < ffn; k++) a[k] = act_apply(c->act, g[k]) * u[k];
         }
     } else {
-        linear_t(in, w->wup, w->bup, hb, n, dim, ffn);
+        linear(in, w->wup, w->bup, hb, n, dim, ffn, 0);
         for (size_t k = 0; k < (size_t)n * ffn; k++) hb[k] = act_apply(c->act, hb[k]);
     }
-    linear_t(hb, w->wdown, w->bdown, out, n, ffn, dim);
+    linear(hb, w->wdown, w->bdown, out, n, ffn, dim, 1);
 }
 
 FwdOut fwdout_shift(const FwdOut *o, size_t k, int vocab) {
@@ -546,7 +565,7 @@ static void model_head(Model *m, int r0, int r1, const FwdOut *out) {
         int b1 = out->logits ? r1 : (b0 + LG_ROWS < r1 ? b0 + LG_ROWS : r1), rows = b1 - b0;
         float *lg = out->logits ? out->logits + (size_t)(b0 - r0) * V : m->lg;
         norm_rows(c, m->x + (size_t)b0 * dim, m->xn, m->norm_w, m->norm_b, rows);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, dim, 1.f, m->xn, dim, m->lm_head, dim, 0.f, lg, V);
+        gemm_packed(m->xn, dim, rows, dim, m->lm_head, V, NULL, lg, V, 0);
         if (out->nll) {
             #pragma omp parallel for schedule(static) if (rows >= 8)
             for (int i = 0; i < rows; i++) {
@@ -586,7 +605,7 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *w = &m->layers[l];
         norm_rows(c, m->x, m->xn, w->attn_norm_w, w->attn_norm_b, n);
-        linear_t(m->xn, w->wqkv, w->bqkv, m->qkv, n, dim, qkvd);
+        linear(m->xn, w->wqkv, w->bqkv, m->qkv, n, dim, qkvd, 0);
         if (need_qs) {
             for (int i = 0; i < n; i++) memcpy(m->qs + (size_t)i * qd, m->qkv + (size_t)i * qkvd, qd * sizeof(float));
             rope_apply(kv, m->qs, n, qd, H, hd, cs_sink);
@@ -594,18 +613,17 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from
         rope_apply(kv, m->qkv, n, qkvd, H + c->n_kv, hd, cs_abs); /* q heads then k heads */
         if (kv_attention(kv, l, c, m->qkv, qkvd, need_qs ? m->qs : NULL, m->att, n, err, errlen)) return -1;
         if (kv_append(kv, l, c, m->qkv, qkvd, n, err, errlen)) return -1;
-        linear_t(m->att, w->wo, w->bo, m->o, n, qd, dim);
         if (c->parallel) {
-            /* xn (the attention norm) is free after the QKV projection: the MLP's own norm of
-             * the layer input goes there, unless the block shares the attention norm */
+            /* x += attention + mlp of the same input: xn (the attention norm) is free after the
+             * QKV projection: the MLP's own norm of the layer input goes there, unless the block
+             * shares the attention norm; it is taken before x changes */
             if (!c->shared_norm) norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
-            mlp(m, w, m->xn, m->mo, n);
-            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->o[k] + m->mo[k];
+            linear(m->att, w->wo, w->bo, m->x, n, qd, dim, 1);
+            mlp(m, w, m->xn, m->x, n);
         } else {
-            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->o[k];
+            linear(m->att, w->wo, w->bo, m->x, n, qd, dim, 1); /* residual adds in the GEMM */
             norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
-            mlp(m, w, m->xn, m->mo, n);
-            for (size_t k = 0; k < (size_t)n * dim; k++) m->x[k] += m->mo[k];
+            mlp(m, w, m->xn, m->x, n);
         }
     }
     kv_advance(kv, n);

@@ -20,7 +20,9 @@ extern "C" {
 #endif
 
 /* Shapes as (rows, cols) of the checkpoint: weights are (out, in).  After model_open the CPU
- * path stores the four matrices wqkv, wo, wup, wdown transposed, (in, out) (Model.cpu_layout). */
+ * path holds the four matrices wqkv, wo, wup, wdown packed into column panels for
+ * engine/gemm.h (Model.cpu_layout), as is the LM head; a matrix whose rows do not fill whole
+ * panels, and a tied LM head (its rows stay the embedding table), live in Model.packed_extra. */
 typedef struct {
     float *attn_norm_w, *attn_norm_b; /* (dim), bias NULL for RMSNorm */
     float *mlp_norm_w, *mlp_norm_b;   /* (dim); NULL when the MLP reuses the attention norm */
@@ -36,12 +38,14 @@ typedef struct Model {
     void *dev;                /* device-side weights and workspace of a non-CPU backend */
     char dev_dtype[8];        /* weight dtype on the device: "fp32", "bf16", "fp16" */
     int tp;                   /* GPUs the device weights are split over (tensor parallelism), 1 = one */
-    int cpu_layout;           /* 1: layer matrices stored (in, out) for the CPU forward */
+    int cpu_layout;           /* 1: layer matrices packed for the CPU forward (engine/gemm.h) */
+    float *packed_extra;      /* packed matrices larger than their arena slot (partial panels) */
+    size_t packed_extra_bytes;
     char source[4096];        /* folder, or "random:NAME" */
     char disk_dtype[8];       /* dtype of the weights on disk: F32, F16, BF16, mixed */
     float *embed;             /* (vocab, dim) */
     float *norm_w, *norm_b;   /* (dim) final norm */
-    float *lm_head;           /* (vocab, dim); == embed when tied */
+    float *lm_head;           /* (vocab, dim); == embed when tied; packed (engine/gemm.h) on the CPU */
     LayerWeights *layers;     /* (n_layers) */
     float *arena;             /* one block holding every weight above */
     size_t arena_bytes;
@@ -49,7 +53,7 @@ typedef struct Model {
     int ws_rows;
     float *ws;                /* all activation buffers, carved below */
     size_t ws_bytes;
-    float *x, *xn, *qkv, *qs, *att, *o, *hb, *mo;
+    float *x, *xn, *qkv, *qs, *att, *hb;
     int64_t *pos;             /* (ws_rows) absolute positions; pos + ws_rows: sink positions */
     float *rope_cs;           /* (2 ws_rows, rot_dim) RoPE [cos | sin] for pos and sink pos */
     float *lg;                /* (LG_ROWS, vocab) logits scratch when only NLLs are wanted */

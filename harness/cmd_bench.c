@@ -3,12 +3,15 @@
  * next to this machine's measured sgemm rate, printed as a markdown table for BENCHMARKS.md.
  *
  *   sgemm      GFLOP/s of cblas_sgemm on square 1024 products (the machine's GEMM ceiling)
- *   dense      tokens/s scoring a fresh T-token stream with dense, per chunk size; its
- *              fraction of the sgemm-bound rate = tokens/s x FLOPs/token / sgemm FLOP/s
+ *   dense      tokens/s scoring (next-token NLLs, as `lcbench run`) T tokens in 1024-token dense
+ *              windows, per chunk size; its fraction of the sgemm-bound rate =
+ *              tokens/s x FLOPs/token / sgemm FLOP/s; next to it the rate of the model's own
+ *              weight products alone (engine/gemm.h, the packed matrices) at that chunk
  *   streaming  sink:4:1020 chunked vs chunk=1, and vs dense over 1024-token windows
  * Timings are wall-clock on a noisy shared machine: compare ratios taken in one run.
  */
 #include "engine/common.h"
+#include "engine/gemm.h"
 #include "engine/model.h"
 #include "harness/cli.h"
 #include "strategies/strategy.h"
@@ -32,29 +35,30 @@ static double sgemm_gflops(int n, double min_seconds) {
     return 2.0 * n * n * (double)n * reps / dt / 1e9;
 }
 
-/* GFLOP/s of the forward's own weight GEMMs alone (QKV, output, MLP, LM head) at n rows: what
- * OpenBLAS achieves on these shapes, packing of the weights included. */
-static double model_gemm_gflops(const ModelConfig *c, int n, double min_seconds) {
+/* GFLOP/s of the forward's own weight products alone at n rows: the model's packed matrices
+ * (QKV, output, MLP of every layer, LM head) through gemm_packed, as the CPU forward runs them. */
+static double model_gemm_gflops(const Model *m, int n, double min_seconds) {
+    const ModelConfig *c = &m->cfg;
     const int d = c->dim, qd = c->n_heads * c->head_dim, qkvd = qd + 2 * c->n_kv * c->head_dim;
     const int up = (c->gated_mlp ? 2 : 1) * c->ffn;
-    const int shapes[5][2] = {{d, qkvd}, {qd, d}, {d, up}, {c->ffn, d}, {d, c->vocab}}; /* (in, out) */
-    size_t big = (size_t)c->vocab * d;
-    if ((size_t)up * d > big) big = (size_t)up * d;
-    float *x = calloc((size_t)n * (c->ffn > d ? c->ffn : d) + 1, sizeof(float)), *w = calloc(big, sizeof(float));
-    float *y = calloc((size_t)n * (c->vocab > up ? c->vocab : up) + (size_t)n * qkvd, sizeof(float));
+    int widest = c->vocab > up ? c->vocab : up;
+    if (qkvd > widest) widest = qkvd;
+    float *x = calloc((size_t)n * (c->ffn > qd ? (c->ffn > d ? c->ffn : d) : (qd > d ? qd : d)), sizeof(float));
+    float *y = calloc((size_t)n * widest, sizeof(float));
     double flops = 0, t0 = lcb_now(), dt;
     do {
-        for (int l = 0; l < c->n_layers; l++)
-            for (int k = 0; k < 4; k++) {
-                /* as the CPU forward does: layer weights stored (in, out) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, shapes[k][1], shapes[k][0], 1.f, x, shapes[k][0], w,
-                            shapes[k][1], 0.f, y, shapes[k][1]);
-                flops += 2.0 * n * shapes[k][0] * shapes[k][1];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, shapes[4][1], shapes[4][0], 1.f, x, shapes[4][0], w, shapes[4][0], 0.f, y, shapes[4][1]);
-        flops += 2.0 * n * shapes[4][0] * shapes[4][1];
+        for (int l = 0; l < c->n_layers; l++) {
+            const LayerWeights *w = &m->layers[l];
+            gemm_packed(x, d, n, d, w->wqkv, qkvd, NULL, y, qkvd, 0);
+            gemm_packed(x, qd, n, qd, w->wo, d, NULL, y, d, 1);
+            gemm_packed(x, d, n, d, w->wup, up, NULL, y, up, 0);
+            gemm_packed(x, c->ffn, n, c->ffn, w->wdown, d, NULL, y, d, 1);
+            flops += 2.0 * n * ((double)d * qkvd + (double)qd * d + (double)d * up + (double)c->ffn * d);
+        }
+        gemm_packed(x, d, n, d, m->lm_head, c->vocab, NULL, y, c->vocab, 0);
+        flops += 2.0 * n * (double)d * c->vocab;
     } while ((dt = lcb_now() - t0) < min_seconds);
-    free(x); free(w); free(y);
+    free(x); free(y);
     return flops / dt / 1e9;
 }
 
@@ -72,7 +76,8 @@ static double rate(Model *m, const char *spec, const int32_t *ids, size_t T, siz
     char err[LCB_ERRLEN];
     Strategy s;
     if (strategy_parse(&s, spec, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
-    float *lg = malloc(chunk * (size_t)m->cfg.vocab * sizeof(float));
+    double *nll = malloc(chunk * sizeof *nll);
+    int32_t *tg = malloc(chunk * sizeof *tg);
     double t0 = lcb_now();
     size_t w = window ? window : T;
     for (size_t w0 = 0; w0 < T; w0 += w) {
@@ -80,13 +85,15 @@ static double rate(Model *m, const char *spec, const int32_t *ids, size_t T, siz
         for (size_t t = w0; t < w0 + w && t < T; t += chunk) {
             size_t n = chunk < w0 + w - t ? chunk : w0 + w - t;
             if (t + n > T) n = T - t;
-            if (strategy_feed(&s, ids + t, (int)n, lg, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
-            for (size_t i = 0; i + 1 < n; i++) (void)model_nll(lg + i * m->cfg.vocab, m->cfg.vocab, ids[t + i + 1]);
+            /* scoring as `lcbench run` does it: the NLL of each next token, no logits kept */
+            for (size_t i = 0; i < n; i++) tg[i] = t + i + 1 < w0 + w && t + i + 1 < T ? ids[t + i + 1] : -1;
+            if (strategy_feed_nll(&s, ids + t, (int)n, tg, nll, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
         }
         strategy_end(&s);
     }
     double dt = lcb_now() - t0;
-    free(lg);
+    free(nll);
+    free(tg);
     return T / dt;
 }
 
@@ -125,7 +132,7 @@ int cmd_bench(int argc, char **argv) {
         size_t n = chunks[k] == 1 ? 512 : 4 * L; /* chunk=1 is slow: fewer tokens */
         double r = rate(&m, "dense", ids, n, chunks[k], L);
         double fl = flops_per_token(cfg, L / 2.0);
-        double mg = model_gemm_gflops(cfg, (int)chunks[k], 0.5);
+        double mg = model_gemm_gflops(&m, (int)chunks[k], 0.5);
         printf("| dense, %zu-token windows | %zu | %.0f | %.1f | %.0f%% | %.1f | %.0f%% |\n", L, chunks[k], r, r * fl / 1e9,
                100 * r * fl / 1e9 / gf, mg, 100 * r * fl / 1e9 / mg);
         fflush(stdout);
@@ -134,7 +141,7 @@ int cmd_bench(int argc, char **argv) {
     double sink_1 = rate(&m, "sink:4:1020", ids, 1536, 1, 0);
     double dense_w = rate(&m, "dense", ids, T, 256, L);
     double fs = flops_per_token(cfg, 1024);
-    double mg256 = model_gemm_gflops(cfg, 256, 0.5), mg1 = model_gemm_gflops(cfg, 1, 0.5);
+    double mg256 = model_gemm_gflops(&m, 256, 0.5), mg1 = model_gemm_gflops(&m, 1, 0.5);
     printf("| sink:4:1020 stream | 256 | %.0f | %.1f | %.0f%% | %.1f | %.0f%% |\n", sink_c, sink_c * fs / 1e9, 100 * sink_c * fs / 1e9 / gf,
            mg256, 100 * sink_c * fs / 1e9 / mg256);
     printf("| sink:4:1020 stream | 1 | %.0f | %.1f | %.0f%% | %.1f | %.0f%% |\n", sink_1, sink_1 * fs / 1e9, 100 * sink_1 * fs / 1e9 / gf,
