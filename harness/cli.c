@@ -134,3 +134,31 @@ out:
     *n = k;
     return 0;
 }
+
+int cli_device_flag(Cli *c, const char *f, CliDevice *d) {
+    const char *v;
+    if (!strcmp(f, "--device")) {
+        if (!(v = cli_value(c))) return -1;
+        if (strcmp(v, "cpu") && strcmp(v, "cuda")) { cli_usage_error(c, "--device \"%s\" must be cpu or cuda", v); return -1; }
+        d->device = v;
+        return 1;
+    }
+    if (!strcmp(f, "--dtype")) {
+        if (!(v = cli_value(c))) return -1;
+        if (strcmp(v, "bf16") && strcmp(v, "fp16") && strcmp(v, "fp32")) { cli_usage_error(c, "--dtype \"%s\" must be bf16, fp16 or fp32", v); return -1; }
+        d->dtype = v;
+        return 1;
+    }
+    if (!strcmp(f, "--tp")) {
+        if (!(v = cli_value(c))) return -1;
+        if (cli_parse_count(f, v, 0, 1, 8, &d->tp)) { cli_usage_error(c, "--tp \"%s\" must be a GPU count from 1 to 8", v); return -1; }
+        return 1;
+    }
+    return 0;
+}
+
+int cli_device_check(const Cli *c, const CliDevice *d) {
+    if (d->dtype && strcmp(d->device, "cuda")) return cli_usage_error(c, "--dtype applies to --device cuda (the CPU path is fp32)");
+    if (d->tp > 1 && strcmp(d->device, "cuda")) return cli_usage_error(c, "--tp applies to --device cuda");
+    return 0;
+}

@@ -31,6 +31,23 @@ int cli_parse_count(const char *flag, const char *s, int si, uint64_t lo, uint64
 int cli_usage_error(const Cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Where a command's model runs: --device cpu|cuda, --dtype bf16|fp16|fp32 (cuda), --tp N (cuda). */
+typedef struct {
+    const char *device;  /* "cpu" (default) or "cuda" */
+    const char *dtype;   /* NULL: bf16 on the GPU (the CPU path is fp32) */
+    uint64_t tp;         /* GPUs to split the model over, 1 by default */
+} CliDevice;
+#define CLI_DEVICE_DEFAULTS {"cpu", NULL, 1}
+#define CLI_DEVICE_HELP                                                                                \
+    "  --device D          cpu (default) or cuda\n"                                                    \
+    "  --dtype T           weights on the GPU: bf16 (default), fp16 or fp32\n"                         \
+    "  --tp N              split the model over N GPUs of this host (tensor parallelism; default 1)\n"
+/* 1 if f is --device, --dtype or --tp (its value taken and checked), 0 if it is none of them,
+ * -1 after a usage error (printed). */
+int cli_device_flag(Cli *c, const char *f, CliDevice *d);
+/* The combination: --dtype and --tp > 1 need --device cuda.  0, or EXIT_USAGE after printing. */
+int cli_device_check(const Cli *c, const CliDevice *d);
+
 /* Commands (harness/cmd_*.c).  Each returns the process exit status. */
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);

@@ -21,6 +21,7 @@ static void generate_help(void) {
     printf("usage: lcbench generate --prompt TEXT | --prompts-file FILE [options]\n"
            "  --model PATH         checkpoint folder (default models/lcb-0.8m)\n"
            "  --tokenizer PATH     tokenizer.json or a folder holding one (default: the model's)\n"
+           CLI_DEVICE_HELP
            "  --strategy SPEC      cache policy (default sink:4:1020; not s2)\n"
            "  --prompt TEXT        a prompt (repeatable: a chat of several prompts)\n"
            "  --prompts-file FILE  one prompt a line (blank lines and #-lines skipped; \\n = newline);\n"
@@ -118,6 +119,7 @@ int cmd_generate(int argc, char **argv) {
     Cli c;
     cli_init(&c, "generate", argc, argv);
     const char *model = NULL, *tokenizer = NULL, *spec = "sink:4:1020", *db = "results.db", *words = NULL;
+    CliDevice dev = CLI_DEVICE_DEFAULTS;
     char **prompts = NULL;
     int n_prompts = 0, bos = 1, print = 0, rc_exit = 1;
     uint64_t max_new = 512, top_k = 0, seed = 0, G = 128;
@@ -133,6 +135,9 @@ int cmd_generate(int argc, char **argv) {
 #define VAL() do { if (!(v = cli_value(&c))) goto bad; } while (0)
 #define COUNT(var, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, 1, lo, hi, &var)) { cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); goto bad; } } while (0)
 #define REAL(var, ok, what) do { VAL(); char *e_; var = strtod(v, &e_); if (*e_ || !*v || !(ok)) { cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); goto bad; } } while (0)
+        int df = cli_device_flag(&c, f, &dev);
+        if (df < 0) goto bad;
+        if (df) continue;
         if (!strcmp(f, "--model")) { VAL(); model = v; }
         else if (!strcmp(f, "--tokenizer")) { VAL(); tokenizer = v; }
         else if (!strcmp(f, "--strategy")) { VAL(); spec = v; }
@@ -162,6 +167,7 @@ int cmd_generate(int argc, char **argv) {
 #undef COUNT
 #undef REAL
     }
+    if (cli_device_check(&c, &dev)) goto bad;
     if (n_prompts == 0) { cli_usage_error(&c, "--prompt or --prompts-file is required (--prompt \"\" generates from BOS alone)"); goto bad; }
     if (!strcmp(spec, "sink")) spec = "sink:4:1020";
     if (!strcmp(spec, "window")) spec = "window:1024";
@@ -181,7 +187,7 @@ int cmd_generate(int argc, char **argv) {
     Tokenizer *tok = NULL;
     char path[4200];
     memset(&m, 0, sizeof m);
-    if (gen_open_model(model, tokenizer, &m, &tok, path, sizeof path, err, sizeof err)) {
+    if (gen_open_model(model, tokenizer, &dev, &m, &tok, path, sizeof path, err, sizeof err)) {
         cli_error("generate", "--model: %s", err);
         store_close(&st);
         fluency_dict_free(dict);

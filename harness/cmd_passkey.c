@@ -23,6 +23,7 @@ static void passkey_help(void) {
     printf("usage: lcbench passkey [options]\n"
            "  --model PATH        checkpoint folder (default models/lcb-0.8m)\n"
            "  --tokenizer PATH    tokenizer.json or a folder holding one (default: the model's)\n"
+           CLI_DEVICE_HELP
            "  --strategy SPEC     cache policy (repeatable; default dense; not s2)\n"
            "  --interval N        LongLoRA's --interval (default 256): point i has\n"
            "                      n_garbage = int(3.75 (i+1) N // 1024 * 1024) filler characters\n"
@@ -49,6 +50,7 @@ int cmd_passkey(int argc, char **argv) {
     Cli c;
     cli_init(&c, "passkey", argc, argv);
     const char *model = NULL, *tokenizer = NULL, *db = "results.db", *specs[16];
+    CliDevice dev = CLI_DEVICE_DEFAULTS;
     int n_specs = 0;
     uint64_t interval = 256, max_tokens = 4096, num_tests = 10;
     char err[LCB_ERRLEN], argv_text[8192] = "lcbench passkey";
@@ -61,6 +63,9 @@ int cmd_passkey(int argc, char **argv) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { passkey_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
 #define COUNT(var, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, 1, lo, hi, &var)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
+        int df = cli_device_flag(&c, f, &dev);
+        if (df < 0) return EXIT_USAGE;
+        if (df) continue;
         if (!strcmp(f, "--model")) { VAL(); model = v; }
         else if (!strcmp(f, "--tokenizer")) { VAL(); tokenizer = v; }
         else if (!strcmp(f, "--db")) { VAL(); db = v; }
@@ -78,6 +83,7 @@ int cmd_passkey(int argc, char **argv) {
     }
     if (!n_specs) specs[n_specs++] = "dense";
     int64_t n_points = (int64_t)(max_tokens / interval);
+    if (cli_device_check(&c, &dev)) return EXIT_USAGE;
     if (n_points < 1) return cli_usage_error(&c, "--max-tokens %llu is below --interval %llu: no point", (unsigned long long)max_tokens, (unsigned long long)interval);
     if (passkey_n_garbage(n_points - 1, (int64_t)interval) > 5000 * 89 + 4999)
         return cli_usage_error(&c, "--max-tokens: n_garbage passes the 5000 filler sentences LongLoRA's prompt has");
@@ -92,7 +98,7 @@ int cmd_passkey(int argc, char **argv) {
     Tokenizer *tok = NULL;
     char path[4200];
     memset(&m, 0, sizeof m);
-    if (gen_open_model(model, tokenizer, &m, &tok, path, sizeof path, err, sizeof err)) {
+    if (gen_open_model(model, tokenizer, &dev, &m, &tok, path, sizeof path, err, sizeof err)) {
         cli_error("passkey", "--model: %s", err);
         store_close(&st);
         return 1;

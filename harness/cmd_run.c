@@ -39,9 +39,7 @@ static void run_help(void) {
            "  --batch N            steps per committed batch (default 16384)\n"
            "  --batch-seconds S    also commit after S seconds (default 10)\n"
            "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
-           "  --device D           cpu (default) or cuda\n"
-           "  --tp N               split the model over N GPUs of this host (tensor parallelism, NCCL;\n"
-           "                       needs --device cuda; default 1)\n"
+           CLI_DEVICE_HELP
            "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
            "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
            "  --probe-every N      stream: every N positions, greedily generate G tokens from a copy of the\n"
@@ -56,6 +54,7 @@ int cmd_run(int argc, char **argv) {
     Cli c;
     cli_init(&c, "run", argc, argv);
     RunConfig rc;
+    CliDevice dev = CLI_DEVICE_DEFAULTS;
     int chunk_set = 0;
     run_config_defaults(&rc);
     char argv_text[8192] = "lcbench";
@@ -70,6 +69,9 @@ int cmd_run(int argc, char **argv) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { run_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
 #define COUNT(si, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, si, lo, hi, &u)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
+        int df = cli_device_flag(&c, f, &dev);
+        if (df < 0) return EXIT_USAGE;
+        if (df) continue;
         if (!strcmp(f, "--db")) { VAL(); rc.db_path = v; }
         else if (!strcmp(f, "--resume")) { COUNT(1, 1, INT64_MAX, "a run id"); rc.resume_id = (int64_t)u; }
         else if (!strcmp(f, "--force")) rc.force = 1;
@@ -99,12 +101,7 @@ int cmd_run(int argc, char **argv) {
             if (*end || !(rc.batch_seconds > 0)) return cli_usage_error(&c, "--batch-seconds \"%s\" must be a positive number", v);
         }
         else if (!strcmp(f, "--bin-width")) { COUNT(1, 1, 1ull << 40, "a positive integer"); rc.bin_width = (int64_t)u; }
-        else if (!strcmp(f, "--device")) {
-            VAL();
-            if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(&c, "--device \"%s\" must be cpu or cuda", v);
-            rc.device = v;
-        }
-        else if (!strcmp(f, "--tp")) { COUNT(1, 1, 8, "a GPU count from 1 to 8"); rc.tp = (int)u; }
+
         else if (!strcmp(f, "--progress")) rc.progress = 1;
         else if (!strcmp(f, "--no-progress")) rc.progress = 0;
         else if (!strcmp(f, "--pace-ms")) { COUNT(1, 0, 600000, "milliseconds"); rc.pace_ms = (int)u; }
@@ -114,7 +111,10 @@ int cmd_run(int argc, char **argv) {
 #undef VAL
 #undef COUNT
     }
-    if (rc.tp > 1 && strcmp(rc.device, "cuda")) return cli_usage_error(&c, "--tp applies to --device cuda");
+    if (cli_device_check(&c, &dev)) return EXIT_USAGE;
+    rc.device = dev.device;
+    rc.dtype = dev.dtype;
+    rc.tp = (int)dev.tp;
     /* a GPU wants large forwards: 256 rows leave an H100 half idle (BENCHMARKS.md: 12.7K tokens/s
      * at 256 against 23.0K at 4096 on llama2-7b); the numbers do not depend on the chunk */
     if (!chunk_set && !strcmp(rc.device, "cuda")) rc.proto.chunk = 4096;

@@ -22,9 +22,7 @@ static void score_help(void) {
            "  --strategy SPEC  cache policy (default dense):\n");
     for (size_t i = 0; i < n; i++) printf("                     %-14s %s\n", list[i]->synopsis, list[i]->help);
     printf("  --chunk N        tokens per forward pass (default 256; 0 = the whole input)\n"
-           "  --device D       cpu (default) or cuda\n"
-           "  --dtype T        weights on the CUDA device: bf16 (default), fp16 or fp32\n"
-           "  --tp N           split the model over N GPUs of this host (tensor parallelism, NCCL; default 1)\n"
+           CLI_DEVICE_HELP
            "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
            "  --attn-stats     also print to stderr, per layer, the mean attention on position 0\n"
            "                   (the first token, the usual attention sink) over steps t >= 1 (CPU)\n"
@@ -34,23 +32,21 @@ static void score_help(void) {
 int cmd_score(int argc, char **argv) {
     Cli c;
     cli_init(&c, "score", argc, argv);
-    const char *model = NULL, *ids_path = NULL, *spec = "dense", *device = "cpu", *config = NULL, *dtype = NULL;
-    uint64_t chunk = 256, tp = 1;
+    const char *model = NULL, *ids_path = NULL, *spec = "dense", *config = NULL;
+    CliDevice dev = CLI_DEVICE_DEFAULTS;
+    uint64_t chunk = 256;
     int attn_stats = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { score_help(); return 0; }
+        int df = cli_device_flag(&c, f, &dev);
+        if (df < 0) return EXIT_USAGE;
+        if (df) continue;
         if (!strcmp(f, "--model")) { if (!(v = cli_value(&c))) return EXIT_USAGE; model = v; }
         else if (!strcmp(f, "--ids")) { if (!(v = cli_value(&c))) return EXIT_USAGE; ids_path = v; }
         else if (!strcmp(f, "--strategy")) { if (!(v = cli_value(&c))) return EXIT_USAGE; spec = v; }
-        else if (!strcmp(f, "--device")) { if (!(v = cli_value(&c))) return EXIT_USAGE; device = v; }
-        else if (!strcmp(f, "--dtype")) { if (!(v = cli_value(&c))) return EXIT_USAGE; dtype = v; }
         else if (!strcmp(f, "--config")) { if (!(v = cli_value(&c))) return EXIT_USAGE; config = v; }
         else if (!strcmp(f, "--attn-stats")) attn_stats = 1;
-        else if (!strcmp(f, "--tp")) {
-            if (!(v = cli_value(&c))) return EXIT_USAGE;
-            if (cli_parse_count(f, v, 0, 1, 8, &tp)) return cli_usage_error(&c, "--tp \"%s\" must be a GPU count from 1 to 8", v);
-        }
         else if (!strcmp(f, "--chunk")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
             if (cli_parse_count(f, v, 1, 0, 1u << 30, &chunk)) return cli_usage_error(&c, "--chunk \"%s\" must be a non-negative integer", v);
@@ -58,20 +54,16 @@ int cmd_score(int argc, char **argv) {
     }
     if (!model) return cli_usage_error(&c, "--model is required");
     if (!ids_path) return cli_usage_error(&c, "--ids is required");
-    if (strcmp(device, "cpu") && strcmp(device, "cuda")) return cli_usage_error(&c, "--device \"%s\" must be cpu or cuda", device);
     char err[LCB_ERRLEN];
     Strategy s;
     if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("score", "%s", err); return EXIT_USAGE; }
-    if (dtype && strcmp(dtype, "bf16") && strcmp(dtype, "fp16") && strcmp(dtype, "fp32"))
-        return cli_usage_error(&c, "--dtype \"%s\" must be bf16, fp16 or fp32", dtype);
-    if (dtype && strcmp(device, "cuda")) return cli_usage_error(&c, "--dtype applies to --device cuda (the CPU path is fp32)");
-    if (tp > 1 && strcmp(device, "cuda")) return cli_usage_error(&c, "--tp applies to --device cuda");
+    if (cli_device_check(&c, &dev)) return EXIT_USAGE;
     int32_t *ids = NULL;
     size_t T = 0;
     if (read_ids_file(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
     if (T < 2) { cli_error("score", "%s: %zu token ids; scoring needs at least 2", ids_path, T); free(ids); return 1; }
     Model m;
-    if (model_open_tp(&m, model, config, lcb_device_parse(device), dtype, (int)tp, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
+    if (model_open_tp(&m, model, config, lcb_device_parse(dev.device), dev.dtype, (int)dev.tp, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }
     for (size_t i = 0; i < T; i++)
         if (ids[i] >= m.cfg.vocab) {
             cli_error("score", "%s: token id %d at index %zu is outside the vocabulary of %s (size %d)", ids_path, ids[i], i, model, m.cfg.vocab);

@@ -5,6 +5,7 @@
  * The generator is splitmix64, so a seed gives the same tokens on every machine.
  */
 #include "harness/generate.h"
+#include "engine/backend.h"
 #include "engine/common.h"
 #include "datasets/dataset.h"
 
@@ -109,13 +110,15 @@ int gen_tokens_ex(Strategy *s, const int32_t *prefix, int64_t n_prefix, Sampler 
 }
 
 
-int gen_open_model(const char *model, const char *tokenizer, Model *m, Tokenizer **tok, char *path, size_t pathlen,
-                   char *err, size_t errlen) {
+int gen_open_model(const char *model, const char *tokenizer, const CliDevice *dev, Model *m, Tokenizer **tok, char *path,
+                   size_t pathlen, char *err, size_t errlen) {
     if (model) snprintf(path, pathlen, "%s", model);
     else snprintf(path, pathlen, "%s/models/lcb-0.8m", lcb_repo_root());
     const char *tp = tokenizer ? tokenizer : path;
     if (!strncmp(tp, "random:", 7)) return lcb_fail(err, errlen, "--tokenizer: a random: model needs --tokenizer PATH");
     if (!(*tok = tokenizer_load(tp, err, errlen))) return -1;
-    if (model_open(m, path, NULL, err, errlen)) { tokenizer_free(*tok); *tok = NULL; return -1; }
+    int rc = dev ? model_open_tp(m, path, NULL, lcb_device_parse(dev->device), dev->dtype, (int)dev->tp, err, errlen)
+                 : model_open(m, path, NULL, err, errlen);
+    if (rc) { tokenizer_free(*tok); *tok = NULL; return -1; }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine/tokenizer.h"
+#include "harness/cli.h"
 #include "strategies/strategy.h"
 
 typedef struct {
@@ -42,9 +43,9 @@ static inline int gen_tokens(Strategy *s, const int32_t *prefix, int64_t n_prefi
 }
 
 /* Open a model (NULL: models/lcb-0.8m of the repository; the resolved path goes to `path`)
- * and its tokenizer (NULL: the model folder's). */
-int gen_open_model(const char *model, const char *tokenizer, Model *m, Tokenizer **tok, char *path, size_t pathlen,
-                   char *err, size_t errlen);
+ * on a device (NULL: the CPU) and its tokenizer (NULL: the model folder's). */
+int gen_open_model(const char *model, const char *tokenizer, const CliDevice *dev, Model *m, Tokenizer **tok, char *path,
+                   size_t pathlen, char *err, size_t errlen);
 
 
 #endif

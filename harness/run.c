@@ -528,8 +528,9 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
             char gpu[256];
             cuda_describe(gpu, sizeof gpu);
-            if (c->tp > 1) snprintf(dev, sizeof dev, "cuda, tp %d (%d x %s)", c->tp, c->tp, gpu);
-            else snprintf(dev, sizeof dev, "cuda (%s)", gpu);
+            const char *dt = c->dtype ? c->dtype : "bf16";
+            if (c->tp > 1) snprintf(dev, sizeof dev, "cuda %s, tp %d (%d x %s)", dt, c->tp, c->tp, gpu);
+            else snprintf(dev, sizeof dev, "cuda %s (%s)", dt, gpu);
         } else cpu_name(dev, sizeof dev);
         r.status = strdup("running");
         store_set(&r.lcbench_rev, rev);
@@ -586,7 +587,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     signals_install();
     const char *end_status = "done";
     int64_t fail_pos = r.cursor;
-    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), NULL, c->tp, err, sizeof err)) {
+    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), c->dtype, c->tp, err, sizeof err)) {
         end_status = is_oom(err) ? "oom" : "failed";
     } else {
         model_live = 1;

@@ -81,6 +81,7 @@ typedef struct {
     double batch_seconds;        /* or this long since the last commit */
     int64_t bin_width;           /* linear bins */
     const char *device;          /* cpu */
+    const char *dtype;           /* weights on the GPU (--dtype): NULL = bf16 */
     int tp;                      /* GPUs the model is split over (--tp, cuda), default 1 */
     int progress;                /* -1 auto (terminal), 0 no, 1 yes */
     int pace_ms;                 /* sleep after each commit (tests use it to interrupt mid-run) */
