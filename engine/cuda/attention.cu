@@ -30,7 +30,7 @@ __device__ __forceinline__ bool attn_visible(const AttnArgs &a, int h, int64_t t
     if (ph == 0) return true;
     if (a.s2_group > 0) {
         int64_t G = a.s2_group, T = a.s2_total;
-        if (h >= a.H / 2) {
+        if (a.s2_h0 + h >= a.s2_heads / 2) { /* the model's heads, not this GPU's (--tp) */
             t = ((t - G / 2) % T + T) % T;
             p = ((p - G / 2) % T + T) % T;
         }

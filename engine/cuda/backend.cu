@@ -362,10 +362,7 @@ static int upload_rank(Model *m, DevModel *d, char *err, size_t errlen) {
             });
         if (!rc && w->bqkv) rc = upload_bqkv(c, d, w, h->bqkv, stage, stage_n, err, errlen);
         if (!rc && w->bo) rc = upload(d, w->bo, h->bo, dim, 1, stage, stage_n, err, errlen);
-        if (!rc && w->bup) {
-            rc = upload(d, w->bup, h->bup + d->f0, d->ffn, 1, stage, stage_n, err, errlen);
-            if (!rc && c->gated_mlp) rc = upload(d, w->bup + d->ffn, h->bup + c->ffn + d->f0, d->ffn, 1, stage, stage_n, err, errlen);
-        }
+        if (!rc && w->bup) rc = upload(d, w->bup, h->bup + d->f0, d->ffn, 1, stage, stage_n, err, errlen); /* (ffn): non-gated MLPs */
         if (!rc && w->bdown) rc = upload(d, w->bdown, h->bdown, dim, 1, stage, stage_n, err, errlen);
     }
     cudaError_t e = cudaStreamSynchronize(d->st);
@@ -433,6 +430,7 @@ extern "C" int cuda_model_init_random(Model *m, uint64_t seed, const char *dtype
 extern "C" void cuda_model_free(Model *m) {
     group_destroy((DevGroup *)m->dev);
     m->dev = NULL;
+    g_ndev = 1;
 }
 
 /* ---------------------------------------------------------------- workspace */
@@ -522,7 +520,10 @@ static void kv_account(KVCache *kv) {
     DevKVSet *ks = (DevKVSet *)kv->dev;
     kv->bytes = 0;
     for (int r = 0; r < ks->tp; r++) kv->bytes += ks->r[r]->sink_bytes + (size_t)ks->r[r]->npages * ks->r[r]->L * 2 * ks->r[r]->page_bytes;
-    if (ks->tp > 0) kv->cap = kv->window >= 0 ? kv->window : ((int64_t)ks->r[0]->npages << CU_PAGE_SHIFT);
+    /* after a growth that failed on one GPU the others may hold more pages: the least counts */
+    int pages = ks->tp > 0 ? ks->r[0]->npages : 0;
+    for (int r = 1; r < ks->tp; r++) if (ks->r[r]->npages < pages) pages = ks->r[r]->npages;
+    if (ks->tp > 0) kv->cap = kv->window >= 0 ? kv->window : ((int64_t)pages << CU_PAGE_SHIFT);
 }
 
 static int kv_grow(KVCache *kv, const DevGroup *g, int64_t slots, char *err, size_t errlen) {
@@ -696,7 +697,7 @@ static int layer_attn(const ModelConfig *c, KVCache *kv, DevModel *d, DevKV *k, 
                    sinks ? sinks + (2 * l + 1) * sink_layer : NULL, kp, vp};
     k_rope_store(d->dt, &ra, d->st);
     AttnArgs aa = {d->q, need_qs ? d->qs : d->q, ra.sk, ra.sv, kp, vp, d->att, n, H, d->KV, hd, t0, S, W, k->R,
-                   kv->s2_group, kv->s2_total, 1.0f / sqrtf((float)hd)};
+                   kv->s2_group, kv->s2_total, d->h0, c->n_heads, 1.0f / sqrtf((float)hd)};
     if (cu_attention(d->dt, &aa, d->st, err, errlen)) return -1;
     float *acc = acc_of(d);
     if (c->parallel) {

@@ -182,6 +182,8 @@ typedef struct {
     int64_t t0, S, W, R;            /* W < 0 unbounded; R ring slots, 0 = dense */
     int s2_group;
     int64_t s2_total;
+    int s2_h0, s2_heads;            /* s2 rolls the model's heads h0 + h >= heads / 2: with --tp this
+                                     * GPU holds heads [h0, h0 + H) of `heads` */
     float scale;
 } AttnArgs;
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen);
