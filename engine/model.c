@@ -490,6 +490,7 @@ static int ws_reserve(Model *m, int n, char *err, size_t errlen) {
 
 static void norm_rows(const ModelConfig *c, const float *x, float *y, const float *w, const float *b, int n) {
     const int d = c->dim;
+    #pragma omp parallel for schedule(static) if (n >= 32)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *yi = y + (size_t)i * d;
