@@ -112,12 +112,9 @@ static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t
         return lcb_fail(err, errlen, "out of memory: NLL buffers for a chunk of %lld tokens", (long long)chunk);
     }
     int rc = strategy_begin(s, m, err, errlen);
-    /* resume: rebuild the cache by re-feeding what was scored, with the same chunk boundaries */
-    for (int64_t t0 = 0; rc == 0 && t0 < cursor; t0 += chunk) {
-        int n = (int)(cursor - t0 < chunk ? cursor - t0 : chunk);
-        *fail_pos = t0;
-        rc = strategy_feed(s, ids + t0, n, NULL, err, errlen);
-    }
+    /* resume: rebuild the state: the cache by re-feeding what was scored, with the same chunk
+     * boundaries (recompute keeps only its last W tokens) */
+    if (rc == 0 && cursor > 0) rc = strategy_skip(s, ids, cursor, chunk, err, errlen);
     for (int64_t t0 = cursor; rc == 0 && t0 < (int64_t)T; t0 += chunk) {
         int n = (int)((int64_t)T - t0 < chunk ? (int64_t)T - t0 : chunk);
         *fail_pos = t0;

@@ -68,6 +68,18 @@ static int recompute_feed(Strategy *s, const int32_t *ids, int n, const FwdOut *
     return 0;
 }
 
+/* Every step is a fresh forward over its own window, so the state is only the last W tokens:
+ * a resumed run keeps them instead of recomputing every window it already scored. */
+static int recompute_skip(Strategy *s, const int32_t *ids, int64_t n, char *err, size_t errlen) {
+    RecomputeState *st = s->priv;
+    const int64_t W = s->param, h = st->n_hist, keep = h + n < W ? h + n : W, from_hist = keep - (n < keep ? n : keep);
+    /* the new history: the last from_hist of the old one, then the last keep - from_hist of ids */
+    memmove(st->hist, st->hist + (h - from_hist), (size_t)from_hist * sizeof *st->hist);
+    memcpy(st->hist + from_hist, ids + (n - (keep - from_hist)), (size_t)(keep - from_hist) * sizeof *st->hist);
+    st->n_hist = keep;
+    return 0;
+}
+
 static void recompute_end(Strategy *s) {
     RecomputeState *st = s->priv;
     if (st) { free(st->hist); free(st->tmp); free(st); }
@@ -82,4 +94,5 @@ const StrategyOps strategy_recompute = {
     .begin = recompute_begin,
     .feed = recompute_feed,
     .end = recompute_end,
+    .skip = recompute_skip,
 };

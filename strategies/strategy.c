@@ -93,6 +93,18 @@ static int feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char 
     return rc;
 }
 
+int strategy_skip(Strategy *s, const int32_t *ids, int64_t n, int64_t chunk, char *err, size_t errlen) {
+    if (s->ops->skip) {
+        if (s->ops->skip(s, ids, n, err, errlen)) return -1;
+        s->n_fed += n;
+        return 0;
+    }
+    if (chunk <= 0) chunk = n;
+    for (int64_t t0 = 0; t0 < n; t0 += chunk)
+        if (feed(s, ids + t0, (int)(n - t0 < chunk ? n - t0 : chunk), NULL, err, errlen)) return -1;
+    return 0;
+}
+
 int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *err, size_t errlen) {
     FwdOut o = {logits, NULL, NULL};
     return feed(s, ids, n, &o, err, errlen);

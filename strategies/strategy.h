@@ -35,6 +35,9 @@ typedef struct StrategyOps {
     int (*feed)(Strategy *s, const int32_t *ids, int n, const FwdOut *out, char *err, size_t errlen);
     /* Optional: release what begin allocated beyond the shared cache. */
     void (*end)(Strategy *s);
+    /* Optional: reach the state after the next n tokens without computing anything that only
+     * outputs need (a resumed run).  NULL = feed them, which every cache-holding policy must. */
+    int (*skip)(Strategy *s, const int32_t *ids, int64_t n, char *err, size_t errlen);
 } StrategyOps;
 
 struct Strategy {
@@ -65,6 +68,10 @@ int strategy_feed(Strategy *s, const int32_t *ids, int n, float *logits, char *e
 int strategy_feed_nll(Strategy *s, const int32_t *ids, int n, const int32_t *targets, double *nll,
                       char *err, size_t errlen);
 void strategy_end(Strategy *s);
+/* Advance over ids[0..n) as a resumed run does: the policy's skip where it has one, else feeds of
+ * `chunk` tokens with no outputs (the same chunk boundaries as the scoring run, so that the cache
+ * is the same to the bit). */
+int strategy_skip(Strategy *s, const int32_t *ids, int64_t n, int64_t chunk, char *err, size_t errlen);
 
 /* KV bytes: what the policy's formula says after t tokens, and what is allocated now. */
 uint64_t strategy_kv_bytes_formula(const Strategy *s, uint64_t t);

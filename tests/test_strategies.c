@@ -168,6 +168,43 @@ static void test_chunk_independence(void **state) {
     model_free(&m);
 }
 
+/* a resumed run: strategy_skip over the first k tokens, then scoring, equals scoring from the
+ * start (recompute's skip keeps its last W tokens; the others re-feed with the same chunks) */
+static void test_skip_then_score(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-1m:5", NULL, err, sizeof err), 0);
+    const size_t T = 260, chunk = 16;
+    int32_t ids[260];
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 7919 + 11) % m.cfg.vocab);
+    const char *specs[] = {"recompute:20", "recompute:100", "sink:4:50", "dense"};
+    const size_t ks[] = {0, 5, 16, 20, 21, 112, 240};
+    double *a = malloc(T * sizeof *a), b[16];
+    for (size_t q = 0; q < sizeof specs / sizeof *specs; q++) {
+        Strategy s;
+        assert_int_equal(strategy_parse(&s, specs[q], err, sizeof err), 0);
+        if (strategy_score(&s, &m, ids, T, chunk, a, err, sizeof err)) fail_msg("%s", err);
+        for (size_t kk = 0; kk < sizeof ks / sizeof *ks; kk++) {
+            const size_t k = ks[kk];
+            assert_int_equal(strategy_parse(&s, specs[q], err, sizeof err), 0);
+            if (strategy_begin(&s, &m, err, sizeof err) || strategy_skip(&s, ids, (int64_t)k, (int64_t)chunk, err, sizeof err))
+                fail_msg("%s skip %zu: %s", specs[q], k, err);
+            for (size_t t0 = k; t0 < T; t0 += chunk) {
+                int n = (int)(T - t0 < chunk ? T - t0 : chunk);
+                int32_t tg[16];
+                for (int i = 0; i < n; i++) tg[i] = t0 + i + 1 < T ? ids[t0 + i + 1] : -1;
+                if (strategy_feed_nll(&s, ids + t0, n, tg, b, err, sizeof err)) fail_msg("%s: %s", specs[q], err);
+                for (int i = 0; i < n && t0 + i + 1 < T; i++)
+                    if (fabs(b[i] - a[t0 + i]) > 1e-5)
+                        fail_msg("%s skip %zu: step %zu: %.7f, scored from the start %.7f", specs[q], k, t0 + i, b[i], a[t0 + i]);
+            }
+            strategy_end(&s);
+        }
+    }
+    free(a);
+    model_free(&m);
+}
+
 static void expect_parse_error(const char *spec, const char *needle) {
     Strategy s;
     char err[LCB_ERRLEN] = "";
@@ -246,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_one_layer_exact),
         cmocka_unit_test(test_kv_flat),
         cmocka_unit_test(test_chunk_independence),
+        cmocka_unit_test(test_skip_then_score),
         cmocka_unit_test(test_spec_parsing),
         cmocka_unit_test(test_first_token_attention),
     };
