@@ -15,6 +15,8 @@
  *               sequential:  x += o;  x += mlp(norm2(x))
  *               parallel:    x += o + mlp(norm2(x_in) or xn)        (NeoX, Falcon)
  *   logits (n, vocab) = norm(x) lm_head^T
+ * Every product with a weight matrix runs on the matrices packed once by model_cpu_layout
+ * (engine/gemm.h), with the bias and the residual add done in the product.
  */
 #include "engine/model.h"
 #include "engine/gemm.h"

@@ -1,6 +1,6 @@
 /*
- * model.h — a decoder LM in memory and its forward pass over a chunk of tokens (CPU, fp32,
- * OpenBLAS).  Llama, Mistral, GPT-NeoX/Pythia and Falcon share one weight layout after
+ * model.h — a decoder LM in memory and its forward pass over a chunk of tokens (CPU, fp32:
+ * packed-weight kernels of engine/gemm.h, OpenBLAS for the rest).  Llama, Mistral, GPT-NeoX/Pythia and Falcon share one weight layout after
  * loading: fused QKV rows [q heads | k heads | v heads], fused [gate | up] rows for SwiGLU,
  * whatever the checkpoint's own layout was.  This is the reference path every other backend is
  * tested against.
