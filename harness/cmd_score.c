@@ -21,7 +21,7 @@ static void score_help(void) {
            "  --ids FILE       token ids separated by white space (- for stdin)\n"
            "  --strategy SPEC  cache policy (default dense):\n");
     for (size_t i = 0; i < n; i++) printf("                     %-14s %s\n", list[i]->synopsis, list[i]->help);
-    printf("  --chunk N        tokens per forward pass (default 256; 0 = the whole input)\n"
+    printf("  --chunk N        tokens per forward pass (default 256 on the CPU, 4096 on a GPU; 0 = the whole input)\n"
            CLI_DEVICE_HELP
            "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
            "  --attn-stats     also print to stderr, per layer, the mean attention on position 0\n"
@@ -34,7 +34,8 @@ int cmd_score(int argc, char **argv) {
     cli_init(&c, "score", argc, argv);
     const char *model = NULL, *ids_path = NULL, *spec = "dense", *config = NULL;
     CliDevice dev = CLI_DEVICE_DEFAULTS;
-    uint64_t chunk = 256;
+    uint64_t chunk = 0;
+    int chunk_set = 0;
     int attn_stats = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
@@ -50,6 +51,7 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(f, "--chunk")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
             if (cli_parse_count(f, v, 1, 0, 1u << 30, &chunk)) return cli_usage_error(&c, "--chunk \"%s\" must be a non-negative integer", v);
+            chunk_set = 1;
         } else return cli_usage_error(&c, "unknown argument \"%s\"", f);
     }
     if (!model) return cli_usage_error(&c, "--model is required");
@@ -58,6 +60,7 @@ int cmd_score(int argc, char **argv) {
     Strategy s;
     if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("score", "%s", err); return EXIT_USAGE; }
     if (cli_device_check(&c, &dev)) return EXIT_USAGE;
+    if (!chunk_set) chunk = strcmp(dev.device, "cuda") ? 256 : 4096; /* a GPU wants large forwards (run does the same) */
     int32_t *ids = NULL;
     size_t T = 0;
     if (read_ids_file(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
