@@ -534,19 +534,23 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
     float *hb = m->hb;
     if (c->gated_mlp) {
         linear(in, w->wup, NULL, hb, n, dim, 2 * ffn, 0); /* (n, 2 ffn): [gate | up] */
+        /* act(gate) * up over the gate half of each row: rows are independent, so in parallel */
+        #pragma omp parallel for schedule(static) if (n >= 16)
         for (int i = 0; i < n; i++) {
-            float *g = hb + (size_t)i * 2 * ffn, *u = g + ffn, *a = hb + (size_t)i * ffn;
-            /* in place: row i's output lands at or before its inputs, never over a later row's */
+            float *g = hb + (size_t)i * 2 * ffn, *u = g + ffn;
             if (c->act == ACT_SILU) {
                 #pragma omp simd
-                for (int k = 0; k < ffn; k++) a[k] = g[k] / (1.f + lcb_expf(-g[k])) * u[k];
+                for (int k = 0; k < ffn; k++) g[k] = g[k] / (1.f + lcb_expf(-g[k])) * u[k];
             } else
-                for (int k = 0; k < ffn; k++) a[k] = act_apply(c->act, g[k]) * u[k];
+                for (int k = 0; k < ffn; k++) g[k] = act_apply(c->act, g[k]) * u[k];
         }
-    } else {
-        linear(in, w->wup, w->bup, hb, n, dim, ffn, 0);
-        for (size_t k = 0; k < (size_t)n * ffn; k++) hb[k] = act_apply(c->act, hb[k]);
+        gemm_packed(hb, 2 * ffn, n, ffn, w->wdown, dim, w->bdown, out, dim, 1); /* rows of stride 2 ffn */
+        return;
     }
+    linear(in, w->wup, w->bup, hb, n, dim, ffn, 0);
+    #pragma omp parallel for schedule(static) if (n >= 16)
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < ffn; k++) hb[(size_t)i * ffn + k] = act_apply(c->act, hb[(size_t)i * ffn + k]);
     linear(hb, w->wdown, w->bdown, out, n, ffn, dim, 1);
 }
 
