@@ -229,9 +229,21 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             float *s1 = sc, *s2 = sc + m1, *s3 = sc + m1 + m2, *s4 = s3 + m3;
             if (m1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m1, hd, scale, qsb, ld_sq,
                                 kv->sk[layer] + g * hd, kvd, 0.f, s1, ld);
-            /* the recent keys, stored transposed: no packing, no copy (engine/gemm.h) */
-            if (m2) gemm_strided(qa, ldqkv, nb, hd, kv->k[layer] + (size_t)g * hd * kv->cap, (size_t)kv->cap, (int)m2, scale, s2,
-                                 (int)ld, 0);
+            /* the recent keys, stored transposed: no packing, no copy (engine/gemm.h).  Only the
+             * slots some query of this block can see: in a window, positions before the first
+             * query's t - W are masked for every row, and they are one circular run of slots;
+             * the scores left unwritten there are masked to -inf below before any use */
+            int64_t rs[2] = {0, 0}, rn[2] = {m2, 0};
+            if (m2 && W >= 0 && kv->s2_group == 0) {
+                const int64_t lo = t0 + i0 - W > S ? t0 + i0 - W : S, cnt = t0 - lo > 0 ? t0 - lo : 0;
+                rs[0] = (lo - S) % W;
+                rn[0] = rs[0] + cnt <= m2 ? cnt : m2 - rs[0];
+                rn[1] = cnt - rn[0]; /* wrapped to slot 0 */
+            }
+            for (int r = 0; r < 2; r++)
+                if (rn[r] > 0)
+                    gemm_strided(qa, ldqkv, nb, hd, kv->k[layer] + (size_t)g * hd * kv->cap + rs[r], (size_t)kv->cap, (int)rn[r], scale,
+                                 s2 + rs[r], (int)ld, 0);
             if (m3) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m3 < cend ? m3 : cend, hd, scale, qsb, ld_sq,
                                 kc + g * hd, ldqkv, 0.f, s3, ld);
             if (m4) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m4, hd, scale, qa, ldqkv,
@@ -290,7 +302,12 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             float *o = out + (size_t)i0 * ldq + h * hd;
             float beta = 0.f;
             if (m1) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m1, 1.f, s1, ld, kv->sv[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
-            if (m2) { gemm_strided(s2, (int)ld, nb, (int)m2, kv->v[layer] + g * hd, (size_t)kvd, hd, 1.f, o, ldq, beta == 1.f); beta = 1.f; }
+            for (int r = 0; r < 2; r++)
+                if (rn[r] > 0) {
+                    gemm_strided(s2 + rs[r], (int)ld, nb, (int)rn[r], kv->v[layer] + (size_t)rs[r] * kvd + g * hd, (size_t)kvd, hd, 1.f, o, ldq,
+                                 beta == 1.f);
+                    beta = 1.f;
+                }
             if (m3v) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m3v, 1.f, s3, ld, vc + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
             if (m4) { gemm_strided(s4, (int)ld, nb, (int)m4, vc + (size_t)m3 * ldqkv + g * hd, (size_t)ldqkv, hd, 1.f, o, ldq, beta == 1.f); beta = 1.f; }
             for (int i = 0; i < nb; i++) {
