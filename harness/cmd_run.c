@@ -40,6 +40,9 @@ static void run_help(void) {
            "  --batch-seconds S    also commit after S seconds (default 10)\n"
            "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
            CLI_DEVICE_HELP
+           "  --kv-snapshot-seconds S     stream: snapshot the cache (CPU, window/sink caches) beside the DB\n"
+           "                       after a commit at most every S seconds (default 30; 0 = every commit),\n"
+           "                       so that --resume re-feeds only from it; --no-kv-snapshot: never\n"
            "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
            "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
            "  --probe-every N      stream: every N positions, greedily generate G tokens from a copy of the\n"
@@ -102,6 +105,14 @@ int cmd_run(int argc, char **argv) {
         }
         else if (!strcmp(f, "--bin-width")) { COUNT(1, 1, 1ull << 40, "a positive integer"); rc.bin_width = (int64_t)u; }
 
+        else if (!strcmp(f, "--kv-snapshot-seconds")) {
+            VAL();
+            char *end;
+            rc.kv_snapshot_seconds = strtod(v, &end);
+            if (*end || !*v || !(rc.kv_snapshot_seconds >= 0 && rc.kv_snapshot_seconds <= 1e9))
+                return cli_usage_error(&c, "--kv-snapshot-seconds \"%s\" must be a number of seconds >= 0", v);
+        }
+        else if (!strcmp(f, "--no-kv-snapshot")) rc.kv_snapshot_seconds = -1;
         else if (!strcmp(f, "--progress")) rc.progress = 1;
         else if (!strcmp(f, "--no-progress")) rc.progress = 0;
         else if (!strcmp(f, "--pace-ms")) { COUNT(1, 0, 600000, "milliseconds"); rc.pace_ms = (int)u; }

@@ -8,6 +8,7 @@
  * `oom` event and ends the run with status oom, keeping what it measured.
  */
 #include "harness/run.h"
+#include "harness/kvsnap.h"
 #include "datasets/dataset.h"
 #include "datasets/sha256.h"
 #include "engine/backend.h"
@@ -46,6 +47,7 @@ void run_config_defaults(RunConfig *c) {
     c->bin_width = 1024;
     c->device = "cpu";
     c->tp = 1;
+    c->kv_snapshot_seconds = 30;
     c->progress = -1;
 }
 
@@ -212,7 +214,39 @@ typedef struct {
     const int32_t *ids;          /* the stream */
     int64_t n_ids;
     /* --- */
+    /* cache snapshots for fast resume (harness/kvsnap.h): stream protocol only */
+    char snap_path[4200];        /* "" = off */
+    double snap_seconds, t_snap;
+    int snap_warned;
 } RunState;
+
+/* After a committed batch: the cache as of the committed cursor, at most every snap_seconds.
+ * A snapshot that cannot be written costs only resume speed: one note, the run goes on. */
+static void snapshot_after_commit(RunState *x) {
+    if (!x->snap_path[0] || !kvsnap_supported(x->s) || x->s->n_fed != x->cursor) return;
+    double now = lcb_now();
+    if (x->t_snap > 0 && now - x->t_snap < x->snap_seconds) return;
+    char err[LCB_ERRLEN];
+    if (kvsnap_save(x->snap_path, x->r->id, x->s, err, sizeof err)) {
+        if (!x->snap_warned) cli_error("run", "note: %s (a resume will re-feed the stream instead)", err);
+        x->snap_warned = 1;
+        return;
+    }
+    x->t_snap = now;
+}
+
+/* RunRestoreFn: the run's snapshot, if it is there and matches */
+static int restore_snapshot(void *ctx, Strategy *s, int64_t cursor, int64_t *at) {
+    RunState *x = ctx;
+    if (!x->snap_path[0] || !kvsnap_supported(s) || access(x->snap_path, F_OK) != 0) return -1;
+    char err[LCB_ERRLEN];
+    if (kvsnap_load(x->snap_path, x->r->id, s, cursor, at, err, sizeof err)) {
+        cli_error("run", "note: %s; re-feeding the stream from the start", err);
+        return -1;
+    }
+    fprintf(stderr, "lcbench run: resuming from the cache snapshot at position %lld (cursor %lld)\n", (long long)*at, (long long)cursor);
+    return 0;
+}
 
 /* Per-GPU memory (cudaMemGetInfo) at the end of the stream, as an event: with --tp the VRAM of
  * each GPU, which the memory samples (summed over GPUs) do not show. */
@@ -352,6 +386,7 @@ static int on_unit(void *ctx, const RunUnit *u) {
     double now = lcb_now();
     if (x->n_buf >= x->r->batch_tokens || now - x->t_commit >= x->batch_seconds || got_signal) {
         if (commit_batch(x, x->err, sizeof x->err)) { x->failed = 1; return 1; }
+        snapshot_after_commit(x);
     }
     /* --- fluency probes: from a copy of the strategy state, never the stream's own --- */
     if (x->probe.every > 0 && fluency_probe_step(&x->probe, x->st, x->r->id, x->s, x->ids, x->n_ids, u->stream_pos, x->err, sizeof x->err)) {
@@ -610,6 +645,10 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     x.batch_seconds = c->batch_seconds > 0 ? c->batch_seconds : 10;
     x.progress = c->progress < 0 ? isatty(2) : c->progress;
     x.pace_ms = c->pace_ms;
+    if (c->proto.proto == PROTO_STREAM && c->kv_snapshot_seconds >= 0) {
+        kvsnap_path(x.snap_path, sizeof x.snap_path, c->db_path, r.id);
+        x.snap_seconds = c->kv_snapshot_seconds;
+    }
     if (resuming) {
         double mean;
         int64_t n;
@@ -632,7 +671,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     /* --- */
     int prc = 0;
     if (model_live) {
-        prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, &x, &fail_pos, err, sizeof err);
+        prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, restore_snapshot, &x, &fail_pos, err, sizeof err);
         if (x.failed) { prc = -1; snprintf(err, sizeof err, "%s", x.err); }
         if (prc) end_status = is_oom(err) ? "oom" : "failed";
         else if (got_signal) end_status = "interrupted";
@@ -683,6 +722,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         if (!strcmp(end_status, "done")) end_status = "failed";
         store_set(&r.status, end_status);
     }
+    if (closed && !strcmp(end_status, "done") && x.snap_path[0]) unlink(x.snap_path); /* nothing left to resume */
     print_summary(&r, c->db_path, isatty(1));
     if (!strcmp(end_status, "done")) rc_exit = 0;
     else if (!strcmp(end_status, "interrupted")) rc_exit = 128 + (int)got_signal;

@@ -53,11 +53,14 @@ typedef struct {
 } RunUnit;
 /* Non-zero: stop after this unit. */
 typedef int (*RunUnitFn)(void *ctx, const RunUnit *u);
+/* Resuming a stream at `cursor`: put the begun strategy in the state at some position
+ * *at <= cursor (a chunk boundary), returning 0, or return non-zero to re-feed from the start. */
+typedef int (*RunRestoreFn)(void *ctx, Strategy *s, int64_t cursor, int64_t *at);
 
 /* Run a protocol from `cursor` (0 = the start).  On failure returns -1 with err ("out of
  * memory ..." for an allocation failure) and *fail_pos = the stream position being processed. */
 int protocol_run(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
-                 RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen);
+                 RunUnitFn fn, RunRestoreFn restore, void *ctx, int64_t *fail_pos, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- the driver */
 
@@ -83,6 +86,7 @@ typedef struct {
     const char *device;          /* cpu */
     const char *dtype;           /* weights on the GPU (--dtype): NULL = bf16 */
     int tp;                      /* GPUs the model is split over (--tp, cuda), default 1 */
+    double kv_snapshot_seconds;  /* stream: cache snapshot (harness/kvsnap.h) at most this often; < 0 off */
     int progress;                /* -1 auto (terminal), 0 no, 1 yes */
     int pace_ms;                 /* sleep after each commit (tests use it to interrupt mid-run) */
     const char *argv_text;       /* the command line, for provenance */

@@ -101,7 +101,7 @@ static void scratch_free(Scratch *x) { free(x->tg); free(x->nl); }
 /* The stream protocol.  The model returns NLLs only (on the GPU the log-softmax is fused and
  * no logits leave the device). */
 static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
-                      RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
+                      RunUnitFn fn, RunRestoreFn restore, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
     int64_t chunk = p->chunk > 0 && !s->ops->whole_input ? p->chunk : (int64_t)T;
     if (chunk > (int64_t)T) chunk = (int64_t)T;
     float *nll = malloc((size_t)chunk * sizeof *nll);
@@ -112,9 +112,12 @@ static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t
         return lcb_fail(err, errlen, "out of memory: NLL buffers for a chunk of %lld tokens", (long long)chunk);
     }
     int rc = strategy_begin(s, m, err, errlen);
-    /* resume: rebuild the state: the cache by re-feeding what was scored, with the same chunk
-     * boundaries (recompute keeps only its last W tokens) */
-    if (rc == 0 && cursor > 0) rc = strategy_skip(s, ids, cursor, chunk, err, errlen);
+    /* resume: rebuild the state at the cursor: from the caller's snapshot if it has one, then by
+     * re-feeding what was scored since, with the same chunk boundaries (recompute keeps only its
+     * last W tokens) */
+    int64_t from = 0;
+    if (rc == 0 && cursor > 0 && restore && restore(ctx, s, cursor, &from)) from = 0;
+    if (rc == 0 && cursor > from) rc = strategy_skip(s, ids + from, cursor - from, chunk, err, errlen);
     for (int64_t t0 = cursor; rc == 0 && t0 < (int64_t)T; t0 += chunk) {
         int n = (int)((int64_t)T - t0 < chunk ? (int64_t)T - t0 : chunk);
         *fail_pos = t0;
@@ -175,9 +178,9 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
 }
 
 int protocol_run(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
-                 RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
+                 RunUnitFn fn, RunRestoreFn restore, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
     int64_t steps, units;
     if (protocol_plan(p, T, &steps, &units, err, errlen)) return -1;
-    if (p->proto == PROTO_STREAM) return run_stream(p, s, m, ids, T, cursor, fn, ctx, fail_pos, err, errlen);
+    if (p->proto == PROTO_STREAM) return run_stream(p, s, m, ids, T, cursor, fn, restore, ctx, fail_pos, err, errlen);
     return run_windows(p, s, m, ids, T, cursor, fn, ctx, fail_pos, err, errlen);
 }
