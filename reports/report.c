@@ -191,6 +191,16 @@ static void bprintf(Buf *b, const char *fmt, ...) {
     b->n += (size_t)k;
 }
 
+/* End a plot script built in b (its last line), render it when `draw` (there is something to
+ * plot), and free it: the common tail of every figure. */
+static int finish_figure(Rep *R, const char *base, int w, int h, Buf *b, int draw, const char *caption, char *err, size_t errlen) {
+    bprintf(b, "\n");
+    int rc = draw ? render(R, base, w, h, b->s, caption, err, errlen) : 0;
+    free(b->s);
+    b->s = NULL;
+    return rc;
+}
+
 /* ---------------------------------------------------------------- figures */
 
 static void ctx_marker(Buf *b, int64_t max_pos, const char *ypos, int right) {
@@ -224,12 +234,9 @@ static int fig_ppl(Rep *R, char *err, size_t errlen) {
                     strat_color(x->r.strategy), nz(x->r.strategy), (long long)x->r.tokens, path, strat_color(x->r.strategy));
             any = 1;
         }
-        bprintf(&b, "\n");
         char cap[256];
         snprintf(cap, sizeof cap, "%s: log PPL against position, one line per strategy; error bars: one stderr (log2 bins); past 2048, 1024-token bins", R->models[m].name);
-        int rc = any ? render(R, base, 1000, 520, b.s, cap, err, errlen) : 0;
-        free(b.s);
-        if (rc) return -1;
+        if (finish_figure(R, base, 1000, 520, &b, any, cap, err, errlen)) return -1;
     }
     return 0;
 }
@@ -301,12 +308,9 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
                     planned ? "notitle" : "title 'KV cache, ", planned ? "" : x->r.strategy, planned ? "" : "'");
             if (x->peak_weights >= 0) any = 1;
         }
-        bprintf(&b, "\n");
         char cap[256];
         snprintf(cap, sizeof cap, "%s: weights and KV cache against position (log-log); points measured, lines predicted by lcbench plan (window and sink caches nearly coincide)", R->models[m].name);
-        int rc = any ? render(R, base, 1000, 520, b.s, cap, err, errlen) : 0;
-        free(b.s);
-        if (rc) return -1;
+        if (finish_figure(R, base, 1000, 520, &b, any, cap, err, errlen)) return -1;
     }
     return 0;
 }
@@ -341,10 +345,8 @@ static int fig_throughput(Rep *R, char *err, size_t errlen) {
     for (int s = 0; s < R->n_strats; s++)
         bprintf(&b, "%s'data/throughput.dat' using %d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", s + 2, s + 2,
                 strat_color(R->strats[s].name));
-    bprintf(&b, "\n");
-    int rc = R->n_strats ? render(R, "throughput", 1000, 480, b.s, "throughput (tokens/s, mean over the samples of each run; dense is O(T) per token)", err, errlen) : 0;
-    free(b.s);
-    return rc;
+    return finish_figure(R, "throughput", 1000, 480, &b, R->n_strats > 0,
+                         "throughput (tokens/s, mean over the samples of each run; dense is O(T) per token)", err, errlen);
 }
 
 static int fig_events(Rep *R, char *err, size_t errlen) {
@@ -393,9 +395,8 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
     for (int k = 0; k < nk; k++)
         if (count[k]) bprintf(&b, ", \\\n  'data/events.dat' index %d using 1:2 with points pointtype %d pointsize 1.6 linecolor rgb '%s' title '%s'", k, kpt[k], kcol[k],
                              k == 2 ? "fluency loss (probe/event)" : kinds[k]);
-    bprintf(&b, "\n");
-    int rc = nrows ? render(R, "events", 1000, 130 + 34 * nrows, b.s, "events per run on the position axis (context passed, collapse, fluency, OOM)", err, errlen) : 0;
-    free(b.s);
+    int rc = finish_figure(R, "events", 1000, 130 + 34 * nrows, &b, nrows > 0,
+                           "events per run on the position axis (context passed, collapse, fluency, OOM)", err, errlen);
     free(ytics.s);
     return rc;
 }
