@@ -278,6 +278,12 @@ int config_load(ModelConfig *c, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
+void config_matrices(const ModelConfig *c, int shape[MAT_N][2]) {
+    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv * c->head_dim;
+    const int nk[MAT_N][2] = {{qd + 2 * kvd, d}, {d, qd}, {(c->gated_mlp ? 2 : 1) * c->ffn, d}, {d, c->ffn}, {c->vocab, d}};
+    memcpy(shape, nk, sizeof nk);
+}
+
 uint64_t config_n_params(const ModelConfig *c) {
     uint64_t d = c->dim, hd = c->head_dim, q = (uint64_t)c->n_heads * hd, kv = (uint64_t)c->n_kv * hd;
     uint64_t attn = d * (q + 2 * kv) + q * d + (c->qkv_bias ? q + 2 * kv : 0) + (c->o_bias ? d : 0);

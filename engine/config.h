@@ -67,6 +67,10 @@ int config_load(ModelConfig *c, const char *path, char *err, size_t errlen);
 int config_random_shape(ModelConfig *c, const char *name, char *err, size_t errlen);
 /* The list of shape names, for messages and --help. */
 const char *config_random_shapes(void);
+/* Shapes (out, in) of the forward's weight matrices: one layer's QKV ([q | k | v] rows), output,
+ * up ([gate | up] rows when gated) and down projections, then the LM head. */
+enum { MAT_QKV, MAT_O, MAT_UP, MAT_DOWN, MAT_HEAD, MAT_N };
+void config_matrices(const ModelConfig *c, int shape[MAT_N][2]);
 /* Parameter count implied by the shape. */
 uint64_t config_n_params(const ModelConfig *c);
 const char *config_arch_name(LcbArch a);

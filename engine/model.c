@@ -365,21 +365,29 @@ static float *pack_matrix(float *w, int N, int K, float *tmp, float **extra) {
     return dst;
 }
 
+/* Floats packed apart from the arena: matrices whose rows do not fill whole panels, and a tied LM
+ * head (its rows stay the embedding table). */
+size_t model_packed_extra(const ModelConfig *c) {
+    int shape[MAT_N][2];
+    config_matrices(c, shape);
+    size_t extra = 0;
+    for (int i = 0; i < MAT_N; i++) {
+        size_t e = (size_t)shape[i][0] * shape[i][1], ps = gemm_packed_size(shape[i][0], shape[i][1]);
+        if (ps != e || (i == MAT_HEAD && c->tie_embeddings)) extra += ps * (i == MAT_HEAD ? 1 : c->n_layers);
+    }
+    return extra;
+}
+
 /* The CPU forward multiplies by weights packed into column panels (engine/gemm.h: packing once
  * here instead of inside every OpenBLAS call).  Done once after loading; the CUDA upload reads
  * the arena before this, in the checkpoint's layout. */
 static int model_cpu_layout(Model *m, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    const int dim = c->dim, qd = c->n_heads * c->head_dim, qkvd = qd + 2 * c->n_kv * c->head_dim;
-    const int ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
-    const int shape[5][2] = {{qkvd, dim}, {dim, qd}, {up_rows, dim}, {dim, ffn}, {c->vocab, dim}}; /* (N, K); LM head last */
-    size_t most = 0, extra = 0;
-    for (int i = 0; i < 5; i++) {
-        size_t e = (size_t)shape[i][0] * shape[i][1], ps = gemm_packed_size(shape[i][0], shape[i][1]);
-        if (e > most) most = e;
-        /* apart: a partial last panel; and a tied LM head, whose rows stay the embedding table */
-        if (ps != e || (i == 4 && c->tie_embeddings)) extra += ps * (i == 4 ? 1 : c->n_layers);
-    }
+    int shape[MAT_N][2]; /* (N, K) */
+    config_matrices(c, shape);
+    size_t most = 0, extra = model_packed_extra(c);
+    for (int i = 0; i < MAT_N; i++)
+        if ((size_t)shape[i][0] * shape[i][1] > most) most = (size_t)shape[i][0] * shape[i][1];
     float *tmp = malloc(most * sizeof(float));
     if (!tmp) return lcb_fail(err, errlen, "%s: out of memory preparing the weights", m->source);
     if (extra) {
@@ -395,9 +403,9 @@ static int model_cpu_layout(Model *m, char *err, size_t errlen) {
     }
     if (c->tie_embeddings) {
         m->lm_head = ex;
-        gemm_pack(m->embed, c->vocab, dim, m->lm_head);
+        gemm_pack(m->embed, c->vocab, c->dim, m->lm_head);
     } else
-        m->lm_head = pack_matrix(m->lm_head, c->vocab, dim, tmp, &ex);
+        m->lm_head = pack_matrix(m->lm_head, c->vocab, c->dim, tmp, &ex);
     free(tmp);
     m->cpu_layout = 1;
     return 0;

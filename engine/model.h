@@ -82,6 +82,8 @@ int model_open_on(Model *m, const char *spec, const char *config_path, int devic
 int model_open_tp(Model *m, const char *spec, const char *config_path, int device, const char *dtype, int tp,
                   char *err, size_t errlen);
 void model_free(Model *m);
+/* Floats of Model.packed_extra for this shape (lcbench plan predicts them). */
+size_t model_packed_extra(const ModelConfig *c);
 
 /* Forward n tokens at positions kv->n_past .. +n-1 through the cache, then advance it.
  * Rows out_from .. n-1 produce what `out` asks for (out may be NULL: cache only). */

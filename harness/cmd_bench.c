@@ -39,24 +39,25 @@ static double sgemm_gflops(int n, double min_seconds) {
  * (QKV, output, MLP of every layer, LM head) through gemm_packed, as the CPU forward runs them. */
 static double model_gemm_gflops(const Model *m, int n, double min_seconds) {
     const ModelConfig *c = &m->cfg;
-    const int d = c->dim, qd = c->n_heads * c->head_dim, qkvd = qd + 2 * c->n_kv * c->head_dim;
-    const int up = (c->gated_mlp ? 2 : 1) * c->ffn;
-    int widest = c->vocab > up ? c->vocab : up;
-    if (qkvd > widest) widest = qkvd;
-    float *x = calloc((size_t)n * (c->ffn > qd ? (c->ffn > d ? c->ffn : d) : (qd > d ? qd : d)), sizeof(float));
-    float *y = calloc((size_t)n * widest, sizeof(float));
+    int sh[MAT_N][2], most_in = 0, most_out = 0; /* (out, in) */
+    config_matrices(c, sh);
+    for (int i = 0; i < MAT_N; i++) {
+        if (sh[i][1] > most_in) most_in = sh[i][1];
+        if (sh[i][0] > most_out) most_out = sh[i][0];
+    }
+    float *x = calloc((size_t)n * most_in, sizeof(float)), *y = calloc((size_t)n * most_out, sizeof(float));
     double flops = 0, t0 = lcb_now(), dt;
     do {
         for (int l = 0; l < c->n_layers; l++) {
             const LayerWeights *w = &m->layers[l];
-            gemm_packed(x, d, n, d, w->wqkv, qkvd, NULL, y, qkvd, 0);
-            gemm_packed(x, qd, n, qd, w->wo, d, NULL, y, d, 1);
-            gemm_packed(x, d, n, d, w->wup, up, NULL, y, up, 0);
-            gemm_packed(x, c->ffn, n, c->ffn, w->wdown, d, NULL, y, d, 1);
-            flops += 2.0 * n * ((double)d * qkvd + (double)qd * d + (double)d * up + (double)c->ffn * d);
+            const float *wp[4] = {w->wqkv, w->wo, w->wup, w->wdown};
+            for (int k = 0; k < 4; k++) {
+                gemm_packed(x, sh[k][1], n, sh[k][1], wp[k], sh[k][0], NULL, y, sh[k][0], 0);
+                flops += 2.0 * n * sh[k][0] * sh[k][1];
+            }
         }
-        gemm_packed(x, d, n, d, m->lm_head, c->vocab, NULL, y, c->vocab, 0);
-        flops += 2.0 * n * (double)d * c->vocab;
+        gemm_packed(x, c->dim, n, c->dim, m->lm_head, c->vocab, NULL, y, c->vocab, 0);
+        flops += 2.0 * n * (double)c->dim * c->vocab;
     } while ((dt = lcb_now() - t0) < min_seconds);
     free(x); free(y);
     return flops / dt / 1e9;
@@ -67,16 +68,15 @@ static double model_gemm_gflops(const Model *m, int n, double min_seconds) {
  * weight on every call, the reason engine/gemm.h exists.  -1 when the copies would not fit. */
 static double openblas_gemm_gflops(const Model *m, int n, double min_seconds) {
     const ModelConfig *c = &m->cfg;
-    const int d = c->dim, qd = c->n_heads * c->head_dim, qkvd = qd + 2 * c->n_kv * c->head_dim;
-    const int up = (c->gated_mlp ? 2 : 1) * c->ffn;
-    const int shapes[5][2] = {{d, qkvd}, {qd, d}, {d, up}, {c->ffn, d}, {d, c->vocab}}; /* (in, out) */
-    size_t per_layer = 0, most_in = 0, most_out = 0;
-    for (int i = 0; i < 4; i++) per_layer += (size_t)shapes[i][0] * shapes[i][1];
-    for (int i = 0; i < 5; i++) {
-        if ((size_t)shapes[i][0] > most_in) most_in = (size_t)shapes[i][0];
-        if ((size_t)shapes[i][1] > most_out) most_out = (size_t)shapes[i][1];
+    int sh[MAT_N][2], most_in = 0, most_out = 0; /* (out, in) */
+    config_matrices(c, sh);
+    size_t per_layer = 0;
+    for (int i = 0; i < MAT_N; i++) {
+        if (i < MAT_HEAD) per_layer += (size_t)sh[i][0] * sh[i][1];
+        if (sh[i][1] > most_in) most_in = sh[i][1];
+        if (sh[i][0] > most_out) most_out = sh[i][0];
     }
-    size_t total = per_layer * c->n_layers + (size_t)d * c->vocab;
+    size_t total = per_layer * c->n_layers + (size_t)sh[MAT_HEAD][0] * sh[MAT_HEAD][1];
     if (total > ((size_t)1 << 28)) return -1; /* 1 GiB of copies */
     float *w = malloc(total * sizeof(float)), *x = calloc((size_t)n * most_in, sizeof(float)), *y = calloc((size_t)n * most_out, sizeof(float));
     if (!w || !x || !y) { free(w); free(x); free(y); return -1; }
@@ -84,15 +84,12 @@ static double openblas_gemm_gflops(const Model *m, int n, double min_seconds) {
     double flops = 0, t0 = lcb_now(), dt;
     do {
         const float *p = w;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int k = 0; k < 4; k++) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, shapes[k][1], shapes[k][0], 1.f, x, shapes[k][0], p,
-                            shapes[k][1], 0.f, y, shapes[k][1]);
-                flops += 2.0 * n * shapes[k][0] * shapes[k][1];
-                p += (size_t)shapes[k][0] * shapes[k][1];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c->vocab, d, 1.f, x, d, p, c->vocab, 0.f, y, c->vocab);
-        flops += 2.0 * n * (double)d * c->vocab;
+        for (int l = 0; l < c->n_layers * MAT_HEAD + 1; l++) { /* every layer's four, then the LM head */
+            const int k = l < c->n_layers * MAT_HEAD ? l % MAT_HEAD : MAT_HEAD, out = sh[k][0], in = sh[k][1];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.f, x, in, p, out, 0.f, y, out);
+            flops += 2.0 * n * out * in;
+            p += (size_t)out * in;
+        }
     } while ((dt = lcb_now() - t0) < min_seconds);
     free(w); free(x); free(y);
     return flops / dt / 1e9;

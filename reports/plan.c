@@ -20,7 +20,7 @@
 #include "reports/reports.h"
 #include "engine/common.h"
 #include "engine/config.h"
-#include "engine/gemm.h"
+#include "engine/model.h"
 #include "engine/kvcache.h"
 #include "strategies/strategy.h"
 
@@ -90,15 +90,8 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
     else {
         int64_t per_layer = 4 * dim + qkvd * dim + qkvd + dim * qd + dim + up_rows * dim + ffn + dim * ffn + dim;
         o->weights = (V * dim * (c.tie_embeddings ? 1 : 2) + 2 * dim + L * per_layer) * 4;
-        /* model_cpu_layout (engine/gemm.h): matrices whose rows do not fill whole panels are packed apart */
-        const int64_t nk[4][2] = {{qkvd, dim}, {dim, qd}, {up_rows, dim}, {dim, ffn}};
-        for (int i = 0; i < 4; i++) {
-            int64_t ps = (int64_t)gemm_packed_size((int)nk[i][0], (int)nk[i][1]);
-            if (ps != nk[i][0] * nk[i][1]) o->weights += L * ps * 4;
-        }
-        /* and the LM head, apart when tied to the embeddings or with a partial panel */
-        int64_t ph = (int64_t)gemm_packed_size((int)V, (int)dim);
-        if (c.tie_embeddings || ph != V * dim) o->weights += ph * 4;
+        /* and what model_cpu_layout packs apart (engine/gemm.h) */
+        o->weights += (int64_t)model_packed_extra(&c) * 4;
     }
 
     /* tokens the cache holds at the end, and the rows of the largest forward */
