@@ -10,7 +10,6 @@
  */
 #include "engine/gemm.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -116,27 +115,21 @@ static void panels(const float *x, int ldx, int n, int K, const float *w, size_t
                       y + (size_t)r0 * ldy + c0, ldy, nc, accumulate);
         }
     if (panels * NR >= N) return;
-    /* the partial last panel of an unpadded operand */
+    /* the partial last panel of an unpadded operand: copied, zero-padded, into a stack panel a
+     * slab of KS rows of k at a time; slabs after the first add to what is there (bias once) */
+    enum { KS = 4096 / NR };
+    float t[KS * NR];
     const int c0 = full * NR, nc = N - c0;
-    float stack[4096], *t = (size_t)K * NR <= 4096 ? stack : malloc((size_t)K * NR * sizeof(float));
-    if (!t) { /* no scratch: the plain loop */
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < nc; j++) {
-                float acc = 0.f;
-                for (int k = 0; k < K; k++) acc += x[(size_t)i * ldx + k] * w[(size_t)full * pstride + k * ldw + j];
-                float v = alpha * acc + (b ? b[c0 + j] : 0.f);
-                y[(size_t)i * ldy + c0 + j] = accumulate ? v + y[(size_t)i * ldy + c0 + j] : v;
-            }
-        return;
+    for (int k0 = 0; k0 < K; k0 += KS) {
+        const int kn = K - k0 < KS ? K - k0 : KS;
+        for (int k = 0; k < kn; k++) {
+            const float *src = w + (size_t)full * pstride + (size_t)(k0 + k) * ldw;
+            for (int j = 0; j < NR; j++) t[k * NR + j] = j < nc ? src[j] : 0.f;
+        }
+        for (int r0 = 0; r0 < n; r0 += MR)
+            kern_rows(n - r0 < MR ? n - r0 : MR, x + (size_t)r0 * ldx + k0, ldx, kn, t, NR, alpha, b && k0 == 0 ? b + c0 : NULL,
+                      y + (size_t)r0 * ldy + c0, ldy, nc, accumulate || k0 > 0);
     }
-    for (int k = 0; k < K; k++) {
-        const float *src = w + (size_t)full * pstride + k * ldw;
-        for (int j = 0; j < NR; j++) t[(size_t)k * NR + j] = j < nc ? src[j] : 0.f;
-    }
-    for (int r0 = 0; r0 < n; r0 += MR)
-        kern_rows(n - r0 < MR ? n - r0 : MR, x + (size_t)r0 * ldx, ldx, K, t, NR, alpha, b ? b + c0 : NULL,
-                  y + (size_t)r0 * ldy + c0, ldy, nc, accumulate);
-    if (t != stack) free(t);
 }
 
 void gemm_packed(const float *x, int ldx, int n, int K, const float *wp, int N, const float *b, float *y, int ldy,
