@@ -189,61 +189,52 @@ static void test_empty_text(void **state) {
     tokenizer_free(m);
 }
 
+/* Write `json` to NAME in the test folder, check that loading it fails, and return the message
+ * (which names the file) for the caller's further checks. */
+static const char *load_error(const char *name, const char *json, size_t len) {
+    static char err[512];
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
+    tu_write_file(path, json, len);
+    assert_null(tokenizer_load(path, err, sizeof err));
+    assert_non_null(strstr(err, name));
+    return err;
+}
+
 static void test_errors(void **state) {
     (void)state;
     char err[512] = {0};
-    const char *dir = tu_tmpdir();
-    char path[512];
+    const char *e;
 
     assert_null(tokenizer_load("tests/fixtures/tokenizer/nope.json", err, sizeof err));
     assert_non_null(strstr(err, "nope.json"));
 
-    snprintf(path, sizeof path, "%s/bad.json", dir);
-    tu_write_file(path, "{\"model\": {", 11);
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "bad.json"));
-    assert_non_null(strstr(err, "malformed JSON"));
+    e = load_error("bad.json", "{\"model\": {", 11);
+    assert_non_null(strstr(e, "malformed JSON"));
 
-    snprintf(path, sizeof path, "%s/wp.json", dir);
     const char *wp = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}";
-    tu_write_file(path, wp, strlen(wp));
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "wp.json"));
-    assert_non_null(strstr(err, "model.type"));
-    assert_non_null(strstr(err, "WordPiece"));
+    e = load_error("wp.json", wp, strlen(wp));
+    assert_non_null(strstr(e, "model.type"));
+    assert_non_null(strstr(e, "WordPiece"));
 
-    snprintf(path, sizeof path, "%s/uni.json", dir);
     const char *uni = "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}";
-    tu_write_file(path, uni, strlen(uni));
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "Unigram"));
+    assert_non_null(strstr(load_error("uni.json", uni, strlen(uni)), "Unigram"));
 
-    snprintf(path, sizeof path, "%s/nomodel.json", dir);
-    tu_write_file(path, "{}", 2);
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "'model'"));
+    assert_non_null(strstr(load_error("nomodel.json", "{}", 2), "'model'"));
 
-    snprintf(path, sizeof path, "%s/badmerge.json", dir);
     const char *bm = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}";
-    tu_write_file(path, bm, strlen(bm));
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "model.merges[0]"));
+    assert_non_null(strstr(load_error("badmerge.json", bm, strlen(bm)), "model.merges[0]"));
 
-    snprintf(path, sizeof path, "%s/badre.json", dir);
     const char *br = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                      " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"},"
                      " \"behavior\": \"Isolated\"}}";
-    tu_write_file(path, br, strlen(br));
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "pre_tokenizer"));
-    assert_non_null(strstr(err, "regex"));
+    e = load_error("badre.json", br, strlen(br));
+    assert_non_null(strstr(e, "pre_tokenizer"));
+    assert_non_null(strstr(e, "regex"));
 
-    snprintf(path, sizeof path, "%s/badnorm.json", dir);
     const char *bn = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                      " \"normalizer\": {\"type\": \"BertNormalizer\"}}";
-    tu_write_file(path, bn, strlen(bn));
-    assert_null(tokenizer_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "normalizer"));
+    assert_non_null(strstr(load_error("badnorm.json", bn, strlen(bn)), "normalizer"));
 
     /* ids out of the vocabulary */
     Tokenizer *m = load_ok(TOKDIR "/mistral_tokenizer.json");
