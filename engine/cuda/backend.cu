@@ -567,7 +567,7 @@ static int kv_materialise(KVCache *kv, const ModelConfig *c, const DevGroup *g, 
         k->dt = dt;
         k->L = ks->L;
         k->kvd = d->KV * c->head_dim; /* this rank's KV heads */
-        k->S = ks->S; k->W = ks->W; k->R = ks->R;
+        k->R = ks->R;
         size_t es = dt_size(dt);
         k->page_bytes = (size_t)CU_PAGE * k->kvd * es;
         if (kv->n_sink > 0) {
@@ -575,7 +575,6 @@ static int kv_materialise(KVCache *kv, const ModelConfig *c, const DevGroup *g, 
             if (cu_alloc(&k->sinks, k->sink_bytes, LCB_MEM_KV, "the KV cache's sink slots", err, errlen)) { k->sink_bytes = 0; goto fail; }
         }
         if (k->R > 0 && kv_grow_rank(k, kv->n_sink, k->R, err, errlen)) goto fail;
-        k->ready = 1;
     }
     kv_account(kv);
     return 0;

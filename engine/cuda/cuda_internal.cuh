@@ -120,10 +120,8 @@ typedef struct {
 } DevGroup;
 
 typedef struct {
-    int dt;                        /* storage type, set by the first forward (the model's) */
-    int ready;                     /* sinks and ring allocated */
-    int L, kvd;
-    int64_t S, W;
+    int dt;                        /* storage type: the model's */
+    int L, kvd;                    /* layers; this GPU's KV dims */
     int64_t R;                     /* ring slots (W + CU_ROWS_MAX), 0 = dense (slot = position - S) */
     void *sinks;                   /* T (L, 2, S, kvd): sink keys, values */
     size_t sink_bytes;
