@@ -24,7 +24,9 @@ static void gate_help(void) {
            "                         by more than this fraction of the baseline's position (default 0)\n"
            "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x the last\n"
            "                         in-context octave (default 3)\n"
-           "  --allow-missing        a baseline run with no partner is not a failure\n"
+           "  --allow-missing        a baseline run with no partner, or one that did not finish (failed,\n"
+           "                         killed: not comparable), is not a failure\n"
+           "  --allow-empty          pass even when no pair was compared (default: that fails)\n"
            "  --verbose              print every bin, not only the regressed ones\n"
            "Exit status: 0 pass, 1 regression, 2 usage error.\n");
 }
@@ -60,6 +62,7 @@ int cmd_gate(int argc, char **argv) {
             if (cli_parse_count(f, v, 1, 1, 1ull << 40, &u)) return cli_usage_error(&c, "--min-steps \"%s\" must be a positive integer", v);
             o.min_steps = (int64_t)u;
         } else if (!strcmp(f, "--allow-missing")) o.allow_missing = 1;
+        else if (!strcmp(f, "--allow-empty")) o.allow_empty = 1;
         else if (!strcmp(f, "--verbose")) o.verbose = 1;
         else return cli_usage_error(&c, "unknown argument \"%s\"", f);
 #undef VAL
@@ -68,8 +71,9 @@ int cmd_gate(int argc, char **argv) {
     if (!base) return cli_usage_error(&c, "--baseline BASE is required");
     char err[LCB_ERRLEN];
     RepDb b, n;
-    if (rep_load(&b, base, "--baseline", cf, err, sizeof err)) { cli_error("gate", "%s", err); return EXIT_USAGE; }
-    if (rep_load(&n, db, "--db", cf, err, sizeof err)) { cli_error("gate", "%s", err); rep_free(&b); return EXIT_USAGE; }
+    int lrc = rep_load(&b, base, "--baseline", cf, err, sizeof err);
+    if (lrc) { cli_error("gate", "%s", err); return lrc == -2 ? EXIT_USAGE : 1; }
+    if ((lrc = rep_load(&n, db, "--db", cf, err, sizeof err))) { cli_error("gate", "%s", err); rep_free(&b); return lrc == -2 ? EXIT_USAGE : 1; }
     int rc;
     if (b.n == 0) { cli_error("gate", "--baseline %s: the file holds no run", base); rc = EXIT_USAGE; }
     else rc = gate_compare(&b, &n, &o, stdout);

@@ -41,7 +41,8 @@ int cmd_runs(int argc, char **argv) {
     }
     char err[LCB_ERRLEN];
     Store st;
-    if (store_open(&st, db, err, sizeof err)) { cli_error("runs", "%s", err); return 1; }
+    int orc = store_open_readonly(&st, db, err, sizeof err);   /* a listing never writes (nor creates) the file */
+    if (orc) { cli_error("runs", "--db %s", err); return orc == -2 ? EXIT_USAGE : 1; }
     sqlite3_stmt *q;
     const char *sql = "SELECT id, status, host, pid, started, model, strategy, protocol, ctx, stride, dataset, steps_done, steps_total,"
                       " (SELECT mean_nll FROM bins WHERE run_id=runs.id AND kind='all') FROM runs"
@@ -58,7 +59,8 @@ int cmd_runs(int argc, char **argv) {
         else snprintf(proto, sizeof proto, "%s", p ? p : "?");
         snprintf(steps, sizeof steps, "%lld/%lld", (long long)sqlite3_column_int64(q, 11), (long long)sqlite3_column_int64(q, 12));
         /* PPL of the finished aggregate; a run still going (or killed) has none yet */
-        if (sqlite3_column_type(q, 13) != SQLITE_NULL) snprintf(ppl, sizeof ppl, "%.4f", exp(sqlite3_column_double(q, 13)));
+        if (sqlite3_column_type(q, 13) != SQLITE_NULL && isfinite(sqlite3_column_double(q, 13)))
+            snprintf(ppl, sizeof ppl, "%.4f", exp(sqlite3_column_double(q, 13)));
         const char *ds = (const char *)sqlite3_column_text(q, 10);
         printf("%-5lld %-11s %-20s %-16.16s %-14.14s %-16.16s %-16.16s %-21s %s\n", (long long)sqlite3_column_int64(q, 0),
                run_status_display((const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3)),

@@ -59,7 +59,8 @@ int cmd_show(int argc, char **argv) {
     if (!id) return cli_usage_error(&c, "which run? (lcbench runs lists them)");
     char err[LCB_ERRLEN];
     Store st;
-    if (store_open(&st, db, err, sizeof err)) { cli_error("show", "%s", err); return 1; }
+    int orc = store_open_readonly(&st, db, err, sizeof err);   /* showing never writes (nor creates) the file */
+    if (orc) { cli_error("show", "--db %s", err); return orc == -2 ? EXIT_USAGE : 1; }
     StoreRun r;
     if (store_run_get(&st, (int64_t)id, &r, err, sizeof err)) { cli_error("show", "%s", err); store_close(&st); return 1; }
     int rc = 0;
@@ -68,13 +69,22 @@ int cmd_show(int argc, char **argv) {
         goto out;
     }
     const char *status = run_status_display(r.status, r.host, r.pid);
-    /* a run without final aggregates: compute them inside a transaction that is rolled back */
+    /* a run without final aggregates: compute them from the NLLs committed so far, in memory */
     int live = !strcmp(r.status ? r.status : "", "running");
-    if (live && store_begin(&st, err, sizeof err) == 0) {
+    StoreBin *lb = NULL;
+    size_t n_lb = 0;
+    if (live) {
         int64_t n;
-        if (store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &n, err, sizeof err)) cli_error("show", "%s", err);
+        if (store_bins_compute(&st, r.id, r.bin_width, &lb, &n_lb, &r.mean_nll, &n, err, sizeof err)) {
+            cli_error("show", "%s", err);
+            r.mean_nll = NAN;
+            rc = 1;
+        }
         r.ppl = exp(r.mean_nll);
-    } else live = 0;
+    }
+    char result[160];
+    if (isfinite(r.mean_nll)) snprintf(result, sizeof result, "mean NLL %.6f  PPL %.4f%s", r.mean_nll, r.ppl, live ? "  (so far)" : "");
+    else snprintf(result, sizeof result, "none (no scored step%s)", strcmp(status, "done") ? " aggregated: the run did not finish" : "");
 
     printf("run %lld  %s%s\n", (long long)r.id, status, !strcmp(status, "stale") ? "  (process gone: lcbench run --resume continues it)" : "");
     printf("  model       %s  (%s, %lld params, %s, max_pos %lld)\n", nz(r.model), nz(r.arch), (long long)r.n_params, nz(r.dtype), (long long)r.max_pos);
@@ -87,7 +97,7 @@ int cmd_show(int argc, char **argv) {
     printf("  token hash  %s\n  source hash %s\n", nz(r.dataset_hash), nz(r.source_hash));
     printf("  tokens      %lld (requested %lld)\n", (long long)r.tokens, (long long)r.tokens_requested);
     printf("  steps       %lld of %lld scored  (cursor %lld)\n", (long long)r.steps_done, (long long)r.steps_total, (long long)r.cursor);
-    printf("  result      mean NLL %.6f  PPL %.4f%s\n", r.mean_nll, r.ppl, live ? "  (so far)" : "");
+    printf("  result      %s\n", result);
     printf("  where       %s on %s, %lld threads, lcbench %s\n", nz(r.device), nz(r.host), (long long)r.threads, nz(r.lcbench_rev));
     printf("  when        %s .. %s  (%.1f s running)\n", nz(r.started), nz(r.ended), r.wall_s);
     if (r.mem_limit) { char b[32]; human_bytes(b, sizeof b, (double)r.mem_limit); printf("  mem limit   %s\n", b); }
@@ -121,21 +131,33 @@ int cmd_show(int argc, char **argv) {
         }
         sqlite3_finalize(q);
     }
-    if (strcmp(bins, "none") && sqlite3_prepare_v2(st.db, "SELECT lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND kind=? ORDER BY lo",
+    if (live && strcmp(bins, "none")) {
+        printf("bins (%s, by position t = step index in its window, SPEC §1; so far):\n  %-12s %-12s %-10s %-12s %-12s %s\n", bins, "from", "to",
+               "steps", "mean NLL", "PPL", "stderr");
+        for (size_t i = 0; i < n_lb; i++) {
+            if (strcmp(lb[i].kind, bins)) continue;
+            char se[32] = "-";
+            if (!isnan(lb[i].se)) snprintf(se, sizeof se, "%.6f", lb[i].se);
+            printf("  %-12lld %-12lld %-10lld %-12.6f %-12.4f %s\n", (long long)lb[i].lo, (long long)lb[i].hi, (long long)lb[i].count,
+                   lb[i].mean_nll, lb[i].ppl, se);
+        }
+    } else if (strcmp(bins, "none") && sqlite3_prepare_v2(st.db, "SELECT lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND kind=? ORDER BY lo",
                                                    -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(q, 1, r.id);
         sqlite3_bind_text(q, 2, bins, -1, SQLITE_STATIC);
         printf("bins (%s, by position t = step index in its window, SPEC §1):\n  %-12s %-12s %-10s %-12s %-12s %s\n", bins, "from", "to",
                "steps", "mean NLL", "PPL", "stderr");
         while (sqlite3_step(q) == SQLITE_ROW) {
-            char se[32] = "-";   /* one step: no standard error */
+            char se[32] = "-", mean[32] = "-", ppl[32] = "-";   /* one step: no standard error; NULL: not measured */
             if (sqlite3_column_type(q, 5) != SQLITE_NULL) snprintf(se, sizeof se, "%.6f", sqlite3_column_double(q, 5));
-            printf("  %-12lld %-12lld %-10lld %-12.6f %-12.4f %s\n", (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
-                   (long long)sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3), sqlite3_column_double(q, 4), se);
+            if (sqlite3_column_type(q, 3) != SQLITE_NULL) snprintf(mean, sizeof mean, "%.6f", sqlite3_column_double(q, 3));
+            if (sqlite3_column_type(q, 4) != SQLITE_NULL) snprintf(ppl, sizeof ppl, "%.4f", sqlite3_column_double(q, 4));
+            printf("  %-12lld %-12lld %-10lld %-12s %-12s %s\n", (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
+                   (long long)sqlite3_column_int64(q, 2), mean, ppl, se);
         }
         sqlite3_finalize(q);
     }
-    if (live) store_rollback(&st);
+    free(lb);
 out:
     store_run_free(&r);
     store_close(&st);

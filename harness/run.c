@@ -18,6 +18,7 @@
 #include "harness/fluency.h"
 #include "harness/store.h"
 
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -73,18 +74,17 @@ static void signals_restore(void) {
 /* ---------------------------------------------------------------- provenance */
 
 void run_git_revision(char *out, size_t n) {
-    char cmd[PATH_MAX + 128];
     snprintf(out, n, "unknown");
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", lcb_repo_root());
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    char rev[64] = "";
-    if (fgets(rev, sizeof rev, p)) rev[strcspn(rev, "\r\n")] = 0;
-    pclose(p);
+    /* git through an argument vector (posix_spawn, no shell): a repository path with a quote in
+     * it is one argument like any other */
+    char root[PATH_MAX], rev[64] = "", st[16] = "", err[LCB_ERRLEN];
+    snprintf(root, sizeof root, "%s", lcb_repo_root());
+    char *revp[] = {"git", "-C", root, "rev-parse", "--short=12", "HEAD", NULL};
+    if (cli_spawn(revp, NULL, "", "/dev/null", rev, sizeof rev, err, sizeof err) != 0) return;
+    rev[strcspn(rev, "\r\n")] = 0;
     if (!rev[0]) return;
-    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | head -1", lcb_repo_root());
-    int dirty = 0;
-    if ((p = popen(cmd, "r"))) { char l[8]; dirty = fgets(l, sizeof l, p) != NULL; pclose(p); }
+    char *stp[] = {"git", "-C", root, "status", "--porcelain", "--untracked-files=no", NULL};
+    int dirty = cli_spawn(stp, NULL, "", "/dev/null", st, sizeof st, err, sizeof err) == 0 && st[0];
     snprintf(out, n, "%s%s", rev, dirty ? "-dirty" : "");
 }
 
@@ -208,6 +208,7 @@ typedef struct {
     int pace_ms;
     double batch_seconds;
     int failed;
+    int64_t fail_pos;           /* with failed: the position at fault (-1: the protocol's) */
     char err[LCB_ERRLEN];
     /* --- fluency probes (harness/fluency.h) --- */
     FluencyProbe probe;          /* probe.every 0 = off */
@@ -339,6 +340,20 @@ static void show_progress(RunState *x, int final) {
 
 static int on_unit(void *ctx, const RunUnit *u) {
     RunState *x = ctx;
+    /* a non-finite NLL is never a number (SPEC §1): the run fails at that step.  The unit is
+     * not kept (its cursor would skip the bad step on --resume); the units before it are. */
+    for (int64_t i = 0; i < u->n; i++)
+        if (!isfinite(u->nll[i])) {
+            x->failed = 1;
+            x->fail_pos = u->win_start + u->pos0 + i;
+            if (u->win_start > 0 || strcmp(x->r->protocol, "stream"))
+                snprintf(x->err, sizeof x->err, "non-finite NLL (%g) at stream position %lld (window at %lld, in-window step %lld): the model's output is not a number",
+                         u->nll[i], (long long)x->fail_pos, (long long)u->win_start, (long long)(u->pos0 + i));
+            else
+                snprintf(x->err, sizeof x->err, "non-finite NLL (%g) at position %lld: the model's output is not a number (a NaN/Inf weight or a bad config value?)",
+                         u->nll[i], (long long)x->fail_pos);
+            return 1;
+        }
     if (x->n_buf + u->n > x->cap_buf) {
         int64_t nc = x->cap_buf ? x->cap_buf : 4096;
         while (nc < x->n_buf + u->n) nc *= 2;
@@ -427,17 +442,99 @@ const char *run_status_display(const char *status, const char *host, int64_t pid
 
 static int is_oom(const char *err) { return !strncmp(err, "out of memory", 13) || strstr(err, ": out of memory") || lcb_mem_limit_hit(); }
 
+/* cJSON number, or null for a value that was not measured (NaN): never 0 */
+static void json_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v); else cJSON_AddNullToObject(o, k);
+}
+
 static void print_summary(const StoreRun *r, const char *db, int tty) {
     if (tty) {
-        printf("run %lld: %s  %lld steps over %lld tokens  mean NLL %.6f  PPL %.4f  %.1f s  (%s)\n", (long long)r->id, r->status,
-               (long long)r->steps_done, (long long)r->tokens, r->mean_nll, r->ppl, r->wall_s, db);
+        char res[128];
+        if (isfinite(r->mean_nll)) snprintf(res, sizeof res, "mean NLL %.6f  PPL %.4f", r->mean_nll, r->ppl);
+        else snprintf(res, sizeof res, "no mean NLL (nothing aggregated)");
+        printf("run %lld: %s  %lld steps over %lld tokens  %s  %.1f s  (%s)\n", (long long)r->id, r->status,
+               (long long)r->steps_done, (long long)r->tokens, res, r->wall_s, db);
         printf("details: lcbench show %lld --db %s\n", (long long)r->id, db);
     } else {
-        printf("{\"run\": %lld, \"status\": \"%s\", \"steps\": %lld, \"tokens\": %lld, \"mean_nll\": %.9g, \"ppl\": %.9g, "
-               "\"wall_s\": %.3f, \"db\": \"%s\"}\n", (long long)r->id, r->status, (long long)r->steps_done, (long long)r->tokens,
-               isnan(r->mean_nll) ? 0 : r->mean_nll, isnan(r->ppl) ? 0 : r->ppl, r->wall_s, db);
+        cJSON *o = cJSON_CreateObject();
+        char *txt = NULL;
+        if (o) {
+            cJSON_AddNumberToObject(o, "run", (double)r->id);
+            cJSON_AddStringToObject(o, "status", r->status ? r->status : "?");
+            cJSON_AddNumberToObject(o, "steps", (double)r->steps_done);
+            cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
+            /* a failed run has no result (its mean would cover the steps before the failure only);
+             * oom and interrupted runs report the mean of the `steps` they scored */
+            int failed = !r->status || !strcmp(r->status, "failed");
+            json_num(o, "mean_nll", failed ? NAN : r->mean_nll);
+            json_num(o, "ppl", failed ? NAN : r->ppl);
+            json_num(o, "wall_s", r->wall_s);
+            cJSON_AddStringToObject(o, "db", db);
+            txt = cJSON_PrintUnformatted(o);
+            cJSON_Delete(o);
+        }
+        if (txt) printf("%s\n", txt); else fprintf(stderr, "lcbench run: out of memory printing the summary of run %lld\n", (long long)r->id);
+        free(txt);
     }
     fflush(stdout);
+}
+
+static const char *nzs(const char *s) { return s ? s : ""; }
+
+/* The device a run row records ("cpu (...)", "cuda bf16 (...)", "cuda fp16, tp 2 (...)"). */
+static void stored_device(const StoreRun *r, char dev[8], char dtype[8], int *tp) {
+    const char *d = nzs(r->device);
+    snprintf(dev, 8, "%s", !strncmp(d, "cuda", 4) ? "cuda" : "cpu");
+    dtype[0] = 0;
+    *tp = 1;
+    if (strcmp(dev, "cuda")) return;
+    if (sscanf(d, "cuda %7[a-z0-9]", dtype) != 1) dtype[0] = 0;
+    const char *t = strstr(d, ", tp ");
+    if (t) *tp = atoi(t + 5);
+}
+
+/* Flags given with --resume that contradict the run's row, as "--flag VALUE (the run has X)"
+ * joined by "; " into out; returns how many.  A flag equal to the stored value is no conflict. */
+static int resume_conflicts(const RunConfig *c, const StoreRun *r, char *out, size_t n) {
+    int k = 0;
+    size_t l = 0;
+    out[0] = 0;
+#define CONFLICT(bit, flag, fmt_g, val_g, fmt_s, val_s, differs)                                                     \
+    do {                                                                                                                       \
+        if ((c->given & (bit)) && (differs) && l < n) {                                                                        \
+            l += (size_t)snprintf(out + l, n - l, "%s" flag " " fmt_g " (the run has " fmt_s ")", k ? "; " : "", val_g, val_s); \
+            k++;                                                                                                               \
+        }                                                                                                                      \
+    } while (0)
+    CONFLICT(RUN_GIVEN_MODEL, "--model", "%s", nzs(c->model), "%s", nzs(r->model), strcmp(nzs(c->model), nzs(r->model)));
+    CONFLICT(RUN_GIVEN_CONFIG, "--config", "%s", nzs(c->config), "%s", r->model_config ? r->model_config : "none", strcmp(nzs(c->config), nzs(r->model_config)));
+    CONFLICT(RUN_GIVEN_TOKENIZER, "--tokenizer", "%s", nzs(c->tokenizer), "%s", r->tokenizer ? r->tokenizer : "none",
+             strcmp(nzs(c->tokenizer), nzs(r->tokenizer)));
+    const char *spec = c->strategy ? strategy_alias(c->strategy) : "";
+    CONFLICT(RUN_GIVEN_STRATEGY, "--strategy", "%s", nzs(c->strategy), "%s", nzs(r->strategy), strcmp(spec, nzs(r->strategy)));
+    CONFLICT(RUN_GIVEN_PROTOCOL, "--protocol", "%s", protocol_name(c->proto.proto), "%s", nzs(r->protocol),
+             strcmp(protocol_name(c->proto.proto), r->protocol ? r->protocol : "stream"));
+    CONFLICT(RUN_GIVEN_CTX, "--ctx", "%lld", (long long)c->proto.ctx, "%lld", (long long)r->ctx, c->proto.ctx != r->ctx);
+    CONFLICT(RUN_GIVEN_STRIDE, "--stride", "%lld", (long long)c->proto.stride, "%lld", (long long)r->stride, c->proto.stride != r->stride);
+    CONFLICT(RUN_GIVEN_CHUNK, "--chunk", "%lld", (long long)c->proto.chunk, "%lld", (long long)r->chunk, c->proto.chunk != r->chunk);
+    CONFLICT(RUN_GIVEN_DATASET, "--dataset", "%s", nzs(c->dataset), "%s", nzs(r->dataset), strcmp(nzs(c->dataset), nzs(r->dataset)));
+    CONFLICT(RUN_GIVEN_FIELD, "--field", "%s", nzs(c->field), "%s", r->dataset_field ? r->dataset_field : "none", strcmp(nzs(c->field), nzs(r->dataset_field)));
+    CONFLICT(RUN_GIVEN_TOKEN_FORMAT, "--token-format", "%s", nzs(c->token_format), "%s", nzs(r->token_format),
+             strcmp(nzs(c->token_format), nzs(r->token_format)));
+    CONFLICT(RUN_GIVEN_BOS, "--bos", "%s", nzs(c->bos), "%s", nzs(r->bos), strcmp(nzs(c->bos), nzs(r->bos)));
+    CONFLICT(RUN_GIVEN_TOKENS, "--tokens", "%llu", (unsigned long long)c->tokens, "%lld", (long long)r->tokens_requested,
+             (int64_t)c->tokens != r->tokens_requested);
+    CONFLICT(RUN_GIVEN_REPEAT, "--no-repeat", "%s", "", "%s", r->repeat ? "repeat on" : "repeat off", (int64_t)c->repeat != r->repeat);
+    CONFLICT(RUN_GIVEN_BATCH, "--batch", "%lld", (long long)c->batch_tokens, "%lld", (long long)r->batch_tokens, c->batch_tokens != r->batch_tokens);
+    CONFLICT(RUN_GIVEN_BIN_WIDTH, "--bin-width", "%lld", (long long)c->bin_width, "%lld", (long long)r->bin_width, c->bin_width != r->bin_width);
+    char dev[8], dtype[8];
+    int tp;
+    stored_device(r, dev, dtype, &tp);
+    CONFLICT(RUN_GIVEN_DEVICE, "--device", "%s", nzs(c->device), "%s", nzs(r->device), strcmp(nzs(c->device), dev));
+    CONFLICT(RUN_GIVEN_DTYPE, "--dtype", "%s", nzs(c->dtype), "%s", nzs(r->device), strcmp(nzs(c->dtype), dtype));
+    CONFLICT(RUN_GIVEN_TP, "--tp", "%d", c->tp, "%s", nzs(r->device), c->tp != tp);
+#undef CONFLICT
+    return k;
 }
 
 int run_execute(RunConfig *c, int64_t *run_id) {
@@ -445,6 +542,34 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     Store st;
     StoreRun r;
     memset(&r, 0, sizeof r);
+    if (c->resume_id > 0) {
+        /* --resume looks the run up read-only first: a mistyped --db is refused (never created),
+         * and flags that contradict the run are refused before anything is written */
+        Store ro;
+        int orc = store_open_readonly(&ro, c->db_path, err, sizeof err);
+        if (orc) { cli_error("run", "--resume %lld: --db %s", (long long)c->resume_id, err); return orc == -2 ? EXIT_USAGE : 1; }
+        if (store_run_get(&ro, c->resume_id, &r, err, sizeof err)) { cli_error("run", "--resume: %s", err); store_close(&ro); return EXIT_USAGE; }
+        store_close(&ro);
+        char why[2048];
+        int nc = resume_conflicts(c, &r, why, sizeof why);
+        if (nc) {
+            cli_error("run", "--resume %lld: %s conflict%s with the stored run: %s (drop %s: a resumed run keeps its recorded settings)",
+                      (long long)r.id, nc == 1 ? "a flag" : "flags", nc == 1 ? "s" : "", why, nc == 1 ? "it" : "them");
+            store_run_free(&r);
+            return EXIT_USAGE;
+        }
+        /* the device the run was recorded on, unless --device says the same */
+        if (!(c->given & RUN_GIVEN_DEVICE)) {
+            static char dev[8], dtype[8];
+            int tp;
+            stored_device(&r, dev, dtype, &tp);
+            c->device = dev;
+            if (!(c->given & RUN_GIVEN_DTYPE)) c->dtype = dtype[0] ? dtype : NULL;
+            if (!(c->given & RUN_GIVEN_TP)) c->tp = tp;
+        }
+        store_run_free(&r);
+        memset(&r, 0, sizeof r);
+    }
     if (store_open(&st, c->db_path, err, sizeof err)) { cli_error("run", "%s", err); return 1; }
     int rc_exit = 1, resuming = c->resume_id > 0;
     Tokenizer *tok = NULL;
@@ -538,6 +663,25 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     if (protocol_plan(&c->proto, d.n, &steps_total, &units, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
     if (model_hash(&st, model_path, c->config, hex, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
 
+    /* device, model and strategy are checked before the run row exists: a run that could never
+     * start is an error, not a recorded run.  An OOM loading the model is a measured outcome
+     * (recorded as an oom run at position 0); any other load failure is not. */
+    if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA && cuda_available(err, sizeof err)) {
+        if (strncmp(err, "--device", 8)) cli_error("run", "--device cuda: %s", err); else cli_error("run", "%s", err);
+        goto out;
+    }
+    char open_err[LCB_ERRLEN] = "";
+    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), c->dtype, c->tp, err, sizeof err)) {
+        if (!is_oom(err)) { cli_error("run", "--model %s: %s", model_path, err); goto out; }
+        snprintf(open_err, sizeof open_err, "%s", err);
+    } else {
+        model_live = 1;
+        if (strategy_begin(&s, &m, err, sizeof err)) {
+            strategy_end(&s);
+            if (!is_oom(err)) { cli_error("run", "%s (model %s)", err, model_path); rc_exit = EXIT_USAGE; goto out; }
+        } else strategy_end(&s);
+    }
+
     char now[32], host[256] = "", rev[96], dev[300];
     store_now(now);
     gethostname(host, sizeof host - 1);
@@ -618,16 +762,12 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         fprintf(stderr, "lcbench run: note: --dataset %s has %llu tokens; it was repeated to reach --tokens %llu (passes %d, recorded)\n",
                 dopt.spec, (unsigned long long)d.repeat_pos, (unsigned long long)c->tokens, d.passes);
 
-    /* the model (an OOM here is an OOM of the run, at position cursor) */
+    /* the model, opened above (an OOM there is an OOM of the run, at position cursor) */
     signals_install();
     const char *end_status = "done";
     int64_t fail_pos = r.cursor;
-    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), c->dtype, c->tp, err, sizeof err)) {
-        end_status = is_oom(err) ? "oom" : "failed";
-    } else {
-        model_live = 1;
-        store_set(&r.dtype, m.disk_dtype);
-    }
+    if (!model_live) { end_status = "oom"; snprintf(err, sizeof err, "%s", open_err); }
+    else store_set(&r.dtype, m.disk_dtype);
 
     RunState x;
     memset(&x, 0, sizeof x);
@@ -637,6 +777,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     x.repeat_pos = (int64_t)d.repeat_pos;
     x.repeat_event_done = resuming && r.cursor >= x.repeat_pos;
     x.pending_ctx_event = x.pending_repeat_event = -1;
+    x.fail_pos = -1;
     x.cursor = r.cursor;
     x.stream_pos = r.cursor;
     x.t_session = x.t_commit = lcb_now();
@@ -672,7 +813,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     int prc = 0;
     if (model_live) {
         prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, restore_snapshot, &x, &fail_pos, err, sizeof err);
-        if (x.failed) { prc = -1; snprintf(err, sizeof err, "%s", x.err); }
+        if (x.failed) { prc = -1; snprintf(err, sizeof err, "%s", x.err); if (x.fail_pos >= 0) fail_pos = x.fail_pos; }
         if (prc) end_status = is_oom(err) ? "oom" : "failed";
         else if (got_signal) end_status = "interrupted";
     }

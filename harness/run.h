@@ -66,7 +66,7 @@ int protocol_run(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids
 
 typedef struct {
     const char *db_path;         /* results.db */
-    int64_t resume_id;           /* > 0: continue this run (the other fields come from its row) */
+    int64_t resume_id;           /* > 0: continue this run (the other fields come from its row; see given) */
     int force;                   /* resume a run that looks alive */
     const char *model;           /* NULL: models/lcb-0.8m of the repository */
     const char *config;          /* alternative config.json, or NULL */
@@ -93,7 +93,18 @@ typedef struct {
     /* fluency probes (harness/fluency.h): every probe_every stream positions, probe_tokens
      * greedy tokens from a copy of the cache, classified into the `probes` table; 0 = off */
     int64_t probe_every, probe_tokens;
+    /* RUN_GIVEN_* bits: the run-defining flags given on the command line.  With --resume they
+     * must agree with the run's row (a conflict is refused, naming the flags). */
+    unsigned given;
 } RunConfig;
+
+enum {
+    RUN_GIVEN_MODEL = 1u << 0, RUN_GIVEN_CONFIG = 1u << 1, RUN_GIVEN_TOKENIZER = 1u << 2, RUN_GIVEN_STRATEGY = 1u << 3,
+    RUN_GIVEN_PROTOCOL = 1u << 4, RUN_GIVEN_CTX = 1u << 5, RUN_GIVEN_STRIDE = 1u << 6, RUN_GIVEN_CHUNK = 1u << 7,
+    RUN_GIVEN_DATASET = 1u << 8, RUN_GIVEN_FIELD = 1u << 9, RUN_GIVEN_TOKEN_FORMAT = 1u << 10, RUN_GIVEN_BOS = 1u << 11,
+    RUN_GIVEN_TOKENS = 1u << 12, RUN_GIVEN_REPEAT = 1u << 13, RUN_GIVEN_BATCH = 1u << 14, RUN_GIVEN_BIN_WIDTH = 1u << 15,
+    RUN_GIVEN_DEVICE = 1u << 16, RUN_GIVEN_DTYPE = 1u << 17, RUN_GIVEN_TP = 1u << 18,
+};
 
 void run_config_defaults(RunConfig *c);
 /* Execute (or resume) a run.  Returns the process exit status: 0 done, 130/143 interrupted

@@ -6,10 +6,12 @@
 #include "harness/store.h"
 #include "engine/common.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +162,81 @@ int store_open(Store *s, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
+/* "file:" URI of a path, for the immutable fallback of store_open_readonly. */
+static void uri_of(const char *path, char *out, size_t n) {
+    size_t k = (size_t)snprintf(out, n, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < n; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x21 || *p >= 0x7f) k += (size_t)snprintf(out + k, n - k, "%%%02X", *p);
+        else out[k++] = (char)*p;
+    }
+    out[k < n ? k : n - 1] = 0;
+    if (k + 16 < n) snprintf(out + k, n - k, "?immutable=1");
+}
+
+/* A read that every results file answers: the schema version, and whether it has a runs table;
+ * the SQLite result code of the first failure, or SQLITE_OK. */
+static int probe_schema(sqlite3 *db, int *version, int *has_runs) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version),"
+                                    " (SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='runs')", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) { *version = sqlite3_column_int(st, 0); *has_runs = sqlite3_column_int(st, 1); rc = SQLITE_OK; }
+        else rc = sqlite3_errcode(db);
+    } else rc = sqlite3_errcode(db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_open_readonly(Store *s, const char *path, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    struct stat sb;
+    if (stat(path, &sb)) {
+        lcb_fail(err, errlen, "%s: no such results file (%s)", path, strerror(errno));
+        return -2;
+    }
+    if (!S_ISREG(sb.st_mode)) { lcb_fail(err, errlen, "%s: not a results file (not a regular file)", path); return -2; }
+    /* SQLITE_OPEN_READONLY: no file created, no journal-mode switch, no migration */
+    int version = -1, has_runs = 0, rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(s->db, 10000);
+        rc = probe_schema(s->db, &version, &has_runs);
+    }
+    /* A WAL file whose folder we cannot write and whose -shm is gone (a clean close removed it)
+     * cannot be read through the WAL index.  With no -wal file either, the main file holds every
+     * committed transaction, and immutable=1 reads it as it is.  With a -wal file present its
+     * transactions would be missed: refuse instead. */
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat wb;
+    int no_wal = stat(wal, &wb) != 0 || wb.st_size == 0;
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_NOTADB && no_wal) {
+        sqlite3_close(s->db);
+        s->db = NULL;
+        char uri[8600];
+        uri_of(path, uri, sizeof uri);
+        rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+        if (rc == SQLITE_OK) rc = probe_schema(s->db, &version, &has_runs);
+    }
+    if (rc != SQLITE_OK) {
+        int notadb = (rc & 0xff) == SQLITE_NOTADB;
+        lcb_fail(err, errlen, "%s: %s: %s%s", path, notadb ? "not an SQLite results file" : "cannot read the results file",
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory",
+                 !notadb && !no_wal ? " (its -wal file cannot be read through a -shm index: give lcbench write access to the folder)" : "");
+        store_close(s);
+        return notadb ? -2 : -1;
+    }
+    const int n_mig = (int)(sizeof migrations / sizeof *migrations);
+    if (!has_runs) { lcb_fail(err, errlen, "%s: not an lcbench results file (no runs table)", path); store_close(s); return -2; }
+    if (version > n_mig) {
+        lcb_fail(err, errlen, "%s: schema version %d is newer than this lcbench knows (%d): upgrade lcbench", path, version, n_mig);
+        store_close(s);
+        return -1;
+    }
+    return 0;
+}
+
 void store_close(Store *s) {
     if (s->db) sqlite3_close(s->db);
     s->db = NULL;
@@ -205,6 +282,7 @@ static void bind_cols(sqlite3_stmt *st, const StoreRun *r) {
             const char *v = *(char *const *)p;
             if (v) sqlite3_bind_text(st, k, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(st, k);
         } else if (cols[i].type == COL_INT) sqlite3_bind_int64(st, k, *(const int64_t *)p);
+        else if (isnan(*(const double *)p)) sqlite3_bind_null(st, k);   /* not measured (SQLite would store NaN as NULL anyway) */
         else sqlite3_bind_double(st, k, *(const double *)p);
     }
 }
@@ -264,7 +342,7 @@ int store_run_get(Store *s, int64_t id, StoreRun *r, char *err, size_t errlen) {
             const unsigned char *v = sqlite3_column_text(st, k);
             *(char **)p = v ? strdup((const char *)v) : NULL;
         } else if (cols[i].type == COL_INT) *(int64_t *)p = sqlite3_column_int64(st, k);
-        else *(double *)p = sqlite3_column_double(st, k);
+        else *(double *)p = sqlite3_column_type(st, k) == SQLITE_NULL ? NAN : sqlite3_column_double(st, k); /* NULL: not measured */
     }
     sqlite3_finalize(st);
     return 0;
@@ -379,16 +457,19 @@ typedef struct {
     int64_t width;
     Acc all;
     int oom;
+    int64_t bad_pos, bad_win;   /* first non-finite NLL (bad_pos -1: none) */
+    double bad_val;
 } BinCtx;
 
 static void acc_add(Acc *a, double x) { a->n++; a->sum += x; a->sumsq += x * x; }
 
 static int bins_row(void *vctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
     BinCtx *b = vctx;
-    (void)win_start;
     for (int64_t j = 0; j < n; j++) {
         int64_t p = pos0 + j;
         double x = nll[j];
+        /* a non-finite NLL is never a number (SPEC §1): no aggregate is made of it */
+        if (!isfinite(x)) { b->bad_pos = p; b->bad_win = win_start; b->bad_val = x; return 1; }
         /* log2 bin k holds positions [2^(k-1), 2^k) and bin 0 position 0 */
         int k = p == 0 ? 0 : 64 - __builtin_clzll((unsigned long long)p);
         acc_add(&b->log2[k], x);
@@ -407,40 +488,67 @@ static int bins_row(void *vctx, int64_t win_start, int64_t pos0, const float *nl
     return 0;
 }
 
-static int bin_insert(sqlite3_stmt *st, int64_t run, const char *kind, int64_t lo, int64_t hi, const Acc *a) {
+static StoreBin bin_of(const char *kind, int64_t lo, int64_t hi, const Acc *a) {
     double mean = a->sum / a->n;
     double var = a->n > 1 ? (a->sumsq - a->n * mean * mean) / (a->n - 1) : 0;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, run);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, lo);
-    sqlite3_bind_int64(st, 4, hi);
-    sqlite3_bind_int64(st, 5, a->n);
-    sqlite3_bind_double(st, 6, mean);
-    sqlite3_bind_double(st, 7, exp(mean));
-    if (a->n > 1) sqlite3_bind_double(st, 8, sqrt(var > 0 ? var : 0) / sqrt((double)a->n)); else sqlite3_bind_null(st, 8);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    return (StoreBin){.kind = kind, .lo = lo, .hi = hi, .count = a->n, .mean_nll = mean, .ppl = exp(mean),
+                      .se = a->n > 1 ? sqrt(var > 0 ? var : 0) / sqrt((double)a->n) : NAN};
+}
+
+int store_bins_compute(Store *s, int64_t run, int64_t bin_width, StoreBin **bins, size_t *n_bins, double *mean_nll, int64_t *steps,
+                       char *err, size_t errlen) {
+    BinCtx b = {.width = bin_width > 0 ? bin_width : 1024, .bad_pos = -1};
+    *bins = NULL;
+    *n_bins = 0;
+    *steps = 0;
+    *mean_nll = NAN;
+    if (store_nll_foreach(s, run, bins_row, &b, err, errlen)) { free(b.lin); return -1; }
+    if (b.oom) { free(b.lin); return lcb_fail(err, errlen, "out of memory aggregating bins"); }
+    if (b.bad_pos >= 0) {
+        free(b.lin);
+        return lcb_fail(err, errlen, "%s: run %lld: the stored NLL at position %lld (window at %lld) is %g, not a number: no aggregate is computed from it",
+                        s->path, (long long)run, (long long)b.bad_pos, (long long)b.bad_win, b.bad_val);
+    }
+    size_t cap = 65, k = 0;
+    for (size_t i = 0; i < b.n_lin; i++) cap += b.lin[i].n > 0;
+    StoreBin *v = malloc(cap * sizeof *v);
+    if (!v) { free(b.lin); return lcb_fail(err, errlen, "out of memory aggregating bins"); }
+    for (int i = 0; i < 64; i++)
+        if (b.log2[i].n) v[k++] = bin_of("log2", i ? (int64_t)1 << (i - 1) : 0, i ? (int64_t)1 << i : 1, &b.log2[i]);
+    for (size_t i = 0; i < b.n_lin; i++)
+        if (b.lin[i].n) v[k++] = bin_of("linear", (int64_t)i * b.width, (int64_t)(i + 1) * b.width, &b.lin[i]);
+    if (b.all.n) v[k++] = bin_of("all", 0, -1, &b.all);
+    free(b.lin);
+    *bins = v;
+    *n_bins = k;
+    *steps = b.all.n;
+    *mean_nll = b.all.n ? b.all.sum / b.all.n : NAN;
+    return 0;
 }
 
 int store_bins_recompute(Store *s, int64_t run, int64_t bin_width, double *mean_nll, int64_t *steps, char *err, size_t errlen) {
-    BinCtx b = {.width = bin_width > 0 ? bin_width : 1024};
-    if (store_nll_foreach(s, run, bins_row, &b, err, errlen)) { free(b.lin); return -1; }
-    if (b.oom) { free(b.lin); return lcb_fail(err, errlen, "out of memory aggregating bins"); }
+    StoreBin *v;
+    size_t n;
+    if (store_bins_compute(s, run, bin_width, &v, &n, mean_nll, steps, err, errlen)) return -1;
     char del[96];
     snprintf(del, sizeof del, "DELETE FROM bins WHERE run_id=%lld", (long long)run);
     sqlite3_stmt *st = NULL;
     int rc = store_exec(s, del, err, errlen);
     if (rc == 0) rc = prep(s, &st, "INSERT INTO bins (run_id, kind, lo, hi, count, mean_nll, ppl, stderr) VALUES (?,?,?,?,?,?,?,?)", err, errlen);
-    for (int k = 0; rc == 0 && k < 64; k++)
-        if (b.log2[k].n && bin_insert(st, run, "log2", k ? (int64_t)1 << (k - 1) : 0, k ? (int64_t)1 << k : 1, &b.log2[k])) rc = -1;
-    for (size_t i = 0; rc == 0 && i < b.n_lin; i++)
-        if (b.lin[i].n && bin_insert(st, run, "linear", (int64_t)i * b.width, (int64_t)(i + 1) * b.width, &b.lin[i])) rc = -1;
-    if (rc == 0 && b.all.n && bin_insert(st, run, "all", 0, -1, &b.all)) rc = -1;
-    if (rc && st) lcb_fail(err, errlen, "%s: storing bins: %s", s->path, sqlite3_errmsg(s->db));
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, run);
+        sqlite3_bind_text(st, 2, v[i].kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, v[i].lo);
+        sqlite3_bind_int64(st, 4, v[i].hi);
+        sqlite3_bind_int64(st, 5, v[i].count);
+        sqlite3_bind_double(st, 6, v[i].mean_nll);
+        sqlite3_bind_double(st, 7, v[i].ppl);
+        if (!isnan(v[i].se)) sqlite3_bind_double(st, 8, v[i].se); else sqlite3_bind_null(st, 8);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = lcb_fail(err, errlen, "%s: storing bins: %s", s->path, sqlite3_errmsg(s->db));
+    }
     sqlite3_finalize(st);
-    free(b.lin);
-    *steps = b.all.n;
-    *mean_nll = b.all.n ? b.all.sum / b.all.n : NAN;
+    free(v);
     return rc;
 }
 

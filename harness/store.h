@@ -32,6 +32,11 @@ typedef struct {
 
 /* Open (creating and migrating as needed).  Returns 0 or -1 with err. */
 int store_open(Store *s, const char *path, char *err, size_t errlen);
+/* Open an existing results file for reading only (runs, show, report, gate, --resume's lookup):
+ * SQLITE_OPEN_READONLY, no file created, no WAL switch, no migration; works on a read-only file,
+ * a read-only folder and a read-only WAL file.  Returns 0; -2 with err when the file is missing
+ * or is not an lcbench results file (the argument is at fault: exit 2); -1 for other failures. */
+int store_open_readonly(Store *s, const char *path, char *err, size_t errlen);
 void store_close(Store *s);
 int store_schema_version(Store *s);
 
@@ -60,7 +65,7 @@ typedef struct {
     char *device, *host;
     int64_t pid;
     char *started, *ended;
-    double wall_s, mean_nll, ppl;
+    double wall_s, mean_nll, ppl;   /* NAN when not measured (stored as NULL; never read back as 0) */
 } StoreRun;
 
 /* Insert a new run (id assigned into r->id). */
@@ -87,6 +92,17 @@ int store_docs(Store *s, int64_t run, const uint64_t *pos, char *const *names, s
 /* Every scored step of a run in commit order: callback per row (win_start, pos0, n, data). */
 typedef int (*StoreNllFn)(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n);
 int store_nll_foreach(Store *s, int64_t run, StoreNllFn fn, void *ctx, char *err, size_t errlen);
+/* One per-position aggregate of a run's stored NLLs (the rows of the bins table). */
+typedef struct {
+    const char *kind;          /* "log2", "linear" or "all" (static strings) */
+    int64_t lo, hi, count;     /* positions [lo, hi); hi = -1 for "all" */
+    double mean_nll, ppl, se;  /* nats, exp(mean), stderr of the mean (NAN for one step) */
+} StoreBin;
+/* The run's bins computed from its NLLs without writing anything (a read-only file works):
+ * *bins malloc'ed (log2, then linear, then "all"); *mean_nll NAN when no step.  A stored
+ * non-finite NLL is an error naming its position, never part of an aggregate. */
+int store_bins_compute(Store *s, int64_t run, int64_t bin_width, StoreBin **bins, size_t *n, double *mean_nll, int64_t *steps,
+                       char *err, size_t errlen);
 /* Replace the run's bins with aggregates recomputed from its NLLs (log2 bins, linear bins of
  * bin_width, and one "all" row); sets *mean_nll, *steps. */
 int store_bins_recompute(Store *s, int64_t run, int64_t bin_width, double *mean_nll, int64_t *steps, char *err, size_t errlen);

@@ -17,10 +17,15 @@
  *   - the fluency verdict is worse: the baseline stayed fluent and the new run did not, or
  *     both lost fluency and the new run earlier (reports.h defines the verdict; the collapse
  *     position is part of it).
- * A baseline run with no partner fails the gate unless allow_missing; new runs with no
- * baseline are listed and ignored.
+ * A baseline run that did not end with a measured outcome (failed, interrupted, killed or still
+ * running: anything but done or oom) is not comparable: nothing about it is fluent or a number
+ * to compare with.  It, and a baseline run with no partner, fail the gate unless allow_missing.
+ * A bin whose mean NLL is missing (NULL/NaN) in the new run regresses; one missing in the
+ * baseline is not judged.  A gate that compared no pair fails unless allow_empty: a pass must
+ * have compared something.  New runs with no baseline are listed and ignored.
  */
 #include "reports/reports.h"
+#include "harness/run.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +37,7 @@ void gate_defaults(GateOptions *o) {
     o->min_steps = 32;
     o->pos_tol = 0.0;
     o->allow_missing = 0;
+    o->allow_empty = 0;
     o->verbose = 0;
 }
 
@@ -65,6 +71,14 @@ static int judge_bin(FILE *out, const char *what, int always, const RepBin *b, c
         fprintf(out, "    %-18s %8lld %10.4f %10s %8s %8s  REGRESSION (bin missing in the new run)\n", what, (long long)b->count, b->ppl, "-", "-", "-");
         return 1;
     }
+    if (!isfinite(b->mean_nll)) {   /* nothing to compare with: shown, not judged */
+        if (always) fprintf(out, "    %-18s %8lld %10s %10s %8s %8s  (no baseline value)\n", what, (long long)b->count, "-", "-", "-", "-");
+        return 0;
+    }
+    if (!isfinite(c->mean_nll)) {
+        fprintf(out, "    %-18s %8lld %10.4f %10s %8s %8s  REGRESSION (no value in the new run)\n", what, (long long)b->count, b->ppl, "-", "-", "-");
+        return 1;
+    }
     double d = c->mean_nll - b->mean_nll;
     double noise = o->sigma * sqrt(b->se * b->se + c->se * c->se);
     double tol = log1p(o->rel_tol);
@@ -92,6 +106,15 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         if (b->r.ctx) fprintf(out, " L=%lld", (long long)b->r.ctx);
         if (b->r.stride) fprintf(out, " S=%lld", (long long)b->r.stride);
         fprintf(out, "  %s  %lld tokens  model %.12s\n", nz(b->r.dataset), (long long)b->r.tokens, nz(b->r.model_hash));
+        /* a baseline without a measured outcome: not comparable (never "running and fluent") */
+        const char *bs = run_status_display(b->r.status, b->r.host, b->r.pid);
+        if (strcmp(bs, "done") && strcmp(bs, "oom")) {
+            missing++;
+            fprintf(out, "  baseline run %lld ended %s: not comparable (no complete result to judge against): %s\n", (long long)b->r.id, bs,
+                    o->allow_missing ? "skipped (--allow-missing)" : "REGRESSION (baseline not comparable)");
+            if (!o->allow_missing) regressions++;
+            continue;
+        }
         if (!c) {
             missing++;
             fprintf(out, "  baseline run %lld has no partner in %s: %s\n", (long long)b->r.id, cur->path,
@@ -119,8 +142,10 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         /* fluency verdict (collapse included) */
         pos_str(pb, sizeof pb, b->fluency_pos); pos_str(pc, sizeof pc, c->fluency_pos);
         int flu_bad = (b->fluency_pos < 0 && c->fluency_pos >= 0) || earlier(c->fluency_pos, b->fluency_pos, o->pos_tol);
-        fprintf(out, "  fluency: baseline %s%s%s%s, new %s%s%s%s%s\n", b->fluency_pos < 0 ? "fluent" : "lost at ", b->fluency_pos < 0 ? "" : pb,
-                b->fluency_pos < 0 ? "" : " by ", b->fluency_pos < 0 ? "" : b->fluency_why, c->fluency_pos < 0 ? "fluent" : "lost at ",
+        /* a run that did not finish is never "fluent": it was not seen to the end */
+        const char *b_ok = b_done ? "fluent" : "no loss seen before it ended", *c_ok = c_done ? "fluent" : "no loss seen before it ended";
+        fprintf(out, "  fluency: baseline %s%s%s%s, new %s%s%s%s%s\n", b->fluency_pos < 0 ? b_ok : "lost at ", b->fluency_pos < 0 ? "" : pb,
+                b->fluency_pos < 0 ? "" : " by ", b->fluency_pos < 0 ? "" : b->fluency_why, c->fluency_pos < 0 ? c_ok : "lost at ",
                 c->fluency_pos < 0 ? "" : pc, c->fluency_pos < 0 ? "" : " by ", c->fluency_pos < 0 ? "" : c->fluency_why,
                 flu_bad ? "  REGRESSION" : "");
         bad += flu_bad;
@@ -143,8 +168,16 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         if (find_latest(cur, &cur->runs[i].r) == &cur->runs[i] && !find_latest(base, &cur->runs[i].r))
             fprintf(out, "\nnew run %lld (%s %s) has no baseline: not judged\n", (long long)cur->runs[i].r.id, cur->runs[i].label,
                     nz(cur->runs[i].r.strategy));
-    if (regressions) fprintf(out, "\ngate: FAIL: %d of %d pair%s regressed%s\n", regressions, pairs + missing, pairs + missing == 1 ? "" : "s",
-                             missing && !o->allow_missing ? " (missing runs count)" : "");
-    else fprintf(out, "\ngate: PASS: %d pair%s, no regression\n", pairs, pairs == 1 ? "" : "s");
-    return regressions ? 1 : 0;
+    if (regressions) {
+        fprintf(out, "\ngate: FAIL: %d of %d pair%s regressed%s\n", regressions, pairs + missing, pairs + missing == 1 ? "" : "s",
+                missing && !o->allow_missing ? " (missing or not comparable baseline runs count)" : "");
+        return 1;
+    }
+    if (pairs == 0 && !o->allow_empty) {
+        fprintf(out, "\ngate: FAIL: 0 pairs compared (%d baseline run%s skipped): a pass must compare something (--allow-empty accepts this)\n",
+                missing, missing == 1 ? "" : "s");
+        return 1;
+    }
+    fprintf(out, "\ngate: PASS: %d pair%s, no regression%s\n", pairs, pairs == 1 ? "" : "s", pairs ? "" : " (nothing compared: --allow-empty)");
+    return 0;
 }

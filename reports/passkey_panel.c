@@ -4,20 +4,18 @@
  */
 #include "reports/passkey_panel.h"
 #include "engine/common.h"
+#include "harness/cli.h"
+#include "harness/store.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 int report_passkey_panel(const char *db, const char *out, const char *gnuplot, FILE *md, int *n_runs, char *err, size_t errlen) {
-    sqlite3 *h;
     if (n_runs) *n_runs = 0;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        lcb_fail(err, errlen, "%s: cannot open: %s", db, sqlite3_errmsg(h));
-        sqlite3_close(h);
-        return -1;
-    }
+    Store ro;
+    if (store_open_readonly(&ro, db, err, errlen)) return -1;
+    sqlite3 *h = ro.db;
     sqlite3_stmt *q;
     const char *sql = "SELECT r.id, r.model, r.strategy, r.max_pos, p.length_idx, AVG(p.tokens), AVG(p.correct), COUNT(*)"
                       " FROM passkey p JOIN passkey_runs r ON r.id = p.pk_run_id GROUP BY r.id, p.length_idx ORDER BY r.id, p.length_idx";
@@ -59,10 +57,12 @@ int report_passkey_panel(const char *db, const char *out, const char *gnuplot, F
         fprintf(f, "%s'passkey.dat' index %d with linespoints title '%s'", i ? ", \\\n     " : "", i, titles[i]);
     fprintf(f, "\n");
     fclose(f);
-    char cmd[8600];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' passkey.gp 2>passkey.log", out, gnuplot ? gnuplot : "gnuplot");
-    int st = system(cmd);
-    if (st != 0) return lcb_fail(err, errlen, "gnuplot failed on %s/passkey.gp (exit %d; see passkey.log)", out, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char log[4200];
+    snprintf(log, sizeof log, "%s/passkey.log", out);
+    char *argv[] = {(char *)(gnuplot ? gnuplot : "gnuplot"), "passkey.gp", NULL};   /* no shell: any folder name works */
+    int st = cli_spawn(argv, out, NULL, log, NULL, 0, err, errlen);
+    if (st < 0) return -1;
+    if (st != 0) return lcb_fail(err, errlen, "gnuplot failed on %s/passkey.gp (exit %d; see passkey.log)", out, st);
     if (md) fprintf(md, "\n![passkey accuracy](passkey.png)\n\n");
     if (n_runs) *n_runs = n;
     return 0;

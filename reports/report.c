@@ -21,6 +21,8 @@
 #include "reports/passkey_panel.h"
 #include "reports/reports.h"
 #include "engine/common.h"
+#include "harness/cli.h"
+#include "harness/run.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #define MAX_COLS 16
 
@@ -150,19 +151,19 @@ static int render(Rep *R, const char *base, int w, int h, const char *body, cons
     if (R->o->svg)
         fprintf(f, "reset\nset termoption noenhanced\nset terminal svg size %d,%d font 'DejaVu Sans,10' dynamic noenhanced\nset output '%s.svg'\n%s\nunset output\n", w, h, base, body);
     if (close_out(f, name, err, errlen)) return -1;
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' 2>'%s.log'", R->o->out, R->o->gnuplot ? R->o->gnuplot : "gnuplot", name, base);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char log[8192], line[512] = "";
-        snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
+    /* gnuplot in the output folder, through an argument vector (no shell: any folder name works) */
+    char log[8192];
+    snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
+    char *argv[] = {(char *)(R->o->gnuplot ? R->o->gnuplot : "gnuplot"), name, NULL};
+    int st = cli_spawn(argv, R->o->out, NULL, log, NULL, 0, err, errlen);
+    if (st < 0) return -1;
+    if (st != 0) {
+        char line[512] = "";
         FILE *l = fopen(log, "r");
         if (l) { if (!fgets(line, sizeof line, l)) line[0] = 0; fclose(l); }
         line[strcspn(line, "\n")] = 0;
-        return lcb_fail(err, errlen, "gnuplot failed on %s/%s (exit %d): %s", R->o->out, name, WIFEXITED(st) ? WEXITSTATUS(st) : -1, line[0] ? line : "see its .log");
+        return lcb_fail(err, errlen, "gnuplot failed on %s/%s (exit %d): %s", R->o->out, name, st, line[0] ? line : "see its .log");
     }
-    char log[8192];
-    snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
     struct stat sb;
     if (stat(log, &sb) == 0 && sb.st_size == 0) remove(log);
     if (R->n_figs < 64) { R->figs[R->n_figs] = strdup(base); R->fig_caption[R->n_figs++] = strdup(caption); }

@@ -66,8 +66,9 @@ typedef struct {
     size_t n;
 } RepDb;
 
-/* Open `path` read-only and load every run (or only `only_id` when > 0).  flag names the
- * command-line flag for messages.  Returns 0, or -1 with err (a missing or foreign file). */
+/* Open `path` read-only (store_open_readonly) and load every run.  flag names the command-line
+ * flag for messages.  Returns 0; -2 with err for a missing or foreign file (the argument is at
+ * fault); -1 for another failure. */
 int rep_load(RepDb *d, const char *path, const char *flag, double collapse_factor, char *err, size_t errlen);
 void rep_free(RepDb *d);
 /* The bin of kind log2 that starts at lo, or NULL. */
@@ -81,7 +82,8 @@ typedef struct {
     int64_t min_steps;       /* bins with fewer steps in either run are shown, not judged (32) */
     double pos_tol;          /* an OOM, collapse or fluency loss counts as earlier when it is
                                 earlier by more than this fraction of the baseline's position */
-    int allow_missing;       /* a baseline run with no partner is a warning, not a failure */
+    int allow_missing;       /* a baseline run with no partner (or not comparable) is a warning, not a failure */
+    int allow_empty;         /* a gate that compared no pair passes (default: it fails) */
     int verbose;             /* print every bin, not only the worse ones */
 } GateOptions;
 

@@ -1,8 +1,8 @@
 /*
  * results.c — the read-only loader shared by `lcbench report` and `lcbench gate`: every run
  * of a results file with its bins, events, memory/throughput peaks, and the derived collapse
- * position and fluency verdict defined in reports.h.  Opens the file with SQLITE_OPEN_READONLY
- * (no migration, no WAL switch), so a committed baseline stays byte-identical.
+ * position and fluency verdict defined in reports.h.  Opens the file through store_open_readonly
+ * (SQLITE_OPEN_READONLY: no migration, no WAL switch), so a committed baseline stays byte-identical.
  */
 #include "reports/reports.h"
 #include "engine/common.h"
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 void rep_human_bytes(char *b, size_t n, double v) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -55,8 +54,9 @@ static int load_bins(sqlite3 *db, RepRun *x, const char *kind, RepBin **out, siz
         b->lo = sqlite3_column_int64(st, 0);
         b->hi = sqlite3_column_int64(st, 1);
         b->count = sqlite3_column_int64(st, 2);
-        b->mean_nll = sqlite3_column_double(st, 3);
-        b->ppl = sqlite3_column_double(st, 4);
+        /* NULL (SQLite's NaN) is missing, never 0 */
+        b->mean_nll = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+        b->ppl = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
         b->se = sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 5);
     }
     sqlite3_finalize(st);
@@ -173,20 +173,20 @@ static void label_of(const char *model, char *out, size_t n) {
 int rep_load(RepDb *d, const char *path, const char *flag, double collapse_factor, char *err, size_t errlen) {
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", path);
-    struct stat sb;
-    if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return lcb_fail(err, errlen, "%s %s: no such results file", flag, path);
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        lcb_fail(err, errlen, "%s %s: cannot open: %s", flag, path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return -1;
+    Store ro;
+    int orc = store_open_readonly(&ro, path, err, errlen);
+    if (orc) {
+        char t[LCB_ERRLEN];
+        snprintf(t, sizeof t, "%s", err);
+        snprintf(err, errlen, "%s %s", flag, t);   /* "--db PATH: no such results file" */
+        return orc;
     }
-    sqlite3_busy_timeout(db, 10000);
+    sqlite3 *db = ro.db;
     d->db = db;
-    if (!table_exists(db, "runs") || !table_exists(db, "bins")) {
-        lcb_fail(err, errlen, "%s %s: not an lcbench results file (no runs/bins tables)", flag, path);
+    if (!table_exists(db, "bins")) {
+        lcb_fail(err, errlen, "%s %s: not an lcbench results file (no bins table)", flag, path);
         rep_free(d);
-        return -1;
+        return -2;
     }
     int has_probes = table_exists(db, "probes");
     sqlite3_stmt *st;
