@@ -15,8 +15,15 @@
  *                      position, peak memory, throughput) and the provenance of every run
  *
  * Curves: the log2 bins up to 2 x bin_width, then the linear bins (each point is the mean NLL
- * of the steps in its bin, drawn at the bin's middle).  For each (model, strategy) the plots use
- * the latest run of the `stream` protocol; the tables list every run.
+ * of the steps in its bin, drawn at the bin's middle).
+ *
+ * What a plot shows: stream-protocol runs, grouped by model (content hash) and dataset (spec,
+ * field, tokenizer) into one row of the grid and one figure each; inside a group one series per
+ * (strategy, length).  Of several runs of one series the latest complete one (done, or oom: a
+ * measured outcome) stands for it, else the latest.  A model is named by its folder; two
+ * different models with one folder name get their hash prefix (results.c).  A run that did not
+ * finish is drawn only as far as it has bins, labelled with its status, never as fluent; one with
+ * nothing to draw is marked in its panel and tables.  The tables list every run.
  */
 #include "reports/passkey_panel.h"
 #include "reports/reports.h"
@@ -24,6 +31,7 @@
 #include "harness/cli.h"
 #include "harness/run.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -31,23 +39,58 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_COLS 16
+#define MAX_COLS 16      /* strategies */
+#define MAX_GROUPS 16    /* (model, dataset) rows */
+#define MAX_SER 32       /* series of a group */
 
 typedef struct { char name[128]; } Name;
 
 typedef struct {
+    const RepRun *x;     /* the run standing for this (strategy, length) */
+    int strat;           /* index into Rep.strats */
+    int complete;        /* done or oom: a measured outcome */
+    int drawable;        /* has bins to draw */
+    char status[24];     /* run_status_display */
+} Series;
+
+typedef struct {
+    char name[256];      /* what a reader sees: model label, " · dataset" when the model has several */
+    char file[96];       /* file-name part of ppl_/memory_ figures */
+    char dataset[128];   /* the dataset's short name */
+    int64_t n_params, max_pos;
+    Series ser[MAX_SER];
+    int n_ser;
+} Group;
+
+typedef struct {
     const ReportOptions *o;
     RepDb d;
-    Name models[MAX_COLS], strats[MAX_COLS];
-    int n_models, n_strats;
-    const RepRun *cell[MAX_COLS][MAX_COLS];   /* [model][strategy]: latest stream run */
-    int64_t max_pos;                          /* of the first model, for the grid */
+    Name strats[MAX_COLS];
+    int n_strats;
+    Group g[MAX_GROUPS];
+    int n_groups;
+    int n_left_out;                           /* stream runs past the limits above */
     char *figs[64];                           /* figure base names, in order */
     char *fig_caption[64];
     int n_figs;
 } Rep;
 
 static const char *nz(const char *s) { return s ? s : ""; }
+
+/* A string for a single-quoted gnuplot literal: ' doubled, control characters dropped. */
+static const char *gq(const char *s) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    size_t n = 0;
+    for (; s && *s && n + 3 < sizeof buf[k]; s++) {
+        if ((unsigned char)*s < 0x20) continue;
+        if (*s == '\'') buf[k][n++] = '\'';
+        buf[k][n++] = *s;
+    }
+    buf[k][n] = 0;
+    return buf[k];
+}
 
 /* ---------------------------------------------------------------- ordering */
 
@@ -67,33 +110,120 @@ static int find_name(Name *v, int n, const char *s) {
     return -1;
 }
 
+static int run_complete(const RepRun *x) {
+    const char *st = run_status_display(x->r.status, x->r.host, x->r.pid);
+    return !strcmp(st, "done") || !strcmp(st, "oom");
+}
+
+/* The group key of a stream run: model content, dataset spec and field, tokenizer. */
+static int same_group(const RepRun *a, const RepRun *b) {
+    return !strcmp(nz(a->r.model_hash), nz(b->r.model_hash)) && !strcmp(nz(a->r.dataset), nz(b->r.dataset)) &&
+           !strcmp(nz(a->r.dataset_field), nz(b->r.dataset_field)) && !strcmp(nz(a->r.tokenizer_hash), nz(b->r.tokenizer_hash)) &&
+           !strcmp(a->label, b->label);
+}
+
+static void dataset_short(const char *spec, char *out, size_t n) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", spec && *spec ? spec : "?");
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+    const char *b = strrchr(tmp, '/');
+    snprintf(out, n, "%.*s", (int)(n ? n - 1 : 0), b ? b + 1 : tmp);
+}
+
+/* "lcb-0.8m" -> "lcb-0_8m" for file names */
+static void fname(char *out, size_t n, const char *s) {
+    size_t k = 0;
+    for (; *s && k + 1 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        out[k++] = (char)(isalnum(c) || c == '-' || c == '_' || c == '+' ? c : '_');
+    }
+    out[k] = 0;
+}
+
+static int series_cmp(const Rep *R, const Series *a, const Series *b) {
+    int ra = strat_rank(R->strats[a->strat].name), rb = strat_rank(R->strats[b->strat].name);
+    if (ra != rb) return ra - rb;
+    int c = strcmp(R->strats[a->strat].name, R->strats[b->strat].name);
+    if (c) return c;
+    return a->x->r.tokens < b->x->r.tokens ? -1 : a->x->r.tokens > b->x->r.tokens;
+}
+
 static void build_index(Rep *R) {
-    /* models by parameter count, strategies by family then spec */
-    int64_t mp[MAX_COLS];
     for (size_t i = 0; i < R->d.n; i++) {
         const RepRun *x = &R->d.runs[i];
-        if (find_name(R->models, R->n_models, x->label) < 0 && R->n_models < MAX_COLS) {
-            mp[R->n_models] = x->r.n_params;
-            snprintf(R->models[R->n_models++].name, sizeof R->models[0].name, "%s", x->label);
-        }
+        if (strcmp(nz(x->r.protocol), "stream")) continue;
         if (find_name(R->strats, R->n_strats, nz(x->r.strategy)) < 0 && R->n_strats < MAX_COLS)
             snprintf(R->strats[R->n_strats++].name, sizeof R->strats[0].name, "%s", nz(x->r.strategy));
     }
-    for (int i = 0; i < R->n_models; i++)
-        for (int j = i + 1; j < R->n_models; j++)
-            if (mp[j] < mp[i]) { Name t = R->models[i]; R->models[i] = R->models[j]; R->models[j] = t; int64_t u = mp[i]; mp[i] = mp[j]; mp[j] = u; }
     for (int i = 0; i < R->n_strats; i++)
         for (int j = i + 1; j < R->n_strats; j++) {
             int a = strat_rank(R->strats[i].name), b = strat_rank(R->strats[j].name);
             if (b < a || (a == b && strcmp(R->strats[j].name, R->strats[i].name) < 0)) { Name t = R->strats[i]; R->strats[i] = R->strats[j]; R->strats[j] = t; }
         }
+    /* groups and series; runs ascend by id, so a later run of a series replaces an earlier one
+     * unless the earlier one is complete and the later one is not */
     for (size_t i = 0; i < R->d.n; i++) {
         const RepRun *x = &R->d.runs[i];
         if (strcmp(nz(x->r.protocol), "stream")) continue;
-        int m = find_name(R->models, R->n_models, x->label), s = find_name(R->strats, R->n_strats, nz(x->r.strategy));
-        if (m >= 0 && s >= 0) R->cell[m][s] = x; /* ids ascend: the latest wins */
-        if (!R->max_pos) R->max_pos = x->r.max_pos;
+        int st = find_name(R->strats, R->n_strats, nz(x->r.strategy));
+        int gi = 0;
+        while (gi < R->n_groups && !same_group(R->g[gi].ser[0].x, x)) gi++;
+        if (st < 0 || (gi == R->n_groups && gi == MAX_GROUPS)) { R->n_left_out++; continue; }
+        Group *g = &R->g[gi];
+        if (gi == R->n_groups) {
+            memset(g, 0, sizeof *g);
+            R->n_groups++;
+            g->n_params = x->r.n_params;
+            g->max_pos = x->r.max_pos;
+            dataset_short(x->r.dataset, g->dataset, sizeof g->dataset);
+        }
+        int si = 0;
+        while (si < g->n_ser && !(g->ser[si].strat == st && g->ser[si].x->r.tokens == x->r.tokens)) si++;
+        if (si == g->n_ser && si == MAX_SER) { R->n_left_out++; continue; }
+        Series v = {.x = x, .strat = st, .complete = run_complete(x), .drawable = x->n_log2 + x->n_lin > 0};
+        snprintf(v.status, sizeof v.status, "%s", run_status_display(x->r.status, x->r.host, x->r.pid));
+        if (si == g->n_ser) g->ser[g->n_ser++] = v;
+        else if (v.complete || !g->ser[si].complete) g->ser[si] = v;
     }
+    /* order: groups by parameter count, name, dataset; series by strategy, then length */
+    for (int i = 0; i < R->n_groups; i++)
+        for (int j = i + 1; j < R->n_groups; j++) {
+            const Group *a = &R->g[i], *b = &R->g[j];
+            int c = a->n_params != b->n_params ? (a->n_params > b->n_params ? 1 : -1) : strcmp(a->ser[0].x->label, b->ser[0].x->label);
+            if (!c) c = strcmp(a->dataset, b->dataset);
+            if (c > 0) { Group t = R->g[i]; R->g[i] = R->g[j]; R->g[j] = t; }
+        }
+    for (int k = 0; k < R->n_groups; k++) {
+        Group *g = &R->g[k];
+        for (int i = 0; i < g->n_ser; i++)
+            for (int j = i + 1; j < g->n_ser; j++)
+                if (series_cmp(R, &g->ser[j], &g->ser[i]) < 0) { Series t = g->ser[i]; g->ser[i] = g->ser[j]; g->ser[j] = t; }
+    }
+    /* names: the model label, plus the dataset where one model has several; unique file names */
+    for (int k = 0; k < R->n_groups; k++) {
+        Group *g = &R->g[k];
+        int several = 0;
+        for (int j = 0; j < R->n_groups; j++) several |= j != k && !strcmp(R->g[j].ser[0].x->label, g->ser[0].x->label);
+        if (several) snprintf(g->name, sizeof g->name, "%s · %s", g->ser[0].x->label, g->dataset);
+        else snprintf(g->name, sizeof g->name, "%s", g->ser[0].x->label);
+        char a[64], b[32];
+        fname(a, sizeof a, g->ser[0].x->label);
+        fname(b, sizeof b, g->dataset);
+        if (several) snprintf(g->file, sizeof g->file, "%s_%s", a, b); else snprintf(g->file, sizeof g->file, "%s", a);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(R->g[j].file, g->file)) { size_t l = strlen(g->file); snprintf(g->file + l, sizeof g->file - l, "_%d", k); break; }
+    }
+}
+
+/* What a series is, for titles: "sink:4:1020 (4000 tokens)" and, unless done, its status. */
+static void series_title(const Series *v, char *out, size_t n) {
+    const RepRun *x = v->x;
+    if (!strcmp(v->status, "done")) snprintf(out, n, "%s (%lld tokens)", nz(x->r.strategy), (long long)x->r.tokens);
+    else if (!strcmp(v->status, "oom") && x->oom_pos >= 0)
+        snprintf(out, n, "%s (%lld tokens; OOM at %lld)", nz(x->r.strategy), (long long)x->r.tokens, (long long)x->oom_pos);
+    else snprintf(out, n, "%s (%lld tokens; %s at %lld of %lld steps)", nz(x->r.strategy), (long long)x->r.tokens, v->status,
+                  (long long)x->r.steps_done, (long long)x->r.steps_total);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -112,29 +242,28 @@ static int close_out(FILE *f, const char *name, char *err, size_t errlen) {
     return 0;
 }
 
-/* "lcb-0.8m" -> "lcb-0_8m" for file names */
-static void fname(char *out, size_t n, const char *s) {
-    size_t k = 0;
-    for (; *s && k + 1 < n; s++) out[k++] = (char)((*s == '.' || *s == ':' || *s == '/' || *s == ' ') ? '_' : *s);
-    out[k] = 0;
-}
 
-/* The curve of one run: position, mean NLL, stderr. */
-static int write_curve(const Rep *R, const RepRun *x, char *path, size_t pn, char *err, size_t errlen) {
+/* The curve of one run: position, mean NLL, stderr; *points = the lines written (a bin whose
+ * mean is missing is left out, never drawn as 0). */
+static int write_curve(const Rep *R, const RepRun *x, char *path, size_t pn, int *points, char *err, size_t errlen) {
     snprintf(path, pn, "data/ppl_run%lld.dat", (long long)x->r.id);
+    *points = 0;
     FILE *f = open_out(R, path, err, errlen);
     if (!f) return -1;
     int64_t w = x->r.bin_width > 0 ? x->r.bin_width : 1024;
-    fprintf(f, "# run %lld %s %s: position (bin middle), mean NLL (nats) = ln PPL, stderr, steps, 1 = log2 bin / 0 = linear bin\n", (long long)x->r.id, x->label, nz(x->r.strategy));
+    fprintf(f, "# run %lld %s %s (%s): position (bin middle), mean NLL (nats) = ln PPL, stderr, steps, 1 = log2 bin / 0 = linear bin\n",
+            (long long)x->r.id, x->label, nz(x->r.strategy), nz(x->r.status));
     for (size_t i = 0; i < x->n_log2; i++) {
         const RepBin *b = &x->log2[i];
-        if (b->count < 16 || b->hi > 2 * w) continue; /* fewer steps: single-token noise */
+        if (b->count < 16 || b->hi > 2 * w || !isfinite(b->mean_nll)) continue; /* fewer steps: single-token noise */
         fprintf(f, "%.6g %.6f %.6f %lld 1\n", sqrt((double)b->lo * (double)b->hi), b->mean_nll, b->se, (long long)b->count);
+        (*points)++;
     }
     for (size_t i = 0; i < x->n_lin; i++) {
         const RepBin *b = &x->lin[i];
-        if (b->lo < 2 * w) continue;
+        if (b->lo < 2 * w || !isfinite(b->mean_nll)) continue;
         fprintf(f, "%.6g %.6f %.6f %lld 0\n", (double)b->lo + (double)(b->hi - b->lo) / 2, b->mean_nll, b->se, (long long)b->count);
+        (*points)++;
     }
     return close_out(f, path, err, errlen);
 }
@@ -212,55 +341,59 @@ static void ctx_marker(Buf *b, int64_t max_pos, const char *ypos, int right) {
 }
 
 static int fig_ppl(Rep *R, char *err, size_t errlen) {
-    for (int m = 0; m < R->n_models; m++) {
+    for (int k = 0; k < R->n_groups; k++) {
+        Group *g = &R->g[k];
         Buf b = {0};
-        char fm[80], base[128], path[256];
-        fname(fm, sizeof fm, R->models[m].name);
-        snprintf(base, sizeof base, "ppl_%s", fm);
-        int64_t mp = 0, xmax = 0;
+        char base[128], path[256];
+        snprintf(base, sizeof base, "ppl_%s", g->file);
+        int64_t xmax = 0;
         int any = 0;
-        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) { mp = R->cell[m][s]->r.max_pos; if (R->cell[m][s]->r.tokens > xmax) xmax = R->cell[m][s]->r.tokens; }
-        bprintf(&b, "set title '%s: log perplexity against input position (Moby Dick stream, one line per KV-cache strategy)'\n", R->models[m].name);
+        for (int i = 0; i < g->n_ser; i++) if (g->ser[i].x->r.tokens > xmax) xmax = g->ser[i].x->r.tokens;
+        bprintf(&b, "set title '%s: log perplexity against input position (%s stream, one line per KV-cache strategy and length)'\n", gq(g->name), gq(g->dataset));
         bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [16:%lld]\n", (long long)(xmax > 32 ? xmax : 32));
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'log PPL = mean NLL per bin (nats/token)'\n");
         bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
-        ctx_marker(&b, mp, "0.96", 1);
+        ctx_marker(&b, g->max_pos, "0.96", 1);
         bprintf(&b, "set key invert\nplot ");
-        for (int s = R->n_strats - 1; s >= 0; s--) {
-            const RepRun *x = R->cell[m][s];
-            if (!x) continue;
-            if (write_curve(R, x, path, sizeof path, err, errlen)) { free(b.s); return -1; }
-            bprintf(&b, "%s'%s' using 1:2 with lines linewidth %s dashtype %s linecolor rgb '%s' title '%s (%lld tokens)', \\\n  '%s' using 1:($5 > 0 ? $2 : 1/0):3 with yerrorbars pointsize 0 linecolor rgb '%s' notitle",
-                    any ? ", \\\n  " : "", path, strat_rank(x->r.strategy) == 1 ? "2.5" : "1.8", strat_rank(x->r.strategy) == 1 ? "(6,4)" : "1",
-                    strat_color(x->r.strategy), nz(x->r.strategy), (long long)x->r.tokens, path, strat_color(x->r.strategy));
+        for (int i = g->n_ser - 1; i >= 0; i--) {
+            const Series *v = &g->ser[i];
+            const RepRun *x = v->x;
+            int pts;
+            if (!v->drawable) continue;   /* marked in the tables and the grid */
+            if (write_curve(R, x, path, sizeof path, &pts, err, errlen)) { free(b.s); return -1; }
+            if (!pts) continue;
+            char t[256];
+            series_title(v, t, sizeof t);
+            bprintf(&b, "%s'%s' using 1:2 with lines linewidth %s dashtype %s linecolor rgb '%s' title '%s', \\\n  '%s' using 1:($5 > 0 ? $2 : 1/0):3 with yerrorbars pointsize 0 linecolor rgb '%s' notitle",
+                    any ? ", \\\n  " : "", path, strat_rank(nz(x->r.strategy)) == 1 ? "2.5" : "1.8", !v->complete ? "(2,3)" : strat_rank(nz(x->r.strategy)) == 1 ? "(6,4)" : "1",
+                    strat_color(nz(x->r.strategy)), gq(t), path, strat_color(nz(x->r.strategy)));
             any = 1;
         }
-        char cap[256];
-        snprintf(cap, sizeof cap, "%s: log PPL against position, one line per strategy; error bars: one stderr (log2 bins); past 2048, 1024-token bins", R->models[m].name);
+        char cap[512];
+        snprintf(cap, sizeof cap, "%s on %s: log PPL against position, one line per strategy and length (dotted: a run that did not finish); error bars: one stderr (log2 bins); past 2048, 1024-token bins",
+                 g->name, g->dataset);
         if (finish_figure(R, base, 1000, 520, &b, any, cap, err, errlen)) return -1;
     }
     return 0;
 }
 
 static int fig_memory(Rep *R, char *err, size_t errlen) {
-    for (int m = 0; m < R->n_models; m++) {
+    for (int k = 0; k < R->n_groups; k++) {
+        Group *g = &R->g[k];
         Buf b = {0};
-        char fm[80], base[128];
-        fname(fm, sizeof fm, R->models[m].name);
-        snprintf(base, sizeof base, "memory_%s", fm);
-        int64_t xmax = 2, weights = -1, mp = 0;
-        for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            if (!x) continue;
+        char base[128];
+        snprintf(base, sizeof base, "memory_%s", g->file);
+        int64_t xmax = 2, weights = -1;
+        for (int i = 0; i < g->n_ser; i++) {
+            const RepRun *x = g->ser[i].x;
             if (x->r.tokens > xmax) xmax = x->r.tokens;
             if (x->peak_weights > 0) weights = x->peak_weights;
-            mp = x->r.max_pos;
         }
-        bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", R->models[m].name);
+        bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", gq(g->name));
         bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [256:%lld]\nset logscale y 2\n", (long long)(xmax * 1.15));
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'memory (MiB, log scale)'\n");
         bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque\n");
-        ctx_marker(&b, mp, "0.96", 0);
+        ctx_marker(&b, g->max_pos, "0.96", 0);
         bprintf(&b, "set offsets 0, 0, graph 0.12, graph 0.04\n");
         int any = 0;
         bprintf(&b, "plot ");
@@ -268,23 +401,25 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
             bprintf(&b, "%.6f with lines linewidth 2 dashtype 2 linecolor rgb 'black' title 'weights (fp32)'", weights / 1048576.0);
             any = 1;
         }
-        for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            if (!x) continue;
+        for (int i = 0; i < g->n_ser; i++) {
+            const RepRun *x = g->ser[i].x;
             char path[256], pathp[256];
             snprintf(path, sizeof path, "data/mem_run%lld.dat", (long long)x->r.id);
             snprintf(pathp, sizeof pathp, "data/mem_plan_run%lld.dat", (long long)x->r.id);
             FILE *f = open_out(R, path, err, errlen);
             if (!f) { free(b.s); return -1; }
             sqlite3_stmt *st;
+            int measured = 0;
             fprintf(f, "# run %lld: position, KV allocated, KV formula, workspace, weights, RSS (MiB)\n", (long long)x->r.id);
             if (sqlite3_prepare_v2(R->d.db, "SELECT pos, kv_bytes, kv_formula_bytes, work_bytes, weights_bytes, rss_bytes FROM samples WHERE run_id=? ORDER BY pos",
                                    -1, &st, NULL) == SQLITE_OK) {
                 sqlite3_bind_int64(st, 1, x->r.id);
-                while (sqlite3_step(st) == SQLITE_ROW)
+                while (sqlite3_step(st) == SQLITE_ROW) {
                     fprintf(f, "%lld %.6f %.6f %.6f %.6f %.6f\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1) / 1048576.0,
                             sqlite3_column_int64(st, 2) / 1048576.0, sqlite3_column_int64(st, 3) / 1048576.0,
                             sqlite3_column_int64(st, 4) / 1048576.0, sqlite3_column_int64(st, 5) / 1048576.0);
+                    measured += sqlite3_column_int64(st, 1) > 0 && sqlite3_column_int64(st, 0) >= 256;
+                }
                 sqlite3_finalize(st);
             }
             if (close_out(f, path, err, errlen)) { free(b.s); return -1; }
@@ -302,43 +437,61 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
                 planned = 1;
             }
             if (close_out(f, pathp, err, errlen)) { free(b.s); return -1; }
-            const char *col = strat_color(x->r.strategy);
-            if (planned) { bprintf(&b, "%s'%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' title 'KV cache, %s'", any ? ", \\\n  " : "", pathp, col, x->r.strategy); any = 1; }
-            if (x->peak_weights >= 0)
+            const char *col = strat_color(nz(x->r.strategy));
+            char t[300];
+            snprintf(t, sizeof t, "KV cache, %s%s%s", nz(x->r.strategy), g->ser[i].complete ? "" : " (", g->ser[i].complete ? "" : g->ser[i].status);
+            if (!g->ser[i].complete) strcat(t, ")");
+            if (planned) { bprintf(&b, "%s'%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' title '%s'", any ? ", \\\n  " : "", pathp, col, gq(t)); any = 1; }
+            if (measured) {   /* a file with no point in range would be gnuplot's "no valid points" */
                 bprintf(&b, "%s'%s' using 1:($2 > 0 ? $2 : 1/0) with points pointtype 7 pointsize 1.2 linecolor rgb '%s' %s%s%s", any ? ", \\\n  " : "", path, col,
-                    planned ? "notitle" : "title 'KV cache, ", planned ? "" : x->r.strategy, planned ? "" : "'");
-            if (x->peak_weights >= 0) any = 1;
+                        planned ? "notitle" : "title '", planned ? "" : gq(t), planned ? "" : "'");
+                any = 1;
+            }
         }
-        char cap[256];
-        snprintf(cap, sizeof cap, "%s: weights and KV cache against position (log-log); points measured, lines predicted by lcbench plan (window and sink caches nearly coincide)", R->models[m].name);
+        char cap[512];
+        snprintf(cap, sizeof cap, "%s: weights and KV cache against position (log-log); points measured, lines predicted by lcbench plan (window and sink caches nearly coincide)", g->name);
         if (finish_figure(R, base, 1000, 520, &b, any, cap, err, errlen)) return -1;
     }
     return 0;
 }
 
+/* The series of group g and strategy s that a one-value-per-cell figure shows: the longest
+ * complete one, else the longest. */
+static const Series *cell_series(const Group *g, int s) {
+    const Series *best = NULL;
+    for (int i = 0; i < g->n_ser; i++) {
+        const Series *v = &g->ser[i];
+        if (v->strat != s) continue;
+        if (!best || (v->complete && !best->complete) || (v->complete == best->complete && v->x->r.tokens > best->x->r.tokens)) best = v;
+    }
+    return best;
+}
+
 static int fig_throughput(Rep *R, char *err, size_t errlen) {
     FILE *f = open_out(R, "data/throughput.dat", err, errlen);
     if (!f) return -1;
-    fprintf(f, "# tokens/s (mean over samples) of the latest stream run; ? = no run\nmodel");
+    fprintf(f, "# tokens/s (mean over samples) of each (model, dataset) and strategy, the longest complete run; ? = none\nmodel");
     for (int s = 0; s < R->n_strats; s++) fprintf(f, " \"%s\"", R->strats[s].name);
     fprintf(f, "\n");
-    for (int m = 0; m < R->n_models; m++) {
-        fprintf(f, "\"%s\"", R->models[m].name);
+    int have = 0;
+    for (int k = 0; k < R->n_groups; k++) {
+        fprintf(f, "\"");
+        for (const char *p = R->g[k].name; *p; p++) if (*p != '"' && (unsigned char)*p >= 0x20) fputc(*p, f);
+        fprintf(f, "\"");
         for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            if (x && !isnan(x->tokens_per_s)) fprintf(f, " %.1f", x->tokens_per_s); else fprintf(f, " ?");
+            const Series *v = cell_series(&R->g[k], s);
+            if (v && v->complete && isfinite(v->x->tokens_per_s)) { fprintf(f, " %.1f", v->x->tokens_per_s); have = 1; }
+            else fprintf(f, " ?");
         }
         fprintf(f, "\n");
     }
     if (close_out(f, "data/throughput.dat", err, errlen)) return -1;
-    int have = 0;
-    for (int m = 0; m < R->n_models; m++) for (int s = 0; s < R->n_strats; s++) have |= R->cell[m][s] && !isnan(R->cell[m][s]->tokens_per_s);
     if (!have) return 0;
     Buf b = {0};
     int threads = 0;
     char dev[160] = "";
     for (size_t i = 0; i < R->d.n; i++) { threads = (int)R->d.runs[i].r.threads; snprintf(dev, sizeof dev, "%s", nz(R->d.runs[i].r.device)); }
-    bprintf(&b, "set title 'throughput of lcbench run (%d thread%s, %s)'\n", threads, threads == 1 ? "" : "s", dev);
+    bprintf(&b, "set title 'throughput of lcbench run (%d thread%s, %s)'\n", threads, threads == 1 ? "" : "s", gq(dev));
     bprintf(&b, "set datafile missing '?'\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n");
     bprintf(&b, "set boxwidth 0.9\nset logscale y 10\nset yrange [10:*]\nset ylabel 'tokens per second (log scale)'\nset xlabel 'model'\n");
     bprintf(&b, "set grid ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
@@ -347,11 +500,11 @@ static int fig_throughput(Rep *R, char *err, size_t errlen) {
         bprintf(&b, "%s'data/throughput.dat' using %d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", s + 2, s + 2,
                 strat_color(R->strats[s].name));
     return finish_figure(R, "throughput", 1000, 480, &b, R->n_strats > 0,
-                         "throughput (tokens/s, mean over the samples of each run; dense is O(T) per token)", err, errlen);
+                         "throughput (tokens/s, mean over the samples of each complete run; dense is O(T) per token)", err, errlen);
 }
 
 static int fig_events(Rep *R, char *err, size_t errlen) {
-    /* one row per plotted run; kinds: ctx_passed, collapse (derived), fluency/probe, oom, other */
+    /* one row per series; kinds: ctx_passed, collapse (derived), fluency/probe, oom, other */
     static const char *kinds[] = {"ctx_passed", "collapse", "fluency", "oom", "corpus_repeat", "other"};
     static const char *kcol[] = {"#555555", "#d62728", "#9467bd", "#000000", "#2ca02c", "#ff7f0e"};
     static const int kpt[] = {2, 6, 9, 5, 13, 4};   /* collapse: an open circle, so a ctx_passed cross at the same position shows through */
@@ -362,10 +515,10 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
     Buf ytics = {0};
     int row = 0, nrows = 0;
     int64_t xmax = 2;
-    const RepRun *rows[MAX_COLS * MAX_COLS];
-    for (int m = 0; m < R->n_models; m++)
-        for (int s = 0; s < R->n_strats; s++)
-            if (R->cell[m][s]) rows[nrows++] = R->cell[m][s];
+    const RepRun *rows[MAX_GROUPS * MAX_SER];
+    const Group *rowg[MAX_GROUPS * MAX_SER];
+    for (int k = 0; k < R->n_groups; k++)
+        for (int i = 0; i < R->g[k].n_ser; i++) { rowg[nrows] = &R->g[k]; rows[nrows++] = R->g[k].ser[i].x; }
     int count[6] = {0};
     for (int k = 0; k < nk; k++) {
         fprintf(f, "# %s\n", kinds[k]);
@@ -384,7 +537,13 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
         fprintf(f, "\n\n");
     }
     if (close_out(f, "data/events.dat", err, errlen)) return -1;
-    for (row = 0; row < nrows; row++) bprintf(&ytics, "%s'%s %s' %d", row ? ", " : "", rows[row]->label, nz(rows[row]->r.strategy), row);
+    for (row = 0; row < nrows; row++) {
+        char t[400];
+        snprintf(t, sizeof t, "%s %s %lldK", rowg[row]->name, nz(rows[row]->r.strategy), (long long)(rows[row]->r.tokens / 1000));
+        bprintf(&ytics, "%s'%s' %d", row ? ", " : "", gq(t), row);
+    }
+    int total = 0;
+    for (int k = 0; k < nk; k++) total += count[k];
     Buf b = {0};
     bprintf(&b, "set title 'events on the position axis (collapse: first octave past the context with PPL > %g x the last octave inside it)'\n",
             R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
@@ -392,67 +551,87 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
     bprintf(&b, "set ytics (%s)\nset ytics nomirror\nset xlabel 'input position t (tokens seen, log scale)'\n", ytics.s ? ytics.s : "");
     bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'event'\nset lmargin 22\n");
     bprintf(&b, "set style line 1 linecolor rgb '#cccccc'\n");
-    bprintf(&b, "plot 'data/events.dat' index 0 using 1:2 with points pointtype 0 notitle");
+    int first = 1;
+    bprintf(&b, "plot ");
     for (int k = 0; k < nk; k++)
-        if (count[k]) bprintf(&b, ", \\\n  'data/events.dat' index %d using 1:2 with points pointtype %d pointsize 1.6 linecolor rgb '%s' title '%s'", k, kpt[k], kcol[k],
-                             k == 2 ? "fluency loss (probe/event)" : kinds[k]);
-    int rc = finish_figure(R, "events", 1000, 130 + 34 * nrows, &b, nrows > 0,
-                           "events per run on the position axis (context passed, collapse, fluency, OOM)", err, errlen);
+        if (count[k]) {
+            bprintf(&b, "%s'data/events.dat' index %d using 1:2 with points pointtype %d pointsize 1.6 linecolor rgb '%s' title '%s'", first ? "" : ", \\\n  ",
+                    k, kpt[k], kcol[k], k == 2 ? "fluency loss (probe/event)" : kinds[k]);
+            first = 0;
+        }
+    int rc = finish_figure(R, "events", 1000, 130 + 34 * nrows, &b, nrows > 0 && total > 0,
+                           "events per run on the position axis (context passed, collapse, fluency, OOM, errors)", err, errlen);
     free(ytics.s);
     return rc;
 }
 
 static int fig_grid(Rep *R, char *err, size_t errlen) {
-    if (R->n_models == 0 || R->n_strats == 0) return 0;
+    if (R->n_groups == 0 || R->n_strats == 0) return 0;
     /* a shared y range across cells */
     double ylo = 1e30, yhi = -1e30;
     int64_t xmax = 2;
-    for (int m = 0; m < R->n_models; m++)
-        for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            if (!x) continue;
+    for (int k = 0; k < R->n_groups; k++)
+        for (int i = 0; i < R->g[k].n_ser; i++) {
+            const RepRun *x = R->g[k].ser[i].x;
             if (x->r.tokens > xmax) xmax = x->r.tokens;
             int64_t w = x->r.bin_width > 0 ? x->r.bin_width : 1024;
-            for (size_t i = 0; i < x->n_log2; i++) if (x->log2[i].count >= 16 && x->log2[i].hi <= 2 * w) {
-                if (x->log2[i].mean_nll < ylo) ylo = x->log2[i].mean_nll;
-                if (x->log2[i].mean_nll > yhi) yhi = x->log2[i].mean_nll;
+            for (size_t j = 0; j < x->n_log2; j++) if (x->log2[j].count >= 16 && x->log2[j].hi <= 2 * w && isfinite(x->log2[j].mean_nll)) {
+                if (x->log2[j].mean_nll < ylo) ylo = x->log2[j].mean_nll;
+                if (x->log2[j].mean_nll > yhi) yhi = x->log2[j].mean_nll;
             }
-            for (size_t i = 0; i < x->n_lin; i++) if (x->lin[i].lo >= 2 * w) {
-                if (x->lin[i].mean_nll < ylo) ylo = x->lin[i].mean_nll;
-                if (x->lin[i].mean_nll > yhi) yhi = x->lin[i].mean_nll;
+            for (size_t j = 0; j < x->n_lin; j++) if (x->lin[j].lo >= 2 * w && isfinite(x->lin[j].mean_nll)) {
+                if (x->lin[j].mean_nll < ylo) ylo = x->lin[j].mean_nll;
+                if (x->lin[j].mean_nll > yhi) yhi = x->lin[j].mean_nll;
             }
         }
     if (ylo > yhi) { ylo = 0; yhi = 10; }
     ylo = floor((ylo - 0.1) * 2) / 2; yhi = ceil((yhi + 0.2) * 2) / 2;
     Buf b = {0};
-    int W = 300 * R->n_strats + 120, H = 230 * R->n_models + 90;
-    bprintf(&b, "set multiplot layout %d,%d title 'log PPL against input position: model sizes (rows) x KV-cache strategies (columns), Moby Dick; "
-                "dashed: pre-training context' font ',12' margins screen 0.06, 0.99, %.3f, %.3f spacing screen 0.045, %.3f\n",
-            R->n_models, R->n_strats, 55.0 / H, 1.0 - 70.0 / H, 75.0 / H);
+    int W = 300 * R->n_strats + 120, H = 230 * R->n_groups + 90;
+    bprintf(&b, "set multiplot layout %d,%d title 'log PPL against input position: models and datasets (rows) x KV-cache strategies (columns); "
+                "dashed: pre-training context; dotted: a run that did not finish' font ',12' margins screen 0.06, 0.99, %.3f, %.3f spacing screen 0.045, %.3f\n",
+            R->n_groups, R->n_strats, 55.0 / H, 1.0 - 70.0 / H, 75.0 / H);
     bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [1:%lld]\nset yrange [%g:%g]\nset xtics 16 font ',8'\nset ytics font ',8'\n",
             (long long)xmax, ylo, yhi);
     bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nunset key\n");
-    for (int m = 0; m < R->n_models; m++)
+    for (int k = 0; k < R->n_groups; k++)
         for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            bprintf(&b, "unset arrow\nunset label\nset title '%s, %s' font ',10'\n", R->models[m].name, R->strats[s].name);
-            bprintf(&b, "set xlabel %s\nset ylabel %s\n", m == R->n_models - 1 ? "'position (log)' font ',9'" : "''",
+            const Group *g = &R->g[k];
+            bprintf(&b, "unset arrow\nunset label\nset title '%s, %s' font ',10'\n", gq(g->name), R->strats[s].name);
+            bprintf(&b, "set xlabel %s\nset ylabel %s\n", k == R->n_groups - 1 ? "'position (log)' font ',9'" : "''",
                     s == 0 ? "'log PPL (nats)' font ',9'" : "''");
-            if (!x) {
-                bprintf(&b, "set label 'not run' at graph 0.5, graph 0.5 center textcolor rgb '#999999'\nplot 1/0 notitle\n");
-                continue;
+            if (g->max_pos > 0)
+                bprintf(&b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)g->max_pos, (long long)g->max_pos);
+            Buf pl = {0};
+            char marks[512] = "";
+            int n_mark = 0;
+            for (int i = 0; i < g->n_ser; i++) {
+                const Series *v = &g->ser[i];
+                if (v->strat != s) continue;
+                const RepRun *x = v->x;
+                char path[256];
+                int pts = 0;
+                if (v->drawable && write_curve(R, x, path, sizeof path, &pts, err, errlen)) { free(b.s); free(pl.s); return -1; }
+                if (!v->complete) {   /* never drawn as if it were a finished, fluent run */
+                    size_t l = strlen(marks);
+                    snprintf(marks + l, sizeof marks - l, "%srun %lld %s%s", n_mark++ ? "; " : "", (long long)x->r.id, v->status, pts ? "" : " (nothing to draw)");
+                }
+                if (x->collapse_pos >= 0)
+                    bprintf(&b, "set label 'collapse' at %lld, graph 0.08 left offset 0.3,0 textcolor rgb '#d62728' font ',8'\nset arrow from %lld, graph 0 to %lld, graph 0.05 nohead linewidth 3 linecolor rgb '#d62728'\n",
+                            (long long)x->collapse_pos, (long long)x->collapse_pos, (long long)x->collapse_pos);
+                if (pts)
+                    bprintf(&pl, "%s'%s' using 1:2 with lines linewidth 2 dashtype %s linecolor rgb '%s' notitle", pl.s ? ", " : "", path,
+                            v->complete ? "1" : "(2,3)", strat_color(nz(x->r.strategy)));
             }
-            char path[256];
-            if (write_curve(R, x, path, sizeof path, err, errlen)) { free(b.s); return -1; }
-            if (x->r.max_pos > 0)
-                bprintf(&b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)x->r.max_pos, (long long)x->r.max_pos);
-            if (x->collapse_pos >= 0)
-                bprintf(&b, "set label 'collapse' at %lld, graph 0.08 left offset 0.3,0 textcolor rgb '#d62728' font ',8'\nset arrow from %lld, graph 0 to %lld, graph 0.05 nohead linewidth 3 linecolor rgb '#d62728'\n",
-                        (long long)x->collapse_pos, (long long)x->collapse_pos, (long long)x->collapse_pos);
-            bprintf(&b, "plot '%s' using 1:2 with lines linewidth 2 linecolor rgb '%s' notitle\n", path, strat_color(x->r.strategy));
+            if (n_mark) bprintf(&b, "set label '%s' at graph 0.5, graph 0.9 center textcolor rgb '#d62728' font ',8'\n", gq(marks));
+            if (!pl.s) {
+                if (!n_mark) bprintf(&b, "set label 'not run' at graph 0.5, graph 0.5 center textcolor rgb '#999999'\n");
+                bprintf(&b, "plot 1e30 notitle\n");   /* an empty panel: a constant outside the y range (1/0 has no valid point) */
+            } else bprintf(&b, "plot %s\n", pl.s);
+            free(pl.s);
         }
     bprintf(&b, "unset multiplot\n");
-    int rc = render(R, "grid", W, H, b.s, "model sizes x strategies (StreamingLLM fig. 3 style); dashed: pre-training context", err, errlen);
+    int rc = render(R, "grid", W, H, b.s, "models and datasets x strategies (StreamingLLM fig. 3 style); dashed: pre-training context; dotted or marked red: runs that did not finish", err, errlen);
     free(b.s);
     return rc;
 }
@@ -529,19 +708,26 @@ static int write_index(Rep *R, char *err, size_t errlen) {
     for (size_t i = 0; i < R->d.n; i++) if (R->d.runs[i].r.tokens > maxT) maxT = R->d.runs[i].r.tokens;
     while (nL < 12 && Ls[nL] <= maxT) nL++;
     table_begin(&o);
-    row_begin(&o); cell(&o, 1, "model"); cell(&o, 1, "strategy"); cell(&o, 1, "run");
+    row_begin(&o); cell(&o, 1, "model"); cell(&o, 1, "dataset"); cell(&o, 1, "strategy"); cell(&o, 1, "run"); cell(&o, 1, "status");
     for (int k = 0; k < nL; k++) { if (Ls[k] >= 1024) cell(&o, 1, "%lldK", (long long)(Ls[k] / 1024)); else cell(&o, 1, "%lld", (long long)Ls[k]); }
-    cell(&o, 1, "whole run"); row_end(&o, 1, nL + 4);
-    for (int m = 0; m < R->n_models; m++)
-        for (int s = 0; s < R->n_strats; s++) {
-            const RepRun *x = R->cell[m][s];
-            if (!x) continue;
-            row_begin(&o); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy)); cell(&o, 0, "%lld", (long long)x->r.id);
+    cell(&o, 1, "whole run"); row_end(&o, 1, nL + 6);
+    for (int g = 0; g < R->n_groups; g++)
+        for (int i = 0; i < R->g[g].n_ser; i++) {
+            const Series *sv = &R->g[g].ser[i];
+            const RepRun *x = sv->x;
+            row_begin(&o); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", R->g[g].dataset); cell(&o, 0, "%s", nz(x->r.strategy));
+            cell(&o, 0, "%lld", (long long)x->r.id); cell(&o, 0, "%s", sv->status);
             for (int k = 0; k < nL; k++) { char v[32]; fmt_ppl(v, sizeof v, ppl_upto(x, Ls[k])); cell(&o, 0, "%s", v); }
-            char v[32]; fmt_ppl(v, sizeof v, x->all.count ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
+            /* the whole-run PPL of a run that did not finish is not a result */
+            char v[32]; fmt_ppl(v, sizeof v, x->all.count && sv->complete ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
             row_end(&o, 0, 0);
         }
     table_end(&o);
+    if (R->n_left_out) {
+        snprintf(t, sizeof t, "%d stream run%s left out of the figures (more than %d model/dataset rows, %d strategies or %d series a row); the tables below list every run.",
+                 R->n_left_out, R->n_left_out == 1 ? "" : "s", MAX_GROUPS, MAX_COLS, MAX_SER);
+        para(&o, t);
+    }
 
     /* collapse, memory, throughput */
     heading(&o, 2, "Collapse, fluency, peak memory, throughput");
@@ -556,12 +742,18 @@ static int write_index(Rep *R, char *err, size_t errlen) {
         const RepRun *x = &R->d.runs[i];
         char v[64], w[32], k[32], wk[32], rs[32];
         row_begin(&o);
-        cell(&o, 0, "%lld", (long long)x->r.id); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy)); cell(&o, 0, "%s", nz(x->r.status));
+        const char *stt = run_status_display(x->r.status, x->r.host, x->r.pid);
+        int complete = run_complete(x);
+        cell(&o, 0, "%lld", (long long)x->r.id); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy));
+        if (complete) cell(&o, 0, "%s", stt); else cell(&o, 0, "**%s** at %lld of %lld steps", stt, (long long)x->r.steps_done, (long long)x->r.steps_total);
         cell(&o, 0, "%lld", (long long)x->r.tokens);
-        fmt_ppl(v, sizeof v, x->all.count ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
+        fmt_ppl(v, sizeof v, x->all.count && complete ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
         fmt_ppl(v, sizeof v, x->ref_ppl); cell(&o, 0, "%s", v);
-        if (x->collapse_pos >= 0) cell(&o, 0, "%lld", (long long)x->collapse_pos); else cell(&o, 0, "none");
-        if (x->fluency_pos >= 0) cell(&o, 0, "lost at %lld (%s)", (long long)x->fluency_pos, x->fluency_why); else cell(&o, 0, "fluent");
+        if (x->collapse_pos >= 0) cell(&o, 0, "%lld", (long long)x->collapse_pos); else cell(&o, 0, complete ? "none" : "–");
+        /* a run that did not finish is never called fluent: nobody saw its end */
+        if (x->fluency_pos >= 0) cell(&o, 0, "lost at %lld (%s)", (long long)x->fluency_pos, x->fluency_why);
+        else if (complete) cell(&o, 0, "fluent");
+        else cell(&o, 0, "not judged (run %s)", stt);
         rep_human_bytes(w, sizeof w, (double)x->peak_weights); rep_human_bytes(k, sizeof k, (double)x->peak_kv);
         rep_human_bytes(wk, sizeof wk, (double)x->peak_work); rep_human_bytes(rs, sizeof rs, (double)x->peak_rss);
         if (x->peak_weights >= 0) { cell(&o, 0, "%s", w); cell(&o, 0, "%s", k); cell(&o, 0, "%s", wk); cell(&o, 0, "%s", rs); cell(&o, 0, "%.0f", x->tokens_per_s); }
@@ -581,23 +773,29 @@ static int write_index(Rep *R, char *err, size_t errlen) {
     /* PPL per bin and strategy, one table per model */
     heading(&o, 2, "PPL per position bin and strategy");
     para(&o, "log2 bins [lo, hi) of the position t; each cell is exp(mean NLL) ± one stderr of the mean NLL (nats).");
-    for (int m = 0; m < R->n_models; m++) {
-        snprintf(t, sizeof t, "%s", R->models[m].name);
+    for (int g = 0; g < R->n_groups; g++) {
+        const Group *G = &R->g[g];
+        snprintf(t, sizeof t, "%s on %s", G->name, G->dataset);
         heading(&o, 3, t);
         int64_t maxhi = 0;
-        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) for (size_t i = 0; i < R->cell[m][s]->n_log2; i++) if (R->cell[m][s]->log2[i].hi > maxhi) maxhi = R->cell[m][s]->log2[i].hi;
+        for (int i = 0; i < G->n_ser; i++) for (size_t j = 0; j < G->ser[i].x->n_log2; j++) if (G->ser[i].x->log2[j].hi > maxhi) maxhi = G->ser[i].x->log2[j].hi;
+        if (!maxhi) { para(&o, "No run of this model and dataset has bins (none finished)."); continue; }
         table_begin(&o);
         row_begin(&o); cell(&o, 1, "positions");
         int nc = 1;
-        for (int s = 0; s < R->n_strats; s++) if (R->cell[m][s]) { cell(&o, 1, "%s", R->strats[s].name); nc++; }
+        for (int i = 0; i < G->n_ser; i++) {
+            const Series *sv = &G->ser[i];
+            if (sv->complete) cell(&o, 1, "%s, %lld tokens", R->strats[sv->strat].name, (long long)sv->x->r.tokens);
+            else cell(&o, 1, "%s, %lld tokens (%s)", R->strats[sv->strat].name, (long long)sv->x->r.tokens, sv->status);
+            nc++;
+        }
         row_end(&o, 1, nc);
         for (int64_t lo = 0, hi = 1; hi <= maxhi; lo = hi, hi *= 2) {
             row_begin(&o); cell(&o, 0, "[%lld, %lld)", (long long)lo, (long long)hi);
-            for (int s = 0; s < R->n_strats; s++) {
-                const RepRun *x = R->cell[m][s];
-                if (!x) continue;
+            for (int i = 0; i < G->n_ser; i++) {
+                const RepRun *x = G->ser[i].x;
                 const RepBin *b = rep_bin_at(x->log2, x->n_log2, lo);
-                if (b && b->hi == hi) cell(&o, 0, b->count > 1 ? "%.2f ± %.3f" : "%.2f", b->ppl, b->se); else cell(&o, 0, "–");
+                if (b && b->hi == hi && isfinite(b->ppl)) cell(&o, 0, b->count > 1 ? "%.2f ± %.3f" : "%.2f", b->ppl, b->se); else cell(&o, 0, "–");
             }
             row_end(&o, 0, 0);
         }

@@ -43,7 +43,8 @@ typedef struct { int64_t pos; char kind[48]; char detail[200]; } RepEvent;
 
 typedef struct {
     StoreRun r;              /* the run row (store.h) */
-    char label[128];         /* model folder's base name, e.g. lcb-8m */
+    char label[128];         /* model folder's base name, e.g. lcb-8m; "final [3fa2c1d4]" (hash prefix) when
+                                two different models share a folder name (rep_load) */
     RepBin *log2, *lin;      /* ordered by lo */
     size_t n_log2, n_lin;
     RepBin all;              /* count 0 when absent */

@@ -226,6 +226,20 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
     }
     sqlite3_finalize(st);
     if (rc) { rep_free(d); return -1; }
+    /* two different models (content hashes) in folders of one name: the hash prefix tells them apart */
+    int *amb = calloc(d->n ? d->n : 1, sizeof *amb);
+    if (!amb) { rep_free(d); return lcb_fail(err, errlen, "out of memory reading %s", path); }
+    for (size_t i = 0; i < d->n; i++)
+        for (size_t j = 0; j < d->n; j++)
+            if (strcmp(d->runs[i].label, d->runs[j].label) == 0 && strcmp(d->runs[i].r.model_hash ? d->runs[i].r.model_hash : "",
+                                                                          d->runs[j].r.model_hash ? d->runs[j].r.model_hash : "")) amb[i] = 1;
+    for (size_t i = 0; i < d->n; i++)
+        if (amb[i]) {
+            size_t l = strlen(d->runs[i].label);
+            if (l > sizeof d->runs[i].label - 12) l = sizeof d->runs[i].label - 12;
+            snprintf(d->runs[i].label + l, sizeof d->runs[i].label - l, " [%.8s]", d->runs[i].r.model_hash ? d->runs[i].r.model_hash : "no hash");
+        }
+    free(amb);
     return 0;
 }
 
