@@ -6,6 +6,7 @@
  */
 #include "engine/config.h"
 #include "engine/common.h"
+#include "engine/gguf_model.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -271,6 +272,7 @@ out:
 }
 
 int config_load(ModelConfig *c, const char *path, char *err, size_t errlen) {
+    if (gguf_is_gguf(path)) return gguf_config_load(c, path, err, errlen); /* engine/gguf_model.c */
     char *txt;
     if (lcb_read_file(path, &txt, NULL, err, errlen)) return -1;
     int rc = config_parse(c, txt, path, err, errlen);

@@ -20,6 +20,7 @@
  */
 #include "engine/model.h"
 #include "engine/gemm.h"
+#include "engine/gguf_model.h"
 #include "engine/backend.h"
 #include "engine/common.h"
 
@@ -337,6 +338,17 @@ static int model_open_host(Model *m, const char *spec, const char *config_path, 
         uint64_t seed;
         if (parse_random_spec(spec, shape, sizeof shape, &seed, err, errlen)) return -1;
         if (model_init_random(m, shape, seed, err, errlen)) { model_free(m); return -1; }
+        return 0;
+    }
+    if (gguf_model_is(spec)) { /* a GGUF file: engine/gguf_model.c renames and dequantizes its tensors */
+        if (config_path) return lcb_fail(err, errlen, "%s: a GGUF file carries its own config; --config does not apply", spec);
+        StFile st;
+        char label[sizeof m->disk_dtype];
+        if (gguf_model_open(spec, &m->cfg, &st, label, sizeof label, err, errlen)) return -1;
+        int rc = model_load_weights(m, &st, err, errlen);
+        gguf_model_close(&st);
+        if (rc) { model_free(m); return -1; }
+        memcpy(m->disk_dtype, label, sizeof label);
         return 0;
     }
     struct stat sb;
