@@ -1,14 +1,18 @@
 /*
- * common.c — the error helpers and the counting allocator shared by the whole engine.
+ * common.c — the error helpers, the counting allocator and the file reader shared by the whole
+ * engine.
  * The allocator exists so that lcbench can report weights / KV / workspace bytes apart and
  * enforce --mem-limit; it is a thin wrapper over malloc with atomic counters.
  */
 #include "engine/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int lcb_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -100,23 +104,73 @@ void lcb_mem_set_limit(size_t bytes) { mem_limit = bytes; }
 size_t lcb_mem_limit(void) { return mem_limit; }
 int lcb_mem_limit_hit(void) { return limit_hit; }
 
-int lcb_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lcb_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return lcb_fail(err, errlen, "%s: cannot seek", path); }
-    long n = ftell(f);
-    if (n < 0) { fclose(f); return lcb_fail(err, errlen, "%s: not a regular file", path); }
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) { fclose(f); return lcb_fail(err, errlen, "%s: out of memory reading %ld bytes", path, n); }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf); fclose(f);
-        return lcb_fail(err, errlen, "%s: read error", path);
+/* What a non-regular file is, for messages. */
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "a special file";
+}
+
+int lcb_open_regular(const char *path, size_t *size, char *err, size_t errlen) {
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        struct stat lb;
+        if (e == ELOOP) return lcb_fail(err, errlen, "%s: cannot open: a symbolic link loop (too many levels of links)", path);
+        if (e == ENOENT && lstat(path, &lb) == 0 && S_ISLNK(lb.st_mode))
+            return lcb_fail(err, errlen, "%s: cannot open: a symbolic link to a file that does not exist", path);
+        return lcb_fail(err, errlen, "%s: cannot open: %s", path, strerror(e));
     }
-    fclose(f);
-    buf[n] = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return lcb_fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lcb_fail(err, errlen, "%s: is %s, not a regular file", path, file_kind(sb.st_mode));
+    }
+    /* back to blocking reads (O_NONBLOCK means nothing for a regular file, but be plain) */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (size_t)sb.st_size;
+    return fd;
+}
+
+int lcb_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen) {
+    size_t n;
+    int fd = lcb_open_regular(path, &n, err, errlen);
+    if (fd < 0) return -1;
+    /* the size is a hint: a file that shrinks or grows while read is read to its end */
+    size_t cap = n + 1, got = 0;
+    char *buf = malloc(cap);
+    if (!buf) { close(fd); return lcb_fail(err, errlen, "%s: out of memory reading %zu bytes", path, n); }
+    for (;;) {
+        if (got + 1 == cap) {
+            char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!nb) { free(buf); close(fd); return lcb_fail(err, errlen, "%s: out of memory reading more than %zu bytes", path, got); }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, buf + got, cap - 1 - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            free(buf); close(fd);
+            return lcb_fail(err, errlen, "%s: read error: %s", path, strerror(e));
+        }
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    buf[got] = 0;
     *data = buf;
-    if (len) *len = (size_t)n;
+    if (len) *len = got;
     return 0;
 }
 

@@ -50,8 +50,13 @@ static inline int lcb_mul_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
-/* Read a whole file; *data malloc'ed with a trailing NUL.  Returns 0 or -1 with err. */
+/* Read a whole file; *data malloc'ed with a trailing NUL.  Returns 0 or -1 with err.  Only a
+ * regular file is read: a FIFO, a folder or a device is refused by name (never waited on). */
 int lcb_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
+/* Open a regular file for reading without blocking on a FIFO (O_NONBLOCK until the file type is
+ * known): the descriptor (and *size, if non-NULL), or -1 with err naming the path and what it is
+ * instead (a folder, a FIFO, a symbolic link loop, ...). */
+int lcb_open_regular(const char *path, size_t *size, char *err, size_t errlen);
 
 /* exp(x) for softmax and log-sum-exp: Cephes' single-precision polynomial (about 1 ulp on
  * [-87, 88]), written without branches or library calls so that loops over it vectorise.

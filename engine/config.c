@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *config_arch_name(LcbArch a) {
     switch (a) {
@@ -95,6 +96,17 @@ static int parse_act(Reader *r, const char *name, LcbAct *act) {
     return 0;
 }
 
+/* A norm epsilon: the forward computes 1/sqrt(mean square + eps) and keeps it in fp32, so a
+ * zero (or negative) eps turns a zero row into Inf and then NaN, and an eps below 1e-60 can
+ * overflow fp32 the same way; every NLL would then be NaN.  HF configs use 1e-12 .. 1e-5. */
+static int check_norm_eps(Reader *r, const char *key, double eps) {
+    if (r->bad) return -1;
+    if (!(eps >= 1e-60) || !isfinite(eps))
+        return lcb_fail(r->err, r->errlen, "%s: field %s = %g must be a positive number (at least 1e-60): "
+                        "a zero or negative epsilon makes the norms, and every NLL, NaN", r->src, key, eps);
+    return 0;
+}
+
 /* RoPE: 5.x `rope_parameters` or legacy `rope_theta` + `rope_scaling`. */
 static int parse_rope(Reader *r, ModelConfig *c, double theta_default) {
     const cJSON *rp = rd_item(r, r->root, "rope_parameters");
@@ -131,6 +143,8 @@ static int parse_rope(Reader *r, ModelConfig *c, double theta_default) {
             c->rope_low_freq = rd_num(r, scal, "low_freq_factor", 1.0);
             c->rope_high_freq = rd_num(r, scal, "high_freq_factor", 4.0);
             c->rope_orig_ctx = rd_int(r, scal, "original_max_position_embeddings", 8192, 1, 1 << 30);
+            if (r->bad) return -1;
+            if (!(c->rope_low_freq > 0)) return lcb_fail(r->err, r->errlen, "%s: %s.low_freq_factor = %g must be > 0", r->src, field, c->rope_low_freq);
             if (c->rope_high_freq <= c->rope_low_freq) return lcb_fail(r->err, r->errlen, "%s: %s: high_freq_factor must exceed low_freq_factor", r->src, field);
         }
     }
@@ -194,6 +208,7 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         c->ffn = rd_int(r, root, "intermediate_size", 0, 1, 1 << 24);
         c->norm = NORM_RMS;
         c->norm_eps = rd_num(r, root, "rms_norm_eps", 1e-6);
+        if (check_norm_eps(r, "rms_norm_eps", c->norm_eps)) goto out;
         c->gated_mlp = 1;
         if (parse_act(r, rd_str(r, root, "hidden_act", "silu"), &c->act)) goto out;
         c->qkv_layout = QKV_SEPARATE;
@@ -215,6 +230,7 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         c->ffn = rd_int(r, root, "intermediate_size", 4 * c->dim, 1, 1 << 24);
         c->norm = NORM_LAYER;
         c->norm_eps = rd_num(r, root, "layer_norm_eps", 1e-5);
+        if (check_norm_eps(r, "layer_norm_eps", c->norm_eps)) goto out;
         c->gated_mlp = 0;
         if (parse_act(r, rd_str(r, root, "hidden_act", "gelu"), &c->act)) goto out;
         c->parallel = rd_bool(r, root, "use_parallel_residual", 1);
@@ -240,6 +256,7 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         c->ffn = rd_int(r, root, "ffn_hidden_size", 4 * c->dim, 1, 1 << 24);
         c->norm = NORM_LAYER;
         c->norm_eps = rd_num(r, root, "layer_norm_epsilon", 1e-5);
+        if (check_norm_eps(r, "layer_norm_epsilon", c->norm_eps)) goto out;
         c->gated_mlp = 0;
         if (parse_act(r, rd_str(r, root, "activation", "gelu"), &c->act)) goto out;
         int par = rd_bool(r, root, "parallel_attn", 1);
@@ -265,6 +282,22 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         lcb_fail(err, errlen, "%s: rotary dimension %d (of head_dim %d) must be even", src, c->rot_dim, c->head_dim);
         goto out;
     }
+    /* rope_theta, the scaling factor and llama3's bands are each finite and positive, but their
+     * combination can still give an infinite frequency (a theta near 0, a factor near 0), and an
+     * infinite angle has a NaN sine: check what the forward will use */
+    if (c->rot_dim > 0) {
+        double *inv = malloc((size_t)(c->rot_dim / 2) * sizeof *inv);
+        if (!inv) { lcb_fail(err, errlen, "%s: out of memory checking the RoPE frequencies", src); goto out; }
+        config_rope_inv_freq(c, 0, inv);
+        int bad = -1;
+        for (int i = 0; i < c->rot_dim / 2 && bad < 0; i++)
+            if (!isfinite(inv[i]) || !(inv[i] > 0)) bad = i;
+        if (bad >= 0)
+            lcb_fail(err, errlen, "%s: rope_theta %g with scaling factor %g gives RoPE frequency %d = %g: not a positive finite number",
+                     src, c->rope_theta, c->rope_factor, bad, inv[bad]);
+        free(inv);
+        if (bad >= 0) goto out;
+    }
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -272,6 +305,10 @@ out:
 }
 
 int config_load(ModelConfig *c, const char *path, char *err, size_t errlen) {
+    /* refuse a FIFO, a folder or a link loop by name before anything opens it to look */
+    int fd = lcb_open_regular(path, NULL, err, errlen);
+    if (fd < 0) return -1;
+    close(fd);
     if (gguf_is_gguf(path)) return gguf_config_load(c, path, err, errlen); /* engine/gguf_model.c */
     char *txt;
     if (lcb_read_file(path, &txt, NULL, err, errlen)) return -1;

@@ -10,6 +10,9 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,23 +54,80 @@ float st_f16_to_f32(uint16_t h) {
     return v.f;
 }
 
+/* ---- reading out of the map under a SIGBUS guard
+ *
+ * The data area is read through the map.  A file cut short after it was mapped (another process
+ * truncating or rewriting a checkpoint while it loads) turns the read of a page past the new end
+ * into SIGBUS, which would kill lcbench.  st_to_f32 is therefore the one place that reads the
+ * data, and it reads under a guard: a SIGBUS handler, installed while at least one thread
+ * copies (and the previous one put back after, so that nobody else's handler is lost), jumps
+ * back into the copy of the thread that faulted, which fails with a message naming the file;
+ * a SIGBUS in any other thread goes to the previous handler (by default: the process dies). */
+static _Thread_local sigjmp_buf *bus_guard; /* set while this thread reads a mapped tensor */
+static struct sigaction bus_prev;
+static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
+static int bus_users;                       /* threads inside a guarded copy */
+
+static void bus_handler(int sig, siginfo_t *si, void *uc) {
+    if (bus_guard) siglongjmp(*bus_guard, 1);
+    if (bus_prev.sa_flags & SA_SIGINFO) {
+        if (bus_prev.sa_sigaction) bus_prev.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (bus_prev.sa_handler == SIG_IGN) return;
+    if (bus_prev.sa_handler != SIG_DFL) { bus_prev.sa_handler(sig); return; }
+    signal(sig, SIG_DFL); /* the default action, once this handler returns */
+    raise(sig);
+}
+
+static void bus_enter(void) {
+    pthread_mutex_lock(&bus_lock);
+    if (bus_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = bus_handler;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &bus_prev);
+    }
+    pthread_mutex_unlock(&bus_lock);
+}
+
+static void bus_leave(void) {
+    bus_guard = NULL;
+    pthread_mutex_lock(&bus_lock);
+    if (--bus_users == 0) sigaction(SIGBUS, &bus_prev, NULL);
+    pthread_mutex_unlock(&bus_lock);
+}
+
 int st_to_f32(const StTensor *t, float *out, char *err, size_t errlen) {
     const uint8_t *p = t->data;
+    const char *path = t->path ? t->path : "safetensors";
+    if (t->dtype != ST_F32 && t->dtype != ST_F64 && t->dtype != ST_BF16 && t->dtype != ST_F16)
+        return lcb_fail(err, errlen, "%s: tensor %s: dtype %s is not a float type (F32, F16, BF16 expected)",
+                        path, t->name, st_dtype_name(t->dtype));
+    sigjmp_buf jb;
+    bus_enter();
+    if (sigsetjmp(jb, 1)) { /* 1: the handler's blocked SIGBUS is unblocked again */
+        bus_leave();
+        return lcb_fail(err, errlen, "%s: tensor %s: the file ended while its data was read (SIGBUS): "
+                        "truncated or rewritten while loading?", path, t->name);
+    }
+    bus_guard = &jb;
     switch (t->dtype) {
-    case ST_F32: memcpy(out, p, t->numel * 4); return 0;
+    case ST_F32: memcpy(out, p, t->numel * 4); break;
     case ST_F64:
         for (size_t i = 0; i < t->numel; i++) { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; }
-        return 0;
+        break;
     case ST_BF16:
         for (size_t i = 0; i < t->numel; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_bf16_to_f32(h); }
-        return 0;
-    case ST_F16:
+        break;
+    default: /* ST_F16 */
         for (size_t i = 0; i < t->numel; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_f16_to_f32(h); }
-        return 0;
-    default:
-        return lcb_fail(err, errlen, "tensor %s: dtype %s is not a float type (F32, F16, BF16 expected)",
-                        t->name, st_dtype_name(t->dtype));
+        break;
     }
+    bus_leave();
+    return 0;
 }
 
 static int cmp_tensor_name(const void *a, const void *b) {
@@ -80,24 +140,46 @@ static int cmp_span(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-/* Map one file and append its tensors to st->tensors.  `only` (may be NULL): if set, a JSON
- * object name->file from the index; tensors of this file not listed there are still kept. */
-static int st_add_file(StFile *st, const char *path, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return lcb_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lcb_fail(err, errlen, "%s: not a regular file", path);
+/* Read exactly n bytes at offset off, or fail naming the file. */
+static int st_pread(int fd, void *buf, size_t n, size_t off, const char *path, const char *what, char *err, size_t errlen) {
+    for (size_t got = 0; got < n;) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return lcb_fail(err, errlen, "%s: reading the %s: %s", path, what, strerror(errno));
+        if (k == 0) return lcb_fail(err, errlen, "%s: the file ended inside the %s (truncated while loading?)", path, what);
+        got += (size_t)k;
     }
-    size_t fsize = (size_t)sb.st_size;
+    return 0;
+}
+
+/* Map one file and append its tensors to st->tensors (the header is read, validated, and
+ * published only when every entry lies inside the data area). */
+static int st_add_file(StFile *st, const char *path, char *err, size_t errlen) {
+    size_t fsize;
+    int fd = lcb_open_regular(path, &fsize, err, errlen);
+    if (fd < 0) return -1;
     if (fsize < 8) {
         close(fd);
         return lcb_fail(err, errlen, "%s: truncated: %zu bytes, shorter than the 8-byte header length", path, fsize);
     }
+    /* The header is read (not taken from the map): only st_to_f32 reads the map, under its
+     * SIGBUS guard. */
+    uint8_t lenb[8];
+    if (st_pread(fd, lenb, 8, 0, path, "header length", err, errlen)) { close(fd); return -1; }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | lenb[i];
+    if (hlen > ST_MAX_HEADER || hlen > fsize - 8) {
+        close(fd);
+        return lcb_fail(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes): truncated or not a safetensors file",
+                        path, (unsigned long long)hlen, fsize);
+    }
+    char *htext = malloc(hlen + 1);
+    if (!htext) { close(fd); return lcb_fail(err, errlen, "%s: out of memory reading the %llu-byte header", path, (unsigned long long)hlen); }
+    if (st_pread(fd, htext, hlen, 8, path, "header", err, errlen)) { free(htext); close(fd); return -1; }
+    htext[hlen] = 0;
     void *map = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return lcb_fail(err, errlen, "%s: mmap failed: %s", path, strerror(errno));
+    if (map == MAP_FAILED) { free(htext); return lcb_fail(err, errlen, "%s: mmap failed: %s", path, strerror(errno)); }
 
     int shard = st->n_shards;
     char **np = realloc(st->paths, (shard + 1) * sizeof *np);
@@ -109,6 +191,7 @@ static int st_add_file(StFile *st, const char *path, char *err, size_t errlen) {
     char *pcopy = strdup(path);
     if (!np || !nm || !ns || !pcopy) {
         free(pcopy);
+        free(htext);
         munmap(map, fsize);
         return lcb_fail(err, errlen, "%s: out of memory", path);
     }
@@ -118,16 +201,11 @@ static int st_add_file(StFile *st, const char *path, char *err, size_t errlen) {
     st->n_shards++;
     st->mapped_bytes += fsize;
 
-    const uint8_t *base = map;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
-    if (hlen > ST_MAX_HEADER || hlen > fsize - 8)
-        return lcb_fail(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes): truncated or not a safetensors file",
-                        path, (unsigned long long)hlen, fsize);
-    const uint8_t *data = base + 8 + hlen;
+    const uint8_t *data = (const uint8_t *)map + 8 + hlen;
     size_t data_size = fsize - 8 - hlen;
 
-    cJSON *hdr = cJSON_ParseWithLength((const char *)base + 8, hlen);
+    cJSON *hdr = cJSON_ParseWithLength(htext, hlen);
+    free(htext);
     if (!hdr || !cJSON_IsObject(hdr)) {
         cJSON_Delete(hdr);
         return lcb_fail(err, errlen, "%s: header is not a valid JSON object", path);
@@ -190,6 +268,7 @@ static int st_add_file(StFile *st, const char *path, char *err, size_t errlen) {
         t.data = data + off[0];
         t.nbytes = nbytes;
         t.shard = shard;
+        t.path = pcopy;
         t.name = strdup(nm);
         if (!t.name) { lcb_fail(err, errlen, "%s: out of memory", path); goto done; }
         spans[nspan++] = (Span){off[0], off[1], t.name};
@@ -246,6 +325,12 @@ out:
     return rc;
 }
 
+/* Whether a folder entry exists at all (a dangling or looping link counts: it is there). */
+static int st_entry_exists(const char *p) {
+    struct stat sb;
+    return lstat(p, &sb) == 0 || errno != ENOENT;
+}
+
 int st_open(StFile *st, const char *path, char *err, size_t errlen) {
     memset(st, 0, sizeof *st);
     struct stat sb;
@@ -254,10 +339,12 @@ int st_open(StFile *st, const char *path, char *err, size_t errlen) {
     if (S_ISDIR(sb.st_mode)) {
         char p[4200];
         snprintf(p, sizeof p, "%s/model.safetensors", path);
-        if (access(p, F_OK) == 0) rc = st_add_file(st, p, err, errlen);
+        /* an entry that exists but cannot be opened (a symbolic link loop, a FIFO, a folder) is
+         * reported as what it is, not as missing */
+        if (st_entry_exists(p)) rc = st_add_file(st, p, err, errlen);
         else {
             snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
-            if (access(p, F_OK) != 0) return lcb_fail(err, errlen, "%s: no model.safetensors or model.safetensors.index.json in this folder", path);
+            if (!st_entry_exists(p)) return lcb_fail(err, errlen, "%s: no model.safetensors or model.safetensors.index.json in this folder", path);
             rc = st_open_index(st, p, err, errlen);
         }
     } else {

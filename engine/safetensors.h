@@ -3,6 +3,8 @@
  * by `model.safetensors.index.json`.  Files are memory-mapped; tensors are pointed into, never
  * copied here.  Every header field is validated against the file before it is trusted: header
  * length, dtype, shape products (overflow-checked), offsets inside the data area, no overlaps.
+ * The data is read only by st_to_f32, under a SIGBUS guard, so a file truncated while it loads
+ * fails with a message instead of killing the process.
  */
 #ifndef LCB_SAFETENSORS_H
 #define LCB_SAFETENSORS_H
@@ -28,6 +30,7 @@ typedef struct {
     const uint8_t *data;        /* points into the mapped file */
     size_t nbytes;
     int shard;                  /* index into StFile.paths */
+    const char *path;           /* StFile.paths[shard], for messages */
 } StTensor;
 
 typedef struct {
@@ -47,7 +50,8 @@ void st_close(StFile *st);
 const StTensor *st_find(const StFile *st, const char *name);
 const char *st_dtype_name(StDtype d);
 size_t st_dtype_size(StDtype d);
-/* Convert a float tensor (F32/F16/BF16/F64) to fp32 into out (numel floats). */
+/* Convert a float tensor (F32/F16/BF16/F64) to fp32 into out (numel floats).  -1 with a message
+ * naming file and tensor when the file was cut short under the map (SIGBUS). */
 int st_to_f32(const StTensor *t, float *out, char *err, size_t errlen);
 
 static inline float st_bf16_to_f32(uint16_t h) {

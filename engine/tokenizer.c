@@ -31,6 +31,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "engine/tokenizer.h"
+#include "engine/common.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -51,6 +52,34 @@ static void tokenizer_set_error(char *err, size_t errlen, const char *fmt, ...) 
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* Why an encode or decode failed when it was not memory: a regex that failed while matching,
+ * a normalizer or decoder that grew the text past the cap below. */
+#define TOK_WHY 256
+
+/* A match-time PCRE2 failure (match limit, depth limit, JIT stack, ...) in words; returns -1. */
+static int tokenizer_regex_why(char *why, int rc, const char *where) {
+    PCRE2_UCHAR msg[160];
+    if (pcre2_get_error_message(rc, msg, sizeof msg) < 0) snprintf((char *)msg, sizeof msg, "PCRE2 error %d", rc);
+    snprintf(why, TOK_WHY, "%s regex failed while matching: %s (PCRE2 error %d)", where, (char *)msg, rc);
+    return -1;
+}
+
+/* How long a normalizer or decoder chain may make a text of n bytes.  Real chains at most
+ * triple it (" " -> U+2581 is 1 -> 3 bytes, a lowercase letter 2 -> 3); a chain of Replace
+ * steps that each double the text grows it exponentially (a 144 KB tokenizer.json took 12 KB
+ * of text to 3.9 GB), so past this the text is refused, before memory runs out. */
+#define TOK_GROWTH_MAX 64
+#define TOK_GROWTH_SLACK 4096
+static size_t tokenizer_growth_cap(size_t n) {
+    return n > (SIZE_MAX - TOK_GROWTH_SLACK) / TOK_GROWTH_MAX ? SIZE_MAX : n * TOK_GROWTH_MAX + TOK_GROWTH_SLACK;
+}
+
+static int tokenizer_too_long(char *why, const char *chain, size_t step, const char *kind, size_t cap, size_t n) {
+    snprintf(why, TOK_WHY, "%s step %zu (%s) grows the text past %zu bytes (%d times its %zu bytes + %d): "
+             "an unbounded %s is refused", chain, step, kind, cap, TOK_GROWTH_MAX, n, TOK_GROWTH_SLACK, chain);
+    return -1;
 }
 
 /* Growable byte buffer; p is always NUL-terminated when non-NULL. */
@@ -545,9 +574,10 @@ static int json_bool(const cJSON *o, const char *key, int dflt) {
     return dflt;
 }
 
-/* Whether a JSON value is a number usable as a token id (0 .. INT32_MAX, integral). */
+/* Whether a JSON value is a number usable as a token id (0 .. INT32_MAX - 1, integral: the
+ * id tables hold max id + 1 entries, and that count must fit an int32 too). */
 static int json_is_id(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 2147483647.0 &&
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 2147483647.0 &&
            v->valuedouble == (double)(int64_t)v->valuedouble;
 }
 
@@ -980,7 +1010,7 @@ static int tokenizer_build_added_set(Tokenizer *t, AddedSet *set, int norm) {
 }
 
 static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf *out, Buf *tmp,
-                               pcre2_match_data *md);
+                               pcre2_match_data *md, char *why);
 
 /* "model.merges[<rank>]" into buf (only formatted when an error is reported). */
 static const char *tokenizer_merge_field(char *buf, size_t n, uint32_t rank) {
@@ -1007,7 +1037,8 @@ static int tokenizer_load_model(Loader *L, const cJSON *model) {
     int32_t max_id = -1;
     cJSON_ArrayForEach(e, vocab) {
         if (!json_is_id(e))
-            return tokenizer_load_fail(L, "model.vocab", "id of \"%s\" is not a valid id", e->string);
+            return tokenizer_load_fail(L, "model.vocab", "id %.17g of \"%s\" is not a valid id (an integer in 0 .. 2147483646)",
+                                       cJSON_IsNumber(e) ? e->valuedouble : -1.0, e->string);
         size_t len = strlen(e->string);
         char *k = tokenizer_dup(L, e->string, len);
         if (!k || strmap_put(&t->vocab, k, len, (int32_t)e->valuedouble))
@@ -1139,16 +1170,17 @@ static int tokenizer_finish_tables(Loader *L) {
     Tokenizer *t = L->t;
     pcre2_match_data *md = pcre2_match_data_create(32, NULL);
     Buf out = {0}, tmp = {0};
+    char why[TOK_WHY] = "";
     if (!md) return tokenizer_load_fail(L, "added_tokens", "out of memory");
     for (size_t i = 0; i < t->n_added; i++) {
         AddedToken *a = &t->added[i];
         if (!a->normalized || !t->n_norm) continue;
         buf_clear(&out);
-        if (tokenizer_normalize(t, a->content, a->content_len, &out, &tmp, md)) {
+        if (tokenizer_normalize(t, a->content, a->content_len, &out, &tmp, md, why)) {
             pcre2_match_data_free(md);
             buf_free(&out);
             buf_free(&tmp);
-            return tokenizer_load_fail(L, "added_tokens", "out of memory");
+            return tokenizer_load_fail(L, "added_tokens", "normalizing \"%s\": %s", a->content, why[0] ? why : "out of memory");
         }
         a->match_len = out.n;
         a->match = tokenizer_dup(L, out.p ? out.p : "", out.n);
@@ -1235,32 +1267,13 @@ Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) memcpy(t->path + plen, "/tokenizer.json", sizeof "/tokenizer.json");
     L.path = t->path;
 
-    FILE *f = fopen(t->path, "rb");
-    if (!f) {
-        tokenizer_set_error(err, errlen, "tokenizer %s: cannot open: %s", t->path, strerror(errno));
+    /* the one file reader: a FIFO, a folder or a link loop is refused by name, never waited on */
+    size_t fsz;
+    if (lcb_read_file(t->path, &text, &fsz, err, errlen)) {
+        lcb_prefix(err, errlen, "tokenizer");
         goto fail;
     }
-    long fsz = -1;
-    if (fseek(f, 0, SEEK_END) == 0) fsz = ftell(f);
-    if (fsz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        tokenizer_set_error(err, errlen, "tokenizer %s: cannot read (not a regular file?)", t->path);
-        goto fail;
-    }
-    text = malloc((size_t)fsz + 1);
-    if (!text) {
-        fclose(f);
-        tokenizer_set_error(err, errlen, "tokenizer %s: out of memory (%ld bytes)", t->path, fsz);
-        goto fail;
-    }
-    size_t got = fread(text, 1, (size_t)fsz, f);
-    fclose(f);
-    if (got != (size_t)fsz) {
-        tokenizer_set_error(err, errlen, "tokenizer %s: short read", t->path);
-        goto fail;
-    }
-    text[fsz] = 0;
-    root = cJSON_ParseWithLength(text, (size_t)fsz);
+    root = cJSON_ParseWithLength(text, fsz);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= text && at <= text + fsz ? (long)(at - text) : -1;
@@ -1422,6 +1435,7 @@ typedef struct {
     int32_t *ids;
     size_t n_ids, ids_cap;
     pcre2_match_data *md;
+    char why[TOK_WHY]; /* what failed, when it was not memory (a regex, the growth cap) */
 } EncodeCtx;
 
 static int ctx_push_id(EncodeCtx *c, int32_t id) {
@@ -1455,7 +1469,7 @@ static int tokenizer_find_segments(EncodeCtx *c, const pcre2_code *re, const cha
     while (pos <= n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, c->md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) return -1;
+        if (rc < 0) return tokenizer_regex_why(c->why, rc, "pre_tokenizer split");
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         size_t ms = ov[0], me = ov[1];
         if (prev != ms && ctx_push_seg(c, prev, ms, 0)) return -1;
@@ -1530,7 +1544,11 @@ static int tokenizer_split_regex(EncodeCtx *c, const pcre2_code *re, int behavio
 
 /* Runs the normalizer chain on s into out (tmp: scratch). */
 static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf *out, Buf *tmp,
-                               pcre2_match_data *md) {
+                               pcre2_match_data *md, char *why) {
+    static const char *const kind_name[] = {"Prepend", "Replace", "Replace", "Lowercase", "Strip", "NFC"};
+    const size_t cap = tokenizer_growth_cap(n);
+    /* checked after every append, so that memory stays within the cap */
+#define NORM_GROWN(b) ((b)->n > cap ? tokenizer_too_long(why, "normalizer", si, kind_name[st->kind], cap, n) : 0)
     buf_clear(out);
     if (buf_put(out, s, n)) return -1;
     for (size_t si = 0; si < t->n_norm; si++) {
@@ -1539,7 +1557,7 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
         switch (st->kind) {
         case NORM_PREPEND:
             if (out->n == 0) continue;
-            if (buf_put(tmp, st->a, st->alen) || buf_put(tmp, out->p, out->n)) return -1;
+            if (buf_put(tmp, st->a, st->alen) || buf_put(tmp, out->p, out->n) || NORM_GROWN(tmp)) return -1;
             break;
         case NORM_REPLACE_STR: {
             size_t i = 0;
@@ -1547,10 +1565,10 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
                 const char *hit = out->n - i >= st->alen ? memmem(out->p + i, out->n - i, st->a, st->alen) : NULL;
                 if (!hit) break;
                 size_t h = (size_t)(hit - out->p);
-                if (buf_put(tmp, out->p + i, h - i) || buf_put(tmp, st->b, st->blen)) return -1;
+                if (buf_put(tmp, out->p + i, h - i) || buf_put(tmp, st->b, st->blen) || NORM_GROWN(tmp)) return -1;
                 i = h + st->alen;
             }
-            if (buf_put(tmp, out->p + i, out->n - i)) return -1;
+            if (buf_put(tmp, out->p + i, out->n - i) || NORM_GROWN(tmp)) return -1;
             break;
         }
         case NORM_REPLACE_RE: {
@@ -1558,14 +1576,14 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
             while (pos <= out->n) {
                 int rc = pcre2_match(st->re, (PCRE2_SPTR)out->p, out->n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
                 if (rc == PCRE2_ERROR_NOMATCH) break;
-                if (rc < 0) return -1;
+                if (rc < 0) return tokenizer_regex_why(why, rc, "normalizer Replace");
                 PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-                if (buf_put(tmp, out->p + prev, ov[0] - prev) || buf_put(tmp, st->b, st->blen)) return -1;
+                if (buf_put(tmp, out->p + prev, ov[0] - prev) || buf_put(tmp, st->b, st->blen) || NORM_GROWN(tmp)) return -1;
                 prev = ov[1];
                 if (ov[1] == ov[0]) {
                     if (ov[1] >= out->n) break;
                     size_t k = utf8_len((unsigned char)out->p[ov[1]]);
-                    if (buf_put(tmp, out->p + ov[1], k)) return -1;
+                    if (buf_put(tmp, out->p + ov[1], k) || NORM_GROWN(tmp)) return -1;
                     prev = ov[1] + k;
                     pos = prev;
                 } else {
@@ -1573,6 +1591,7 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
                 }
             }
             if (prev < out->n && buf_put(tmp, out->p + prev, out->n - prev)) return -1;
+            if (NORM_GROWN(tmp)) return -1;
             break;
         }
         case NORM_LOWERCASE: /* see unicode_lower for the scripts covered */
@@ -1583,7 +1602,7 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
                 char enc[8];
                 size_t m = utf8_encode(unicode_lower(cp, &extra), enc);
                 if (extra) m += utf8_encode(extra, enc + m);
-                if (buf_put(tmp, enc, m)) return -1;
+                if (buf_put(tmp, enc, m) || NORM_GROWN(tmp)) return -1;
                 i += (size_t)k;
             }
             break;
@@ -1617,10 +1636,12 @@ static int tokenizer_normalize(const Tokenizer *t, const char *s, size_t n, Buf 
     }
     if (buf_reserve(out, 0)) return -1; /* ensure out->p exists */
     return 0;
+#undef NORM_GROWN
 }
 
-/* Whether the character ending just before s[i] (dir<0) or starting at s[i] (dir>0) is \w. */
-static int tokenizer_is_word_at(const Tokenizer *t, pcre2_match_data *md, const char *s, size_t n,
+/* Whether the character ending just before s[i] (dir<0) or starting at s[i] (dir>0) is \w
+ * (1, 0, or -1 with why on a regex failure). */
+static int tokenizer_is_word_at(const Tokenizer *t, pcre2_match_data *md, char *why, const char *s, size_t n,
                                 size_t i, int dir) {
     size_t a = i;
     if (dir < 0) {
@@ -1631,7 +1652,9 @@ static int tokenizer_is_word_at(const Tokenizer *t, pcre2_match_data *md, const 
         return 0;
     }
     size_t k = utf8_len((unsigned char)s[a]);
-    return pcre2_match(t->re_word, (PCRE2_SPTR)(s + a), k, 0, PCRE2_NO_UTF_CHECK, md, NULL) >= 0;
+    int rc = pcre2_match(t->re_word, (PCRE2_SPTR)(s + a), k, 0, PCRE2_NO_UTF_CHECK, md, NULL);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) return tokenizer_regex_why(why, rc, "added_tokens single_word");
+    return rc >= 0;
 }
 
 /* Cuts added tokens of `set` out of s (HF AddedVocabulary::find_matches), into out. */
@@ -1654,8 +1677,10 @@ static int tokenizer_split_added(const Tokenizer *t, EncodeCtx *c, const AddedSe
             continue;
         }
         size_t start = i, stop = i + hit->match_len;
-        if (hit->single_word && (tokenizer_is_word_at(t, c->md, s, n, start, -1) ||
-                                 tokenizer_is_word_at(t, c->md, s, n, stop, +1))) {
+        int wl = hit->single_word ? tokenizer_is_word_at(t, c->md, c->why, s, n, start, -1) : 0;
+        int wr = hit->single_word ? tokenizer_is_word_at(t, c->md, c->why, s, n, stop, +1) : 0;
+        if (wl < 0 || wr < 0) return -1;
+        if (wl || wr) {
             i = stop; /* the leftmost-longest iterator resumes after a discarded match */
             continue;
         }
@@ -1943,7 +1968,7 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int add_s
             if (plist_add_token(&c.b, p->id)) goto oom;
             continue;
         }
-        if (tokenizer_normalize(t, c.a.text.p + p->off, p->len, &c.norm, &c.norm_tmp, c.md)) goto oom;
+        if (tokenizer_normalize(t, c.a.text.p + p->off, p->len, &c.norm, &c.norm_tmp, c.md, c.why)) goto oom;
         if (tokenizer_split_added(t, &c, &t->added_norm, c.norm.p, c.norm.n, p->origin, &c.b)) goto oom;
     }
     /* 3. pre-tokenizers */
@@ -1981,7 +2006,8 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int add_s
     rc = 0;
     goto done;
 oom:
-    tokenizer_set_error(err, errlen, "tokenizer %s: encode: out of memory (or regex failure)", t->path);
+    if (c.why[0]) tokenizer_set_error(err, errlen, "tokenizer %s: encode: %s", t->path, c.why);
+    else tokenizer_set_error(err, errlen, "tokenizer %s: encode: out of memory", t->path);
 done:
     ctx_free(&c);
     return rc;
@@ -2056,7 +2082,9 @@ static int tokenizer_flush_bytes(TokList *out, Buf *bytes) {
     return r;
 }
 
-static int tokenizer_dec_step(const Tokenizer *t, const DecStep *st, const TokList *in, TokList *out, Buf *tmp) {
+/* One decoder step; -2 when a Replace makes the tokens longer than cap bytes in all. */
+static int tokenizer_dec_step(const Tokenizer *t, const DecStep *st, const TokList *in, TokList *out, Buf *tmp,
+                              size_t cap) {
     toklist_reset(out);
     buf_clear(tmp);
     switch (st->kind) {
@@ -2077,9 +2105,11 @@ static int tokenizer_dec_step(const Tokenizer *t, const DecStep *st, const TokLi
                 if (!hit) break;
                 size_t h = (size_t)(hit - s);
                 if (buf_put(tmp, s + j, h - j) || buf_put(tmp, rep, rlen)) return -1;
+                if (out->data.n + tmp->n > cap) return -2;
                 j = h + st->alen;
             }
             if (buf_put(tmp, s + j, n - j) || toklist_add(out, tmp->p, tmp->n)) return -1;
+            if (out->data.n > cap) return -2;
         }
         return 0;
     case DEC_BYTEFALLBACK:
@@ -2198,8 +2228,16 @@ int tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n_ids, int s
             if ((i && buf_put(&out, " ", 1)) || buf_put(&out, a.data.p + a.off[i], a.len[i])) goto oom;
     } else {
         TokList *cur = &a, *nxt = &b;
+        const size_t cap = tokenizer_growth_cap(a.data.n);
         for (size_t si = 0; si < t->n_dec; si++) {
-            if (tokenizer_dec_step(t, &t->dec[si], cur, nxt, &tmp)) goto oom;
+            int r = tokenizer_dec_step(t, &t->dec[si], cur, nxt, &tmp, cap);
+            if (r == -2) {
+                char why[TOK_WHY];
+                tokenizer_too_long(why, "decoder", si, "Replace", cap, a.data.n);
+                tokenizer_set_error(err, errlen, "tokenizer %s: decode: %s", t->path, why);
+                goto done;
+            }
+            if (r) goto oom;
             TokList *sw = cur;
             cur = nxt;
             nxt = sw;

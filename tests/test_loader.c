@@ -4,7 +4,9 @@
  * From the llama_gqa fixture this builds, in a scratch folder: sharded copies (index.json +
  * two shards), F16/BF16 copies, and hostile copies (truncated file, header length past the end,
  * offsets past the end, overlapping tensors, a missing tensor, a wrong shape, a wrong dtype,
- * unknown architectures, malformed JSON, unsupported rope types).  Each hostile copy must be
+ * unknown architectures, malformed JSON, unsupported rope types, config numbers that would
+ * make every NLL NaN, a FIFO / folder / link loop where a file should be, a file
+ * truncated while it loads).  Each hostile copy must be
  * refused with a message naming the file and the field; each benign copy must give the same
  * logits as the original.
  */
@@ -12,9 +14,11 @@
 
 #include <math.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/common.h"
 #include "engine/model.h"
+#include "engine/safetensors.h"
 #include "strategies/strategy.h"
 
 #define SRC FIXTURES "/llama_gqa"
@@ -373,6 +377,165 @@ static void test_hostile_config(void **state) {
     config_case("empty", "{", "", "config.json", "JSON");
 }
 
+/* ---------------------------------------------------------------- numbers that make NaNs (issue 13) */
+
+/* A fixture's config.json with `from` replaced by `to` must be refused, the message naming the
+ * file and `needle`. */
+static void config_refused(const char *fixture, const char *from, const char *to, const char *needle) {
+    char path[256], err[LCB_ERRLEN] = "";
+    snprintf(path, sizeof path, FIXTURES "/%s/config.json", fixture);
+    size_t n;
+    char *c = tu_read_file(path, &n), *out = malloc(n + strlen(to) + 1);
+    char *at = strstr(c, from);
+    if (!at) fail_msg("%s does not contain %s", path, from);
+    memcpy(out, c, (size_t)(at - c));
+    strcpy(out + (at - c), to);
+    strcat(out, at + strlen(from));
+    ModelConfig cfg;
+    if (config_parse(&cfg, out, path, err, sizeof err) == 0)
+        fail_msg("%s with %s: accepted (norm_eps %g, rope_factor %g), should have been refused", fixture, to, cfg.norm_eps, cfg.rope_factor);
+    if (!strstr(err, path) || !strstr(err, needle)) fail_msg("%s with %s: message \"%s\" lacks \"%s\"", fixture, to, err, needle);
+    free(c);
+    free(out);
+}
+
+static void test_config_nan_makers(void **state) {
+    /* a non-positive epsilon: 1/sqrt(0 + 0) on a zero row, NaN NLLs recorded as a perfect model */
+    config_refused("llama_gqa", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": -1", "rms_norm_eps");
+    config_refused("llama_gqa", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0", "rms_norm_eps");
+    config_refused("llama_gqa", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 1e-300", "rms_norm_eps");
+    config_refused("gptneox_partial_rotary", "\"layer_norm_eps\": 1e-05", "\"layer_norm_eps\": 0.0", "layer_norm_eps");
+    config_refused("falcon_mqa", "\"layer_norm_epsilon\": 1e-05", "\"layer_norm_epsilon\": -1e-05", "layer_norm_epsilon");
+    config_refused("llama_gqa", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 1e999", "rms_norm_eps"); /* Inf */
+    /* positive and finite, but a RoPE frequency of 1/1e-320 = Inf: sin(Inf) is NaN */
+    config_refused("llama_gqa", "\"rope_type\": \"default\"", "\"rope_type\": \"linear\", \"factor\": 1e-320", "RoPE frequency");
+    config_refused("llama_gqa", "\"rope_type\": \"default\"",
+                   "\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 0, \"high_freq_factor\": 4", "low_freq_factor");
+    /* the end to end path names the file too */
+    config_case("eps", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": -1", "config.json", "rms_norm_eps");
+    /* real values still load */
+    ModelConfig c;
+    char err[LCB_ERRLEN];
+    const char *ok = "{\"model_type\":\"llama\",\"vocab_size\":10,\"hidden_size\":64,\"num_hidden_layers\":1,"
+                     "\"num_attention_heads\":1,\"intermediate_size\":8,\"rms_norm_eps\":1e-12,\"rope_theta\":1e6}";
+    if (config_parse(&c, ok, "inline", err, sizeof err)) fail_msg("%s", err);
+}
+
+/* ---------------------------------------------------------------- special files (issue 13) */
+
+/* Folder `name` holding the fixture's files except `special`, which the caller makes. */
+static const char *special_dir(const char *name, const char *special, char *p, size_t plen) {
+    const char *dir = scratch(name);
+    char d[600];
+    snprintf(d, sizeof d, "%s", dir);
+    mkdir(d, 0755);
+    const char *files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        if (!strcmp(files[i], special)) continue;
+        char src[300], dst[700];
+        snprintf(src, sizeof src, SRC "/%s", files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", d, files[i]);
+        size_t n;
+        char *c = tu_read_file(src, &n);
+        tu_write_file(dst, c, n);
+        free(c);
+    }
+    snprintf(p, plen, "%s/%s", d, special);
+    unlink(p);
+    rmdir(p);
+    return dir;
+}
+
+/* A FIFO named config.json, model.safetensors or model.safetensors.index.json blocked forever in
+ * open(); a folder named config.json said "out of memory reading 9223372036854775807 bytes"; a
+ * link loop said "no model.safetensors in this folder".  Each is now named for what it is. */
+static void test_special_files(void **state) {
+    char p[800], dir[600];
+    alarm(30); /* the old readers blocked forever: die rather than hang */
+    const char *names[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, "%s", special_dir("fifo", names[i], p, sizeof p));
+        assert_int_equal(mkfifo(p, 0600), 0);
+        expect_open_error(dir, names[i], "FIFO");
+        unlink(p);
+        assert_int_equal(mkdir(p, 0700), 0);
+        expect_open_error(dir, names[i], "a folder");
+        rmdir(p);
+        assert_int_equal(symlink(names[i], p), 0); /* a link to itself */
+        expect_open_error(dir, names[i], "symbolic link loop");
+        unlink(p);
+        assert_int_equal(symlink("nowhere", p), 0);
+        expect_open_error(dir, names[i], "does not exist");
+        unlink(p);
+    }
+    /* no model.safetensors, and the index is a FIFO */
+    snprintf(dir, sizeof dir, "%s", special_dir("fifo_index", "model.safetensors", p, sizeof p));
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    expect_open_error(dir, "model.safetensors.index.json", "FIFO");
+    unlink(p);
+    alarm(0);
+    /* the one reader, directly */
+    char *data = NULL, err[LCB_ERRLEN];
+    size_t len;
+    assert_int_equal(lcb_read_file("/dev/null", &data, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "character device"));
+    assert_int_equal(lcb_read_file(SRC "/config.json", &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, strlen(data));
+    free(data);
+}
+
+/* ---------------------------------------------------------------- truncated while loading (issue 13) */
+
+/* Cutting a checkpoint short after st_open mapped it turned the tensor copy into SIGBUS, which
+ * killed lcbench.  The copy now fails with a message naming the file and tensor (and the guard
+ * works again for the next tensor: the signal mask is restored). */
+static void test_truncated_while_loading(void **state) {
+    const size_t n = 1 << 16; /* 256 KiB of F32: many pages past the cut */
+    const char *path = scratch("cut.safetensors");
+    cJSON *hdr = cJSON_CreateObject();
+    const char *names[] = {"a", "b"};
+    const char *dt[] = {"F32", "BF16"};
+    size_t off = 0;
+    for (int i = 0; i < 2; i++) {
+        cJSON *t = cJSON_AddObjectToObject(hdr, names[i]);
+        cJSON_AddStringToObject(t, "dtype", dt[i]);
+        cJSON *sh = cJSON_AddArrayToObject(t, "shape");
+        cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)n));
+        size_t bytes = n * (i ? 2 : 4);
+        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
+        off += bytes;
+    }
+    uint8_t *data = calloc(off, 1);
+    st_write(path, hdr, data, off);
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t header_end = 8 + strlen(h);
+    free(h);
+    StFile st;
+    char err[LCB_ERRLEN] = "";
+    if (st_open(&st, path, err, sizeof err)) fail_msg("%s", err);
+    float *out = malloc(n * sizeof *out);
+    assert_int_equal(truncate(path, (off_t)header_end), 0); /* another process cuts the file */
+    for (int i = 0; i < 2; i++) {
+        const StTensor *t = st_find(&st, names[i]);
+        assert_non_null(t);
+        err[0] = 0;
+        assert_int_equal(st_to_f32(t, out, err, sizeof err), -1);
+        if (!strstr(err, path) || !strstr(err, "SIGBUS") || !strstr(err, names[i])) fail_msg("message \"%s\"", err);
+    }
+    st_close(&st);
+    /* an untouched file still reads */
+    st_write(path, hdr, data, off);
+    if (st_open(&st, path, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(st_to_f32(st_find(&st, "a"), out, err, sizeof err), 0);
+    st_close(&st);
+    free(out);
+    free(data);
+    cJSON_Delete(hdr);
+}
+
 /* llama3 rope scaling is implemented: it loads and changes the numbers only at low frequency */
 static void test_llama3_rope(void **state) {
     ModelConfig c;
@@ -534,6 +697,9 @@ int main(void) {
         cmocka_unit_test(test_llama3_rope),
         cmocka_unit_test(test_random_models),
         cmocka_unit_test(test_falcon_layouts),
+        cmocka_unit_test(test_config_nan_makers),
+        cmocka_unit_test(test_special_files),
+        cmocka_unit_test(test_truncated_while_loading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,9 @@
  * label, text, ids, ids_with_special, decoded): every case must give exactly `ids` without
  * special tokens, `ids_with_special` with them, and `decoded` from decode(ids).  Also covered:
  * error paths (missing file, malformed JSON, unsupported model, bad ids, bad regex, bad
- * merges), empty text, a folder path, and a tiny hand-made byte-level tokenizer.json.
+ * merges), empty text, a folder path, and a tiny hand-made byte-level tokenizer.json; hostile
+ * files: Replace chains that would grow the text without bound, regexes that fail while
+ * matching, an id of INT32_MAX, a FIFO / folder / link loop named tokenizer.json.
  * Run from the repository root.  Set LCB_TOK_BENCH=1 to print encode speed.
  */
 #include "engine/tokenizer.h"
@@ -14,6 +16,7 @@
 
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TOKDIR FIXTURES "/tokenizer"
 
@@ -279,6 +282,146 @@ static void test_folder_path(void **state) {
     mkdir(path, 0700);
     assert_null(tokenizer_load(path, err, sizeof err));
     assert_non_null(strstr(err, "emptyfolder/tokenizer.json"));
+}
+
+/* ---------------------------------------------------------------- hostile tokenizer.json (issue 13, 12) */
+
+/* A tokenizer whose vocabulary is just "a" (and "b", "c"), with the given normalizer,
+ * pre_tokenizer and decoder JSON (NULL: null). */
+static char *tiny_with(const char *normalizer, const char *pre, const char *decoder) {
+    static const char fmt[] =
+        "{\"normalizer\": %s, \"pre_tokenizer\": %s, \"decoder\": %s,"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2}, \"merges\": []}}";
+    size_t n = strlen(fmt) + (normalizer ? strlen(normalizer) : 4) + (pre ? strlen(pre) : 4) + (decoder ? strlen(decoder) : 4);
+    char *s = malloc(n);
+    snprintf(s, n, fmt, normalizer ? normalizer : "null", pre ? pre : "null", decoder ? decoder : "null");
+    return s;
+}
+
+/* {"type": "Sequence", "<key>": [k copies of step]} */
+static char *sequence_of(const char *key, const char *step, int k) {
+    size_t n = 64 + strlen(key) + (size_t)k * (strlen(step) + 2);
+    char *s = malloc(n);
+    size_t at = (size_t)snprintf(s, n, "{\"type\": \"Sequence\", \"%s\": [", key);
+    for (int i = 0; i < k; i++) at += (size_t)snprintf(s + at, n - at, "%s%s", i ? ", " : "", step);
+    snprintf(s + at, n - at, "]}");
+    return s;
+}
+
+static Tokenizer *load_json_ok(const char *name, const char *json) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
+    tu_write_file(path, json, strlen(json));
+    return load_ok(path);
+}
+
+/* 16 Replace steps, each doubling the text: 100 bytes would become 6.5 MB (and a few more steps,
+ * gigabytes).  The growth is refused past a cap, with a message naming the step. */
+static void test_replace_growth_bounded(void **state) {
+    (void)state;
+    char err[512];
+    char *norm = sequence_of("normalizers", "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aa\"}", 16);
+    char *js = tiny_with(norm, NULL, NULL);
+    Tokenizer *t = load_json_ok("grow_norm.json", js);
+    char text[101];
+    memset(text, 'a', 100);
+    text[100] = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = tokenizer_encode(t, text, 100, 0, &ids, &n, err, sizeof err);
+    if (rc == 0) fail_msg("encode grew 100 bytes into %zu tokens; expected a refusal", n);
+    assert_non_null(strstr(err, "grow_norm.json"));
+    assert_non_null(strstr(err, "normalizer step"));
+    assert_non_null(strstr(err, "Replace"));
+    /* a modest chain still works: 3 doublings of 100 bytes */
+    tokenizer_free(t);
+    free(js);
+    free(norm);
+    norm = sequence_of("normalizers", "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aa\"}", 3);
+    js = tiny_with(norm, NULL, NULL);
+    t = load_json_ok("grow_norm3.json", js);
+    if (tokenizer_encode(t, text, 100, 0, &ids, &n, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(n, 800);
+    free(ids);
+    tokenizer_free(t);
+    free(js);
+    free(norm);
+
+    /* the decoder's Replace likewise */
+    char *dec = sequence_of("decoders", "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aa\"}", 16);
+    js = tiny_with(NULL, NULL, dec);
+    t = load_json_ok("grow_dec.json", js);
+    int32_t zeros[100] = {0};
+    char *out = NULL;
+    size_t len = 0;
+    rc = tokenizer_decode(t, zeros, 100, 0, &out, &len, err, sizeof err);
+    if (rc == 0) fail_msg("decode grew 100 ids into %zu bytes; expected a refusal", len);
+    assert_non_null(strstr(err, "grow_dec.json"));
+    assert_non_null(strstr(err, "decoder step"));
+    tokenizer_free(t);
+    free(js);
+    free(dec);
+}
+
+/* A regex that backtracks exponentially (on 40 a's then a c) hits PCRE2's match limit while
+ * matching: the message is PCRE2's, not "out of memory". */
+static void test_regex_match_failure(void **state) {
+    (void)state;
+    char err[512];
+    char text[64];
+    memset(text, 'a', 40);
+    strcpy(text + 40, "c");
+    const char *bad_re = "{\"Regex\": \"(a+)+$\"}"; /* no required character to rule it out early */
+    char norm[256], pre[256];
+    snprintf(norm, sizeof norm, "{\"type\": \"Replace\", \"pattern\": %s, \"content\": \"b\"}", bad_re);
+    snprintf(pre, sizeof pre, "{\"type\": \"Split\", \"pattern\": %s, \"behavior\": \"Isolated\"}", bad_re);
+    const char *cases[][2] = {{norm, NULL}, {NULL, pre}};
+    for (int i = 0; i < 2; i++) {
+        char *js = tiny_with(cases[i][0], cases[i][1], NULL);
+        Tokenizer *t = load_json_ok(i ? "re_pre.json" : "re_norm.json", js);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        int rc = tokenizer_encode(t, text, strlen(text), 0, &ids, &n, err, sizeof err);
+        if (rc == 0) fail_msg("case %d: encode succeeded (%zu ids); the regex should exhaust the match limit", i, n);
+        if (strstr(err, "out of memory") || !strstr(err, "limit")) fail_msg("case %d: message \"%s\" is not PCRE2's", i, err);
+        assert_non_null(strstr(err, i ? "pre_tokenizer" : "normalizer"));
+        tokenizer_free(t);
+        free(js);
+    }
+}
+
+/* An id of INT32_MAX made max_id + 1 overflow an int (UBSan); ids are below INT32_MAX. */
+static void test_vocab_id_limit(void **state) {
+    (void)state;
+    const char *js = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2147483647}, \"merges\": []}}";
+    const char *e = load_error("maxid.json", js, strlen(js));
+    if (!strstr(e, "model.vocab") || !strstr(e, "2147483647")) fail_msg("message \"%s\" does not name the id", e);
+    const char *ja = "{\"added_tokens\": [{\"id\": 2147483647, \"content\": \"<x>\"}],"
+                     " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    assert_non_null(strstr(load_error("maxid_added.json", ja, strlen(ja)), "added_tokens[0]"));
+}
+
+/* A FIFO, a folder or a link loop named tokenizer.json is refused by name, never waited on. */
+static void test_special_files(void **state) {
+    (void)state;
+    char dir[512], p[600], err[512];
+    snprintf(dir, sizeof dir, "%s/specials", tu_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    alarm(20); /* the old reader blocked forever in open() on a FIFO */
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_null(tokenizer_load(dir, err, sizeof err));
+    if (!strstr(err, "tokenizer.json") || !strstr(err, "FIFO")) fail_msg("FIFO: \"%s\"", err);
+    unlink(p);
+    assert_int_equal(mkdir(p, 0700), 0);
+    assert_null(tokenizer_load(dir, err, sizeof err));
+    if (!strstr(err, "folder") || strstr(err, "out of memory")) fail_msg("folder: \"%s\"", err);
+    rmdir(p);
+    assert_int_equal(symlink("tokenizer.json", p), 0);
+    assert_null(tokenizer_load(dir, err, sizeof err));
+    if (!strstr(err, "tokenizer.json") || !strstr(err, "link loop")) fail_msg("link loop: \"%s\"", err);
+    unlink(p);
+    alarm(0);
 }
 
 /* A tiny GPT-2 style byte-level tokenizer: "Ġ" is the byte-level form of a space. */
@@ -581,6 +724,8 @@ int main(void) {
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_folder_path),
         cmocka_unit_test(test_tiny_bytelevel), cmocka_unit_test(test_metaspace_form), cmocka_unit_test(test_tiny_misc), cmocka_unit_test(test_tiny_suffix),
         cmocka_unit_test(test_large_roundtrip),
+        cmocka_unit_test(test_replace_growth_bounded), cmocka_unit_test(test_regex_match_failure),
+        cmocka_unit_test(test_vocab_id_limit), cmocka_unit_test(test_special_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
