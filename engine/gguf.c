@@ -225,10 +225,10 @@ static int gguf_parse(GgufFile *g, Cur *c) {
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     if (!g->kv) return lcb_fail(c->err, c->errlen, "%s: out of memory for %llu metadata entries", c->src, (unsigned long long)g->n_kv);
     for (uint64_t i = 0; i < g->n_kv; i++) {
-        int rc = read_kv(c, &g->kv[i], i);
-        if (rc) { g->n_kv = i + 1; return -1; }
+        /* entries are zeroed (calloc): gguf_close frees a partly read one and skips the rest */
+        if (read_kv(c, &g->kv[i], i)) return -1;
         for (uint64_t j = 0; j < i; j++)
-            if (!strcmp(g->kv[j].key, g->kv[i].key)) { g->n_kv = i + 1; return lcb_fail(c->err, c->errlen, "%s: metadata key %s appears twice", c->src, g->kv[i].key); }
+            if (!strcmp(g->kv[j].key, g->kv[i].key)) return lcb_fail(c->err, c->errlen, "%s: metadata key %s appears twice", c->src, g->kv[i].key);
     }
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     const GgufKV *al = gguf_find(g, "general.alignment");
@@ -244,11 +244,10 @@ static int gguf_parse(GgufFile *g, Cur *c) {
         GgufTensor *t = &g->tensors[i];
         char what[GGUF_MAX_NAME + 64];
         snprintf(what, sizeof what, "tensor info %llu name", (unsigned long long)i);
-        if (!(t->name = cur_str(c, GGUF_MAX_NAME, NULL, what))) { g->n_tensors = i; return -1; }
+        if (!(t->name = cur_str(c, GGUF_MAX_NAME, NULL, what))) return -1;
         uint32_t nd;
         snprintf(what, sizeof what, "tensor %s: n_dims", t->name);
-        if (cur_u32(c, &nd, what)) { g->n_tensors = i + 1; return -1; }
-        g->n_tensors = i + 1;
+        if (cur_u32(c, &nd, what)) return -1;
         if (nd < 1 || nd > GGUF_MAX_DIMS) return lcb_fail(c->err, c->errlen, "%s: tensor %s: n_dims = %u (1 to %d)", c->src, t->name, nd, GGUF_MAX_DIMS);
         t->n_dims = (int)nd;
         uint64_t numel = 1;
@@ -352,7 +351,7 @@ int gguf_parse_buffer(GgufFile *g, const uint8_t *data, size_t size, const char 
 }
 
 void gguf_close(GgufFile *g) {
-    if (g->kv) for (uint64_t i = 0; i < g->n_kv; i++) kv_free(&g->kv[i]);
+    if (g->kv) for (uint64_t i = 0; i < g->n_kv; i++) kv_free(&g->kv[i]); /* zeroed past a failed read */
     free(g->kv);
     if (g->tensors) for (uint64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->tensors);
