@@ -120,17 +120,123 @@ static int32_t utf8_next(const unsigned char *s, size_t len, size_t i, size_t *a
 
 static int is_blank_cp(int32_t c) { return c == ' ' || c == '\t' || c == '\r' || c == 0xA0; }
 
-/* Longest n-gram occurring twice (overlaps allowed): DP over pairs, one rolling row. */
-static int64_t longest_repeat(const int32_t *u, int64_t n) {
-    if (n < 2) return 0;
-    int64_t *row = calloc((size_t)n + 1, sizeof *row), best = 0;
-    if (!row) return 0;
-    for (int64_t i = 1; i <= n; i++)
-        for (int64_t j = n; j > i; j--) {  /* row[j] = common suffix length of u[..i-1], u[..j-1] */
-            row[j] = u[i - 1] == u[j - 1] ? row[j - 1] + 1 : 0;
-            if (row[j] > best) best = row[j];
+/* Longest n-gram occurring twice (overlaps allowed), in expected O(n): the suffix automaton of u
+ * (Blumer et al. 1985).  Each state stands for a set of substrings that end at the same set of
+ * positions; the longest of them has len(state) units, and it occurs twice when the state ends
+ * at two or more positions.  The old pairwise DP was O(n^2): 300 KB of text took 45 s.
+ * Transitions (at most 3n) live in one open-addressing table keyed by (state, unit), each also
+ * on its state's list so that a clone can copy them.  *ops (if non-NULL) counts the loop steps
+ * and table probes, for the test that the work grows linearly.  0 when memory runs out, or for
+ * 2^29 units or more (indices are 32-bit). */
+typedef struct {
+    int32_t *len, *link, *cnt, *head; /* per state: longest length, suffix link, end positions, edges */
+    uint64_t *ekey;                   /* per edge: state << 32 | unit */
+    int32_t *eto, *enext;             /* per edge: target state, next edge of the same state */
+    int32_t *slot;                    /* hash table: edge index + 1, 0 = empty */
+    uint64_t mask, ops;
+    int32_t n_edges;
+} Sam;
+
+static uint64_t sam_key(int32_t state, int32_t unit) { return (uint64_t)(uint32_t)state << 32 | (uint32_t)unit; }
+
+/* The table slot of (state, unit): holding its edge, or the empty slot where it would go. */
+static uint64_t sam_slot(Sam *a, uint64_t key) {
+    uint64_t h = key * 0x9E3779B97F4A7C15ull; /* splitmix64's finaliser: every key bit reaches the low bits */
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    for (;; h++) {
+        a->ops++;
+        int32_t e = a->slot[h & a->mask];
+        if (!e || a->ekey[e - 1] == key) return h & a->mask;
+    }
+}
+
+static int32_t sam_get(Sam *a, int32_t state, int32_t unit) {
+    int32_t e = a->slot[sam_slot(a, sam_key(state, unit))];
+    return e ? a->eto[e - 1] : -1;
+}
+
+/* Set the transition (state, unit) -> to, adding the edge if it is new. */
+static void sam_set(Sam *a, int32_t state, int32_t unit, int32_t to) {
+    uint64_t key = sam_key(state, unit), h = sam_slot(a, key);
+    if (a->slot[h]) { a->eto[a->slot[h] - 1] = to; return; }
+    int32_t e = a->n_edges++;
+    a->ekey[e] = key;
+    a->eto[e] = to;
+    a->enext[e] = a->head[state];
+    a->head[state] = e;
+    a->slot[h] = e + 1;
+}
+
+int64_t fluency_longest_repeat(const int32_t *u, int64_t n, uint64_t *ops) {
+    if (ops) *ops = 0;
+    if (n < 2 || n >= (1 << 29)) return 0;
+    const size_t states = 2 * (size_t)n + 1, edges = 3 * (size_t)n + 4;
+    size_t cap = 1;
+    while (cap < 2 * edges) cap *= 2;
+    Sam a = {0};
+    a.mask = cap - 1;
+    a.len = malloc(states * sizeof *a.len);
+    a.link = malloc(states * sizeof *a.link);
+    a.cnt = calloc(states, sizeof *a.cnt);
+    a.head = malloc(states * sizeof *a.head);
+    a.ekey = malloc(edges * sizeof *a.ekey);
+    a.eto = malloc(edges * sizeof *a.eto);
+    a.enext = malloc(edges * sizeof *a.enext);
+    a.slot = calloc(cap, sizeof *a.slot);
+    int64_t best = 0;
+    int32_t *order = NULL, *bucket = NULL;
+    if (!a.len || !a.link || !a.cnt || !a.head || !a.ekey || !a.eto || !a.enext || !a.slot) goto out;
+    int32_t size = 1, last = 0;
+    a.len[0] = 0;
+    a.link[0] = -1;
+    a.head[0] = -1;
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t c = u[i], cur = size++;
+        a.len[cur] = a.len[last] + 1;
+        a.cnt[cur] = 1;
+        a.head[cur] = -1;
+        int32_t p = last;
+        for (; p != -1 && sam_get(&a, p, c) < 0; p = a.link[p]) sam_set(&a, p, c, cur);
+        if (p == -1) a.link[cur] = 0;
+        else {
+            int32_t q = sam_get(&a, p, c);
+            if (a.len[p] + 1 == a.len[q]) a.link[cur] = q;
+            else { /* split q: a clone takes the shorter substrings */
+                int32_t cl = size++;
+                a.len[cl] = a.len[p] + 1;
+                a.link[cl] = a.link[q];
+                a.head[cl] = -1;
+                for (int32_t e = a.head[q]; e >= 0; e = a.enext[e]) {
+                    a.ops++;
+                    sam_set(&a, cl, (int32_t)(uint32_t)a.ekey[e], a.eto[e]);
+                }
+                for (; p != -1 && sam_get(&a, p, c) == q; p = a.link[p]) sam_set(&a, p, c, cl);
+                a.link[q] = a.link[cur] = cl;
+            }
         }
-    free(row);
+        last = cur;
+    }
+    /* end positions: add each state's count to its suffix link, longest states first (a
+     * counting sort by length) */
+    order = malloc((size_t)size * sizeof *order);
+    bucket = calloc((size_t)n + 2, sizeof *bucket);
+    if (!order || !bucket) goto out;
+    for (int32_t v = 0; v < size; v++) bucket[a.len[v]]++;
+    for (int64_t l = 1; l <= n; l++) bucket[l] += bucket[l - 1];
+    for (int32_t v = size - 1; v >= 0; v--) order[--bucket[a.len[v]]] = v;
+    for (int32_t k = size - 1; k > 0; k--) {
+        int32_t v = order[k];
+        a.ops++;
+        if (a.cnt[v] >= 2 && a.len[v] > best) best = a.len[v];
+        a.cnt[a.link[v]] += a.cnt[v];
+    }
+out:
+    if (ops) *ops = a.ops;
+    free(order); free(bucket);
+    free(a.len); free(a.link); free(a.cnt); free(a.head);
+    free(a.ekey); free(a.eto); free(a.enext); free(a.slot);
     return best;
 }
 
@@ -196,7 +302,7 @@ void fluency_measure(const char *text, size_t len, const int32_t *ids, size_t n_
     if (ids) { u = (int32_t *)ids; n = (int64_t)n_ids; }
     else if ((u = malloc((len ? len : 1) * sizeof *u))) { for (size_t i = 0; i < len; i++) u[i] = s[i]; n = (int64_t)len; }
     m->tokens = n;
-    m->rep_len = u ? longest_repeat(u, n) : 0;
+    m->rep_len = u ? fluency_longest_repeat(u, n, NULL) : 0;
     m->rep_frac = n ? (double)m->rep_len / (double)n : 0;
     m->distinct3 = u ? distinct3(u, n) : 1.0;
     if (!ids) free(u);

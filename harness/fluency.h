@@ -63,6 +63,9 @@ int fluency_dict_has(const FluencyDict *d, const char *w, size_t n);
 void fluency_measure(const char *text, size_t len, const int32_t *ids, size_t n_ids, const FluencyDict *dict,
                      FluencyMetrics *m);
 FluencyVerdict fluency_verdict(const FluencyMetrics *m);
+/* The longest run of units occurring twice in u (overlaps allowed), in expected O(n) time and
+ * memory (a suffix automaton); *ops, if non-NULL, counts its steps (for the linearity test). */
+int64_t fluency_longest_repeat(const int32_t *u, int64_t n, uint64_t *ops);
 const char *fluency_verdict_name(FluencyVerdict v);
 
 /* ---------------------------------------------------------------- store */

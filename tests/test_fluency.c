@@ -160,6 +160,91 @@ static void test_repetition_loop(void **state) {
     free(src);
 }
 
+/* ---------------------------------------------------------------- linear repetition measure (issue 13) */
+
+/* The pairwise DP that fluency_measure used before (O(n^2)): the reference for the same results. */
+static int64_t repeat_reference(const int32_t *u, int64_t n) {
+    if (n < 2) return 0;
+    int64_t *row = calloc((size_t)n + 1, sizeof *row), best = 0;
+    for (int64_t i = 1; i <= n; i++)
+        for (int64_t j = n; j > i; j--) {
+            row[j] = u[i - 1] == u[j - 1] ? row[j - 1] + 1 : 0;
+            if (row[j] > best) best = row[j];
+        }
+    free(row);
+    return best;
+}
+
+static uint64_t lcg_state = 88172645463325252ull;
+static uint32_t lcg(void) {
+    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(lcg_state >> 33);
+}
+
+/* Sequences of n units of each kind the measure meets: random over an alphabet, one unit
+ * repeated, a loop of period p after some text, the Fibonacci word (repeats at every scale). */
+static void fill_kind(int32_t *u, int64_t n, int kind) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (kind) {
+        case 0: u[i] = (int32_t)(lcg() % 2); break;
+        case 1: u[i] = (int32_t)(lcg() % 30); break;
+        case 2: u[i] = (int32_t)(lcg() % 50000) - 100; break; /* negative ids are units too */
+        case 3: u[i] = 7; break;
+        case 4: u[i] = i < n / 3 ? (int32_t)(lcg() % 1000) : (int32_t)((i % 13) + 5000); break;
+        default: { /* Fibonacci word: position i is 1 when floor((i+2)/phi) - floor((i+1)/phi) == 1 */
+            const double phi = 1.6180339887498949;
+            u[i] = (int32_t)(floor((double)(i + 2) / phi) - floor((double)(i + 1) / phi));
+        }
+        }
+    }
+}
+
+/* Same longest repeat as the quadratic reference, on every kind and many lengths, on Moby Dick's
+ * bytes and tokens, and the same fluency_measure result on the sample text. */
+static void test_repeat_same_results(void **state) {
+    int32_t u[700];
+    for (int kind = 0; kind < 6; kind++)
+        for (int64_t n = 0; n <= 700; n += n < 40 ? 1 : 37) {
+            fill_kind(u, n, kind);
+            int64_t want = repeat_reference(u, n), got = fluency_longest_repeat(u, n, NULL);
+            if (got != want) fail_msg("kind %d, n %lld: %lld, the reference says %lld", kind, (long long)n, (long long)got, (long long)want);
+        }
+    size_t len = strlen(MOBY), nt;
+    int32_t *b = malloc(len * sizeof *b);
+    for (size_t i = 0; i < len; i++) b[i] = (unsigned char)MOBY[i];
+    assert_int_equal(fluency_longest_repeat(b, (int64_t)len, NULL), repeat_reference(b, (int64_t)len));
+    int32_t *t = encode(MOBY, &nt);
+    assert_int_equal(fluency_longest_repeat(t, (int64_t)nt, NULL), repeat_reference(t, (int64_t)nt));
+    FluencyMetrics m;
+    fluency_measure(MOBY, len, NULL, 0, dict, &m);
+    assert_int_equal(m.rep_len, repeat_reference(b, (int64_t)len));
+    free(b);
+    free(t);
+}
+
+/* The work grows linearly: 16 times the units cost at most 32 times the steps (the O(n^2) DP
+ * takes 256 times), and at most 40 steps per unit (measured: 5 to 15).  Counted operations,
+ * not time, so that a loaded machine cannot fail it. */
+static void test_repeat_linear(void **state) {
+    const int64_t n0 = 4096, n1 = 16 * n0;
+    int32_t *u = malloc((size_t)n1 * sizeof *u);
+    for (int kind = 0; kind < 6; kind++) {
+        uint64_t ops0, ops1;
+        fill_kind(u, n0, kind);
+        fluency_longest_repeat(u, n0, &ops0);
+        fill_kind(u, n1, kind);
+        fluency_longest_repeat(u, n1, &ops1);
+        assert_true(ops0 > 0);
+        double ratio = (double)ops1 / (double)ops0;
+        if (getenv("LCB_VERBOSE")) printf("kind %d: %.2f steps per unit at %lld units, %.2f at %lld\n", kind,
+                                          (double)ops0 / (double)n0, (long long)n0, (double)ops1 / (double)n1, (long long)n1);
+        if (ratio > 32.0) fail_msg("kind %d: %llu steps for %lld units, %llu for %lld: x%.1f, not linear", kind,
+                                   (unsigned long long)ops0, (long long)n0, (unsigned long long)ops1, (long long)n1, ratio);
+        if ((double)ops1 / (double)n1 > 40.0) fail_msg("kind %d: %.1f steps per unit", kind, (double)ops1 / (double)n1);
+    }
+    free(u);
+}
+
 static void test_dict(void **state) {
     assert_true(fluency_dict_has(dict, "whale", 5));
     assert_true(fluency_dict_has(dict, "Ishmael", 7));
@@ -386,6 +471,8 @@ int main(void) {
         cmocka_unit_test(test_passkey_prompt),
         cmocka_unit_test(test_run_probes_bit_identical),
         cmocka_unit_test(test_cli_usage),
+        cmocka_unit_test(test_repeat_same_results),
+        cmocka_unit_test(test_repeat_linear),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fluency_dict_free(dict);
