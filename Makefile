@@ -131,12 +131,13 @@ bench: all
 	./$(BUILD)/lcbench bench
 
 # libFuzzer (clang) on the readers of files from strangers: safetensors, config.json,
-# tokenizer.json, token files.  Only the reader sources are linked (no BLAS, no OpenMP).
+# tokenizer.json, token files, GGUF.  Only the reader sources are linked (no BLAS, no OpenMP).
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= safetensors config tokenizer tokens
+FUZZ_TARGETS ?= safetensors config tokenizer tokens gguf
 FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c engine/tokenizer.c \
+                engine/gguf.c engine/quant.c engine/gguf_model.c \
                 datasets/dataset.c datasets/sha256.c harness/cli.c
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h datasets/*.h harness/*.h)
 	@mkdir -p $(dir $@)

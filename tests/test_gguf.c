@@ -30,6 +30,10 @@
 #include "engine/tokenizer.h"
 #include "strategies/strategy.h"
 
+#define LCB_FUZZ_NO_MAIN
+#include "tests/fuzz/fuzz_gguf.c"
+#include <dirent.h>
+
 #define GGUF_FIXTURES FIXTURES "/gguf"
 
 
@@ -751,6 +755,32 @@ static void test_cli_score(void **state) {
     cJSON_Delete(ref);
 }
 
+/* the fuzz target's seeds and saved crashes (tests/fuzz/corpus/gguf, regressions/gguf) replayed */
+static void test_fuzz_replay(void **state) {
+    const char *dirs[] = {"tests/fuzz/corpus/gguf", "tests/fuzz/regressions/gguf"};
+    int n = 0;
+    for (size_t k = 0; k < N_OF(dirs); k++) {
+        DIR *d = opendir(dirs[k]);
+        if (!d) continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.') continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dirs[k], e->d_name);
+            size_t len;
+            char *buf = tu_read_file(path, &len);
+            fuzz_gguf_one((const uint8_t *)buf, len);
+            /* every prefix of a seed too: the truncations a fuzzer tries first */
+            if (k == 0)
+                for (size_t cut = 0; cut < len; cut += len / 97 + 1) fuzz_gguf_one((const uint8_t *)buf, cut);
+            free(buf);
+            n++;
+        }
+        closedir(d);
+    }
+    assert_true(n >= 3);
+    print_message("fuzz_gguf: %d inputs replayed (and their prefixes)\n", n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_conversions),
@@ -761,6 +791,7 @@ int main(void) {
         cmocka_unit_test(test_model_config),
         cmocka_unit_test(test_fixture_models),
         cmocka_unit_test(test_cli_score),
+        cmocka_unit_test(test_fuzz_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
