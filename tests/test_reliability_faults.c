@@ -3,7 +3,8 @@
  * write lock past the busy timeout, a read-only file, and a full disk.  Each must end in a
  * clear error naming the file (or correct results), never corruption; after space or access
  * comes back, --resume finishes the run with the uninterrupted numbers.  Setup and checks:
- * tests/reliability_util.h (see test_reliability.c for the model, data and tolerance).
+ * tests/reliability_util.h (see test_reliability.c for the model, data and tolerance).  Also:
+ * a checkpoint folder whose files are FIFOs, folders or link loops is refused at once, by name.
  *
  * Read-only and full-disk cases need a filesystem that says so, and root ignores file modes:
  * as root they mount a small tmpfs (`mount -t tmpfs -o size=256k`, then `remount,ro`); when
@@ -138,7 +139,53 @@ static void test_full_disk(void **state) {
     umount2(dir, MNT_DETACH);
 }
 
+/* ---------------------------------------------------------------- checkpoints that are not files */
+
+/* Copy a fixture file into dir (unless it is `skip`). */
+static void copy_fixture_file(const char *dir, const char *name, const char *skip) {
+    if (!strcmp(name, skip)) return;
+    char src[300], dst[800];
+    snprintf(src, sizeof src, FIXTURES "/llama_gqa/%s", name);
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    size_t n;
+    char *c = tu_read_file(src, &n);
+    tu_write_file(dst, c, n);
+    free(c);
+}
+
+/* `lcbench score` / `tokenize` on a folder whose config.json, model.safetensors or
+ * tokenizer.json is a FIFO (which blocked forever), a folder ("out of memory reading
+ * 9223372036854775807 bytes") or a symbolic link loop ("no model.safetensors in this folder"):
+ * each exits 1 at once with a message naming the file and what it is.  `timeout` turns a hang
+ * into exit 124. */
+static void test_special_files_cli(void **state) {
+    (void)state;
+    char ids[600], *out;
+    snprintf(ids, sizeof ids, "%s/three.ids", tu_tmpdir());
+    tu_write_file(ids, "1 2 3\n", 6);
+    const char *names[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    const char *kinds[] = {"fifo", "folder", "loop"};
+    const char *says[] = {"FIFO", "a folder", "symbolic link loop"};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 3; k++) {
+            char dir[700], p[800];
+            snprintf(dir, sizeof dir, "%s/special_%d_%d", tu_tmpdir(), f, k);
+            mkdir(dir, 0755);
+            copy_fixture_file(dir, "config.json", names[f]);
+            copy_fixture_file(dir, "model.safetensors", names[f]);
+            snprintf(p, sizeof p, "%s/%s", dir, names[f]);
+            int made = k == 0 ? mkfifo(p, 0600) : k == 1 ? mkdir(p, 0755) : symlink(names[f], p);
+            assert_int_equal(made, 0);
+            int rc = f == 2 ? tu_run(&out, "echo hi | timeout 20 %s tokenize --tokenizer %s", tu_lcbench(), dir)
+                            : tu_run(&out, "timeout 20 %s score --model %s --ids %s --strategy dense", tu_lcbench(), dir, ids);
+            if (rc != 1 || !strstr(out, names[f]) || !strstr(out, says[k]) || strstr(out, "out of memory"))
+                fail_msg("%s as a %s: exit %d (1 expected; 124 = it hung): %s", names[f], kinds[k], rc, out);
+            free(out);
+        }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_lock_held), cmocka_unit_test(test_readonly_db), cmocka_unit_test(test_full_disk)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_lock_held), cmocka_unit_test(test_readonly_db), cmocka_unit_test(test_full_disk),
+                                       cmocka_unit_test(test_special_files_cli)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
