@@ -3,7 +3,9 @@
  * computation with strategy_score on the same slices; the store's schema, migrations and bins;
  * end-to-end runs of build/lcbench (NLLs in the DB against strategy_score); interruption by
  * SIGINT, SIGTERM and kill -9 followed by --resume, compared with an uninterrupted run; and the
- * OOM path of --mem-limit.
+ * OOM path of --mem-limit.  And what issue 13 asked of results: a NaN run ends failed (never
+ * "done" with mean 0), stored NaN reads back as missing, a run that cannot start leaves no row,
+ * --resume refuses conflicting flags, and read-only commands never create or change a file.
  *
  * Models are seeded random: shapes (llama-tiny), inputs seeded random ids, so every number is
  * deterministic.  Tolerances: NLLs are stored as float32; at NLL ~ 6.2 half an ulp is 2.4e-7,
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "datasets/dataset.h"
+#include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/model.h"
 #include "harness/run.h"
@@ -372,6 +375,26 @@ static int64_t db_int(const char *db, const char *sql) {
     return v;
 }
 
+/* The JSON summary `lcbench run` prints on stdout (its last line starting with '{'), parsed. */
+static cJSON *run_json(const char *out) {
+    const char *line = NULL;
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (*p == '{') line = p;
+    if (!line) fail_msg("no JSON summary in: %s", out);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s", (int)strcspn(line, "\n"), line);
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) fail_msg("malformed JSON summary: %s", buf);
+    return j;
+}
+
+static void assert_json_status(const char *out, const char *want) {
+    cJSON *j = run_json(out);
+    const cJSON *st = cJSON_GetObjectItem(j, "status");
+    if (!cJSON_IsString(st) || strcmp(st->valuestring, want)) fail_msg("status %s expected in: %s", want, out);
+    cJSON_Delete(j);
+}
+
 static void test_run_end_to_end(void **state) {
     const size_t T = 1500;
     const char *in = ids_file(T, 11);
@@ -379,7 +402,7 @@ static void test_run_end_to_end(void **state) {
     snprintf(db, sizeof db, "%s/e2e.db", tu_tmpdir());
     int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy sink:4:60 --chunk 64 --batch 300 --db %s", tu_lcbench(), MODEL, in, db);
     if (rc) fail_msg("lcbench run exited %d: %s", rc, out);
-    assert_non_null(strstr(out, "\"status\": \"done\""));
+    assert_json_status(out, "done");
     free(out);
     /* what the DB holds is strategy_score's numbers */
     Model m;
@@ -602,7 +625,7 @@ static void test_mem_limit_oom(void **state) {
     snprintf(db, sizeof db, "%s/oom.db", tu_tmpdir());
     int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy dense --chunk 64 --batch 256 --mem-limit 3M --db %s", tu_lcbench(), MODEL, in, db);
     assert_int_equal(rc, 1);
-    assert_non_null(strstr(out, "\"status\": \"oom\""));
+    assert_json_status(out, "oom");
     free(out);
     char *status = db_text(db, "SELECT status FROM runs WHERE id=1");
     assert_string_equal(status, "oom");
@@ -619,6 +642,217 @@ static void test_mem_limit_oom(void **state) {
     assert_non_null(strstr(detail, "--mem-limit"));
     free(detail);
     assert_true(db_int(db, "SELECT count FROM bins WHERE run_id=1 AND kind='all'") == steps);
+}
+
+
+/* ---------------------------------------------------------------- results that cannot be trusted */
+
+/* A copy of tests/fixtures/llama_gqa that the loader accepts but whose NLLs turn NaN part-way
+ * through a stream: a linear RoPE factor of 1e-306 (positions / factor overflow double to inf
+ * past position ~180 / head frequency, and cos(inf) is NaN).  Weights that are NaN or Inf, and
+ * rms_norm_eps <= 0, are refused by the loader itself. */
+static const char *nan_checkpoint(void) {
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s/nan_model", tu_tmpdir());
+    mkdir(dir, 0755);
+    char p[400];
+    size_t n;
+    char *b = tu_read_file(FIXTURES "/llama_gqa/model.safetensors", &n);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    tu_write_file(p, b, n);
+    free(b);
+    cJSON *cfg = tu_read_json(FIXTURES "/llama_gqa/config.json");
+    cJSON_DeleteItemFromObject(cfg, "rope_parameters");
+    cJSON *rs = cJSON_CreateObject();
+    cJSON_AddStringToObject(rs, "type", "linear");
+    cJSON_AddNumberToObject(rs, "factor", 1e-306);
+    cJSON_AddItemToObject(cfg, "rope_scaling", rs);
+    char *txt = cJSON_Print(cfg);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    tu_write_file(p, txt, strlen(txt));
+    free(txt);
+    cJSON_Delete(cfg);
+    return dir;
+}
+
+/* issue 13 (2): NaN NLLs end the run as failed, with an error event at the first bad position,
+ * keep the steps before it, print null (never 0) in the JSON summary, and nothing reads the
+ * run back as a perfect model. */
+static void test_nan_run_fails(void **state) {
+    const char *model = nan_checkpoint();
+    char ids[300], db[300], *out;
+    snprintf(ids, sizeof ids, "%s/nan.ids", tu_tmpdir());
+    snprintf(db, sizeof db, "%s/nan.db", tu_tmpdir());
+    remove(db);
+    int32_t *v = random_ids(400, 5);
+    FILE *f = fopen(ids, "w");
+    for (int i = 0; i < 400; i++) fprintf(f, "%d ", v[i]);
+    fclose(f);
+    free(v);
+    /* where the NLLs turn non-finite, from lcbench score (which prints them as they are) */
+    int rc = tu_run(&out, "%s score --model %s --ids %s --strategy dense --chunk 16", tu_lcbench(), model, ids);   /* the run's chunks */
+    int bad_at = -1, k = 0;
+    const char *pm = strstr(out, "position ");
+    if (rc && pm) bad_at = atoi(pm + 9);   /* a score that refuses non-finite NLLs names the step */
+    else for (char *t = strtok(out, "\n"); t && bad_at < 0; t = strtok(NULL, "\n"), k++)
+        if (!isfinite(strtod(t, NULL))) bad_at = k;
+    free(out);
+    if (bad_at < 32 || bad_at > 390) fail_msg("the NaN checkpoint turns non-finite at step %d (a step in [32, 390] was expected)", bad_at);
+    rc = tu_run(&out, "%s run --model %s --dataset %s --strategy dense --chunk 16 --batch 16 --no-progress --db %s", tu_lcbench(), model, ids, db);
+    if (rc != 1) fail_msg("a NaN run exited %d (1 expected): %s", rc, out);
+    cJSON *j = run_json(out);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "failed");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "mean_nll")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "ppl")));
+    cJSON_Delete(j);
+    char want[64];
+    snprintf(want, sizeof want, "position %d", bad_at);
+    assert_non_null(strstr(out, want));
+    free(out);
+    char *st = db_text(db, "SELECT status FROM runs WHERE id=1");
+    assert_string_equal(st, "failed");
+    free(st);
+    assert_int_equal(db_int(db, "SELECT pos FROM events WHERE run_id=1 AND kind='error'"), bad_at);
+    char *det = db_text(db, "SELECT detail FROM events WHERE run_id=1 AND kind='error'");
+    assert_non_null(strstr(det, "non-finite"));
+    free(det);
+    /* the chunks before the bad one are kept (16-token units), and all finite */
+    assert_int_equal(db_int(db, "SELECT steps_done FROM runs WHERE id=1"), bad_at / 16 * 16);
+    Vec nl = db_nll(db, 1);
+    assert_int_equal(nl.n, (size_t)(bad_at / 16 * 16));
+    for (size_t i = 0; i < nl.n; i++) assert_true(isfinite(nl.v[i]));
+    free(nl.v);
+    rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), db);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "failed"));
+    free(out);
+}
+
+/* issue 13 (2), the reading side: a NaN stored by an older lcbench (SQLite keeps it as NULL in
+ * REAL columns; a BLOB keeps the bits) is missing, never 0. */
+static void test_nan_stored_is_missing(void **state) {
+    char db[300], err[LCB_ERRLEN];
+    snprintf(db, sizeof db, "%s/nanstore.db", tu_tmpdir());
+    remove(db);
+    Store s;
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    StoreRun r;
+    memset(&r, 0, sizeof r);
+    r.status = "done";
+    r.mean_nll = r.ppl = NAN;
+    assert_int_equal(store_run_insert(&s, &r, err, sizeof err), 0);
+    StoreRun back;
+    assert_int_equal(store_run_get(&s, r.id, &back, err, sizeof err), 0);
+    assert_true(isnan(back.mean_nll) && isnan(back.ppl));   /* was 0: a perfect model */
+    store_run_free(&back);
+    float v[4] = {1, 2, NAN, 3};
+    assert_int_equal(store_nll_insert(&s, r.id, 0, 0, 0, v, 4, err, sizeof err), 0);
+    double mean;
+    int64_t steps;
+    assert_int_not_equal(store_bins_recompute(&s, r.id, 1024, &mean, &steps, err, sizeof err), 0);
+    assert_non_null(strstr(err, "position 2"));
+    store_close(&s);
+    char *out;
+    int rc = tu_run(&out, "%s show 1 --db %s", tu_lcbench(), db);
+    assert_null(strstr(out, "mean NLL 0.0"));
+    assert_null(strstr(out, "PPL 0.0"));
+    (void)rc;
+    free(out);
+}
+
+/* issue 13 (8): a run that could never start records no run row. */
+static void test_run_refused_before_row(void **state) {
+    const char *in = ids_file(300, 3);
+    char db[300], *out;
+    snprintf(db, sizeof db, "%s/refused.db", tu_tmpdir());
+    remove(db);
+    int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy longlora --no-progress --db %s", tu_lcbench(), MODEL, in, db);
+    if (rc != 2 || !strstr(out, "longlora")) fail_msg("longlora on an unscaled model: exit %d: %s", rc, out);
+    free(out);
+    char err[LCB_ERRLEN];
+    int have_gpu = cuda_available(err, sizeof err) == 0;
+    if (!have_gpu) {
+        rc = tu_run(&out, "%s run --model %s --dataset %s --device cuda --no-progress --db %s", tu_lcbench(), MODEL, in, db);
+        if (rc != 1 || !strstr(out, "cuda")) fail_msg("--device cuda without a GPU: exit %d: %s", rc, out);
+        free(out);
+    } else print_message("a GPU is here: the --device cuda case is not tried\n");
+    /* a truncated checkpoint fails at load, before the row */
+    char dir[300], p[400];
+    snprintf(dir, sizeof dir, "%s/truncated_model", tu_tmpdir());
+    mkdir(dir, 0755);
+    size_t n;
+    char *b = tu_read_file(FIXTURES "/llama_gqa/config.json", &n);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    tu_write_file(p, b, n);
+    free(b);
+    b = tu_read_file(FIXTURES "/llama_gqa/model.safetensors", &n);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    tu_write_file(p, b, n / 2);
+    free(b);
+    rc = tu_run(&out, "%s run --model %s --dataset %s --no-progress --db %s", tu_lcbench(), dir, in, db);
+    if (rc != 1) fail_msg("a truncated checkpoint: exit %d: %s", rc, out);
+    free(out);
+    assert_true(db_int(db, "SELECT COUNT(*) FROM runs") <= 0);   /* -1: no file, 0: no row */
+}
+
+/* issue 13 (9): --resume refuses flags that contradict the stored run, naming each. */
+static void test_resume_conflicting_flags(void **state) {
+    const char *in = ids_file(600, 9);
+    char db[300], *out;
+    snprintf(db, sizeof db, "%s/conflict.db", tu_tmpdir());
+    remove(db);
+    int rc = tu_run(&out, "%s run --model %s --dataset %s --strategy sink:4:60 --chunk 64 --no-progress --db %s", tu_lcbench(), MODEL, in, db);
+    if (rc) fail_msg("run: %d: %s", rc, out);
+    free(out);
+    /* make it resumable: as if it had been interrupted after its first batch */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "UPDATE runs SET status='interrupted'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    int64_t ev0 = db_int(db, "SELECT COUNT(*) FROM events");
+    rc = tu_run(&out, "%s run --resume 1 --strategy window:8 --tokens 500 --db %s --no-progress", tu_lcbench(), db);
+    if (rc != 2 || !strstr(out, "--strategy window:8") || !strstr(out, "--tokens 500") || !strstr(out, "sink:4:60"))
+        fail_msg("conflicting --resume: exit %d: %s", rc, out);
+    free(out);
+    char *st = db_text(db, "SELECT status FROM runs WHERE id=1");
+    assert_string_equal(st, "interrupted");   /* nothing written */
+    free(st);
+    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events"), ev0);
+    /* the same values are no conflict */
+    rc = tu_run(&out, "%s run --resume 1 --strategy sink:4:60 --chunk 64 --db %s --no-progress", tu_lcbench(), db);
+    if (rc) fail_msg("--resume with the stored values: exit %d: %s", rc, out);
+    free(out);
+}
+
+/* issue 13 (7): the read-only commands never create or change a file. */
+static void test_readonly_commands(void **state) {
+    const char *base = "tests/baseline/lcb-0.8m.db";
+    char *out, *before, *after;
+    tu_run(&before, "sha256sum %s", base);
+    int rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), base);
+    if (rc || !strstr(out, "done")) fail_msg("runs on the baseline: %d: %s", rc, out);
+    free(out);
+    rc = tu_run(&out, "%s show 1 --db %s", tu_lcbench(), base);
+    if (rc) fail_msg("show on the baseline: %d: %s", rc, out);
+    free(out);
+    tu_run(&after, "sha256sum %s", base);
+    assert_string_equal(before, after);
+    free(before); free(after);
+    struct stat sb;
+    assert_int_not_equal(stat("tests/baseline/lcb-0.8m.db-wal", &sb), 0);
+    assert_int_not_equal(stat("tests/baseline/lcb-0.8m.db-shm", &sb), 0);
+    /* a mistyped --db is refused (exit 2, naming it) and not created */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no-such.db", tu_tmpdir());
+    const char *cmds[] = {"runs --db %s", "show 1 --db %s", "run --resume 1 --db %s", "report --out %s.report --db %s", "gate --baseline %s --db %s"};
+    for (int i = 0; i < 5; i++) {
+        char args[900];
+        snprintf(args, sizeof args, cmds[i], missing, missing);
+        rc = tu_run(&out, "%s %s", tu_lcbench(), args);
+        if (rc != 2 || !strstr(out, missing)) fail_msg("lcbench %s: exit %d (2 expected): %s", args, rc, out);
+        free(out);
+        assert_int_not_equal(stat(missing, &sb), 0);
+    }
 }
 
 int main(void) {
@@ -641,6 +875,11 @@ int main(void) {
         cmocka_unit_test(test_resume_from_snapshot),
         cmocka_unit_test(test_resume_windowed),
         cmocka_unit_test(test_mem_limit_oom),
+        cmocka_unit_test(test_nan_run_fails),
+        cmocka_unit_test(test_nan_stored_is_missing),
+        cmocka_unit_test(test_run_refused_before_row),
+        cmocka_unit_test(test_resume_conflicting_flags),
+        cmocka_unit_test(test_readonly_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
