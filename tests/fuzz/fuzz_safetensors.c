@@ -21,6 +21,7 @@ int fuzz_safetensors_one(const uint8_t *data, size_t size) {
             FUZZ_CHECK(t->nbytes == need, "%s: nbytes %zu, numel x dtype %zu", t->name, t->nbytes, need);
             FUZZ_CHECK(t->data >= base + 8 && t->data + t->nbytes <= base + st.sizes[0], "%s outside the file", t->name);
             FUZZ_CHECK(t->ndim >= 0 && t->ndim <= ST_MAX_DIMS, "%s: ndim %d", t->name, t->ndim);
+            FUZZ_CHECK(t->path && strcmp(t->path, st.paths[t->shard]) == 0, "%s: path of its shard", t->name);
             FUZZ_CHECK(i == 0 || strcmp(st.tensors[i - 1].name, t->name) < 0, "names not sorted/unique at %s", t->name);
             FUZZ_CHECK(st_find(&st, t->name) == t, "st_find(%s)", t->name);
             float *out = malloc(t->numel ? t->numel * sizeof(float) : 1);
