@@ -30,6 +30,8 @@ typedef struct {
     double collapse_from;    /* > 0: NLL + 2 from this position on (a collapse past 512) */
     int64_t oom_at;          /* >= 0: an oom event here (and steps stop there) */
     const char *model_hash;
+    const char *model, *dataset;   /* NULL: models/synthetic-1m, synthetic */
+    int no_bins;                   /* a run killed before its bins were written */
 } Synth;
 
 static double urand(uint64_t *s) {
@@ -38,20 +40,26 @@ static double urand(uint64_t *s) {
 }
 
 /* A stream of NLLs around 3.5 nats with sd ~1 (Box-Muller), as a small LM on prose. */
+static void synth_add(const char *path, const Synth *x);
 static void synth_db(const char *path, const Synth *x) {
     remove(path);
+    synth_add(path, x);
+}
+
+/* Append one synthetic run to a results file. */
+static void synth_add(const char *path, const Synth *x) {
     char err[LCB_ERRLEN];
     Store st;
     if (store_open(&st, path, err, sizeof err)) fail_msg("%s", err);
     StoreRun r;
     memset(&r, 0, sizeof r);
     r.status = (char *)x->status;
-    r.model = "models/synthetic-1m";
+    r.model = (char *)(x->model ? x->model : "models/synthetic-1m");
     r.model_hash = (char *)(x->model_hash ? x->model_hash : "abc123");
     r.strategy = "sink:4:508";
     r.protocol = "stream";
-    r.dataset = "synthetic";
-    r.dataset_hash = "d0d0";
+    r.dataset = (char *)(x->dataset ? x->dataset : "synthetic");
+    r.dataset_hash = (char *)(x->dataset ? x->dataset : "d0d0");
     r.tokens = x->tokens;
     r.max_pos = 512;
     r.bin_width = 1024;
@@ -69,7 +77,7 @@ static void synth_db(const char *path, const Synth *x) {
     if (x->oom_at >= 0) assert_int_equal(store_event(&st, r.id, x->oom_at, "oom", "out of memory (synthetic)", err, sizeof err), 0);
     double mean;
     int64_t steps;
-    assert_int_equal(store_bins_recompute(&st, r.id, 1024, &mean, &steps, err, sizeof err), 0);
+    if (!x->no_bins) assert_int_equal(store_bins_recompute(&st, r.id, 1024, &mean, &steps, err, sizeof err), 0);
     free(v);
     store_close(&st);
 }
@@ -197,10 +205,48 @@ static void test_gate_oom_collapse_missing(void **state) {
     assert_int_equal(gate_files(a, b, NULL, &out), 1);
     assert_non_null(strstr(out, "missing run"));
     free(out);
+    /* --allow-missing with nothing compared is not a pass (issue 13 (5)) unless asked for */
     GateOptions g;
     gate_defaults(&g);
     g.allow_missing = 1;
+    assert_int_equal(gate_files(a, b, &g, &out), 1);
+    assert_non_null(strstr(out, "0 pairs compared"));
+    free(out);
+    g.allow_empty = 1;
     assert_int_equal(gate_files(a, b, &g, NULL), 0);
+}
+
+/* issue 13 (5): a killed or failed baseline run is not comparable (never "running and fluent");
+ * an empty pass fails unless --allow-empty; a NaN (NULL) bin of the new run is no improvement. */
+static void test_gate_not_comparable(void **state) {
+    (void)state;
+    char *a = tmp("nc_base.db"), *b = tmp("nc_cur.db"), *out;
+    Synth k = BASE;
+    k.status = "interrupted";
+    k.oom_at = 3000;   /* steps stop there; no oom event is what matters less than the status */
+    synth_db(a, &k);
+    Synth c = BASE;
+    c.collapse_from = 2048;
+    synth_db(b, &c);
+    int rc = tu_run(&out, "%s gate --db %s --baseline %s", tu_lcbench(), b, a);
+    if (rc != 1 || !strstr(out, "not comparable")) fail_msg("a killed baseline: exit %d: %s", rc, out);
+    free(out);
+    rc = tu_run(&out, "%s gate --db %s --baseline %s --allow-missing", tu_lcbench(), b, a);
+    if (rc != 1 || !strstr(out, "0 pairs")) fail_msg("--allow-missing, nothing compared: exit %d: %s", rc, out);
+    free(out);
+    rc = tu_run(&out, "%s gate --db %s --baseline %s --allow-missing --allow-empty", tu_lcbench(), b, a);
+    if (rc != 0) fail_msg("--allow-empty: exit %d: %s", rc, out);
+    free(out);
+    /* a new run whose bins hold NULL (what SQLite makes of NaN) */
+    synth_db(a, &BASE);
+    synth_db(b, &BASE);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(b, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "UPDATE bins SET mean_nll = NULL, ppl = NULL; UPDATE runs SET mean_nll = NULL, ppl = NULL", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    rc = tu_run(&out, "%s gate --db %s --baseline %s", tu_lcbench(), b, a);
+    if (rc != 1 || strstr(out, "better")) fail_msg("NULL bins gated as a number: exit %d: %s", rc, out);
+    free(out);
 }
 
 static void test_gate_cli_exit_codes(void **state) {
@@ -405,6 +451,60 @@ static void test_report_renders(void **state) {
     free(out);
 }
 
+/* issue 13 (3), (4), (15): report cells keyed by model hash, dataset and length; two models in
+ * folders of one name told apart; a model whose only run was killed does not stop the report
+ * and is never called fluent; an output folder with a quote in its name works. */
+static void test_report_keys_and_killed(void **state) {
+    (void)state;
+    if (tu_run(NULL, "gnuplot -e \"set terminal pngcairo\" </dev/null")) { print_message("skipped: no gnuplot with pngcairo\n"); skip(); }
+    char *db = tmp("keys.db"), dir[512], p[700], *out;
+    remove(db);
+    Synth a = BASE;
+    a.model = "/x/final"; a.model_hash = "aaaa1111"; a.dataset = "moby-dick";
+    synth_add(db, &a);                               /* run 1 */
+    Synth a2 = a;
+    a2.dataset = "sotu"; a2.shift = 1.0;
+    synth_add(db, &a2);                              /* run 2: same model, another dataset */
+    Synth a3 = a;
+    a3.tokens = 4096;
+    synth_add(db, &a3);                              /* run 3: same model and dataset, shorter */
+    Synth b = BASE;
+    b.model = "/y/final"; b.model_hash = "bbbb2222"; b.dataset = "moby-dick"; b.shift = 0.5;
+    synth_add(db, &b);                               /* run 4: another model named final */
+    Synth k = BASE;
+    k.model = "/z/killed-1m"; k.model_hash = "cccc3333"; k.status = "interrupted"; k.oom_at = 3000; k.no_bins = 1;
+    synth_add(db, &k);                               /* run 5: its model's only run, killed */
+    snprintf(dir, sizeof dir, "%s/dir with a ' quote", tu_tmpdir());
+    int rc = tu_run(&out, "%s report --db %s --out \"%s\"", tu_lcbench(), db, dir);
+    if (rc) fail_msg("report failed (%d):\n%s", rc, out);
+    free(out);
+    snprintf(p, sizeof p, "%s/grid.png", dir);
+    if (!png_ok(p)) fail_msg("%s is not a PNG", p);
+    snprintf(p, sizeof p, "%s/index.md", dir);
+    char *md = tu_read_file(p, NULL);
+    assert_non_null(strstr(md, "final [aaaa1111]"));
+    assert_non_null(strstr(md, "final [bbbb2222]"));
+    assert_non_null(strstr(md, "| sotu |"));
+    assert_non_null(strstr(md, "| moby-dick |"));
+    assert_non_null(strstr(md, "16384 tokens"));     /* both lengths have a column */
+    assert_non_null(strstr(md, "4096 tokens"));
+    assert_non_null(strstr(md, "not judged (run interrupted)"));
+    /* the killed run's row: never "fluent" */
+    char *row = strstr(md, "| 5 | killed-1m |");
+    assert_non_null(row);
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(row, "\n"), row);
+    assert_null(strstr(line, "fluent |"));
+    free(md);
+    /* one PPL figure per model and dataset; the moby-dick one of model aaaa holds both lengths */
+    snprintf(p, sizeof p, "%s/ppl_final__aaaa1111__moby-dick.gp", dir);   /* "final [aaaa1111] · moby-dick" */
+    char *gp = tu_read_file(p, NULL);
+    assert_non_null(strstr(gp, "(16384 tokens)"));
+    assert_non_null(strstr(gp, "(4096 tokens)"));
+    assert_null(strstr(gp, "sotu"));
+    free(gp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_identical_passes),
@@ -416,6 +516,8 @@ int main(void) {
         cmocka_unit_test(test_plan_matches_cpu_runs),
         cmocka_unit_test(test_plan_shapes_and_errors),
         cmocka_unit_test(test_report_renders),
+        cmocka_unit_test(test_gate_not_comparable),
+        cmocka_unit_test(test_report_keys_and_killed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
