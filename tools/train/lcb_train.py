@@ -707,7 +707,8 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
              f"sequence starts at position 0 with {' '.join('`'+SPECIALS[i]+'`' for i in prefix)}.\n")
     L.append("## Training\n")
     L.append(f"- optimizer AdamW (betas 0.9/0.95, weight decay {a.weight_decay:g} on matrices), peak LR {a.lr or c.get('lr')}, "
-             f"{a.warmup} warmup steps, cosine to 10% over {a.steps} steps, batch {a.batch} x {a.ctx} tokens, bf16 autocast, grad clip 1.0")
+             f"{a.warmup} warmup steps, cosine to 10% over " + (f"the {a.minutes:g}-minute budget" if getattr(a, "schedule", "steps") == "time" else f"{a.steps} steps") +
+             f", batch {a.batch} x {a.ctx} tokens, bf16 autocast, grad clip 1.0")
     L.append(f"- ran {info['steps_run']} steps ({info['tokens_run']:,} tokens, {info['epochs']} epochs started, "
              f"{info['train_seconds']} s on {gpu_name()}, sharing it with other runs); stop: {info['stop_reason']}")
     if getattr(a, "schedule", "steps") == "time":
@@ -715,7 +716,8 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
     L.append(f"- **kept checkpoint: step {info['best_step']}, tokens seen {tokens_best:,}** "
              f"({'the final weights' if info.get('kept') == 'final' else 'best validation loss'})")
     L.append(f"- train loss (mean of the last eval interval) {info['train_loss_at_best']:.4f}, "
-             f"validation loss {info['best_val_loss']:.4f} (PPL {math.exp(info['best_val_loss']):.2f})")
+             f"validation loss {info['best_val_loss']:.4f} (PPL {math.exp(info['best_val_loss']):.2f}" +
+             (f"; the first {a.val_seqs} validation sequences)" if a.val_seqs else ")"))
     if longlora:
         L.append(f"- validation loss at {a.ctx} tokens, full attention: before {info['val_loss_ctx2048_full_attn_before']:.4f}, "
                  f"after (merged) {info['val_loss_ctx2048_full_attn_after_merge']:.4f}; with S2-Attn: before "
