@@ -137,7 +137,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= safetensors config tokenizer tokens gguf
 FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c engine/tokenizer.c \
-                engine/gguf.c engine/quant.c engine/gguf_model.c \
+                engine/gguf.c engine/quant.c engine/gguf_model.c engine/gguf_tokenizer.c \
                 datasets/dataset.c datasets/sha256.c harness/cli.c
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h datasets/*.h harness/*.h)
 	@mkdir -p $(dir $@)

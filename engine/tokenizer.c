@@ -31,6 +31,8 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "engine/tokenizer.h"
+#include "engine/gguf.h"
+#include "engine/gguf_tokenizer.h"
 #include "engine/common.h"
 
 #include <cJSON.h>
@@ -1242,6 +1244,11 @@ static int32_t tokenizer_find_named(const Tokenizer *t, const char *const *names
 }
 
 Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
+    if (path && gguf_is_gguf(path)) return gguf_tokenizer_load(path, err, errlen); /* engine/gguf_tokenizer.c */
+    return tokenizer_load_json(path, NULL, 0, err, errlen);
+}
+
+Tokenizer *tokenizer_load_json(const char *path, const char *json, size_t json_len, char *err, size_t errlen) {
     if (!path) {
         tokenizer_set_error(err, errlen, "tokenizer: NULL path");
         return NULL;
@@ -1264,12 +1271,14 @@ Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
         goto fail;
     }
     memcpy(t->path, path, plen + 1);
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) memcpy(t->path + plen, "/tokenizer.json", sizeof "/tokenizer.json");
+    if (!json && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) memcpy(t->path + plen, "/tokenizer.json", sizeof "/tokenizer.json");
     L.path = t->path;
 
     /* the one file reader: a FIFO, a folder or a link loop is refused by name, never waited on */
-    size_t fsz;
-    if (lcb_read_file(t->path, &text, &fsz, err, errlen)) {
+    size_t fsz = json_len;
+    if (json && (text = malloc(json_len + 1))) { memcpy(text, json, json_len); text[json_len] = 0; } /* tokenizer_load_json */
+    else if (json) { tokenizer_set_error(err, errlen, "tokenizer %s: out of memory", path); goto fail; }
+    else if (lcb_read_file(t->path, &text, &fsz, err, errlen)) {
         lcb_prefix(err, errlen, "tokenizer");
         goto fail;
     }

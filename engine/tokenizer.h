@@ -25,6 +25,9 @@ typedef struct Tokenizer Tokenizer;
 
 /* path: a tokenizer.json file, or a folder that holds one. NULL on error (message in err). */
 Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen);
+/* The same from tokenizer.json text in memory; `path` names it in messages (engine/
+ * gguf_tokenizer.c builds a GGUF's tokenizer this way).  tokenizer_load takes a GGUF file too. */
+Tokenizer *tokenizer_load_json(const char *path, const char *json, size_t json_len, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *tok);
 
 /* Encode `len` bytes of UTF-8 text.  add_special != 0 applies the post-processor as HF's

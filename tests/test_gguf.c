@@ -755,6 +755,183 @@ static void test_cli_score(void **state) {
     cJSON_Delete(ref);
 }
 
+/* A gpt2-model GGUF tokenizer from a byte-level BPE tokenizer.json, as convert_hf_to_gguf.py's
+ * _set_vocab_gpt2 writes one: tokens by id, types (added special -> control, added -> user
+ * defined), merges "a b", BOS/EOS ids, add_bos_token, the pre-tokenizer name. */
+static void write_gpt2_tokenizer_gguf(const char *json_path, const char *pre, int add_bos, const char *bos, const char *out) {
+    cJSON *j = tu_read_json(json_path);
+    cJSON *m = cJSON_GetObjectItem(j, "model"), *v = cJSON_GetObjectItem(m, "vocab");
+    int n = 0;
+    for (cJSON *x = v->child; x; x = x->next) if (x->valueint + 1 > n) n = x->valueint + 1;
+    for (cJSON *a = cJSON_GetObjectItem(j, "added_tokens")->child; a; a = a->next)
+        if (cJSON_GetObjectItem(a, "id")->valueint + 1 > n) n = cJSON_GetObjectItem(a, "id")->valueint + 1;
+    const char **tok = calloc(n, sizeof *tok);
+    int32_t *type = calloc(n, sizeof *type);
+    for (cJSON *x = v->child; x; x = x->next) { tok[x->valueint] = x->string; type[x->valueint] = 1; }
+    int32_t bos_id = -1;
+    for (cJSON *a = cJSON_GetObjectItem(j, "added_tokens")->child; a; a = a->next) {
+        int id = cJSON_GetObjectItem(a, "id")->valueint;
+        tok[id] = cJSON_GetObjectItem(a, "content")->valuestring;
+        type[id] = cJSON_IsTrue(cJSON_GetObjectItem(a, "special")) ? 3 : 4;
+        if (!strcmp(tok[id], bos)) bos_id = id;
+    }
+    char pad[64][16];
+    for (int i = 0, k = 0; i < n; i++)
+        if (!tok[i]) { assert_true(k < 64); snprintf(pad[k], 16, "[PAD%d]", i); tok[i] = pad[k++]; type[i] = 5; }
+    cJSON *mg = cJSON_GetObjectItem(m, "merges");
+    int nm = cJSON_GetArraySize(mg);
+    char **merges = calloc(nm, sizeof *merges);
+    int i = 0;
+    for (cJSON *x = mg->child; x; x = x->next, i++) {
+        if (cJSON_IsString(x)) merges[i] = strdup(x->valuestring);
+        else {
+            const char *a = x->child->valuestring, *b = x->child->next->valuestring;
+            merges[i] = malloc(strlen(a) + strlen(b) + 2);
+            sprintf(merges[i], "%s %s", a, b);
+        }
+    }
+    GW g;
+    gw_init(&g);
+    gw_str(&g, "general.architecture", "llama");
+    gw_str(&g, "tokenizer.ggml.model", "gpt2");
+    gw_str(&g, "tokenizer.ggml.pre", pre);
+    gw_arr_str(&g, "tokenizer.ggml.tokens", tok, (size_t)n);
+    gw_arr(&g, "tokenizer.ggml.token_type", GGUF_INT32, type, (size_t)n, 4);
+    gw_arr_str(&g, "tokenizer.ggml.merges", (const char *const *)merges, (size_t)nm);
+    if (bos_id >= 0) gw_u32(&g, "tokenizer.ggml.bos_token_id", (uint32_t)bos_id);
+    gw_bool(&g, "tokenizer.ggml.add_bos_token", add_bos);
+    gw_write(&g, out);
+    gw_free(&g);
+    for (i = 0; i < nm; i++) free(merges[i]);
+    free(merges);
+    free(tok);
+    free(type);
+    cJSON_Delete(j);
+}
+
+/* ids of every case text, with and without special tokens, and their decoding: GGUF == JSON */
+static int compare_tokenizers(const char *a_path, const char *b_path, const char *cases) {
+    char err[LCB_ERRLEN];
+    Tokenizer *a = tokenizer_load(a_path, err, sizeof err);
+    if (!a) fail_msg("%s", err);
+    Tokenizer *b = tokenizer_load(b_path, err, sizeof err);
+    if (!b) fail_msg("%s", err);
+    assert_int_equal(tokenizer_vocab_size(a), tokenizer_vocab_size(b));
+    assert_int_equal(tokenizer_bos_id(a), tokenizer_bos_id(b));
+    char *txt = tu_read_file(cases, NULL);
+    int n = 0;
+    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *c = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        for (int sp = 0; sp < 2; sp++) {
+            int32_t *ia, *ib;
+            size_t na, nb;
+            if (tokenizer_encode(a, text, strlen(text), sp, &ia, &na, err, sizeof err)) fail_msg("%s", err);
+            if (tokenizer_encode(b, text, strlen(text), sp, &ib, &nb, err, sizeof err)) fail_msg("%s", err);
+            if (na != nb || memcmp(ia, ib, na * 4)) fail_msg("%s: case %s (special %d): ids differ from %s", a_path, cJSON_GetObjectItem(c, "label")->valuestring, sp, b_path);
+            char *da, *db;
+            size_t la, lb;
+            if (tokenizer_decode(a, ia, na, 0, &da, &la, err, sizeof err) || tokenizer_decode(b, ib, nb, 0, &db, &lb, err, sizeof err)) fail_msg("%s", err);
+            assert_int_equal(la, lb);
+            assert_memory_equal(da, db, la);
+            free(da); free(db); free(ia); free(ib);
+        }
+        n++;
+        cJSON_Delete(c);
+    }
+    free(txt);
+    tokenizer_free(a);
+    tokenizer_free(b);
+    return n;
+}
+
+static void test_tokenizer_gpt2(void **state) {
+    char path[512], err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/llama3_tok.gguf", tu_tmpdir());
+    write_gpt2_tokenizer_gguf(FIXTURES "/tokenizer/llama3_tokenizer.json", "llama-bpe", 0, "<|begin_of_text|>", path);
+    int n = compare_tokenizers(path, FIXTURES "/tokenizer/llama3_tokenizer.json", FIXTURES "/tokenizer/llama3_cases.jsonl");
+    /* and against the ids HF tokenizers gave (the case file) */
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    char *txt = tu_read_file(FIXTURES "/tokenizer/llama3_cases.jsonl", NULL);
+    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *c = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        int32_t *ids;
+        size_t k;
+        if (tokenizer_encode(t, text, strlen(text), 0, &ids, &k, err, sizeof err)) fail_msg("%s", err);
+        cJSON *want = cJSON_GetObjectItem(c, "ids");
+        assert_int_equal(k, (size_t)cJSON_GetArraySize(want));
+        size_t i = 0;
+        for (cJSON *x = want->child; x; x = x->next, i++) assert_int_equal(ids[i], x->valueint);
+        free(ids);
+        cJSON_Delete(c);
+    }
+    free(txt);
+    tokenizer_free(t);
+    /* lcbench's own reference-model tokenizer (GPT-2 regex, a BOS template) */
+    snprintf(path, sizeof path, "%s/lcb_tok.gguf", tu_tmpdir());
+    write_gpt2_tokenizer_gguf("models/lcb-2.5m/tokenizer.json", "gpt-2", 1, "<s>", path);
+    n += compare_tokenizers(path, "models/lcb-2.5m/tokenizer.json", FIXTURES "/tokenizer/llama3_cases.jsonl");
+    print_message("GGUF tokenizers: %d case texts, ids and decodings equal to tokenizer.json\n", n);
+    /* the CLI: tokenize --tokenizer FILE.gguf */
+    char *out, *ref;
+    assert_int_equal(tu_run(&out, "echo 'Call me Ishmael.' | %s tokenize --tokenizer %s --bos", tu_lcbench(), path), 0);
+    assert_int_equal(tu_run(&ref, "echo 'Call me Ishmael.' | %s tokenize --tokenizer models/lcb-2.5m/tokenizer.json --bos", tu_lcbench()), 0);
+    assert_string_equal(out, ref);
+    free(out);
+    free(ref);
+}
+
+static void test_tokenizer_refusals(void **state) {
+    char path[512], err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/tokbad.gguf", tu_tmpdir());
+    const char *toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "a"};
+    float flat[] = {-1000, -1000, -1000, -1000, -1000}, scored[] = {0, 0, 0, -1, -2};
+    int32_t types[] = {2, 3, 3, 1, 1};
+    struct { const char *model, *pre, *want; const float *scores; } cases[] = {
+        {"bert", NULL, "tokenizer.ggml.model", NULL}, {"gpt2", "qwen2", "tokenizer.ggml.pre", NULL},
+        {"gpt2", "gpt-2", "tokenizer.ggml.merges", NULL}, {"llama", NULL, "scores", flat}, {NULL, NULL, "tokenizer.ggml.model", NULL},
+    };
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        GW g;
+        gw_init(&g);
+        gw_str(&g, "general.architecture", "llama");
+        if (cases[i].model) gw_str(&g, "tokenizer.ggml.model", cases[i].model);
+        if (cases[i].pre) gw_str(&g, "tokenizer.ggml.pre", cases[i].pre);
+        gw_arr_str(&g, "tokenizer.ggml.tokens", toks, 5);
+        gw_arr(&g, "tokenizer.ggml.token_type", GGUF_INT32, types, 5, 4);
+        if (cases[i].scores) gw_arr(&g, "tokenizer.ggml.scores", GGUF_FLOAT32, cases[i].scores, 5, 4);
+        gw_u32(&g, "tokenizer.ggml.bos_token_id", 1);
+        gw_write(&g, path);
+        gw_free(&g);
+        Tokenizer *t = tokenizer_load(path, err, sizeof err);
+        if (t) fail_msg("case %zu: accepted", i);
+        if (!strstr(err, cases[i].want)) fail_msg("case %zu: \"%s\" does not name %s", i, err, cases[i].want);
+    }
+    /* a SentencePiece vocabulary with real scores: merges rebuilt, "\xe2\x96\x81a" is one token */
+    GW g;
+    gw_init(&g);
+    gw_str(&g, "tokenizer.ggml.model", "llama");
+    gw_arr_str(&g, "tokenizer.ggml.tokens", toks, 5);
+    gw_arr(&g, "tokenizer.ggml.token_type", GGUF_INT32, types, 5, 4);
+    gw_arr(&g, "tokenizer.ggml.scores", GGUF_FLOAT32, scored, 5, 4);
+    gw_u32(&g, "tokenizer.ggml.bos_token_id", 1);
+    gw_write(&g, path);
+    gw_free(&g);
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    int32_t *ids;
+    size_t k;
+    if (tokenizer_encode(t, "a", 1, 1, &ids, &k, err, sizeof err)) fail_msg("%s", err);
+    /* "a" -> prepend U+2581: "\xe2\x96\x81a" is no merge of two vocabulary pieces (U+2581 alone is
+     * not a token), so it falls back to unk + "a"; with BOS first */
+    assert_true(k >= 2);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    tokenizer_free(t);
+}
+
 /* the fuzz target's seeds and saved crashes (tests/fuzz/corpus/gguf, regressions/gguf) replayed */
 static void test_fuzz_replay(void **state) {
     const char *dirs[] = {"tests/fuzz/corpus/gguf", "tests/fuzz/regressions/gguf"};
@@ -792,6 +969,8 @@ int main(void) {
         cmocka_unit_test(test_fixture_models),
         cmocka_unit_test(test_cli_score),
         cmocka_unit_test(test_fuzz_replay),
+        cmocka_unit_test(test_tokenizer_gpt2),
+        cmocka_unit_test(test_tokenizer_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
