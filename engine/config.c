@@ -282,26 +282,35 @@ int config_parse(ModelConfig *c, const char *json_text, const char *src, char *e
         lcb_fail(err, errlen, "%s: rotary dimension %d (of head_dim %d) must be even", src, c->rot_dim, c->head_dim);
         goto out;
     }
-    /* rope_theta, the scaling factor and llama3's bands are each finite and positive, but their
-     * combination can still give an infinite frequency (a theta near 0, a factor near 0), and an
-     * infinite angle has a NaN sine: check what the forward will use */
-    if (c->rot_dim > 0) {
-        double *inv = malloc((size_t)(c->rot_dim / 2) * sizeof *inv);
-        if (!inv) { lcb_fail(err, errlen, "%s: out of memory checking the RoPE frequencies", src); goto out; }
-        config_rope_inv_freq(c, 0, inv);
-        int bad = -1;
-        for (int i = 0; i < c->rot_dim / 2 && bad < 0; i++)
-            if (!isfinite(inv[i]) || !(inv[i] > 0)) bad = i;
-        if (bad >= 0)
-            lcb_fail(err, errlen, "%s: rope_theta %g with scaling factor %g gives RoPE frequency %d = %g: not a positive finite number",
-                     src, c->rope_theta, c->rope_factor, bad, inv[bad]);
-        free(inv);
-        if (bad >= 0) goto out;
-    }
+    if (config_check_numbers(c, src, err, errlen)) goto out;
     rc = 0;
 out:
     cJSON_Delete(root);
     return rc;
+}
+
+int config_check_numbers(const ModelConfig *c, const char *src, char *err, size_t errlen) {
+    if (!(c->norm_eps >= 1e-60) || !isfinite(c->norm_eps))
+        return lcb_fail(err, errlen, "%s: norm epsilon %g must be a positive number (at least 1e-60): "
+                        "a zero or negative epsilon makes the norms, and every NLL, NaN", src, c->norm_eps);
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+        return lcb_fail(err, errlen, "%s: rope_theta %g must be a positive finite number", src, c->rope_theta);
+    if (!(c->rope_factor > 0) || !isfinite(c->rope_factor))
+        return lcb_fail(err, errlen, "%s: RoPE scaling factor %g must be a positive finite number", src, c->rope_factor);
+    /* each finite and positive, the combination can still give an infinite frequency (a factor
+     * near 0: 1/1e-320), and an infinite angle has a NaN sine: check what the forward will use */
+    if (c->rot_dim <= 0) return 0;
+    double *inv = malloc((size_t)(c->rot_dim / 2) * sizeof *inv);
+    if (!inv) return lcb_fail(err, errlen, "%s: out of memory checking the RoPE frequencies", src);
+    config_rope_inv_freq(c, 0, inv);
+    int bad = -1;
+    for (int i = 0; i < c->rot_dim / 2 && bad < 0; i++)
+        if (!isfinite(inv[i]) || !(inv[i] > 0)) bad = i;
+    if (bad >= 0)
+        lcb_fail(err, errlen, "%s: rope_theta %g with scaling factor %g gives RoPE frequency %d = %g: not a positive finite number",
+                 src, c->rope_theta, c->rope_factor, bad, inv[bad]);
+    free(inv);
+    return bad >= 0 ? -1 : 0;
 }
 
 int config_load(ModelConfig *c, const char *path, char *err, size_t errlen) {

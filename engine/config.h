@@ -62,6 +62,11 @@ typedef struct {
 /* Parse config.json text; `src` names the file in messages. */
 int config_parse(ModelConfig *c, const char *json_text, const char *src, char *err, size_t errlen);
 int config_load(ModelConfig *c, const char *path, char *err, size_t errlen);
+/* The numbers that would silently make every NLL NaN: a norm epsilon that is not positive (or
+ * below 1e-60), a rope_theta or scaling factor that is not positive and finite, and any
+ * combination that gives an infinite RoPE frequency.  config_parse calls it; a reader of
+ * another format (GGUF metadata) should too.  0, or -1 with a message naming `src`. */
+int config_check_numbers(const ModelConfig *c, const char *src, char *err, size_t errlen);
 /* A named shape for `random:NAME` (llama-10m, llama2-7b, llama2-13b, llama2-70b, mistral-7b,
  * falcon-7b, pythia-6.9b, ...). */
 int config_random_shape(ModelConfig *c, const char *name, char *err, size_t errlen);

@@ -419,6 +419,17 @@ static void test_config_nan_makers(void **state) {
     const char *ok = "{\"model_type\":\"llama\",\"vocab_size\":10,\"hidden_size\":64,\"num_hidden_layers\":1,"
                      "\"num_attention_heads\":1,\"intermediate_size\":8,\"rms_norm_eps\":1e-12,\"rope_theta\":1e6}";
     if (config_parse(&c, ok, "inline", err, sizeof err)) fail_msg("%s", err);
+    /* the same checks for a config built from another format's metadata (GGUF) */
+    assert_int_equal(config_check_numbers(&c, "inline", err, sizeof err), 0);
+    ModelConfig bad = c;
+    bad.norm_eps = 0;
+    assert_int_equal(config_check_numbers(&bad, "meta.gguf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "meta.gguf"));
+    assert_non_null(strstr(err, "epsilon"));
+    bad = c;
+    bad.rope_factor = NAN;
+    assert_int_equal(config_check_numbers(&bad, "meta.gguf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "scaling factor"));
 }
 
 /* ---------------------------------------------------------------- special files (issue 13) */
