@@ -7,6 +7,7 @@
 #include "harness/cli.h"
 #include "harness/sweep.h"
 
+#include <cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +59,15 @@ int cmd_merge(int argc, char **argv) {
                 (long long)ms.skipped, out);
         tot.added += ms.added; tot.replaced += ms.replaced; tot.skipped += ms.skipped;
     }
-    printf("{\"out\": \"%s\", \"shards\": %d, \"added\": %lld, \"updated\": %lld, \"skipped\": %lld, \"failed_shards\": %s}\n", out, n,
+    /* the path as a JSON string through cJSON (a quote or a backslash in it stays valid JSON);
+     * the line's layout is what scripts and tests match */
+    cJSON *js = cJSON_CreateString(out);
+    char *jout = js ? cJSON_PrintUnformatted(js) : NULL;
+    cJSON_Delete(js);
+    if (!jout) { cli_error("merge", "out of memory printing the summary"); free(shards); return 1; }
+    printf("{\"out\": %s, \"shards\": %d, \"added\": %lld, \"updated\": %lld, \"skipped\": %lld, \"failed_shards\": %s}\n", jout, n,
            (long long)tot.added, (long long)tot.replaced, (long long)tot.skipped, rc ? "true" : "false");
+    free(jout);
     free(shards);
     return rc;
 }
