@@ -5,7 +5,7 @@
  *
  *   gpt2  (byte-level BPE): tokens, merges, token types; tokenizer.ggml.pre picks the split
  *         regex (gpt-2 / default: GPT-2's ByteLevel regex; llama-bpe: Llama 3's, with
- *         ignore_merges as its tokenizer.json has);
+ *         ignore_merges as its tokenizer.json has; smaug-bpe: Llama 3's regex without it);
  *   llama (SentencePiece BPE with byte fallback): tokens, scores, token types; the merges are
  *         rebuilt from the scores as HF's SentencePiece converter does (every split of a token
  *         into two vocabulary pieces, ordered by the token's score, best first; ties by id).
@@ -158,11 +158,14 @@ static char *gguf_tokenizer_json(const GgufFile *g, char *err, size_t errlen) {
     for (int i = 0; i < 3; i++)
         if (ids[i] >= (int64_t)n) { lcb_fail(err, errlen, "%s: tokenizer.ggml.%s = %lld is outside the %llu tokens", g->path, idk[i], (long long)ids[i], (unsigned long long)n); return NULL; }
     if ((add_bos && bos < 0) || (add_eos && eos < 0)) { lcb_fail(err, errlen, "%s: tokenizer.ggml.add_%s_token is set without a %s id", g->path, add_bos && bos < 0 ? "bos" : "eos", add_bos && bos < 0 ? "BOS" : "EOS"); return NULL; }
-    int llama3 = 0;
+    int llama3 = 0, ignore_merges = 0;
     if (!spm) {
-        if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3")) llama3 = 1;
+        /* as llama.cpp's llama-vocab.cpp reads them: llama-bpe ignores merges for whole-vocabulary
+         * words, smaug-bpe (what the converter names Llama 3's split with other merges) does not */
+        if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3")) llama3 = ignore_merges = 1;
+        else if (!strcmp(pre, "smaug-bpe")) llama3 = 1;
         else if (strcmp(pre, "gpt-2") && strcmp(pre, "default")) {
-            lcb_fail(err, errlen, "%s: tokenizer.ggml.pre \"%s\" is not supported (gpt-2, default, llama-bpe are); pass --tokenizer tokenizer.json", g->path, pre);
+            lcb_fail(err, errlen, "%s: tokenizer.ggml.pre \"%s\" is not supported (gpt-2, default, llama-bpe, smaug-bpe are); pass --tokenizer tokenizer.json", g->path, pre);
             return NULL;
         }
         if (!mg) { lcb_fail(err, errlen, "%s: metadata tokenizer.ggml.merges is missing (a gpt2 tokenizer needs it)", g->path); return NULL; }
@@ -283,7 +286,7 @@ static char *gguf_tokenizer_json(const GgufFile *g, char *err, size_t errlen) {
         }
     } else {
         cJSON_AddBoolToObject(mdl, "byte_fallback", 0);
-        cJSON_AddBoolToObject(mdl, "ignore_merges", llama3);
+        cJSON_AddBoolToObject(mdl, "ignore_merges", ignore_merges);
         cJSON_AddNullToObject(root, "normalizer");
         cJSON *bl = cJSON_CreateObject();
         cJSON_AddStringToObject(bl, "type", "ByteLevel");

@@ -932,6 +932,87 @@ static void test_tokenizer_refusals(void **state) {
     tokenizer_free(t);
 }
 
+/* The files llama.cpp's own tools made (tests/fixtures/gguf/README.md): scored against the HF
+ * folder they came from; their tokenizers against tokenizer.json. */
+static void test_llama_cpp_files(void **state) {
+    char path[512], err[LCB_ERRLEN];
+    /* convert_hf_to_gguf.py drops Mistral's sliding_window (llama.cpp's llama architecture has
+     * none): mistral_swa's GGUF is compared with its HF folder under a config without it */
+    char noswa[512];
+    snprintf(noswa, sizeof noswa, "%s/mistral_noswa.json", tu_tmpdir());
+    cJSON *mc = tu_read_json(FIXTURES "/mistral_swa/config.json");
+    cJSON_DeleteItemFromObject(mc, "sliding_window");
+    char *mt = cJSON_Print(mc);
+    tu_write_file(noswa, mt, strlen(mt));
+    free(mt);
+    cJSON_Delete(mc);
+    /* bounds: F32 identical; the rest as measured here (max / mean |dNLL| over the reference
+     * ids: F16 2.5e-3 / 7.6e-4, BF16 2.0e-2 / 6.6e-3, Q6_K 6.8e-2 / 1.9e-2, Q4_K_M 0.63 / 0.16),
+     * with about 2x room */
+    struct { const char *file, *fx, *config; double max, mean; } cases[] = {
+        {"llama_gqa-F32.gguf", "llama_gqa", NULL, 0, 0},
+        {"llama_gqa-Q6_K.gguf", "llama_gqa", NULL, 0.15, 0.04},
+        {"llama_gqa-Q4_K_M.gguf", "llama_gqa", NULL, 1.3, 0.35},
+        {"mistral_swa-F16.gguf", "mistral_swa", noswa, 8e-3, 2e-3},
+        {"llama_pi4-BF16.gguf", "llama_pi4", NULL, 5e-2, 1.5e-2},
+    };
+    int found = 0;
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        if (!find_fixture(cases[i].file, path, sizeof path)) continue;
+        found++;
+        char refp[300], dir[256];
+        snprintf(refp, sizeof refp, FIXTURES "/%s/reference.json", cases[i].fx);
+        snprintf(dir, sizeof dir, FIXTURES "/%s", cases[i].fx);
+        cJSON *ref = tu_read_json(refp);
+        size_t T;
+        int32_t *ids = tu_json_ids(ref, &T);
+        double *hf = score(dir, cases[i].config, ids, T), *g = score(path, NULL, ids, T), mean = 0;
+        for (size_t k = 0; k + 1 < T; k++) mean += fabs(g[k] - hf[k]) / (double)(T - 1);
+        double d = max_diff(hf, g, T - 1);
+        print_message("%-24s (llama.cpp) vs HF %s: |dNLL| max %.2g mean %.2g\n", cases[i].file, cases[i].fx, d, mean);
+        if (d > cases[i].max || mean > cases[i].mean) fail_msg("%s: |dNLL| max %g (bound %g), mean %g (bound %g)", cases[i].file, d, cases[i].max, mean, cases[i].mean);
+        free(hf); free(g); free(ids);
+        cJSON_Delete(ref);
+    }
+    /* a reference model: the converter's tokenizer (gpt2, pre gpt-2 via conv.py) and weights */
+    if (find_fixture("lcb-2.5m-Q4_K_M.gguf", path, sizeof path)) {
+        found++;
+        int n = compare_tokenizers(path, "models/lcb-2.5m/tokenizer.json", FIXTURES "/tokenizer/llama3_cases.jsonl");
+        Tokenizer *t = tokenizer_load("models/lcb-2.5m", err, sizeof err);
+        if (!t) fail_msg("%s", err);
+        const char *text = "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
+                           "and nothing particular to interest me on shore, I thought I would sail about a little and see the watery part of the world.";
+        int32_t *ids;
+        size_t T;
+        if (tokenizer_encode(t, text, strlen(text), 1, &ids, &T, err, sizeof err)) fail_msg("%s", err);
+        tokenizer_free(t);
+        double *hf = score("models/lcb-2.5m", NULL, ids, T), *g = score(path, NULL, ids, T), mean = 0;
+        for (size_t k = 0; k + 1 < T; k++) mean += fabs(g[k] - hf[k]) / (double)(T - 1);
+        double d = max_diff(hf, g, T - 1);
+        /* measured 0.52 / 0.11 (Q4_K_M of a 160-wide model is mostly Q5_0: rows of 160 and
+         * 432 are no whole 256-blocks, so llama-quantize falls back) */
+        print_message("lcb-2.5m-Q4_K_M.gguf (llama.cpp) vs HF: |dNLL| max %.2g mean %.2g; tokenizer equal on %d texts\n", d, mean, n);
+        if (d > 1.0 || mean > 0.25) fail_msg("lcb-2.5m Q4_K_M: |dNLL| max %g mean %g", d, mean);
+        free(hf); free(g); free(ids);
+    }
+    /* the converter's vocab-only files of the two real tokenizers */
+    if (find_fixture("llama3_tok-vocab.gguf", path, sizeof path)) {
+        found++;
+        compare_tokenizers(path, FIXTURES "/tokenizer/llama3_tokenizer.json", FIXTURES "/tokenizer/llama3_cases.jsonl");
+        print_message("llama3_tok-vocab.gguf (tokenizer.ggml.pre smaug-bpe): equal to llama3_tokenizer.json on the cases\n");
+    }
+    if (find_fixture("mistral_tok-vocab.gguf", path, sizeof path)) {
+        found++;
+        /* made from tokenizer.json alone, every score -1000: refused, naming why */
+        assert_null(tokenizer_load(path, err, sizeof err));
+        assert_non_null(strstr(err, "scores are all equal"));
+    }
+    if (!found) {
+        print_message("SKIPPED: none of llama.cpp's GGUF files in " GGUF_FIXTURES " or .devwork/gguf_out\n");
+        skip();
+    }
+}
+
 /* the fuzz target's seeds and saved crashes (tests/fuzz/corpus/gguf, regressions/gguf) replayed */
 static void test_fuzz_replay(void **state) {
     const char *dirs[] = {"tests/fuzz/corpus/gguf", "tests/fuzz/regressions/gguf"};
@@ -971,6 +1052,7 @@ int main(void) {
         cmocka_unit_test(test_fuzz_replay),
         cmocka_unit_test(test_tokenizer_gpt2),
         cmocka_unit_test(test_tokenizer_refusals),
+        cmocka_unit_test(test_llama_cpp_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
