@@ -1244,7 +1244,10 @@ static int32_t tokenizer_find_named(const Tokenizer *t, const char *const *names
 }
 
 Tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
-    if (path && gguf_is_gguf(path)) return gguf_tokenizer_load(path, err, errlen); /* engine/gguf_tokenizer.c */
+    /* only a regular file is opened to look for the GGUF magic: open() on a FIFO would block */
+    struct stat sb;
+    if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && gguf_is_gguf(path))
+        return gguf_tokenizer_load(path, err, errlen); /* engine/gguf_tokenizer.c */
     return tokenizer_load_json(path, NULL, 0, err, errlen);
 }
 

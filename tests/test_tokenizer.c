@@ -412,6 +412,8 @@ static void test_special_files(void **state) {
     assert_int_equal(mkfifo(p, 0600), 0);
     assert_null(tokenizer_load(dir, err, sizeof err));
     if (!strstr(err, "tokenizer.json") || !strstr(err, "FIFO")) fail_msg("FIFO: \"%s\"", err);
+    assert_null(tokenizer_load(p, err, sizeof err)); /* the FIFO's own path, as --tokenizer PATH */
+    if (!strstr(err, "tokenizer.json") || !strstr(err, "FIFO")) fail_msg("FIFO by path: \"%s\"", err);
     unlink(p);
     assert_int_equal(mkdir(p, 0700), 0);
     assert_null(tokenizer_load(dir, err, sizeof err));
