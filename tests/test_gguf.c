@@ -185,6 +185,7 @@ static void test_gguf_py_reference(void **state) {
 typedef struct { uint8_t *p; size_t n, cap; } Buf;
 
 static void b_put(Buf *b, const void *s, size_t n) {
+    if (!n) return;
     if (b->n + n > b->cap) { b->cap = (b->n + n) * 2 + 64; b->p = realloc(b->p, b->cap); assert_non_null(b->p); }
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -775,9 +776,9 @@ static void write_gpt2_tokenizer_gguf(const char *json_path, const char *pre, in
         type[id] = cJSON_IsTrue(cJSON_GetObjectItem(a, "special")) ? 3 : 4;
         if (!strcmp(tok[id], bos)) bos_id = id;
     }
-    char pad[64][16];
+    char pad[64][24];
     for (int i = 0, k = 0; i < n; i++)
-        if (!tok[i]) { assert_true(k < 64); snprintf(pad[k], 16, "[PAD%d]", i); tok[i] = pad[k++]; type[i] = 5; }
+        if (!tok[i]) { assert_true(k < 64); snprintf(pad[k], sizeof pad[k], "[PAD%d]", i); tok[i] = pad[k++]; type[i] = 5; }
     cJSON *mg = cJSON_GetObjectItem(m, "merges");
     int nm = cJSON_GetArraySize(mg);
     char **merges = calloc(nm, sizeof *merges);
