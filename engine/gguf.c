@@ -308,7 +308,9 @@ static int gguf_parse(GgufFile *g, Cur *c) {
 }
 
 int gguf_is_gguf(const char *path) {
-    int fd = open(path, O_RDONLY);
+    struct stat st0;
+    if (stat(path, &st0) != 0 || !S_ISREG(st0.st_mode)) return 0; /* a FIFO would block open() */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return 0;
     struct stat sb;
     char m[4];
