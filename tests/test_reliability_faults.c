@@ -184,8 +184,52 @@ static void test_special_files_cli(void **state) {
         }
 }
 
+/* issue 13 (7): runs, show, report and gate read a results file they cannot write: a WAL file
+ * on a read-only filesystem with its -wal and -shm (committed rows that live only in the -wal
+ * are seen), and one whose -wal/-shm are gone (a clean close); nothing is created beside it. */
+static void test_readonly_wal_readers(void **state) {
+    (void)state;
+    char dir[600], a[700], b[700], *out;
+    snprintf(dir, sizeof dir, "%s/rowal", tu_tmpdir());
+    if (mount_tmpfs(dir, "size=8m")) { print_message("SKIPPED read-only WAL readers: mount not permitted (%s)\n", strerror(errno)); skip(); }
+    snprintf(a, sizeof a, "%s/open.db", dir);
+    snprintf(b, sizeof b, "%s/closed.db", dir);
+    int rc = tu_run(&out, "%s run " RUN_ARGS " --dataset %s --db %s && cp %s %s", tu_lcbench(), g_ids, a, a, b);
+    if (rc) fail_msg("run: %d: %s", rc, out);
+    free(out);
+    /* a writer's committed change still in the -wal: copy the three files while it is open */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(a, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA wal_autocheckpoint=0; UPDATE runs SET argv='only in the wal'", NULL, NULL, NULL), SQLITE_OK);
+    char cp[2400];
+    snprintf(cp, sizeof cp, "cd %s && cp open.db w.db && cp open.db-wal w.db-wal && cp open.db-shm w.db-shm", dir);
+    assert_int_equal(tu_run(NULL, "%s", cp), 0);
+    sqlite3_close(h);
+    assert_int_equal(mount("tmpfs", dir, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=8m"), 0);
+    const char *dbs[] = {"w.db", "closed.db"};
+    for (int i = 0; i < 2; i++) {
+        char db[700];
+        snprintf(db, sizeof db, "%s/%s", dir, dbs[i]);
+        rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), db);
+        if (rc || !strstr(out, "done")) fail_msg("runs on read-only %s: exit %d: %s", dbs[i], rc, out);
+        free(out);
+        rc = tu_run(&out, "%s show 1 --db %s", tu_lcbench(), db);
+        if (rc || (i == 0 && !strstr(out, "only in the wal"))) fail_msg("show on read-only %s: exit %d: %s", dbs[i], rc, out);
+        free(out);
+        rc = tu_run(&out, "%s gate --db %s --baseline %s", tu_lcbench(), db, db);
+        if (rc || !strstr(out, "PASS: 1 pair")) fail_msg("gate on read-only %s: exit %d: %s", dbs[i], rc, out);
+        free(out);
+        rc = tu_run(&out, "%s report --db %s --out %s/report-%d --no-svg", tu_lcbench(), db, tu_tmpdir(), i);
+        if (rc) fail_msg("report on read-only %s: exit %d: %s", dbs[i], rc, out);
+        free(out);
+    }
+    assert_int_equal(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=8m"), 0);
+    umount2(dir, MNT_DETACH);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_lock_held), cmocka_unit_test(test_readonly_db), cmocka_unit_test(test_full_disk),
-                                       cmocka_unit_test(test_special_files_cli)};
+                                       cmocka_unit_test(test_special_files_cli),
+                                       cmocka_unit_test(test_readonly_wal_readers)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
