@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KV_QBLOCK 64 /* queries per score block: bounds the score buffer to 64 x keys */
+#define KV_QBLOCK 64    /* queries per score block: bounds the score buffer to 64 x keys */
+#define KV_MIN_TASKS 16 /* (head, query block) tasks a chunk is cut into when it can be (blocks >= 16 rows) */
 
 uint64_t kv_bytes_formula(const ModelConfig *c, int64_t n_sink, int64_t window, uint64_t t) {
     uint64_t per_tok = 2ull * c->n_layers * c->n_kv * c->head_dim * sizeof(float);
@@ -195,29 +196,39 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     const int64_t m3 = c3_end - t0;
     const int64_t mtot = m1 + m2 + n;
     if (kv_reserve(kv, t0 + n, err, errlen)) return -1;
-    /* one score block per thread: (head, query block) tasks run in parallel, each with
-     * single-threaded GEMMs (OpenMP OpenBLAS does not nest inside a parallel region) */
-    /* query blocks of at most KV_QBLOCK rows, and enough (head, block) tasks to keep every
-     * thread busy: with 5 heads on 2 threads, one block per head would leave a thread idle */
+    /* (head, query block) tasks run in parallel, one score block per thread, each task with
+     * single-threaded GEMMs (OpenMP OpenBLAS does not nest inside an active parallel region; the
+     * region is entered even for one task, so that OpenBLAS never threads a call itself).
+     * Query blocks of at most KV_QBLOCK rows, halved while there are fewer than KV_MIN_TASKS
+     * tasks (with 4 heads and a chunk of 64, one block per head would leave threads idle).
+     * The partition depends on the shapes alone, never on the thread count: a block's first
+     * query decides which ring slots it reads and its size decides the GEMMs' shapes, both of
+     * which change the rounding, and SPEC §1 wants the same bits for any number of threads. */
     const int nthreads = omp_get_max_threads();
     int qb = KV_QBLOCK;
-    while (qb > 16 && (int64_t)H * ((n + qb - 1) / qb) < 4 * nthreads) qb /= 2;
-    const int nblocks = (n + qb - 1) / qb;
+    while (qb > 16 && (int64_t)H * ((n + qb - 1) / qb) < KV_MIN_TASKS) qb /= 2;
+    const int nblocks = (n + qb - 1) / qb, ntasks = H * nblocks;
     size_t sbytes, per_thread;
     if (lcb_mul_size((size_t)KV_QBLOCK * sizeof(float), (size_t)mtot, &per_thread) ||
         lcb_mul_size(per_thread, (size_t)nthreads, &sbytes))
         return lcb_fail(err, errlen, "attention: score buffer size overflows");
     float *sbuf = lcb_alloc(LCB_MEM_WORK, sbytes);
-    if (!sbuf) return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
+    /* diagnostic (attention on position 0): one partial sum per task, added in task order
+     * after the loop, not an OpenMP reduction (whose order depends on the team) */
+    double *first_part = kv->first_mass ? calloc((size_t)ntasks, 2 * sizeof(double)) : NULL;
+    if (!sbuf || (kv->first_mass && !first_part)) {
+        lcb_free(LCB_MEM_WORK, sbuf, sbytes);
+        return lcb_fail(err, errlen, "out of memory: attention scores (%zu bytes)", sbytes);
+    }
     const float *kc = qkv + H * hd, *vc = qkv + H * hd + kvd; /* chunk keys / values */
     const float *sink_q = qs ? qs : qkv;
-    double first_sum = 0, first_n = 0; /* diagnostic: attention on position 0 */
     const int ld_sq = qs ? ldq : ldqkv;
 
-    #pragma omp parallel for schedule(dynamic, 1) reduction(+:first_sum, first_n) if (H * nblocks > 1)
-    for (int task = 0; task < H * nblocks; task++) {
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntasks; task++) {
         const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * qb;
         float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float)), rinv[KV_QBLOCK];
+        double first_sum = 0, first_n = 0;
         {
             const int nb = n - i0 < qb ? n - i0 : qb;
             const float *qa = qkv + (size_t)i0 * ldqkv + h * hd;
@@ -299,6 +310,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                     first_n += 1;
                 }
             }
+            if (first_part) { first_part[2 * task] = first_sum; first_part[2 * task + 1] = first_n; }
             float *o = out + (size_t)i0 * ldq + h * hd;
             float beta = 0.f;
             if (m1) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m1, 1.f, s1, ld, kv->sv[layer] + g * hd, kvd, beta, o, ldq); beta = 1.f; }
@@ -319,7 +331,13 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
         }
     }
     lcb_free(LCB_MEM_WORK, sbuf, sbytes);
-    if (kv->first_mass) { kv->first_mass[layer] += first_sum; kv->first_count[layer] += first_n; }
+    if (first_part) {
+        double first_sum = 0, first_n = 0;
+        for (int task = 0; task < ntasks; task++) { first_sum += first_part[2 * task]; first_n += first_part[2 * task + 1]; }
+        kv->first_mass[layer] += first_sum;
+        kv->first_count[layer] += first_n;
+        free(first_part);
+    }
     return 0;
 }
 

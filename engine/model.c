@@ -316,16 +316,28 @@ static int model_init_random(Model *m, const char *shape, uint64_t seed, char *e
 
 /* ---------------------------------------------------------------- open / free */
 
-/* "random:SHAPE[:SEED]" -> shape name and seed (default 1234). */
+/* "random:SHAPE[:SEED]" -> shape name and seed (default 1234).  SEED: decimal digits only, below
+ * 2^64; anything else (empty, a sign, spaces, trailing characters, a value that does not fit) is
+ * refused rather than read as some other seed (strtoull saturates at 2^64 - 1 and skips spaces). */
 static int parse_random_spec(const char *spec, char *shape, size_t n, uint64_t *seed, char *err, size_t errlen) {
+    if (strlen(spec + 7) >= n) return lcb_fail(err, errlen, "%.40s...: a random:SHAPE[:SEED] spec is at most %zu characters after random:", spec, n - 1);
     snprintf(shape, n, "%s", spec + 7);
     *seed = 1234;
     char *colon = strchr(shape, ':');
     if (!colon) return 0;
     *colon = 0;
-    char *end;
-    *seed = strtoull(colon + 1, &end, 10);
-    if (!colon[1] || *end || colon[1] == '-') return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative integer", spec, colon + 1);
+    const char *d = colon + 1;
+    if (!*d) return lcb_fail(err, errlen, "%s: the seed after \"%s:\" is empty (random:SHAPE[:SEED], SEED a decimal integer in [0, 2^64))", spec, shape);
+    uint64_t v = 0;
+    for (const char *p = d; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return lcb_fail(err, errlen, "%s: seed \"%s\" is not a non-negative decimal integer (digits only)", spec, d);
+        const unsigned dig = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - dig) / 10)
+            return lcb_fail(err, errlen, "%s: seed %s does not fit in 64 bits (at most 18446744073709551615)", spec, d);
+        v = v * 10 + dig;
+    }
+    *seed = v;
     return 0;
 }
 

@@ -180,6 +180,7 @@ int cmd_bench(int argc, char **argv) {
     size_t chunks[] = {1, 16, 64, 256, 1024};
     for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
         size_t n = chunks[k] == 1 ? 512 : 4 * L; /* chunk=1 is slow: fewer tokens */
+        if (n > T) n = T;                           /* never past the T ids there are (--tokens >= 2048) */
         double r = best_rate(&m, "dense", ids, n, chunks[k], L, (int)reps);
         double fl = flops_per_token(cfg, L / 2.0);
         double mg = model_gemm_gflops(&m, (int)chunks[k], 0.5);

@@ -113,10 +113,69 @@ static void test_nll_all(void **state) {
     }
 }
 
+/* random:SHAPE:SEED takes a seed in [0, 2^64) written in decimal digits, and refuses anything
+ * else with a message naming it (a seed of 2^64 or more once saturated to 2^64 - 1 silently). */
+static void test_random_seed(void **state) {
+    char err[LCB_ERRLEN];
+    Model a, b;
+    /* the largest seed is a seed of its own, not the default */
+    if (model_open(&a, "random:llama-tiny:18446744073709551615", NULL, err, sizeof err)) fail_msg("%s", err);
+    if (model_open(&b, "random:llama-tiny", NULL, err, sizeof err)) fail_msg("%s", err);
+    assert_memory_not_equal(a.embed, b.embed, (size_t)a.cfg.vocab * a.cfg.dim * sizeof(float));
+    model_free(&b);
+    if (model_open(&b, "random:llama-tiny:1234", NULL, err, sizeof err)) fail_msg("%s", err); /* the default, spelt out */
+    Model d;
+    if (model_open(&d, "random:llama-tiny", NULL, err, sizeof err)) fail_msg("%s", err);
+    assert_memory_equal(b.embed, d.embed, (size_t)b.cfg.vocab * b.cfg.dim * sizeof(float));
+    model_free(&a); model_free(&b); model_free(&d);
+    static const struct { const char *spec, *msg; } bad[] = {
+        {"random:llama-tiny:18446744073709551616", "does not fit in 64 bits"}, /* 2^64 */
+        {"random:llama-tiny:99999999999999999999999", "does not fit in 64 bits"},
+        {"random:llama-tiny:-1", "not a non-negative decimal integer"},
+        {"random:llama-tiny:+5", "not a non-negative decimal integer"},
+        {"random:llama-tiny: 5", "not a non-negative decimal integer"},
+        {"random:llama-tiny:12x", "not a non-negative decimal integer"},
+        {"random:llama-tiny:1:2", "not a non-negative decimal integer"},
+        {"random:llama-tiny:0x10", "not a non-negative decimal integer"},
+        {"random:llama-tiny:", "is empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        if (model_open(&a, bad[i].spec, NULL, err, sizeof err) == 0) fail_msg("%s: accepted", bad[i].spec);
+        if (!strstr(err, bad[i].msg) || !strstr(err, bad[i].spec)) fail_msg("%s: error \"%s\" lacks \"%s\" or the spec", bad[i].spec, err, bad[i].msg);
+    }
+    /* a spec too long to hold is refused, not cut (a cut could drop the seed's last digits) */
+    char longspec[400];
+    snprintf(longspec, sizeof longspec, "random:llama-tiny:%0300d", 7);
+    assert_int_not_equal(model_open(&a, longspec, NULL, err, sizeof err), 0);
+    /* through the CLI: exit status 1, the message on stderr */
+    char *out;
+    int rc = tu_run(&out, "echo 1 2 3 | %s score --model random:llama-tiny:18446744073709551616 --ids -", tu_lcbench());
+    assert_int_equal(rc, 1);
+    if (!strstr(out, "does not fit in 64 bits")) fail_msg("score printed:\n%s", out);
+    free(out);
+}
+
+/* lcbench bench at its smallest --tokens: every rate scores ids inside the T it generated (it
+ * once read 4096 ids from a buffer of T: "token id ... outside the vocabulary", or an ASan
+ * heap-buffer-overflow, for T in 2048..4095). */
+static void test_bench_small(void **state) {
+    char *out;
+    int rc = tu_run(&out, "%s bench --model random:llama-tiny --tokens 2048 --reps 1", tu_lcbench());
+    if (rc) fail_msg("bench exited %d:\n%s", rc, out);
+    assert_non_null(strstr(out, "| dense, 1024-token windows | 1024 |"));
+    assert_non_null(strstr(out, "| sink:4:1020 stream | 1 |"));
+    assert_non_null(strstr(out, "sink:4:1020 chunk 256 vs chunk 1:"));
+    assert_null(strstr(out, "vocabulary"));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logits_all),
         cmocka_unit_test(test_nll_all),
+        cmocka_unit_test(test_random_seed),
+        cmocka_unit_test(test_bench_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
