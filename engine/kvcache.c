@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define KV_QBLOCK 64    /* queries per score block: bounds the score buffer to 64 x keys */
-#define KV_MIN_TASKS 16 /* (head, query block) tasks a chunk is cut into when it can be (blocks >= 16 rows) */
+#define KV_MIN_TASKS 8  /* (head, query block) tasks a chunk is cut into when it can be (blocks >= 16 rows) */
 
 uint64_t kv_bytes_formula(const ModelConfig *c, int64_t n_sink, int64_t window, uint64_t t) {
     uint64_t per_tok = 2ull * c->n_layers * c->n_kv * c->head_dim * sizeof(float);
