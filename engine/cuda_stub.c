@@ -34,5 +34,5 @@ int cuda_op_norm(const float *x, float *y, const float *w, const float *b, int n
 int cuda_op_act(const float *h, const float *bias, float *out, int n, int ffn, int gated, int act, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 int cuda_op_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, int n, int H, int KV, int hd, int rot_half, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
-int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 void cuda_op_attention_variant(int v) {}

@@ -23,6 +23,7 @@
 #include "engine/gguf_model.h"
 #include "engine/backend.h"
 #include "engine/common.h"
+#include "engine/rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -277,20 +278,13 @@ out:
 
 /* ---------------------------------------------------------------- random models */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_normal(float *p, size_t n, float std, uint64_t *s) {
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = ((splitmix64(s) >> 11) + 1.0) * 0x1.0p-53, u2 = (splitmix64(s) >> 11) * 0x1.0p-53;
-        double r = sqrt(-2.0 * log(u1));
-        p[i] = (float)(std * r * cos(2 * M_PI * u2));
-        if (i + 1 < n) p[i + 1] = (float)(std * r * sin(2 * M_PI * u2));
-    }
+/* Tensor `tensor` of the random model with `seed`: p[i] = lcb_rng_normal(seed, tensor, i, std)
+ * (engine/rng.h, the generator the CUDA fill shares).  Each element depends on its index alone,
+ * so the threads' split of the loop cannot change a value. */
+static void fill_normal(float *p, size_t n, float std, uint64_t seed, uint64_t tensor) {
+    const uint64_t key = lcb_rng_key(seed, tensor);
+    #pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) p[i] = lcb_rng_normal_key(key, i, std);
 }
 
 static int model_init_random(Model *m, const char *shape, uint64_t seed, char *err, size_t errlen) {
@@ -298,17 +292,16 @@ static int model_init_random(Model *m, const char *shape, uint64_t seed, char *e
     if (model_carve(m, err, errlen)) return -1;
     const ModelConfig *c = &m->cfg;
     const size_t dim = c->dim, qkvd = (size_t)(c->n_heads + 2 * c->n_kv) * c->head_dim;
-    uint64_t s = seed;
-    fill_normal(m->embed, (size_t)c->vocab * dim, 0.02f, &s);
-    if (!c->tie_embeddings) fill_normal(m->lm_head, (size_t)c->vocab * dim, 0.02f, &s);
+    fill_normal(m->embed, (size_t)c->vocab * dim, 0.02f, seed, LCB_RNG_EMBED);
+    if (!c->tie_embeddings) fill_normal(m->lm_head, (size_t)c->vocab * dim, 0.02f, seed, LCB_RNG_LM_HEAD);
     for (size_t i = 0; i < dim; i++) m->norm_w[i] = 1.f;
     for (int l = 0; l < c->n_layers; l++) {
         LayerWeights *w = &m->layers[l];
         for (size_t i = 0; i < dim; i++) { w->attn_norm_w[i] = 1.f; if (w->mlp_norm_w) w->mlp_norm_w[i] = 1.f; }
-        fill_normal(w->wqkv, qkvd * dim, 0.02f, &s);
-        fill_normal(w->wo, dim * c->n_heads * c->head_dim, 0.02f, &s);
-        fill_normal(w->wup, (c->gated_mlp ? 2 : 1) * (size_t)c->ffn * dim, 0.02f, &s);
-        fill_normal(w->wdown, dim * c->ffn, 0.02f, &s);
+        fill_normal(w->wqkv, qkvd * dim, 0.02f, seed, lcb_rng_layer_tensor(l, LCB_RNG_WQKV));
+        fill_normal(w->wo, dim * c->n_heads * c->head_dim, 0.02f, seed, lcb_rng_layer_tensor(l, LCB_RNG_WO));
+        fill_normal(w->wup, (c->gated_mlp ? 2 : 1) * (size_t)c->ffn * dim, 0.02f, seed, lcb_rng_layer_tensor(l, LCB_RNG_WUP));
+        fill_normal(w->wdown, dim * c->ffn, 0.02f, seed, lcb_rng_layer_tensor(l, LCB_RNG_WDOWN));
     }
     snprintf(m->disk_dtype, sizeof m->disk_dtype, "random");
     return 0;

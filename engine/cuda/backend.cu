@@ -28,6 +28,7 @@
  * head and the NLL run on rank 0.
  */
 #include "engine/cuda/cuda_internal.cuh"
+#include "engine/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -382,37 +383,25 @@ extern "C" int cuda_model_upload(Model *m, const char *dtype, char *err, size_t 
 
 static int init_random_rank(Model *m, DevModel *d, uint64_t seed, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    const size_t dim = c->dim, qd = (size_t)c->n_heads * c->head_dim, qkvd = qd + 2 * (size_t)c->n_kv * c->head_dim;
-    const size_t up_rows = (c->gated_mlp ? 2 : 1) * (size_t)c->ffn;
+    const size_t dim = c->dim;
     CU_TRY(cudaSetDevice(d->device));
-    /* biases zero, norms one, matrices N(0, 0.02^2) in model.c's draw order; each rank draws its
-     * own blocks of the same tensors, so every tp gives the same model */
+    /* biases zero, norms one, matrices N(0, 0.02^2): element i of tensor t is engine/rng.h's
+     * lcb_rng_normal(seed, t, i), as in model.c's model_init_random; each rank generates its own
+     * blocks of the same tensors, so every tp gives the same model */
     CU_TRY(cudaMemsetAsync(d->wblock, 0, d->wbytes, d->st));
-    uint64_t draw = 0;
-#define ADVANCE(count) (draw += 2 * (((size_t)(count) + 1) / 2))
-    k_fill_normal(d->dt, d->embed, (size_t)c->vocab * dim, 0.02f, seed, draw, d->st);
-    ADVANCE((size_t)c->vocab * dim);
-    if (!c->tie_embeddings) {
-        k_fill_normal(d->dt, d->lm_head, (size_t)c->vocab * dim, 0.02f, seed, draw, d->st);
-        ADVANCE((size_t)c->vocab * dim);
-    }
+    k_fill_normal(d->dt, d->embed, (size_t)c->vocab * dim, 0.02f, seed, LCB_RNG_EMBED, d->st);
+    if (!c->tie_embeddings) k_fill_normal(d->dt, d->lm_head, (size_t)c->vocab * dim, 0.02f, seed, LCB_RNG_LM_HEAD, d->st);
     k_fill_const(d->norm_w, dim, 1.f, d->st);
     for (int l = 0; l < c->n_layers; l++) {
         DevLayer *w = &d->L[l];
         k_fill_const(w->attn_norm_w, dim, 1.f, d->st);
         if (w->mlp_norm_w) k_fill_const(w->mlp_norm_w, dim, 1.f, d->st);
-        /* draw counters of the four matrices of this layer */
-        uint64_t d0[4];
-        d0[0] = draw; ADVANCE(qkvd * dim);
-        d0[1] = draw; ADVANCE(dim * qd);
-        d0[2] = draw; ADVANCE(up_rows * dim);
-        d0[3] = draw; ADVANCE(dim * c->ffn);
+        /* shard_layer's `which` (0 qkv, 1 o, 2 up, 3 down) is rng.h's LCB_RNG_WQKV .. LCB_RNG_WDOWN */
         shard_layer(c, d, w, [&](int which, void *dst, size_t r0, size_t rows, size_t c0, size_t cols, size_t ld) {
-            k_fill_normal_block(d->dt, dst, rows, cols, ld, r0 * ld + c0, 0.02f, seed, d0[which], d->st);
+            k_fill_normal_block(d->dt, dst, rows, cols, ld, r0 * ld + c0, 0.02f, seed, lcb_rng_layer_tensor(l, which), d->st);
             return 0;
         });
     }
-#undef ADVANCE
     CU_LAUNCHED();
     CU_TRY(cudaStreamSynchronize(d->st));
     return 0;

@@ -161,11 +161,11 @@ void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
 /* gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) */
 void k_act(int dt, const float *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);
 void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cudaStream_t st);
-/* p[i] ~ N(0, std^2) exactly as model.c's fill_normal, from draw counter `draw0` of the seed's stream */
-void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t draw0, cudaStream_t st);
+/* p[i] = lcb_rng_normal(seed, tensor, i, std) (engine/rng.h: ~N(0, std^2), model.c's fill_normal bit for bit) */
+void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t tensor, cudaStream_t st);
 /* the block dst (rows, cols) of such a tensor: elements base + r * ld + c */
 void k_fill_normal_block(int dt, void *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed,
-                         uint64_t draw0, cudaStream_t st);
+                         uint64_t tensor, cudaStream_t st);
 void k_fill_const(float *p, size_t n, float v, cudaStream_t st);
 void k_convert(int dt, const float *src, void *dst, size_t n, cudaStream_t st);
 

@@ -3,9 +3,10 @@
  * a CPU routine in engine/model.c or engine/kvcache.c (and tested against it in
  * tests/test_cuda.c): embedding gather, RMSNorm/LayerNorm, bias, RoPE (rotate-half, partial)
  * fused with the KV-cache store, the MLP activations, the fused log-softmax NLL, and the
- * seeded normal fill of random: models (the same numbers as model.c's fill_normal).
+ * seeded normal fill of random: models (engine/rng.h, shared with model.c's fill_normal).
  */
 #include "engine/cuda/cuda_internal.cuh"
+#include "engine/rng.h"
 
 #include <math.h>
 
@@ -195,37 +196,28 @@ void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cu
 
 /* ---------------------------------------------------------------- random weights */
 
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* model.c's splitmix64 stream: draw k (1-based) is mix64(seed + k * golden).  Element g of a
- * tensor is half of Box-Muller pair g / 2, which uses draws draw0 + 2 (g / 2) + 1 and + 2: the
- * cosine for even g, the sine for odd g (as fill_normal).  Each thread computes one element, so
- * any block of the tensor can be generated on its own: dst (rows, cols) holds elements
+/* Element g of tensor `tensor` is lcb_rng_normal(seed, tensor, g, std) (engine/rng.h, the very
+ * function model.c's fill_normal calls: integer hashing and one float multiply, so the float is
+ * the CPU's bit for bit; bf16/fp16 round it once more).  Each thread computes one element, so any
+ * block of the tensor can be generated on its own: dst (rows, cols) holds elements
  * base + r * ld + c of the whole tensor (a tensor-parallel shard, or all of it). */
 template <typename T>
-__global__ void fill_normal_kernel(T *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed, uint64_t draw0) {
+__global__ void fill_normal_kernel(T *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t key) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
-    size_t g = base + (i / cols) * ld + i % cols, j = g & ~(size_t)1;
-    const uint64_t gold = 0x9e3779b97f4a7c15ull;
-    uint64_t z1 = mix64(seed + (draw0 + j + 1) * gold), z2 = mix64(seed + (draw0 + j + 2) * gold);
-    double u1 = ((z1 >> 11) + 1.0) * 0x1.0p-53, u2 = (z2 >> 11) * 0x1.0p-53;
-    double r = sqrt(-2.0 * log(u1)), a = 2 * M_PI * u2;
-    p[i] = from_f<T>((float)(std * r * ((g & 1) ? sin(a) : cos(a))));
+    size_t g = base + (i / cols) * ld + i % cols;
+    p[i] = from_f<T>(lcb_rng_normal_key(key, g, std));
 }
 
 void k_fill_normal_block(int dt, void *p, size_t rows, size_t cols, size_t ld, size_t base, float std, uint64_t seed,
-                         uint64_t draw0, cudaStream_t st) {
+                         uint64_t tensor, cudaStream_t st) {
+    const uint64_t key = lcb_rng_key(seed, tensor);
     if (rows && cols)
-        DISPATCH_T(dt, fill_normal_kernel<T><<<blocks_for(rows * cols, 256), 256, 0, st>>>((T *)p, rows, cols, ld, base, std, seed, draw0));
+        DISPATCH_T(dt, fill_normal_kernel<T><<<blocks_for(rows * cols, 256), 256, 0, st>>>((T *)p, rows, cols, ld, base, std, key));
 }
 
-void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t draw0, cudaStream_t st) {
-    k_fill_normal_block(dt, p, 1, n, n, 0, std, seed, draw0, st);
+void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t tensor, cudaStream_t st) {
+    k_fill_normal_block(dt, p, 1, n, n, 0, std, seed, tensor, st);
 }
 
 __global__ void fill_const_kernel(float *p, size_t n, float v) {

@@ -85,11 +85,11 @@ extern "C" int cuda_op_rope(const float *qkv, const float *cs, float *q_out, flo
     return finish(q_out, dq, (size_t)n * qd * 4, &B, err, errlen);
 }
 
-extern "C" int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen) {
+extern "C" int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen) {
     Bufs B = {};
     void *d;
     if (bufs_add(&B, &d, NULL, n * 4, err, errlen)) return -1;
-    k_fill_normal(DT_F32, d, n, 0.02f, seed, draw0, 0);
+    k_fill_normal(DT_F32, d, n, 0.02f, seed, tensor, 0);
     return finish(out, d, n * 4, &B, err, errlen);
 }
 

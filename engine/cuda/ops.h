@@ -24,8 +24,8 @@ int cuda_op_nll(const float *lg, const int32_t *tg, double *nll, int n, int voca
  * q_out (n, H hd), k_out (n, KV hd) */
 int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, int n, int H, int KV, int hd, int rot_half,
                  char *err, size_t errlen);
-/* normals of model.c's fill_normal: the n values after `draw0` draws of seed's stream */
-int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t draw0, char *err, size_t errlen);
+/* out[i] = lcb_rng_normal(seed, tensor, i, 0.02f) for i < n (engine/rng.h), generated on the device */
+int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen);
 /* tests: which attention kernel runs for bf16/fp16: 0 scalar, 1 tensor cores, 2 tensor cores with
  * cp.async double buffering (the default); -1 = from LCB_CUDA_ATTN (scalar|mma|pipe) */
 void cuda_op_attention_variant(int v);
