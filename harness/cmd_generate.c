@@ -178,7 +178,7 @@ int cmd_generate(int argc, char **argv) {
     FluencyDict *dict = fluency_dict_load(words, err, sizeof err);
     if (!dict) { cli_error("generate", "%s", err); goto out; }
     Store st;
-    if (store_open(&st, db, err, sizeof err) || fluency_store_init(&st, err, sizeof err)) {
+    if (store_open(&st, db, err, sizeof err)) {
         cli_error("generate", "%s", err);
         fluency_dict_free(dict);
         goto out;
@@ -200,29 +200,16 @@ int cmd_generate(int argc, char **argv) {
     char now[32], rev[64];
     store_now(now);
     run_git_revision(rev, sizeof rev);
-    sqlite3_stmt *q = NULL;
     int rc = g.win ? 0 : lcb_fail(err, sizeof err, "out of memory");
-    if (rc == 0 && sqlite3_prepare_v2(st.db,
-            "INSERT INTO generations (status, started, lcbench_rev, argv, model, max_pos, strategy, decoding, temperature,"
-            " top_k, top_p, seed, n_prompts, max_new, window) VALUES ('running',?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, now, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, rev, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 3, argv_text, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 5, m.cfg.max_pos);
-        sqlite3_bind_text(q, 6, spec, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 7, temperature > 0 ? "sample" : "greedy", -1, SQLITE_STATIC);
-        sqlite3_bind_double(q, 8, temperature);
-        sqlite3_bind_int64(q, 9, (int64_t)top_k);
-        sqlite3_bind_double(q, 10, top_p);
-        sqlite3_bind_int64(q, 11, (int64_t)seed);
-        sqlite3_bind_int64(q, 12, n_prompts);
-        sqlite3_bind_int64(q, 13, (int64_t)max_new);
-        sqlite3_bind_int64(q, 14, (int64_t)G);
-        if (sqlite3_step(q) != SQLITE_DONE) rc = lcb_fail(err, sizeof err, "%s: inserting the generation: %s", db, sqlite3_errmsg(st.db));
-        g.gen_id = sqlite3_last_insert_rowid(st.db);
-    } else if (rc == 0) rc = lcb_fail(err, sizeof err, "%s: %s", db, sqlite3_errmsg(st.db));
-    sqlite3_finalize(q);
+    if (rc == 0) {
+        const StoreVal row[] = {
+            SV_TEXT("status", store_status_name(STORE_RUNNING)), SV_TEXT("started", now), SV_TEXT("lcbench_rev", rev),
+            SV_TEXT("argv", argv_text), SV_TEXT("model", path), SV_INT("max_pos", m.cfg.max_pos), SV_TEXT("strategy", spec),
+            SV_TEXT("decoding", temperature > 0 ? "sample" : "greedy"), SV_REAL("temperature", temperature), SV_INT("top_k", top_k),
+            SV_REAL("top_p", top_p), SV_INT("seed", seed), SV_INT("n_prompts", n_prompts), SV_INT("max_new", max_new), SV_INT("window", G),
+        };
+        rc = store_row_insert(&st, "generations", row, sizeof row / sizeof *row, &g.gen_id, err, sizeof err);
+    }
 
     double t0 = lcb_now();
     if (rc == 0) rc = strategy_begin(&s, &m, err, sizeof err);
@@ -256,22 +243,16 @@ int cmd_generate(int argc, char **argv) {
     sampler_free(&sm);
     double wall = lcb_now() - t0;
     store_now(now);
-    if (g.gen_id && sqlite3_prepare_v2(st.db,
-            "UPDATE generations SET status=?, ended=?, tokens_fed=?, tokens_generated=?, first_collapse_pos=?,"
-            " first_collapse_verdict=?, first_collapse_prompt=?, wall_s=? WHERE id=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, rc ? "failed" : "done", -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, now, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 3, fed + g.generated);
-        sqlite3_bind_int64(q, 4, g.generated);
-        if (g.first_pos >= 0) {
-            sqlite3_bind_int64(q, 5, g.first_pos);
-            sqlite3_bind_text(q, 6, fluency_verdict_name(g.first_v), -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 7, g.first_prompt);
-        }
-        sqlite3_bind_double(q, 8, wall);
-        sqlite3_bind_int64(q, 9, g.gen_id);
-        if (sqlite3_step(q) != SQLITE_DONE) cli_error("generate", "%s: updating the generation: %s", db, sqlite3_errmsg(st.db));
-        sqlite3_finalize(q);
+    if (g.gen_id) {
+        int c = g.first_pos >= 0;   /* no collapse: the three first_collapse columns stay NULL */
+        const StoreVal end[] = {
+            SV_TEXT("status", store_status_name(rc ? STORE_FAILED : STORE_DONE)), SV_TEXT("ended", now), SV_INT("tokens_fed", fed + g.generated),
+            SV_INT("tokens_generated", g.generated), c ? SV_INT("first_collapse_pos", g.first_pos) : SV_NULL("first_collapse_pos"),
+            SV_TEXT("first_collapse_verdict", c ? fluency_verdict_name(g.first_v) : NULL),
+            c ? SV_INT("first_collapse_prompt", g.first_prompt) : SV_NULL("first_collapse_prompt"), SV_REAL("wall_s", wall),
+        };
+        char err2[LCB_ERRLEN];
+        if (store_row_update(&st, "generations", "id", g.gen_id, end, sizeof end / sizeof *end, err2, sizeof err2)) cli_error("generate", "%s", err2);
     }
     if (rc) cli_error("generate", "%s", err);
     FILE *o = print ? stderr : stdout;

@@ -93,7 +93,7 @@ int cmd_passkey(int argc, char **argv) {
         if (!strategy_can_generate(&s[k])) { cli_error("passkey", "--strategy %s: a whole-input policy cannot generate", specs[k]); return EXIT_USAGE; }
     }
     Store st;
-    if (store_open(&st, db, err, sizeof err) || fluency_store_init(&st, err, sizeof err)) { cli_error("passkey", "%s", err); return 1; }
+    if (store_open(&st, db, err, sizeof err)) { cli_error("passkey", "%s", err); return 1; }
     Model m;
     Tokenizer *tok = NULL;
     char path[4200];
@@ -112,25 +112,13 @@ int cmd_passkey(int argc, char **argv) {
     for (int k = 0; rc == 0 && k < n_specs; k++) {
         double t0 = lcb_now();
         int64_t pk_id = 0, tests = 0, correct_all = 0;
-        sqlite3_stmt *q;
         store_now(now);
-        if (sqlite3_prepare_v2(st.db, "INSERT INTO passkey_runs (status, started, lcbench_rev, argv, model, max_pos, strategy, interval,"
-                               " max_tokens, num_tests) VALUES ('running',?,?,?,?,?,?,?,?,?)", -1, &q, NULL) != SQLITE_OK) {
-            rc = lcb_fail(err, sizeof err, "%s: %s", db, sqlite3_errmsg(st.db));
-            break;
-        }
-        sqlite3_bind_text(q, 1, now, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, rev, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 3, argv_text, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 5, m.cfg.max_pos);
-        sqlite3_bind_text(q, 6, specs[k], -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 7, (int64_t)interval);
-        sqlite3_bind_int64(q, 8, (int64_t)max_tokens);
-        sqlite3_bind_int64(q, 9, (int64_t)num_tests);
-        if (sqlite3_step(q) != SQLITE_DONE) rc = lcb_fail(err, sizeof err, "%s: inserting the passkey run: %s", db, sqlite3_errmsg(st.db));
-        sqlite3_finalize(q);
-        pk_id = sqlite3_last_insert_rowid(st.db);
+        const StoreVal run_row[] = {
+            SV_TEXT("status", store_status_name(STORE_RUNNING)), SV_TEXT("started", now), SV_TEXT("lcbench_rev", rev), SV_TEXT("argv", argv_text),
+            SV_TEXT("model", path), SV_INT("max_pos", m.cfg.max_pos), SV_TEXT("strategy", specs[k]), SV_INT("interval", interval),
+            SV_INT("max_tokens", max_tokens), SV_INT("num_tests", num_tests),
+        };
+        if ((rc = store_row_insert(&st, "passkey_runs", run_row, sizeof run_row / sizeof *run_row, &pk_id, err, sizeof err))) break;
         for (int64_t i = 0; rc == 0 && i < n_points; i++) {
             int64_t ng = passkey_n_garbage(i, (int64_t)interval);
             if (ng < 1) continue;
@@ -165,23 +153,13 @@ int cmd_passkey(int argc, char **argv) {
                     char *at = ids_text(ans, n_ans), *ot = ids_text(out, n_ans), *dec = NULL;
                     size_t dl = 0;
                     if (tokenizer_decode(tok, out, n_ans, 0, &dec, &dl, err, sizeof err)) dec = NULL;
-                    if (sqlite3_prepare_v2(st.db, "INSERT INTO passkey (pk_run_id, strategy, length_idx, n_garbage, seed, tokens, key,"
-                                           " key_pos, answer_ids, output_ids, output, correct) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
-                        sqlite3_bind_int64(q, 1, pk_id);
-                        sqlite3_bind_text(q, 2, specs[k], -1, SQLITE_TRANSIENT);
-                        sqlite3_bind_int64(q, 3, i);
-                        sqlite3_bind_int64(q, 4, ng);
-                        sqlite3_bind_int64(q, 5, (int64_t)seed);
-                        sqlite3_bind_int64(q, 6, (int64_t)n_ids);
-                        sqlite3_bind_text(q, 7, key, -1, SQLITE_TRANSIENT);
-                        sqlite3_bind_int64(q, 8, (int64_t)n_info);
-                        sqlite3_bind_text(q, 9, at ? at : "", -1, SQLITE_TRANSIENT);
-                        sqlite3_bind_text(q, 10, ot ? ot : "", -1, SQLITE_TRANSIENT);
-                        sqlite3_bind_text(q, 11, dec ? dec : "", dec ? (int)dl : 0, SQLITE_TRANSIENT);
-                        sqlite3_bind_int(q, 12, ok);
-                        if (sqlite3_step(q) != SQLITE_DONE) rc = lcb_fail(err, sizeof err, "%s: inserting a passkey row: %s", db, sqlite3_errmsg(st.db));
-                        sqlite3_finalize(q);
-                    } else rc = lcb_fail(err, sizeof err, "%s: %s", db, sqlite3_errmsg(st.db));
+                    const StoreVal row[] = {
+                        SV_INT("pk_run_id", pk_id), SV_TEXT("strategy", specs[k]), SV_INT("length_idx", i), SV_INT("n_garbage", ng),
+                        SV_INT("seed", seed), SV_INT("tokens", n_ids), SV_TEXT("key", key), SV_INT("key_pos", n_info),
+                        SV_TEXT("answer_ids", at ? at : ""), SV_TEXT("output_ids", ot ? ot : ""), SV_TEXTN("output", dec ? dec : "", dec ? dl : 0),
+                        SV_INT("correct", ok),
+                    };
+                    rc = store_row_insert(&st, "passkey", row, sizeof row / sizeof *row, NULL, err, sizeof err);
                     free(at); free(ot); free(dec);
                     tok_sum += (int64_t)n_ids;
                     ok_sum += ok;
@@ -197,11 +175,13 @@ int cmd_passkey(int argc, char **argv) {
             fflush(stdout);
         }
         store_now(now);
-        char sql[512];
-        snprintf(sql, sizeof sql, "UPDATE passkey_runs SET status='%s', ended='%s', tests=%lld, correct=%lld, wall_s=%.3f WHERE id=%lld",
-                 rc ? "failed" : "done", now, (long long)tests, (long long)correct_all, lcb_now() - t0, (long long)pk_id);
+        const StoreVal end[] = {
+            SV_TEXT("status", store_status_name(rc ? STORE_FAILED : STORE_DONE)), SV_TEXT("ended", now), SV_INT("tests", tests),
+            SV_INT("correct", correct_all), SV_REAL("wall_s", lcb_now() - t0),
+        };
         char err2[LCB_ERRLEN];
-        if (pk_id && store_exec(&st, sql, err2, sizeof err2)) cli_error("passkey", "%s", err2);
+        if (pk_id && store_row_update(&st, "passkey_runs", "id", pk_id, end, sizeof end / sizeof *end, err2, sizeof err2))
+            cli_error("passkey", "%s", err2);
         fprintf(stderr, "lcbench passkey: run %lld (%s): %lld/%lld correct, %.1f s (%s)\n", (long long)pk_id, specs[k],
                 (long long)correct_all, (long long)tests, lcb_now() - t0, db);
     }

@@ -63,7 +63,7 @@ int cmd_runs(int argc, char **argv) {
             snprintf(ppl, sizeof ppl, "%.4f", exp(sqlite3_column_double(q, 13)));
         const char *ds = (const char *)sqlite3_column_text(q, 10);
         printf("%-5lld %-11s %-20s %-16.16s %-14.14s %-16.16s %-16.16s %-21s %s\n", (long long)sqlite3_column_int64(q, 0),
-               run_status_display((const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3)),
+               store_status_display((const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3)),
                sqlite3_column_text(q, 4) ? (const char *)sqlite3_column_text(q, 4) : "?", base((const char *)sqlite3_column_text(q, 5)),
                sqlite3_column_text(q, 6) ? (const char *)sqlite3_column_text(q, 6) : "?", proto, ds ? base(ds) : "?", steps, ppl);
     }

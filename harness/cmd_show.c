@@ -68,7 +68,7 @@ int cmd_show(int argc, char **argv) {
         if (store_nll_foreach(&st, r.id, print_nll, NULL, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
         goto out;
     }
-    const char *status = run_status_display(r.status, r.host, r.pid);
+    const char *status = store_status_display(r.status, r.host, r.pid);
     /* a run without final aggregates: compute them from the NLLs committed so far, in memory */
     int live = !strcmp(r.status ? r.status : "", "running");
     StoreBin *lb = NULL;

@@ -327,65 +327,19 @@ const char *fluency_verdict_name(FluencyVerdict v) {
 
 /* ---------------------------------------------------------------- store */
 
-#define METRIC_COLS \
-    " chars INTEGER, newline_run INTEGER, newline_frac REAL, bad_chars INTEGER, bad_frac REAL, alpha_frac REAL," \
-    " words INTEGER, dict_ratio REAL, rep_len INTEGER, rep_frac REAL, distinct3 REAL"
-
-int fluency_store_init(Store *st, char *err, size_t errlen) {
-    return store_exec(st,
-        "CREATE TABLE IF NOT EXISTS probes (run_id INTEGER NOT NULL REFERENCES runs(id), prompt_idx INTEGER,"
-        " pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL," METRIC_COLS ");"
-        "CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id, pos);"
-        "CREATE TABLE IF NOT EXISTS generations (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
-        " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, decoding TEXT, temperature REAL,"
-        " top_k INTEGER, top_p REAL, seed INTEGER, n_prompts INTEGER, max_new INTEGER, window INTEGER,"
-        " tokens_fed INTEGER, tokens_generated INTEGER, first_collapse_pos INTEGER, first_collapse_verdict TEXT,"
-        " first_collapse_prompt INTEGER, wall_s REAL);"
-        "CREATE TABLE IF NOT EXISTS generation_windows (gen_id INTEGER NOT NULL REFERENCES generations(id),"
-        " prompt_idx INTEGER, pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL," METRIC_COLS ");"
-        "CREATE INDEX IF NOT EXISTS generation_windows_gen ON generation_windows(gen_id, pos);"
-        "CREATE TABLE IF NOT EXISTS passkey_runs (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
-        " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, interval INTEGER, max_tokens INTEGER,"
-        " num_tests INTEGER, tests INTEGER, correct INTEGER, wall_s REAL);"
-        "CREATE TABLE IF NOT EXISTS passkey (pk_run_id INTEGER NOT NULL REFERENCES passkey_runs(id), strategy TEXT,"
-        " length_idx INTEGER, n_garbage INTEGER, seed INTEGER, tokens INTEGER, key TEXT, key_pos INTEGER,"
-        " answer_ids TEXT, output_ids TEXT, output TEXT, correct INTEGER);"
-        "CREATE INDEX IF NOT EXISTS passkey_run ON passkey(pk_run_id, length_idx);",
-        err, errlen);
-}
-
+/* A window's row (the tables are made by store.c's migrations). */
 int fluency_store_window(Store *st, const char *table, int64_t owner, int64_t prompt_idx, int64_t pos, const char *text,
                          size_t len, const FluencyMetrics *m, FluencyVerdict v, char *err, size_t errlen) {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO %s (%s, prompt_idx, pos, tokens, text, verdict, chars, newline_run, newline_frac, bad_chars,"
-             " bad_frac, alpha_frac, words, dict_ratio, rep_len, rep_frac, distinct3) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-             table, strcmp(table, "probes") ? "gen_id" : "run_id");
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return lcb_fail(err, errlen, "%s: preparing the %s insert: %s", st->path, table, sqlite3_errmsg(st->db));
-    int k = 1;
-    sqlite3_bind_int64(q, k++, owner);
-    if (prompt_idx >= 0) sqlite3_bind_int64(q, k++, prompt_idx); else sqlite3_bind_null(q, k++);
-    sqlite3_bind_int64(q, k++, pos);
-    sqlite3_bind_int64(q, k++, m->tokens);
-    sqlite3_bind_text(q, k++, text ? text : "", text ? (int)len : 0, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, k++, fluency_verdict_name(v), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, k++, m->chars);
-    sqlite3_bind_int64(q, k++, m->newline_run);
-    sqlite3_bind_double(q, k++, m->newline_frac);
-    sqlite3_bind_int64(q, k++, m->bad_chars);
-    sqlite3_bind_double(q, k++, m->bad_frac);
-    sqlite3_bind_double(q, k++, m->alpha_frac);
-    sqlite3_bind_int64(q, k++, m->words);
-    if (isnan(m->dict_ratio)) sqlite3_bind_null(q, k++); else sqlite3_bind_double(q, k++, m->dict_ratio);
-    sqlite3_bind_int64(q, k++, m->rep_len);
-    sqlite3_bind_double(q, k++, m->rep_frac);
-    sqlite3_bind_double(q, k++, m->distinct3);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: inserting into %s: %s", st->path, table, sqlite3_errmsg(st->db));
-    return 0;
+    const StoreVal row[] = {
+        SV_INT(strcmp(table, "probes") ? "gen_id" : "run_id", owner),
+        prompt_idx >= 0 ? SV_INT("prompt_idx", prompt_idx) : SV_NULL("prompt_idx"),
+        SV_INT("pos", pos), SV_INT("tokens", m->tokens), SV_TEXTN("text", text ? text : "", text ? len : 0),
+        SV_TEXT("verdict", fluency_verdict_name(v)), SV_INT("chars", m->chars), SV_INT("newline_run", m->newline_run),
+        SV_REAL("newline_frac", m->newline_frac), SV_INT("bad_chars", m->bad_chars), SV_REAL("bad_frac", m->bad_frac),
+        SV_REAL("alpha_frac", m->alpha_frac), SV_INT("words", m->words), SV_REAL("dict_ratio", m->dict_ratio) /* NAN: NULL */,
+        SV_INT("rep_len", m->rep_len), SV_REAL("rep_frac", m->rep_frac), SV_REAL("distinct3", m->distinct3),
+    };
+    return store_row_insert(st, table, row, sizeof row / sizeof *row, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- strategy state */

@@ -70,14 +70,13 @@ const char *fluency_verdict_name(FluencyVerdict v);
 
 /* ---------------------------------------------------------------- store */
 
-/* Create the fluency tables if they are missing (idempotent; see docs/fluency.md):
+/* The fluency tables (made by store.c's migrations; see docs/fluency.md):
  *   probes             (run_id, pos, tokens, text, verdict, metrics...)   probes during `run`
  *   generations        one row per `lcbench generate`
  *   generation_windows (gen_id, prompt_idx, pos, tokens, text, verdict, metrics...)
  *   passkey_runs       one row per `lcbench passkey`
  *   passkey            (pk_run_id, strategy, length, seed, tokens, key, ..., correct)
  */
-int fluency_store_init(Store *st, char *err, size_t errlen);
 /* Insert a window's row: table "probes" (owner = run id) or "generation_windows" (owner =
  * generation id, prompt index in `prompt_idx`). */
 int fluency_store_window(Store *st, const char *table, int64_t owner, int64_t prompt_idx, int64_t pos, const char *text,

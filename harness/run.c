@@ -428,18 +428,6 @@ static int peek_config(const char *spec, const char *config, ModelConfig *cfg, c
     return config_load(cfg, p, err, errlen);
 }
 
-static int pid_alive(int64_t pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM); }
-
-/* Status as `runs` shows it: a `running` row whose process is gone (same host) is stale. */
-const char *run_status_display(const char *status, const char *host, int64_t pid) {
-    if (!status) return "?";
-    if (strcmp(status, "running")) return status;
-    char me[256] = "";
-    gethostname(me, sizeof me - 1);
-    if (host && !strcmp(host, me) && !pid_alive(pid)) return "stale";
-    return "running";
-}
-
 static int is_oom(const char *err) { return !strncmp(err, "out of memory", 13) || strstr(err, ": out of memory") || lcb_mem_limit_hit(); }
 
 /* cJSON number, or null for a value that was not measured (NaN): never 0 */
@@ -577,13 +565,13 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     memset(&d, 0, sizeof d);
     Model m;
     memset(&m, 0, sizeof m);
-    int model_live = 0, row_live = 0;
+    int model_live = 0;
     Strategy s;
     char model_path[PATH_MAX + 64], tok_path[PATH_MAX + 64] = "", hex[65];
 
     if (resuming) {
         if (store_run_get(&st, c->resume_id, &r, err, sizeof err)) { cli_error("run", "--resume: %s", err); rc_exit = EXIT_USAGE; goto out; }
-        const char *shown = run_status_display(r.status, r.host, r.pid);
+        const char *shown = store_status_display(r.status, r.host, r.pid);
         if (!strcmp(shown, "done")) { cli_error("run", "--resume %lld: the run is already complete", (long long)r.id); rc_exit = EXIT_USAGE; goto out; }
         if (!strcmp(shown, "running") && !c->force) {
             cli_error("run", "--resume %lld: the run looks alive (host %s, pid %lld); use --force if it is not", (long long)r.id,
@@ -756,7 +744,6 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         if (rc == 0) rc = store_commit(&st, err, sizeof err);
         if (rc) { store_rollback(&st); cli_error("run", "%s", err); goto out; }
     }
-    row_live = 1;
     *run_id = r.id;
     if (!resuming && d.passes > 1)
         fprintf(stderr, "lcbench run: note: --dataset %s has %llu tokens; it was repeated to reach --tokens %llu (passes %d, recorded)\n",
@@ -799,7 +786,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     /* --- fluency probes (harness/fluency.h): tables, word list, first probe after the cursor --- */
     FluencyDict *probe_dict = NULL;
     if (c->probe_every > 0 && model_live) {
-        if (!(probe_dict = fluency_dict_load(NULL, err, sizeof err)) || fluency_store_init(&st, err, sizeof err)) {
+        if (!(probe_dict = fluency_dict_load(NULL, err, sizeof err))) {
             cli_error("run", "--probe-every: %s", err);
             model_live = 0;
             end_status = "failed";
@@ -872,7 +859,6 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     free(x.seg);
     fluency_dict_free(probe_dict);
 out:
-    (void)row_live;
     if (model_live) model_free(&m);
     dataset_free(&d);
     if (tok) tokenizer_free(tok);

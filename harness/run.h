@@ -111,10 +111,6 @@ void run_config_defaults(RunConfig *c);
  * by SIGINT/SIGTERM, 1 failure or OOM (the run row says which), 2 usage error. */
 int run_execute(RunConfig *c, int64_t *run_id);
 
-/* Status as `runs` and `show` display it: a `running` row of this host whose process is gone
- * (kill -9, power loss) is shown as `stale`; --resume continues it. */
-const char *run_status_display(const char *status, const char *host, int64_t pid);
-
 /* The lcbench revision for provenance: `git rev-parse` of the repository lcbench runs from, with
  * "-dirty" when tracked files differ, or "unknown" outside a git checkout. */
 void run_git_revision(char *out, size_t n);

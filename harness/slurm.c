@@ -82,7 +82,7 @@ static int recorded_in(const char *path, const char *key) {
     char err[LCB_ERRLEN], st[32];
     int64_t rid;
     if (store_open(&s, path, err, sizeof err)) return 0;
-    int yes = sweep_store_init(&s, err, sizeof err) == 0 && sweep_store_cell(&s, key, &rid, st, sizeof st, err, sizeof err) == 0 &&
+    int yes = sweep_store_cell(&s, key, &rid, st, sizeof st, err, sizeof err) == 0 &&
               (!strcmp(st, "done") || !strcmp(st, "oom"));
     store_close(&s);
     return yes;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,7 +50,39 @@ static const char *const migrations[] = {
     " pos INTEGER NOT NULL, name TEXT, PRIMARY KEY (run_id, idx)) WITHOUT ROWID;",
     /* 1 -> 2: remember checkpoint hashes so that a 13 GB model is hashed once */
     "CREATE TABLE model_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);",
+    /* 2 -> 3: the fluency (probes, generate, passkey) and sweep tables, created until version
+     * 0.8 on demand by fluency.c and sweep_store.c: IF NOT EXISTS, so that a file which already
+     * holds them (same shapes: they never changed) migrates too */
+    "CREATE TABLE IF NOT EXISTS probes (run_id INTEGER NOT NULL REFERENCES runs(id), prompt_idx INTEGER,"
+    " pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL,"
+    " chars INTEGER, newline_run INTEGER, newline_frac REAL, bad_chars INTEGER, bad_frac REAL, alpha_frac REAL,"
+    " words INTEGER, dict_ratio REAL, rep_len INTEGER, rep_frac REAL, distinct3 REAL);"
+    "CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id, pos);"
+    "CREATE TABLE IF NOT EXISTS generations (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+    " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, decoding TEXT, temperature REAL,"
+    " top_k INTEGER, top_p REAL, seed INTEGER, n_prompts INTEGER, max_new INTEGER, window INTEGER,"
+    " tokens_fed INTEGER, tokens_generated INTEGER, first_collapse_pos INTEGER, first_collapse_verdict TEXT,"
+    " first_collapse_prompt INTEGER, wall_s REAL);"
+    "CREATE TABLE IF NOT EXISTS generation_windows (gen_id INTEGER NOT NULL REFERENCES generations(id),"
+    " prompt_idx INTEGER, pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL,"
+    " chars INTEGER, newline_run INTEGER, newline_frac REAL, bad_chars INTEGER, bad_frac REAL, alpha_frac REAL,"
+    " words INTEGER, dict_ratio REAL, rep_len INTEGER, rep_frac REAL, distinct3 REAL);"
+    "CREATE INDEX IF NOT EXISTS generation_windows_gen ON generation_windows(gen_id, pos);"
+    "CREATE TABLE IF NOT EXISTS passkey_runs (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+    " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, interval INTEGER, max_tokens INTEGER,"
+    " num_tests INTEGER, tests INTEGER, correct INTEGER, wall_s REAL);"
+    "CREATE TABLE IF NOT EXISTS passkey (pk_run_id INTEGER NOT NULL REFERENCES passkey_runs(id), strategy TEXT,"
+    " length_idx INTEGER, n_garbage INTEGER, seed INTEGER, tokens INTEGER, key TEXT, key_pos INTEGER,"
+    " answer_ids TEXT, output_ids TEXT, output TEXT, correct INTEGER);"
+    "CREATE INDEX IF NOT EXISTS passkey_run ON passkey(pk_run_id, length_idx);"
+    "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, plan_path TEXT, plan TEXT, n_cells INTEGER, created TEXT);"
+    "CREATE TABLE IF NOT EXISTS sweep_cells (sweep_id TEXT NOT NULL, cell_idx INTEGER, cell_key TEXT NOT NULL, args TEXT,"
+    " attempt INTEGER NOT NULL, run_id INTEGER REFERENCES runs(id), host TEXT, pid INTEGER, id_floor INTEGER,"
+    " started TEXT, exit_status INTEGER);"
+    "CREATE INDEX IF NOT EXISTS sweep_cells_key ON sweep_cells(cell_key, run_id);"
+    "CREATE INDEX IF NOT EXISTS sweep_cells_run ON sweep_cells(run_id);",
 };
+_Static_assert(sizeof migrations / sizeof *migrations == STORE_SCHEMA_VERSION, "STORE_SCHEMA_VERSION (store.h) counts the migrations");
 
 int store_exec(Store *s, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
@@ -578,4 +611,149 @@ void store_hash_remember(Store *s, const char *path, int64_t size, int64_t mtime
     sqlite3_bind_text(st, 4, hex, -1, SQLITE_STATIC);
     sqlite3_step(st);
     sqlite3_finalize(st);
+}
+
+/* ---------------------------------------------------------------- statuses */
+
+static const char *const status_names[] = {"?", "running", "done", "oom", "interrupted", "failed", "stale"};
+
+const char *store_status_name(StoreStatus st) {
+    return (unsigned)st < sizeof status_names / sizeof *status_names ? status_names[st] : "?";
+}
+
+StoreStatus store_status_parse(const char *name) {
+    for (size_t i = 1; name && i < sizeof status_names / sizeof *status_names; i++)
+        if (!strcmp(name, status_names[i])) return (StoreStatus)i;
+    return STORE_STATUS_UNKNOWN;
+}
+
+static int pid_alive(int64_t pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM); }
+
+StoreStatus store_status_shown(const char *status, const char *host, int64_t pid) {
+    StoreStatus st = store_status_parse(status);
+    if (st != STORE_RUNNING) return st;
+    char me[256] = "";
+    gethostname(me, sizeof me - 1);
+    return host && !strcmp(host, me) && !pid_alive(pid) ? STORE_STALE : STORE_RUNNING;
+}
+
+const char *store_status_display(const char *status, const char *host, int64_t pid) {
+    StoreStatus st = store_status_shown(status, host, pid);
+    return st == STORE_STATUS_UNKNOWN ? (status ? status : "?") : store_status_name(st);
+}
+
+int store_status_final(StoreStatus st) { return st == STORE_DONE || st == STORE_OOM; }
+
+/* ---------------------------------------------------------------- side-table rows */
+
+static void bind_val(sqlite3_stmt *st, int k, const StoreVal *v) {
+    if (v->type == STORE_VAL_INT) sqlite3_bind_int64(st, k, v->i);
+    else if (v->type == STORE_VAL_REAL && !isnan(v->d)) sqlite3_bind_double(st, k, v->d);
+    else if (v->type == STORE_VAL_TEXT && v->s) sqlite3_bind_text64(st, k, v->s, v->len < 0 ? strlen(v->s) : (sqlite3_uint64)v->len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    else sqlite3_bind_null(st, k);
+}
+
+/* "INSERT INTO t (a,b) VALUES (?,?)" or "UPDATE t SET a=?,b=? WHERE key=?" into sql. */
+static int row_sql(char *sql, size_t cap, const char *table, const char *key_col, const StoreVal *v, size_t n) {
+    size_t l = (size_t)snprintf(sql, cap, key_col ? "UPDATE %s SET " : "INSERT INTO %s (", table);
+    for (size_t i = 0; i < n && l < cap; i++)
+        l += (size_t)snprintf(sql + l, cap - l, "%s%s%s", i ? "," : "", v[i].col, key_col ? "=?" : "");
+    if (l < cap && key_col) l += (size_t)snprintf(sql + l, cap - l, " WHERE %s=?", key_col);
+    for (size_t i = 0; !key_col && i < n && l < cap; i++) l += (size_t)snprintf(sql + l, cap - l, "%s", i ? ",?" : ") VALUES (?");
+    if (l < cap && !key_col) l += (size_t)snprintf(sql + l, cap - l, ")");
+    return l < cap ? 0 : -1;
+}
+
+static int row_write(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
+                     size_t errlen) {
+    char sql[2048];
+    sqlite3_stmt *st;
+    if (!n || row_sql(sql, sizeof sql, table, key_col, v, n))
+        return lcb_fail(err, errlen, "%s: writing %s: %zu columns do not make a statement", s->path, table, n);
+    if (prep(s, &st, sql, err, errlen)) return -1;
+    for (size_t i = 0; i < n; i++) bind_val(st, (int)i + 1, &v[i]);
+    if (key_col) sqlite3_bind_int64(st, (int)n + 1, key);
+    char what[96];
+    snprintf(what, sizeof what, "%s %s", key_col ? "updating" : "inserting into", table);
+    return step_done(s, st, what, err, errlen);
+}
+
+int store_row_insert(Store *s, const char *table, const StoreVal *v, size_t n, int64_t *rowid, char *err, size_t errlen) {
+    if (row_write(s, table, NULL, 0, v, n, err, errlen)) return -1;
+    if (rowid) *rowid = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int store_row_update(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
+                     size_t errlen) {
+    return row_write(s, table, key_col, key, v, n, err, errlen);
+}
+
+/* ---------------------------------------------------------------- reading a run's rows */
+
+static double col_real(sqlite3_stmt *st, int k) { return sqlite3_column_type(st, k) == SQLITE_NULL ? NAN : sqlite3_column_double(st, k); }
+static const char *col_text(sqlite3_stmt *st, int k) {
+    const unsigned char *t = sqlite3_column_text(st, k);
+    return t ? (const char *)t : "";
+}
+
+int store_samples_peaks(Store *s, int64_t run, StoreSamplePeaks *p, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    memset(p, 0, sizeof *p);
+    if (prep(s, &st, "SELECT COUNT(*), MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"
+                     " MAX(device_bytes), AVG(tokens_per_s) FROM samples WHERE run_id=?", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        double *f[] = {&p->weights, &p->kv, &p->kv_formula, &p->work, &p->rss, &p->device, &p->tokens_per_s};
+        p->n = sqlite3_column_int64(st, 0);
+        for (int k = 0; k < 7; k++) *f[k] = col_real(st, k + 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading samples: %s", s->path, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int store_events_foreach(Store *s, int64_t run, StoreEventFn fn, void *ctx, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "SELECT pos, time, kind, detail FROM events WHERE run_id=? ORDER BY rowid", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (fn(ctx, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3))) break;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading events: %s", s->path, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int store_bins_read(Store *s, int64_t run, const char *kind, StoreBin **bins, size_t *n, char *err, size_t errlen) {
+    static const char *const kinds[] = {"log2", "linear", "all"};
+    const char *k = NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (kind && !strcmp(kind, kinds[i])) k = kinds[i];
+    *bins = NULL;
+    *n = 0;
+    if (!k) return lcb_fail(err, errlen, "bins of kind '%s': log2, linear or all", kind ? kind : "(null)");
+    sqlite3_stmt *st;
+    if (prep(s, &st, "SELECT lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND kind=? ORDER BY lo", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_text(st, 2, k, -1, SQLITE_STATIC);
+    int rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            StoreBin *nb = realloc(*bins, (cap = cap ? 2 * cap : 64) * sizeof *nb);
+            if (!nb) { rc = SQLITE_NOMEM; break; }
+            *bins = nb;
+        }
+        (*bins)[(*n)++] = (StoreBin){.kind = k, .lo = sqlite3_column_int64(st, 0), .hi = sqlite3_column_int64(st, 1),
+                                     .count = sqlite3_column_int64(st, 2), .mean_nll = col_real(st, 3), .ppl = col_real(st, 4),
+                                     .se = col_real(st, 5)};
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(*bins); *bins = NULL; *n = 0;
+        return lcb_fail(err, errlen, "%s: reading bins: %s", s->path, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->db));
+    }
+    return 0;
 }

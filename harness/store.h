@@ -13,6 +13,11 @@
  *   events   ctx_passed, oom, interrupted, resume, corpus_repeat, error ... at a position
  *   docs     document boundaries of the stream (position, name)
  *   model_hashes  cache of checkpoint content hashes keyed by (path, size, mtime)
+ *   probes, generations, generation_windows, passkey_runs, passkey   the fluency detector's rows
+ *            (harness/fluency.h: run --probe-every, generate, passkey)
+ *   sweeps, sweep_cells   sweep plans and which run each cell produced (harness/sweep.h)
+ * Every table is made by the one migrations list, and every write goes through a store_*
+ * function with bound parameters.
  * A run commits its steps in batches: one transaction holds a batch's nll rows, its samples
  * and the new cursor, so a crash loses at most the batch in flight.
  */
@@ -23,7 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
+/* = the number of migrations in store.c (checked there at compile time) */
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct {
     sqlite3 *db;
@@ -113,5 +119,69 @@ void store_hash_remember(Store *s, const char *path, int64_t size, int64_t mtime
 
 /* UTC now as "YYYY-MM-DDTHH:MM:SSZ". */
 void store_now(char buf[32]);
+
+/* ---------------------------------------------------------------- statuses */
+
+/* What a run (runs.status), a generation or a passkey run ended as; STORE_STALE is never stored:
+ * a `running` row of this host whose process is gone (kill -9, power loss) reads so. */
+typedef enum {
+    STORE_STATUS_UNKNOWN = 0,   /* NULL or a word this lcbench does not know */
+    STORE_RUNNING,
+    STORE_DONE,
+    STORE_OOM,
+    STORE_INTERRUPTED,
+    STORE_FAILED,
+    STORE_STALE,
+} StoreStatus;
+/* "running", "done", "oom", "interrupted", "failed", "stale"; "?" for STORE_STATUS_UNKNOWN. */
+const char *store_status_name(StoreStatus st);
+/* The inverse of store_status_name (NULL or any other word: STORE_STATUS_UNKNOWN). */
+StoreStatus store_status_parse(const char *name);
+/* A stored status as `runs`, `show`, sweeps and reports see it: `running` becomes STORE_STALE
+ * when host is this host and no process pid lives. */
+StoreStatus store_status_shown(const char *status, const char *host, int64_t pid);
+/* Its name; an unknown stored word is returned as it is ("?" for NULL). */
+const char *store_status_display(const char *status, const char *host, int64_t pid);
+/* done or oom: a finished measurement that a sweep records and never runs again. */
+int store_status_final(StoreStatus st);
+
+/* ---------------------------------------------------------------- side-table rows */
+
+/* One column value of a row written with store_row_insert / store_row_update (bound, never
+ * spliced into the SQL).  SV_REAL of NAN and SV_TEXT of NULL store NULL. */
+typedef enum { STORE_VAL_NULL, STORE_VAL_INT, STORE_VAL_REAL, STORE_VAL_TEXT } StoreValType;
+typedef struct {
+    const char *col;       /* column name (a constant of the caller, never user input) */
+    StoreValType type;
+    int64_t i;
+    double d;
+    const char *s;
+    int64_t len;           /* bytes of s; -1: NUL-terminated */
+} StoreVal;
+#define SV_NULL(c) ((StoreVal){.col = (c), .type = STORE_VAL_NULL})
+#define SV_INT(c, v) ((StoreVal){.col = (c), .type = STORE_VAL_INT, .i = (int64_t)(v)})
+#define SV_REAL(c, v) ((StoreVal){.col = (c), .type = STORE_VAL_REAL, .d = (double)(v)})
+#define SV_TEXT(c, v) ((StoreVal){.col = (c), .type = STORE_VAL_TEXT, .s = (v), .len = -1})
+#define SV_TEXTN(c, v, n) ((StoreVal){.col = (c), .type = STORE_VAL_TEXT, .s = (v), .len = (int64_t)(n)})
+/* INSERT INTO table (cols) VALUES (?...); *rowid (if non-NULL) = the new row's id. */
+int store_row_insert(Store *s, const char *table, const StoreVal *v, size_t n, int64_t *rowid, char *err, size_t errlen);
+/* UPDATE table SET cols = ? ... WHERE key_col = key. */
+int store_row_update(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
+                     size_t errlen);
+
+/* ---------------------------------------------------------------- reading a run's rows */
+
+/* Peaks of a run's samples (bytes) and their mean throughput; n = 0 when it has none. */
+typedef struct {
+    int64_t n;
+    double weights, kv, kv_formula, work, rss, device, tokens_per_s;
+} StoreSamplePeaks;
+int store_samples_peaks(Store *s, int64_t run, StoreSamplePeaks *p, char *err, size_t errlen);
+/* Every event of a run in the order written: fn(ctx, pos, time, kind, detail) (NULL texts as ""). */
+typedef int (*StoreEventFn)(void *ctx, int64_t pos, const char *time, const char *kind, const char *detail);
+int store_events_foreach(Store *s, int64_t run, StoreEventFn fn, void *ctx, char *err, size_t errlen);
+/* The stored bins of one kind ("log2", "linear", "all") ordered by lo: *bins malloc'ed, kind
+ * pointing at a static string; a NULL mean, PPL or stderr reads NAN. */
+int store_bins_read(Store *s, int64_t run, const char *kind, StoreBin **bins, size_t *n, char *err, size_t errlen);
 
 #endif

@@ -74,8 +74,6 @@ void sweep_cell_label(const SweepPlan *p, const SweepCell *c, int skip_field, in
 
 /* ---------------------------------------------------------------- results file */
 
-/* Create the sweep tables if missing. */
-int sweep_store_init(Store *s, char *err, size_t errlen);
 /* Record the plan (once per sweep id). */
 int sweep_store_plan(Store *s, const SweepPlan *p, char *err, size_t errlen);
 /* Attach runs to attempts that were left without one (a sweep killed mid-cell). */

@@ -235,7 +235,7 @@ static CellState reap(Exec *x, Slot *sl, int status, int64_t *resume_id) {
     if (rid > 0) {
         StoreRun r;
         if (store_run_get(&x->st, rid, &r, err, sizeof err) == 0) {
-            snprintf(status_s, sizeof status_s, "%s", run_status_display(r.status, r.host, r.pid));
+            snprintf(status_s, sizeof status_s, "%s", store_status_display(r.status, r.host, r.pid));
             ppl = r.ppl;
             store_run_free(&r);
         }
@@ -303,7 +303,7 @@ int sweep_execute(const SweepPlan *p, const SweepExecOptions *o) {
     int *attempts = calloc((size_t)p->n_cells, sizeof *attempts);
     Slot *slots = calloc((size_t)jobs, sizeof *slots);
     if (!state || !resume || !attempts || !slots) { cli_error("sweep", "out of memory"); goto out; }
-    if (sweep_store_init(&x.st, err, sizeof err) || sweep_store_plan(&x.st, p, err, sizeof err) || sweep_store_resolve(&x.st, err, sizeof err)) {
+    if (sweep_store_plan(&x.st, p, err, sizeof err) || sweep_store_resolve(&x.st, err, sizeof err)) {
         cli_error("sweep", "%s", err);
         goto out;
     }
@@ -406,7 +406,6 @@ out:
 int sweep_print_grid(const SweepPlan *p, const char *db, char *err, size_t errlen) {
     Store st;
     if (store_open(&st, db, err, errlen)) return -1;
-    if (sweep_store_init(&st, err, errlen)) { store_close(&st); return -1; }
     int n = p->n_cells, use_cols = p->axis_vary[SF_STRATEGY];
     char (*rows)[256] = calloc((size_t)n, sizeof *rows), (*cols)[128] = calloc((size_t)n, sizeof *cols);
     char (*val)[32] = calloc((size_t)n, sizeof *val);

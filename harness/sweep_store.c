@@ -1,6 +1,6 @@
 /*
- * sweep_store.c — what a sweep keeps in the results file (see sweep.h): the `sweeps` and
- * `sweep_cells` side tables, the lookup that decides whether a cell is already recorded, and
+ * sweep_store.c — what a sweep keeps in the results file (see sweep.h): rows of the `sweeps` and
+ * `sweep_cells` side tables (made by store.c's migrations), the lookup that decides whether a cell is already recorded, and
  * `lcbench merge`, which copies the runs of DB shards (with every row that hangs off them)
  * into one file, skipping the runs it already holds.
  *
@@ -18,17 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int sweep_store_init(Store *s, char *err, size_t errlen) {
-    return store_exec(s,
-        "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, plan_path TEXT, plan TEXT, n_cells INTEGER, created TEXT);"
-        "CREATE TABLE IF NOT EXISTS sweep_cells (sweep_id TEXT NOT NULL, cell_idx INTEGER, cell_key TEXT NOT NULL, args TEXT,"
-        " attempt INTEGER NOT NULL, run_id INTEGER REFERENCES runs(id), host TEXT, pid INTEGER, id_floor INTEGER,"
-        " started TEXT, exit_status INTEGER);"
-        "CREATE INDEX IF NOT EXISTS sweep_cells_key ON sweep_cells(cell_key, run_id);"
-        "CREATE INDEX IF NOT EXISTS sweep_cells_run ON sweep_cells(run_id);",
-        err, errlen);
-}
 
 int sweep_store_plan(Store *s, const SweepPlan *p, char *err, size_t errlen) {
     sqlite3_stmt *st;
@@ -67,7 +56,7 @@ int sweep_store_cell(Store *s, const char *key, int64_t *run_id, char *status, s
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *run_id = sqlite3_column_int64(st, 0);
-        snprintf(status, n, "%s", run_status_display((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+        snprintf(status, n, "%s", store_status_display((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
                                                      sqlite3_column_int64(st, 3)));
     }
     sqlite3_finalize(st);
@@ -180,7 +169,6 @@ int sweep_merge(const char *out, const char *shard, MergeStats *ms, char *err, s
     if (access(shard, R_OK)) return lcb_fail(err, errlen, "%s: cannot read the shard", shard);
     if (store_open(&o, out, err, errlen)) return -1;
     int rc = -1, attached = 0, began = 0;
-    if (sweep_store_init(&o, err, errlen)) goto out;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(o.db, "ATTACH DATABASE ? AS s", -1, &st, NULL) != SQLITE_OK) { lcb_fail(err, errlen, "%s: %s", out, sqlite3_errmsg(o.db)); goto out; }
     sqlite3_bind_text(st, 1, shard, -1, SQLITE_STATIC);

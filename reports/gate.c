@@ -107,7 +107,7 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         if (b->r.stride) fprintf(out, " S=%lld", (long long)b->r.stride);
         fprintf(out, "  %s  %lld tokens  model %.12s\n", nz(b->r.dataset), (long long)b->r.tokens, nz(b->r.model_hash));
         /* a baseline without a measured outcome: not comparable (never "running and fluent") */
-        const char *bs = run_status_display(b->r.status, b->r.host, b->r.pid);
+        const char *bs = store_status_display(b->r.status, b->r.host, b->r.pid);
         if (strcmp(bs, "done") && strcmp(bs, "oom")) {
             missing++;
             fprintf(out, "  baseline run %lld ended %s: not comparable (no complete result to judge against): %s\n", (long long)b->r.id, bs,

@@ -50,7 +50,7 @@ typedef struct {
     int strat;           /* index into Rep.strats */
     int complete;        /* done or oom: a measured outcome */
     int drawable;        /* has bins to draw */
-    char status[24];     /* run_status_display */
+    char status[24];     /* store_status_display */
 } Series;
 
 typedef struct {
@@ -111,7 +111,7 @@ static int find_name(Name *v, int n, const char *s) {
 }
 
 static int run_complete(const RepRun *x) {
-    const char *st = run_status_display(x->r.status, x->r.host, x->r.pid);
+    const char *st = store_status_display(x->r.status, x->r.host, x->r.pid);
     return !strcmp(st, "done") || !strcmp(st, "oom");
 }
 
@@ -182,7 +182,7 @@ static void build_index(Rep *R) {
         while (si < g->n_ser && !(g->ser[si].strat == st && g->ser[si].x->r.tokens == x->r.tokens)) si++;
         if (si == g->n_ser && si == MAX_SER) { R->n_left_out++; continue; }
         Series v = {.x = x, .strat = st, .complete = run_complete(x), .drawable = x->n_log2 + x->n_lin > 0};
-        snprintf(v.status, sizeof v.status, "%s", run_status_display(x->r.status, x->r.host, x->r.pid));
+        snprintf(v.status, sizeof v.status, "%s", store_status_display(x->r.status, x->r.host, x->r.pid));
         if (si == g->n_ser) g->ser[g->n_ser++] = v;
         else if (v.complete || !g->ser[si].complete) g->ser[si] = v;
     }
@@ -742,7 +742,7 @@ static int write_index(Rep *R, char *err, size_t errlen) {
         const RepRun *x = &R->d.runs[i];
         char v[64], w[32], k[32], wk[32], rs[32];
         row_begin(&o);
-        const char *stt = run_status_display(x->r.status, x->r.host, x->r.pid);
+        const char *stt = store_status_display(x->r.status, x->r.host, x->r.pid);
         int complete = run_complete(x);
         cell(&o, 0, "%lld", (long long)x->r.id); cell(&o, 0, "%s", x->label); cell(&o, 0, "%s", nz(x->r.strategy));
         if (complete) cell(&o, 0, "%s", stt); else cell(&o, 0, "**%s** at %lld of %lld steps", stt, (long long)x->r.steps_done, (long long)x->r.steps_total);
