@@ -8,17 +8,22 @@
 #include "harness/run.h"
 #include "harness/store.h"
 
+#include <cJSON.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void show_help(void) {
-    printf("usage: lcbench show RUN [--db PATH] [--bins log2|linear|all|none] [--nll]\n"
+    printf("usage: lcbench show RUN [--db PATH] [--bins log2|linear|all|none] [--nll] [--json | --csv]\n"
            "  --db PATH     results file (default results.db)\n"
            "  --bins KIND   which per-position bins to print (default log2)\n"
            "  --nll         print every scored step instead: window start, in-window position, NLL\n"
-           "                (tab-separated, commit order)\n");
+           "                (tab-separated, commit order)\n"
+           "  --json        the run as one JSON object: every column of its row, the headline's values,\n"
+           "                its bins and events (docs/results.md)\n"
+           "  --csv         the run's row and headline values as CSV (the columns of lcbench runs --csv)\n");
 }
 
 static int print_nll(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
@@ -40,7 +45,7 @@ int cmd_show(int argc, char **argv) {
     Cli c;
     cli_init(&c, "show", argc, argv);
     const char *db = "results.db", *bins = "log2";
-    int dump = 0;
+    int dump = 0, json = 0, csv = 0;
     uint64_t id = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
@@ -52,11 +57,14 @@ int cmd_show(int argc, char **argv) {
                 return cli_usage_error(&c, "--bins \"%s\" must be log2, linear, all or none", v);
             bins = v;
         } else if (!strcmp(f, "--nll")) dump = 1;
+        else if (!strcmp(f, "--json")) json = 1;
+        else if (!strcmp(f, "--csv")) csv = 1;
         else if (f[0] != '-' && !id) {
             if (cli_parse_count("RUN", f, 1, 1, INT64_MAX, &id)) return cli_usage_error(&c, "RUN \"%s\" must be a run id", f);
         } else return cli_usage_error(&c, "unknown argument \"%s\"", f);
     }
     if (!id) return cli_usage_error(&c, "which run? (lcbench runs lists them)");
+    if (json + csv + dump > 1) return cli_usage_error(&c, "--json, --csv and --nll: one at a time");
     char err[LCB_ERRLEN];
     Store st;
     int orc = store_open_readonly(&st, db, err, sizeof err);   /* showing never writes (nor creates) the file */
@@ -64,6 +72,41 @@ int cmd_show(int argc, char **argv) {
     StoreRun r;
     if (store_run_get(&st, (int64_t)id, &r, err, sizeof err)) { cli_error("show", "%s", err); store_close(&st); return 1; }
     int rc = 0;
+    if (json || csv) {
+        cJSON *o = run_export_object(&st, r.id, err, sizeof err);
+        cJSON *rows = cJSON_CreateArray();
+        if (!o || !rows) { cli_error("show", "%s", o ? "out of memory" : err); cJSON_Delete(o); cJSON_Delete(rows); rc = 1; goto out; }
+        if (csv) {
+            cJSON_AddItemToArray(rows, o);
+            if (run_export_csv(stdout, rows)) { cli_error("show", "write error"); rc = 1; }
+        } else {
+            cJSON *b = run_export_bins(&st, r.id, NULL, err, sizeof err);
+            if (!b) { cli_error("show", "%s", err); rc = 1; b = cJSON_CreateNull(); }
+            cJSON_AddItemToObject(o, "bins", b);
+            cJSON *ev = cJSON_AddArrayToObject(o, "events");
+            sqlite3_stmt *q;
+            if (ev && sqlite3_prepare_v2(st.db, "SELECT pos, time, kind, detail FROM events WHERE run_id=? ORDER BY rowid", -1, &q, NULL) == SQLITE_OK) {
+                sqlite3_bind_int64(q, 1, r.id);
+                while (sqlite3_step(q) == SQLITE_ROW) {
+                    cJSON *e = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(e, "pos", (double)sqlite3_column_int64(q, 0));
+                    for (int k = 1; k <= 3; k++) {
+                        const char *name = k == 1 ? "time" : k == 2 ? "kind" : "detail";
+                        if (sqlite3_column_text(q, k)) cJSON_AddStringToObject(e, name, (const char *)sqlite3_column_text(q, k));
+                        else cJSON_AddNullToObject(e, name);
+                    }
+                    cJSON_AddItemToArray(ev, e);
+                }
+                sqlite3_finalize(q);
+            }
+            char *t = cJSON_Print(o);
+            if (t) printf("%s\n", t); else { cli_error("show", "out of memory"); rc = 1; }
+            free(t);
+            cJSON_Delete(o);
+        }
+        cJSON_Delete(rows);
+        goto out;
+    }
     if (dump) {
         if (store_nll_foreach(&st, r.id, print_nll, NULL, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
         goto out;
@@ -102,6 +145,10 @@ int cmd_show(int argc, char **argv) {
     printf("  when        %s .. %s  (%.1f s running)\n", nz(r.started), nz(r.ended), r.wall_s);
     if (r.mem_limit) { char b[32]; human_bytes(b, sizeof b, (double)r.mem_limit); printf("  mem limit   %s\n", b); }
     printf("  command     %s\n", nz(r.argv));
+    RunMetrics met;
+    if (live) run_metrics_compute(&st, r.id, r.max_pos, NULL, NULL, 0, &met, err, sizeof err);
+    else run_metrics_read(st.db, r.id, &met);
+    run_headline_print(stdout, st.db, &r, &met, live ? lb : NULL, n_lb);
 
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st.db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"

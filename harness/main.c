@@ -3,6 +3,7 @@
  * Exit status: 0 success, 2 usage error, 1 any other failure (SPEC §5).
  */
 #include "harness/cli.h"
+#include "harness/run.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ static const Command commands[] = {
     {"fluency", cmd_fluency, "fluency measures and verdict of text on stdin (the detector of generate/run probes)"},
     {"sweep", cmd_sweep, "run a PLAN's matrix of runs here (worker pool) or as a Slurm job array"},
     {"merge", cmd_merge, "combine results files (sweep shards) into one, without duplicates"},
+    {"export", cmd_export, "a run's bins or per-step NLLs as CSV or JSON (docs/results.md)"},
 };
 
 static void usage(FILE *f) {

@@ -13,10 +13,14 @@
 #include "datasets/sha256.h"
 #include "engine/backend.h"
 #include "engine/common.h"
+#include "engine/gguf.h"
+#include "engine/gguf_model.h"
+#include "engine/gguf_tokenizer.h"
 #include "engine/tokenizer.h"
 #include "harness/cli.h"
 #include "harness/fluency.h"
 #include "harness/store.h"
+#include "reports/reports.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -38,7 +42,7 @@
 void run_config_defaults(RunConfig *c) {
     memset(c, 0, sizeof *c);
     c->db_path = "results.db";
-    c->strategy = "sink:4:1020";
+    c->strategy = "sink";   /* sink:4:(ctx-4), sized from the model by strategies/sink.c */
     c->proto = (ProtoParams){.proto = PROTO_STREAM, .ctx = 0, .stride = 0, .chunk = 256};
     c->token_format = "auto";
     c->bos = "auto";
@@ -126,8 +130,24 @@ static int64_t rss_bytes(void) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* The SHA-256 of one file, cached in the store by (real path, size, mtime). */
+static int file_hash_cached(Store *st, const char *path, char fh[65], char *err, size_t errlen) {
+    char real[PATH_MAX];
+    struct stat sb;
+    if (stat(path, &sb) || !realpath(path, real)) return lcb_fail(err, errlen, "%s: %s", path, strerror(errno));
+    int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    if (store_hash_lookup(st, real, (int64_t)sb.st_size, mt, fh)) return 0;
+    Sha256 f;
+    sha256_init(&f);
+    if (sha256_file(path, &f, err, errlen)) return -1;
+    sha256_hex(&f, fh);
+    store_hash_remember(st, real, (int64_t)sb.st_size, mt, fh);
+    return 0;
+}
+
 /* SHA-256 over the config file and every *.safetensors file of the folder (name, then the
- * file's own SHA-256), file hashes cached in the store by (path, size, mtime). */
+ * file's own SHA-256), file hashes cached in the store by (path, size, mtime).  A GGUF file
+ * (without --config) is one file: its own SHA-256, as sha256sum prints it. */
 static int model_hash(Store *st, const char *spec, const char *config, char hex[65], char *err, size_t errlen) {
     Sha256 h;
     sha256_init(&h);
@@ -136,6 +156,7 @@ static int model_hash(Store *st, const char *spec, const char *config, char hex[
         sha256_hex(&h, hex);
         return 0;
     }
+    if (!config && gguf_model_is(spec)) return file_hash_cached(st, spec, hex, err, errlen);
     char cfg[PATH_MAX * 2];
     if (config) snprintf(cfg, sizeof cfg, "%s", config); else snprintf(cfg, sizeof cfg, "%s/config.json", spec);
     if (sha256_file(cfg, &h, err, errlen)) return -1;
@@ -173,13 +194,6 @@ static int model_hash(Store *st, const char *spec, const char *config, char hex[
     return rc;
 }
 
-/* "sink" -> "sink:4:1020", "window" -> "window:1024" (attention_sinks' defaults). */
-static const char *strategy_alias(const char *spec) {
-    if (!strcmp(spec, "sink")) return "sink:4:1020";
-    if (!strcmp(spec, "window")) return "window:1024";
-    return spec;
-}
-
 static int file_exists(const char *p) { struct stat sb; return stat(p, &sb) == 0; }
 
 /* ---------------------------------------------------------------- the run state */
@@ -205,6 +219,7 @@ typedef struct {
     int64_t fed_session, steps_session, steps_before;
     double sum_nll;             /* over every step scored so far (previous sessions included) */
     int progress;
+    int bar;                    /* stderr is a terminal: the progress line is a bar (never in a pipe or log) */
     int pace_ms;
     double batch_seconds;
     int failed;
@@ -333,8 +348,43 @@ static void show_progress(RunState *x, int final) {
         else snprintf(eta, sizeof eta, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
     }
     int64_t nsteps = x->steps_before + x->steps_session;
+    if (x->bar) {
+        /* a terminal: a bar redrawn in place */
+        enum { W = 30 };
+        double f = x->r->steps_total > 0 ? (double)done / x->r->steps_total : 0;
+        if (f > 1) f = 1;
+        char bar[W + 1];
+        int k = (int)(f * W + 0.5);
+        for (int i = 0; i < W; i++) bar[i] = i < k ? '#' : '.';
+        bar[W] = 0;
+        fprintf(stderr, "\r[%s] %5.1f%%  %s/%s steps  %s tok/s  ETA %s  ppl %.3f \033[K%s", bar, 100 * f, a, b, c, final ? "0s" : eta,
+                nsteps ? exp(x->sum_nll / nsteps) : NAN, final ? "\n" : "");
+        fflush(stderr);
+        return;
+    }
     fprintf(stderr, "\rrun %lld: %s/%s steps  %s tok/s  ETA %s  ppl %.3f   %s", (long long)x->r->id, a, b, c, eta,
             nsteps ? exp(x->sum_nll / nsteps) : NAN, final ? "\n" : "");
+    fflush(stderr);
+}
+
+/* The header of a terminal run: what is about to be measured, and a warning when the cache
+ * (sinks included) is larger than the model's pre-training context. */
+static void print_header(const StoreRun *r, const Strategy *s, const char *db, int resuming) {
+    char np[32], tk[32];
+    fmt_count(np, sizeof np, (double)r->n_params);
+    fmt_count(tk, sizeof tk, (double)r->tokens);
+    fprintf(stderr, "lcbench run %lld%s: %s\n", (long long)r->id, resuming ? " (resumed)" : "", r->model ? r->model : "?");
+    fprintf(stderr, "  model     %s, %s params, context %lld (max_position_embeddings)\n", r->arch ? r->arch : "?", np, (long long)r->max_pos);
+    int64_t ct = run_cache_tokens(s->spec);
+    if (ct >= 0 && r->max_pos > 0)
+        fprintf(stderr, "  strategy  %s: cache %lld tokens = %.2fx the context%s\n", s->spec, (long long)ct, (double)ct / r->max_pos,
+                ct > r->max_pos ? " (larger than the context: expect a collapse past it)" : "");
+    else fprintf(stderr, "  strategy  %s: cache %s\n", s->spec, ct < 0 ? "unbounded (every token kept)" : "?");
+    fprintf(stderr, "  protocol  %s", r->protocol ? r->protocol : "?");
+    if (r->ctx) fprintf(stderr, " L %lld", (long long)r->ctx);
+    if (r->stride) fprintf(stderr, " S %lld", (long long)r->stride);
+    fprintf(stderr, "; dataset %s, %s tokens, %lld steps\n", r->dataset ? r->dataset : "?", tk, (long long)r->steps_total);
+    fprintf(stderr, "  device    %s, %lld threads; results %s\n", r->device ? r->device : "?", (long long)r->threads, db);
     fflush(stderr);
 }
 
@@ -423,6 +473,7 @@ static int peek_config(const char *spec, const char *config, ModelConfig *cfg, c
         shape[strcspn(shape, ":")] = 0;
         return config_random_shape(cfg, shape, err, errlen);
     }
+    if (!config && gguf_model_is(spec)) return gguf_config_load(cfg, spec, err, errlen);
     char p[PATH_MAX * 2];
     if (config) snprintf(p, sizeof p, "%s", config); else snprintf(p, sizeof p, "%s/config.json", spec);
     return config_load(cfg, p, err, errlen);
@@ -435,13 +486,229 @@ static void json_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v); else cJSON_AddNullToObject(o, k);
 }
 
-static void print_summary(const StoreRun *r, const char *db, int tty) {
+/* ---------------------------------------------------------------- the headline (run.h) */
+
+void run_metrics_init(RunMetrics *m) {
+    *m = (RunMetrics){.ctx_steps = -1, .past_steps = -1, .ctx_mean_nll = NAN, .ctx_se = NAN, .past_mean_nll = NAN,
+                      .past_se = NAN, .bytes = -1, .words = -1, .bits_per_byte = NAN, .word_ppl = NAN};
+}
+
+typedef struct { int64_t n; double sum, sumsq; } MetAcc;
+typedef struct {
+    int64_t max_pos;
+    MetAcc ctx, past;
+    const Tokenizer *tok;
+    const int32_t *ids;
+    size_t n_ids;
+    int64_t bytes, words;
+    int64_t prev_win, prev_end;  /* the last row: window start and in-window end (continuation) */
+    int prev_ws;                 /* the last byte of the scored text so far was white space */
+    int bad;                     /* a row's targets past the stream, or a decode error */
+    char err[LCB_ERRLEN];
+} MetCtx;
+
+static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+static int metrics_row(void *vctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
+    MetCtx *x = vctx;
+    for (int64_t j = 0; j < n; j++) {
+        MetAcc *a = x->max_pos > 0 && pos0 + j >= x->max_pos ? &x->past : &x->ctx;
+        a->n++; a->sum += nll[j]; a->sumsq += (double)nll[j] * nll[j];
+    }
+    if (!x->tok || n <= 0) return 0;
+    /* the targets of steps pos0 .. pos0+n-1 are stream tokens win_start+pos0+1 .. win_start+pos0+n */
+    int64_t a = win_start + pos0 + 1;
+    if (a < 0 || (uint64_t)(a + n) > x->n_ids) {
+        x->bad = 1;
+        snprintf(x->err, sizeof x->err, "an nll row (window %lld, steps %lld..%lld) lies past the stream of %zu tokens",
+                 (long long)win_start, (long long)pos0, (long long)(pos0 + n - 1), x->n_ids);
+        return 1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (tokenizer_decode(x->tok, x->ids + a, (size_t)n, 1, &text, &len, x->err, sizeof x->err)) { x->bad = 1; return 1; }
+    int cont = win_start == x->prev_win && pos0 == x->prev_end;
+    int ws = cont ? x->prev_ws : 1;
+    for (size_t i = 0; i < len; i++) {
+        int w = is_ws((unsigned char)text[i]);
+        if (!w && ws) x->words++;
+        ws = w;
+    }
+    x->bytes += (int64_t)len;
+    x->prev_ws = ws;
+    x->prev_win = win_start;
+    x->prev_end = pos0 + n;
+    free(text);
+    return 0;
+}
+
+static void met_stats(const MetAcc *a, int64_t *steps, double *mean, double *se) {
+    *steps = a->n;
+    *mean = a->n ? a->sum / a->n : NAN;
+    double var = a->n > 1 ? (a->sumsq - a->n * *mean * *mean) / (a->n - 1) : 0;
+    *se = a->n > 1 ? sqrt(var > 0 ? var : 0) / sqrt((double)a->n) : NAN;
+}
+
+int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
+                        RunMetrics *m, char *err, size_t errlen) {
+    run_metrics_init(m);
+    MetCtx x = {.max_pos = max_pos, .tok = ids ? tok : NULL, .ids = ids, .n_ids = n_ids, .prev_win = -1, .prev_end = -1, .prev_ws = 1};
+    if (store_nll_foreach(st, run, metrics_row, &x, err, errlen)) return -1;
+    if (x.bad) return lcb_fail(err, errlen, "run %lld: bytes and words of the scored text: %s", (long long)run, x.err);
+    met_stats(&x.ctx, &m->ctx_steps, &m->ctx_mean_nll, &m->ctx_se);
+    met_stats(&x.past, &m->past_steps, &m->past_mean_nll, &m->past_se);
+    if (x.tok) {
+        double sum = x.ctx.sum + x.past.sum;
+        m->bytes = x.bytes;
+        m->words = x.words;
+        m->bits_per_byte = x.bytes > 0 ? sum / (M_LN2 * (double)x.bytes) : NAN;
+        m->word_ppl = x.words > 0 ? exp(sum / (double)x.words) : NAN;
+    }
+    return 0;
+}
+
+static void bind_real(sqlite3_stmt *q, int k, double v) { if (isfinite(v)) sqlite3_bind_double(q, k, v); else sqlite3_bind_null(q, k); }
+static void bind_count(sqlite3_stmt *q, int k, int64_t v) { if (v >= 0) sqlite3_bind_int64(q, k, v); else sqlite3_bind_null(q, k); }
+
+int run_metrics_write(Store *st, int64_t run, const RunMetrics *m, char *err, size_t errlen) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "UPDATE runs SET ctx_steps=?, ctx_mean_nll=?, ctx_stderr=?, past_steps=?, past_mean_nll=?, past_stderr=?,"
+                                   " scored_bytes=?, scored_words=?, bits_per_byte=?, word_ppl=? WHERE id=?", -1, &q, NULL) != SQLITE_OK)
+        return lcb_fail(err, errlen, "%s: storing the run's headline: %s", st->path, sqlite3_errmsg(st->db));
+    bind_count(q, 1, m->ctx_steps); bind_real(q, 2, m->ctx_mean_nll); bind_real(q, 3, m->ctx_se);
+    bind_count(q, 4, m->past_steps); bind_real(q, 5, m->past_mean_nll); bind_real(q, 6, m->past_se);
+    bind_count(q, 7, m->bytes); bind_count(q, 8, m->words); bind_real(q, 9, m->bits_per_byte); bind_real(q, 10, m->word_ppl);
+    sqlite3_bind_int64(q, 11, run);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: storing the run's headline: %s", st->path, sqlite3_errmsg(st->db));
+    return 0;
+}
+
+int run_metrics_read(sqlite3 *db, int64_t run, RunMetrics *m) {
+    run_metrics_init(m);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT ctx_steps, ctx_mean_nll, ctx_stderr, past_steps, past_mean_nll, past_stderr,"
+                               " scored_bytes, scored_words, bits_per_byte, word_ppl FROM runs WHERE id=?", -1, &q, NULL) != SQLITE_OK)
+        return strstr(sqlite3_errmsg(db), "no such column") ? 0 : -1;   /* a file older than schema 4: unknown */
+    sqlite3_bind_int64(q, 1, run);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+#define CNT(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, k))
+#define REAL(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? NAN : sqlite3_column_double(q, k))
+        m->ctx_steps = CNT(0); m->ctx_mean_nll = REAL(1); m->ctx_se = REAL(2);
+        m->past_steps = CNT(3); m->past_mean_nll = REAL(4); m->past_se = REAL(5);
+        m->bytes = CNT(6); m->words = CNT(7); m->bits_per_byte = REAL(8); m->word_ppl = REAL(9);
+#undef CNT
+#undef REAL
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+int64_t run_cache_tokens(const char *spec) {
+    Strategy s;
+    char err[LCB_ERRLEN];
+    if (!spec || strategy_parse(&s, spec, err, sizeof err)) return -1;
+    return strategy_span(&s);   /* the policy's own count (strategies/) */
+}
+
+static void fmt_bytes(char *b, size_t n, double v) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int k = 0;
+    while (v >= 1024 && k < 4) { v /= 1024; k++; }
+    snprintf(b, n, k ? "%.1f %s" : "%.0f %s", v, u[k]);
+}
+
+
+/* "PPL 124.53 +- 0.84": the stderr of the mean NLL carried to the PPL (delta method: PPL * se) */
+static void fmt_ppl(char *b, size_t n, double mean, double se) {
+    if (!isfinite(mean)) { snprintf(b, n, "-"); return; }
+    double p = exp(mean);
+    if (isfinite(se)) snprintf(b, n, "PPL %.4g \xc2\xb1 %.2g", p, p * se);
+    else snprintf(b, n, "PPL %.4g", p);
+}
+
+void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins) {
+    char a[96], b[96];
+    int64_t P = r->max_pos;
+    fprintf(f, "headline of run %lld (%s):\n", (long long)r->id, r->status ? r->status : "?");
+    if (m->ctx_steps >= 0) {
+        fmt_ppl(a, sizeof a, m->ctx_mean_nll, m->ctx_se);
+        fprintf(f, "  in context    %-26s positions t < %lld, %lld steps\n", a, (long long)P, (long long)m->ctx_steps);
+        fmt_ppl(b, sizeof b, m->past_mean_nll, m->past_se);
+        if (m->past_steps > 0) fprintf(f, "  past context  %-26s positions t >= %lld, %lld steps\n", b, (long long)P, (long long)m->past_steps);
+        else fprintf(f, "  past context  -                          no step past the context\n");
+    } else fprintf(f, "  in context    -                          (not recorded: a file older than schema 4)\n");
+    /* collapse: reports.h's rule on the log2 bins */
+    RepBin *lb = NULL;
+    size_t nl = 0;
+    if (bins) {
+        lb = malloc((n_bins ? n_bins : 1) * sizeof *lb);
+        for (size_t i = 0; lb && i < n_bins; i++)
+            if (!strcmp(bins[i].kind, "log2"))
+                lb[nl++] = (RepBin){.lo = bins[i].lo, .hi = bins[i].hi, .count = bins[i].count, .mean_nll = bins[i].mean_nll,
+                                    .ppl = bins[i].ppl, .se = isnan(bins[i].se) ? 0 : bins[i].se};
+    } else {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db, "SELECT lo, hi, count, mean_nll, ppl FROM bins WHERE run_id=? AND kind='log2' ORDER BY lo", -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(q, 1, r->id);
+            size_t cap = 0;
+            while (sqlite3_step(q) == SQLITE_ROW) {
+                if (nl == cap) { RepBin *nb = realloc(lb, (cap = cap ? 2 * cap : 32) * sizeof *nb); if (!nb) break; lb = nb; }
+                lb[nl++] = (RepBin){.lo = sqlite3_column_int64(q, 0), .hi = sqlite3_column_int64(q, 1), .count = sqlite3_column_int64(q, 2),
+                                    .mean_nll = sqlite3_column_type(q, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 3),
+                                    .ppl = sqlite3_column_type(q, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 4)};
+            }
+            sqlite3_finalize(q);
+        }
+    }
+    double ref = NAN;
+    int64_t cpos = lb ? rep_collapse_pos(lb, nl, P, REP_COLLAPSE_FACTOR, &ref) : -1;
+    free(lb);
+    if (cpos >= 0)
+        fprintf(f, "  collapse      at position %lld      first log2 bin past the context with PPL > %g x %.4g (the PPL of [%lld, %lld))\n",
+                (long long)cpos, REP_COLLAPSE_FACTOR, ref, (long long)(P / 2), (long long)P);
+    else if (isnan(ref)) fprintf(f, "  collapse      -                          no full in-context octave [%lld, %lld) to compare with\n", (long long)(P / 2), (long long)P);
+    else fprintf(f, "  collapse      none                       no log2 bin past the context above %g x %.4g\n", REP_COLLAPSE_FACTOR, ref);
+    if (m->bytes >= 0) {
+        char bpb[32] = "-", wp[32] = "-";
+        if (isfinite(m->bits_per_byte)) snprintf(bpb, sizeof bpb, "%.4f", m->bits_per_byte);
+        if (isfinite(m->word_ppl)) snprintf(wp, sizeof wp, "%.4g", m->word_ppl);
+        fprintf(f, "  per byte      %s bits/byte, word PPL %s  (%lld bytes, %lld words of scored text)\n", bpb, wp, (long long)m->bytes,
+                (long long)m->words);
+    } else fprintf(f, "  per byte      -                          no text (a dataset of token ids): bits/byte and word PPL unknown\n");
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(work_bytes), AVG(tokens_per_s), COUNT(*),"
+                               " (SELECT tokens_per_s FROM samples WHERE run_id=?1 ORDER BY rowid DESC LIMIT 1)"
+                               " FROM samples WHERE run_id=?1", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, r->id);
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 4) > 0) {
+            char w[32], k[32], wk[32], t[32];
+            fmt_bytes(w, sizeof w, sqlite3_column_double(q, 0));
+            fmt_bytes(k, sizeof k, sqlite3_column_double(q, 1));
+            fmt_bytes(wk, sizeof wk, sqlite3_column_double(q, 2));
+            fmt_count(t, sizeof t, sqlite3_column_double(q, 5));
+            fprintf(f, "  throughput    %s tokens/s\n", t);
+            fprintf(f, "  peak memory   weights %s, KV %s, workspace %s\n", w, k, wk);
+        }
+        sqlite3_finalize(q);
+    }
+    int64_t ct = run_cache_tokens(r->strategy);
+    if (ct < 0) fprintf(f, "  cache         %s keeps every token: past %lld it sees positions the model never saw\n", r->strategy ? r->strategy : "?", (long long)P);
+    else if (P > 0)
+        fprintf(f, "  cache         %lld tokens (%s) against a context of %lld: %.2fx%s\n", (long long)ct, r->strategy, (long long)P, (double)ct / P,
+                ct > P ? ", larger than the context (expect a collapse past it)" : "");
+    else fprintf(f, "  cache         %lld tokens (%s)\n", (long long)ct, r->strategy);
+}
+
+static void print_summary(Store *st, const StoreRun *r, const RunMetrics *m, const char *db, int tty) {
     if (tty) {
         char res[128];
         if (isfinite(r->mean_nll)) snprintf(res, sizeof res, "mean NLL %.6f  PPL %.4f", r->mean_nll, r->ppl);
         else snprintf(res, sizeof res, "no mean NLL (nothing aggregated)");
         printf("run %lld: %s  %lld steps over %lld tokens  %s  %.1f s  (%s)\n", (long long)r->id, r->status,
                (long long)r->steps_done, (long long)r->tokens, res, r->wall_s, db);
+        run_headline_print(stdout, st->db, r, m, NULL, 0);
         printf("details: lcbench show %lld --db %s\n", (long long)r->id, db);
     } else {
         cJSON *o = cJSON_CreateObject();
@@ -457,6 +724,15 @@ static void print_summary(const StoreRun *r, const char *db, int tty) {
             json_num(o, "mean_nll", failed ? NAN : r->mean_nll);
             json_num(o, "ppl", failed ? NAN : r->ppl);
             json_num(o, "wall_s", r->wall_s);
+            /* the headline (run.h): null when not measured, never 0 */
+            json_num(o, "ppl_in_context", failed ? NAN : exp(m->ctx_mean_nll));
+            json_num(o, "ppl_in_context_stderr", failed ? NAN : exp(m->ctx_mean_nll) * m->ctx_se);
+            json_num(o, "ppl_past_context", failed ? NAN : exp(m->past_mean_nll));
+            json_num(o, "ppl_past_context_stderr", failed ? NAN : exp(m->past_mean_nll) * m->past_se);
+            json_num(o, "bits_per_byte", failed ? NAN : m->bits_per_byte);
+            json_num(o, "word_ppl", failed ? NAN : m->word_ppl);
+            json_num(o, "scored_bytes", m->bytes >= 0 ? (double)m->bytes : NAN);
+            json_num(o, "scored_words", m->words >= 0 ? (double)m->words : NAN);
             cJSON_AddStringToObject(o, "db", db);
             txt = cJSON_PrintUnformatted(o);
             cJSON_Delete(o);
@@ -498,7 +774,8 @@ static int resume_conflicts(const RunConfig *c, const StoreRun *r, char *out, si
     CONFLICT(RUN_GIVEN_CONFIG, "--config", "%s", nzs(c->config), "%s", r->model_config ? r->model_config : "none", strcmp(nzs(c->config), nzs(r->model_config)));
     CONFLICT(RUN_GIVEN_TOKENIZER, "--tokenizer", "%s", nzs(c->tokenizer), "%s", r->tokenizer ? r->tokenizer : "none",
              strcmp(nzs(c->tokenizer), nzs(r->tokenizer)));
-    const char *spec = c->strategy ? strategy_alias(c->strategy) : "";
+    char spec[128] = "";   /* a bare name means what it meant for this run's model */
+    if (c->strategy && strategy_spec_for_ctx(c->strategy, r->max_pos, spec, sizeof spec, NULL, 0)) snprintf(spec, sizeof spec, "%s", c->strategy);
     CONFLICT(RUN_GIVEN_STRATEGY, "--strategy", "%s", nzs(c->strategy), "%s", nzs(r->strategy), strcmp(spec, nzs(r->strategy)));
     CONFLICT(RUN_GIVEN_PROTOCOL, "--protocol", "%s", protocol_name(c->proto.proto), "%s", nzs(r->protocol),
              strcmp(protocol_name(c->proto.proto), r->protocol ? r->protocol : "stream"));
@@ -601,6 +878,9 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     }
     int is_random = !strncmp(model_path, "random:", 7);
     if (c->tokenizer && *c->tokenizer) snprintf(tok_path, sizeof tok_path, "%s", c->tokenizer);
+    else if (!is_random && gguf_model_is(model_path)) {
+        if (gguf_tokenizer_present(model_path)) snprintf(tok_path, sizeof tok_path, "%s", model_path); /* its own tokenizer.ggml.* */
+    }
     else if (!is_random) {
         char p[PATH_MAX + 96];
         snprintf(p, sizeof p, "%s/tokenizer.json", model_path);
@@ -622,8 +902,10 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     if (peek_config(model_path, c->config, &cfg, err, sizeof err)) { cli_error("run", "--model: %s", err); goto out; }
 
     /* strategy and protocol: usage errors before anything is recorded */
-    const char *spec = strategy_alias(c->strategy ? c->strategy : "sink:4:1020");
-    if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
+    if (strategy_parse(&s, c->strategy ? c->strategy : "sink", err, sizeof err) || strategy_resolve(&s, &cfg, err, sizeof err)) {
+        cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out;
+    }
+    const char *spec = s.spec;   /* in full: bare sink/window sized from the model */
     if (c->proto.proto != PROTO_STREAM && c->proto.ctx <= 0) c->proto.ctx = cfg.max_pos;   /* default: the pre-training context */
     if (c->proto.proto == PROTO_LONGLORA && c->proto.stride <= 0) c->proto.stride = 256;
     if (c->proto.proto == PROTO_STRIDE && c->proto.stride <= 0) c->proto.stride = c->proto.ctx / 2 > 0 ? c->proto.ctx / 2 : 1;
@@ -650,6 +932,19 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     int64_t steps_total, units;
     if (protocol_plan(&c->proto, d.n, &steps_total, &units, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
     if (model_hash(&st, model_path, c->config, hex, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
+    /* a GGUF's tensor types, recorded as a model_quant event of the run ("Q4_K 48, F32 17, ...") */
+    char quant[512] = "";
+    if (!is_random && !c->config && gguf_model_is(model_path)) {
+        uint64_t wbytes;
+        char types[400];
+        if (gguf_weight_bytes(model_path, &wbytes, types, sizeof types, err, sizeof err)) { cli_error("run", "--model: %s", err); goto out; }
+        snprintf(quant, sizeof quant, "tensors by ggml type: %s; %llu bytes of tensor data", types, (unsigned long long)wbytes);
+    }
+    if (c->proto.proto == PROTO_CHUNKS_BOS && (cfg.bos_id < 0 || cfg.bos_id >= cfg.vocab)) {
+        cli_error("run", "--protocol chunks-bos: %s has no BOS token id (bos_token_id / tokenizer.ggml.bos_token_id)", model_path);
+        rc_exit = EXIT_USAGE;
+        goto out;
+    }
 
     /* device, model and strategy are checked before the run row exists: a run that could never
      * start is an error, not a recorded run.  An OOM loading the model is a measured outcome
@@ -739,6 +1034,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         int rc = store_begin(&st, err, sizeof err);
         if (rc == 0) rc = store_run_insert(&st, &r, err, sizeof err);
         if (rc == 0) rc = store_docs(&st, r.id, d.doc_pos, d.doc_name, d.n_docs, err, sizeof err);
+        if (rc == 0 && quant[0]) rc = store_event(&st, r.id, 0, "model_quant", quant, err, sizeof err);
         if (rc == 0 && c->proto.proto != PROTO_STREAM && cfg.max_pos > 0 && c->proto.ctx > cfg.max_pos)
             rc = store_event(&st, r.id, cfg.max_pos, "ctx_passed", "the window is longer than the model's pre-training context", err, sizeof err);
         if (rc == 0) rc = store_commit(&st, err, sizeof err);
@@ -772,6 +1068,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     x.steps_before = r.steps_done;
     x.batch_seconds = c->batch_seconds > 0 ? c->batch_seconds : 10;
     x.progress = c->progress < 0 ? isatty(2) : c->progress;
+    x.bar = x.progress && isatty(2);
     x.pace_ms = c->pace_ms;
     if (c->proto.proto == PROTO_STREAM && c->kv_snapshot_seconds >= 0) {
         kvsnap_path(x.snap_path, sizeof x.snap_path, c->db_path, r.id);
@@ -797,6 +1094,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         x.n_ids = (int64_t)d.n;
     }
     /* --- */
+    if (x.progress) print_header(&r, &s, c->db_path, resuming);
     int prc = 0;
     if (model_live) {
         prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, restore_snapshot, &x, &fail_pos, err, sizeof err);
@@ -836,6 +1134,15 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     int closed = store_begin(&st, err2, sizeof err2) == 0;
     if (closed && store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &steps, err2, sizeof err2)) closed = 0;
     r.ppl = exp(r.mean_nll);
+    /* the headline's numbers; bytes and words need the text: none for a dataset of token ids */
+    RunMetrics met;
+    run_metrics_init(&met);
+    const Tokenizer *text_tok = d.pretokenized ? NULL : tok;
+    if (closed && run_metrics_compute(&st, r.id, r.max_pos, text_tok, d.ids, d.n, &met, err2, sizeof err2)) {
+        cli_error("run", "note: %s (bits per byte and word PPL not recorded)", err2);
+        if (run_metrics_compute(&st, r.id, r.max_pos, NULL, NULL, 0, &met, err2, sizeof err2)) closed = 0;
+    }
+    if (closed && run_metrics_write(&st, r.id, &met, err2, sizeof err2)) closed = 0;
     store_now(now);
     store_set(&r.ended, now);
     store_set(&r.status, end_status);
@@ -851,7 +1158,8 @@ int run_execute(RunConfig *c, int64_t *run_id) {
         store_set(&r.status, end_status);
     }
     if (closed && !strcmp(end_status, "done") && x.snap_path[0]) unlink(x.snap_path); /* nothing left to resume */
-    print_summary(&r, c->db_path, isatty(1));
+    print_summary(&st, &r, &met, c->db_path, isatty(1));
+    if (x.bar && !isatty(1)) run_headline_print(stderr, st.db, &r, &met, NULL, 0);   /* stdout is JSON: the person reads stderr */
     if (!strcmp(end_status, "done")) rc_exit = 0;
     else if (!strcmp(end_status, "interrupted")) rc_exit = 128 + (int)got_signal;
     else rc_exit = 1;

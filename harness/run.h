@@ -10,6 +10,9 @@
  *             i.e. their last S), as in the HF perplexity guide
  *   chunks    floor(T/L) non-overlapping L-token chunks, fresh cache each, steps L/2 .. L-2
  *             scored (llama.cpp llama-perplexity)
+ *   chunks-bos  chunks with the model's BOS id fed in place of each chunk's first token, as
+ *             llama-perplexity does when its vocabulary adds BOS (with --bos first, the same
+ *             token stream and the same scored steps as `llama-perplexity -c L`)
  *   longlora  windows of L at b = 0, S, 2S, ... (S = 256) for b in range(0, T-L-1, S) minus
  *             the last (LongLoRA eval.py), all L-1 steps scored; the headline PPL is exp of
  *             the mean of window means (= mean of all steps, windows being equal)
@@ -25,10 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "harness/store.h"
 #include "strategies/strategy.h"
 
-typedef enum { PROTO_STREAM = 0, PROTO_STRIDE, PROTO_CHUNKS, PROTO_LONGLORA } RunProtocol;
+typedef enum { PROTO_STREAM = 0, PROTO_STRIDE, PROTO_CHUNKS, PROTO_LONGLORA, PROTO_CHUNKS_BOS } RunProtocol;
 
 typedef struct {
     RunProtocol proto;
@@ -114,5 +121,56 @@ int run_execute(RunConfig *c, int64_t *run_id);
 /* The lcbench revision for provenance: `git rev-parse` of the repository lcbench runs from, with
  * "-dirty" when tracked files differ, or "unknown" outside a git checkout. */
 void run_git_revision(char *out, size_t n);
+
+/* ---------------------------------------------------------------- the headline (issue 16) */
+
+/* What a person reads at the end of a run and in `show`, from the stored per-step NLLs:
+ *   in context   steps at in-window position t < max_pos (max_position_embeddings): count,
+ *                mean NLL and its standard error (nats); PPL = exp(mean), shown +- PPL * stderr
+ *   past it      steps at t >= max_pos (a stream longer than the context)
+ *   bytes, words UTF-8 bytes and whitespace-separated words of the scored text: the decoded
+ *                targets x_{t+1} of the stored rows (HF decode, special tokens skipped), row by
+ *                row, a row that continues the previous one continuing its words
+ *   bits_per_byte = sum NLL / (ln 2 * bytes), word_ppl = exp(sum NLL / words), lm-eval's
+ *                definitions; unknown (-1 / NAN, NULL in the DB) for a dataset of token ids,
+ *                which has no text */
+typedef struct {
+    int64_t ctx_steps, past_steps;      /* -1: not recorded (a file older than schema 4) */
+    double ctx_mean_nll, ctx_se;        /* nats; NAN when no such step (se: fewer than 2) */
+    double past_mean_nll, past_se;
+    int64_t bytes, words;               /* -1: no text */
+    double bits_per_byte, word_ppl;     /* NAN: no text */
+} RunMetrics;
+
+void run_metrics_init(RunMetrics *m);   /* everything unknown */
+/* From the run's stored NLLs; tok and ids (the scored stream) NULL: no bytes or words. */
+int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
+                        RunMetrics *m, char *err, size_t errlen);
+int run_metrics_write(Store *st, int64_t run, const RunMetrics *m, char *err, size_t errlen);
+/* The stored metrics of a run (any schema: columns a file lacks read as unknown).  0 or -1. */
+int run_metrics_read(sqlite3 *db, int64_t run, RunMetrics *m);
+/* The headline: result with PPL +- stderr in/past the context, bits per byte, word PPL, the
+ * collapse position (reports.h's rule, REP_COLLAPSE_FACTOR), tokens/s, peak memory (weights,
+ * KV, workspace) and the cache against the context.  log2 bins of the run (NULL: from the
+ * bins table). */
+void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins);
+/* Cache size of a strategy spec in tokens, as attention_sinks counts it (the tokens kept
+ * besides the current one: S+W for sink:S:W, W for window:W and recompute:W), -1 unbounded
+ * (dense, longlora, s2) or unparsable.  Larger than max_pos: positions past the context. */
+int64_t run_cache_tokens(const char *spec);
+
+/* ---------------------------------------------------------------- export (harness/cmd_export.c) */
+
+struct cJSON;
+/* A run as one flat JSON object: every column of its runs row under its own name (NULL as
+ * null), then the headline's derived values (status_shown, ppl_all, ppl_in_context[_stderr],
+ * ppl_past_context[_stderr], collapse_pos, cache_tokens, cache_over_context, tokens_per_s,
+ * peak_weights_bytes, peak_kv_bytes, peak_work_bytes).  NULL with err. */
+struct cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen);
+/* The run's bins (kind NULL: every kind) as an array of {kind, lo, hi, count, mean_nll, ppl, stderr}. */
+struct cJSON *run_export_bins(Store *st, int64_t id, const char *kind, char *err, size_t errlen);
+/* An array of flat objects as CSV: a header of the first object's scalar keys, one line each. */
+int run_export_csv(FILE *f, const struct cJSON *rows);
+int cmd_export(int argc, char **argv);   /* lcbench export RUN --bins|--steps [--json|--csv] [-o FILE] */
 
 #endif

@@ -81,6 +81,14 @@ static const char *const migrations[] = {
     " started TEXT, exit_status INTEGER);"
     "CREATE INDEX IF NOT EXISTS sweep_cells_key ON sweep_cells(cell_key, run_id);"
     "CREATE INDEX IF NOT EXISTS sweep_cells_run ON sweep_cells(run_id);",
+    /* 3 -> 4: the run's headline (issue 16): PPL inside / past the pre-training context, and the
+     * metrics that compare across tokenizers (lm-eval's bits_per_byte and word_perplexity);
+     * NULL when not measured (a dataset of token ids has no text: no bytes, no words) */
+    "ALTER TABLE runs ADD COLUMN ctx_steps INTEGER; ALTER TABLE runs ADD COLUMN ctx_mean_nll REAL;"
+    " ALTER TABLE runs ADD COLUMN ctx_stderr REAL; ALTER TABLE runs ADD COLUMN past_steps INTEGER;"
+    " ALTER TABLE runs ADD COLUMN past_mean_nll REAL; ALTER TABLE runs ADD COLUMN past_stderr REAL;"
+    " ALTER TABLE runs ADD COLUMN scored_bytes INTEGER; ALTER TABLE runs ADD COLUMN scored_words INTEGER;"
+    " ALTER TABLE runs ADD COLUMN bits_per_byte REAL; ALTER TABLE runs ADD COLUMN word_ppl REAL;",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == STORE_SCHEMA_VERSION, "STORE_SCHEMA_VERSION (store.h) counts the migrations");
 

@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 /* = the number of migrations in store.c (checked there at compile time) */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct {
     sqlite3 *db;

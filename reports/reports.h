@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "harness/run.h"
 #include "harness/store.h"
 
 #define REP_COLLAPSE_MIN_STEPS 64
@@ -58,6 +59,9 @@ typedef struct {
     /* from the samples table: peaks (bytes) and mean throughput; -1 when no samples */
     int64_t peak_weights, peak_kv, peak_kv_formula, peak_work, peak_rss;
     double tokens_per_s;
+    /* the headline (harness/run.h): PPL in / past the context, bits per byte, word PPL
+     * (unknown: -1 / NAN, for a dataset of token ids or a file older than schema 4) */
+    RunMetrics metrics;
 } RepRun;
 
 typedef struct {
@@ -74,6 +78,17 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
 void rep_free(RepDb *d);
 /* The bin of kind log2 that starts at lo, or NULL. */
 const RepBin *rep_bin_at(const RepBin *b, size_t n, int64_t lo);
+/* The collapse position of the rule above over a run's log2 bins (ordered by lo), -1 none;
+ * *ref = R, NAN when the run has no bin [max_pos/2, max_pos). */
+int64_t rep_collapse_pos(const RepBin *log2, size_t n, int64_t max_pos, double k, double *ref);
+
+/* Which numbers `gate` and the report tables judge: token PPL (per bin and overall), or the
+ * tokenizer-independent bits per byte or word PPL (overall only: they have no bins). */
+typedef enum { REP_METRIC_PPL = 0, REP_METRIC_BPB, REP_METRIC_WORD_PPL } RepMetric;
+int rep_metric_parse(const char *s, RepMetric *out);   /* "ppl" | "bpb" | "word_ppl": 0, else -1 */
+const char *rep_metric_name(RepMetric m);
+/* A run's value of the metric over all its steps (PPL, bits/byte, word PPL); NAN when unknown. */
+double rep_run_metric(const RepRun *x, RepMetric m);
 
 /* ---------------------------------------------------------------- gate */
 
@@ -97,7 +112,7 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
 typedef struct {
     const char *model;       /* checkpoint folder, config.json, or random:SHAPE[:SEED] */
     const char *config;      /* alternative config.json, or NULL */
-    const char *strategy;    /* spec */
+    const char *strategy;    /* spec (NULL = bare sink, sized from the model) */
     uint64_t tokens;         /* stream length */
     int64_t chunk;           /* tokens per forward (run's default 256; 0 = whole stream) */
     int cuda;                /* predict the CUDA path: bf16 weights and KV (estimate) */
@@ -114,6 +129,7 @@ typedef struct {
     int64_t rows;            /* rows of the largest forward */
     int64_t max_pos;
     char arch[16], dtype[8];
+    char strategy[128];      /* the spec in full, defaults filled from the model ("sink" -> "sink:4:508") */
 } PlanResult;
 
 /* Predict without running.  -1 with err for a bad model/strategy (usage errors). */

@@ -119,21 +119,38 @@ static void set_fluency(RepRun *x, int64_t pos, const char *why) {
     }
 }
 
-static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
-    /* collapse: R = PPL of the log2 bin [max_pos/2, max_pos) */
-    x->collapse_pos = -1;
-    x->ref_ppl = NAN;
-    int64_t P = x->r.max_pos;
+int64_t rep_collapse_pos(const RepBin *log2, size_t n, int64_t P, double k, double *ref_out) {
+    /* R = PPL of the log2 bin [max_pos/2, max_pos) */
+    double ref = NAN;
     if (P >= 2) {
-        const RepBin *ref = rep_bin_at(x->log2, x->n_log2, P / 2);
-        if (ref && ref->hi == P && ref->count > 0) x->ref_ppl = ref->ppl;
+        const RepBin *rb = rep_bin_at(log2, n, P / 2);
+        if (rb && rb->hi == P && rb->count > 0) ref = rb->ppl;
     }
-    if (!isnan(x->ref_ppl))
-        for (size_t i = 0; i < x->n_log2; i++)
-            if (x->log2[i].lo >= P && x->log2[i].count >= REP_COLLAPSE_MIN_STEPS && x->log2[i].ppl > k * x->ref_ppl) {
-                x->collapse_pos = x->log2[i].lo;
-                break;
-            }
+    if (ref_out) *ref_out = ref;
+    if (isnan(ref)) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (log2[i].lo >= P && log2[i].count >= REP_COLLAPSE_MIN_STEPS && log2[i].ppl > k * ref) return log2[i].lo;
+    return -1;
+}
+
+int rep_metric_parse(const char *s, RepMetric *out) {
+    if (!strcmp(s, "ppl")) *out = REP_METRIC_PPL;
+    else if (!strcmp(s, "bpb")) *out = REP_METRIC_BPB;
+    else if (!strcmp(s, "word_ppl")) *out = REP_METRIC_WORD_PPL;
+    else return -1;
+    return 0;
+}
+
+const char *rep_metric_name(RepMetric m) { return m == REP_METRIC_BPB ? "bpb" : m == REP_METRIC_WORD_PPL ? "word_ppl" : "ppl"; }
+
+double rep_run_metric(const RepRun *x, RepMetric m) {
+    if (m == REP_METRIC_BPB) return x->metrics.bits_per_byte;
+    if (m == REP_METRIC_WORD_PPL) return x->metrics.word_ppl;
+    return x->all.count ? x->all.ppl : NAN;
+}
+
+static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
+    x->collapse_pos = rep_collapse_pos(x->log2, x->n_log2, x->r.max_pos, k, &x->ref_ppl);
     x->oom_pos = -1;
     x->fluency_pos = -1;
     x->fluency_why[0] = 0;
@@ -222,6 +239,10 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
         if (n_all) x->all = all[0];
         free(all);
         load_samples(db, x);
+        if (run_metrics_read(db, x->r.id, &x->metrics)) {
+            rc = lcb_fail(err, errlen, "%s %s: reading run %lld's headline: %s", flag, path, (long long)x->r.id, sqlite3_errmsg(db));
+            break;
+        }
         derive(db, x, collapse_factor > 0 ? collapse_factor : REP_COLLAPSE_FACTOR, has_probes);
     }
     sqlite3_finalize(st);

@@ -306,11 +306,24 @@ static void test_store_migrates_v1(void **state) {
     StoreRun r = {0};
     store_set(&r.status, "done");
     if (store_run_insert(&s, &r, err, sizeof err)) fail_msg("%s", err);
+    /* what a version-1 file lacks: model_hashes, and the run columns of migration 3 -> 4 */
     assert_int_equal(store_exec(&s, "DROP TABLE model_hashes; PRAGMA user_version=1", err, sizeof err), 0);
+    const char *v4[] = {"ctx_steps", "ctx_mean_nll", "ctx_stderr", "past_steps", "past_mean_nll", "past_stderr",
+                        "scored_bytes", "scored_words", "bits_per_byte", "word_ppl"};
+    for (size_t i = 0; i < sizeof v4 / sizeof *v4; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "ALTER TABLE runs DROP COLUMN %s", v4[i]);
+        assert_int_equal(store_exec(&s, sql, err, sizeof err), 0);
+    }
     store_close(&s);
     store_run_free(&r);
     if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
-    assert_int_equal(store_schema_version(&s), 2);
+    assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+    /* the old run's new columns are NULL (unknown), never 0 */
+    RunMetrics met;
+    assert_int_equal(run_metrics_read(s.db, 1, &met), 0);
+    assert_int_equal(met.bytes, -1);
+    assert_true(isnan(met.bits_per_byte) && isnan(met.word_ppl) && isnan(met.ctx_mean_nll));
     store_hash_remember(&s, "/x", 1, 2, "abc");
     char hex[65];
     assert_int_equal(store_hash_lookup(&s, "/x", 1, 2, hex), 1);
