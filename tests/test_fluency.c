@@ -2,7 +2,8 @@
  * test_fluency.c — the fluency detector on each class (fluent prose, newline floods, garbage,
  * repetition loops), the word list, the exact strategy copy behind the probes and generation,
  * the sampler, LongLoRA's passkey prompt and numpy's random numbers, and the promise that a
- * run with probes scores bit-identical NLLs to one without.
+ * run with probes scores bit-identical NLLs to one without; the results store's side tables
+ * (fluency and sweep rows): migration of released files, row writes, statuses and readers.
  */
 #include "testutil.h"
 
@@ -14,6 +15,7 @@
 
 #include <math.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #define TOK "models/lcb-0.8m"
 #define G 128
@@ -453,6 +455,203 @@ static void test_cli_usage(void **state) {
     free(out);
 }
 
+/* ---------------------------------------------------------------- the results store's side tables */
+
+/* The tables that fluency.c and sweep_store.c made on demand until 0.8 (CREATE TABLE IF NOT
+ * EXISTS outside the migrations), as those versions wrote them into a results file. */
+static const char *const OLD_SIDE_TABLES =
+    "CREATE TABLE IF NOT EXISTS probes (run_id INTEGER NOT NULL REFERENCES runs(id), prompt_idx INTEGER,"
+    " pos INTEGER NOT NULL, tokens INTEGER, text TEXT, verdict TEXT NOT NULL, chars INTEGER, newline_run INTEGER,"
+    " newline_frac REAL, bad_chars INTEGER, bad_frac REAL, alpha_frac REAL, words INTEGER, dict_ratio REAL, rep_len INTEGER,"
+    " rep_frac REAL, distinct3 REAL);"
+    "CREATE INDEX IF NOT EXISTS probes_run ON probes(run_id, pos);"
+    "CREATE TABLE IF NOT EXISTS generations (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+    " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, decoding TEXT, temperature REAL,"
+    " top_k INTEGER, top_p REAL, seed INTEGER, n_prompts INTEGER, max_new INTEGER, window INTEGER,"
+    " tokens_fed INTEGER, tokens_generated INTEGER, first_collapse_pos INTEGER, first_collapse_verdict TEXT,"
+    " first_collapse_prompt INTEGER, wall_s REAL);"
+    "CREATE TABLE IF NOT EXISTS passkey_runs (id INTEGER PRIMARY KEY, status TEXT, started TEXT, ended TEXT,"
+    " lcbench_rev TEXT, argv TEXT, model TEXT, max_pos INTEGER, strategy TEXT, interval INTEGER, max_tokens INTEGER,"
+    " num_tests INTEGER, tests INTEGER, correct INTEGER, wall_s REAL);"
+    "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, plan_path TEXT, plan TEXT, n_cells INTEGER, created TEXT);"
+    "CREATE TABLE IF NOT EXISTS sweep_cells (sweep_id TEXT NOT NULL, cell_idx INTEGER, cell_key TEXT NOT NULL, args TEXT,"
+    " attempt INTEGER NOT NULL, run_id INTEGER REFERENCES runs(id), host TEXT, pid INTEGER, id_floor INTEGER,"
+    " started TEXT, exit_status INTEGER);"
+    "INSERT INTO probes (run_id, pos, verdict, text) VALUES (1, 200, 'fluent', 'kept across the migration');"
+    "INSERT INTO generations (status, strategy) VALUES ('done', 'sink:4:1020');"
+    "INSERT INTO sweeps (id, n_cells) VALUES ('old-sweep', 3);";
+
+static void copy_file(const char *from, const char *to) {
+    size_t n;
+    char *data = tu_read_file(from, &n);
+    tu_write_file(to, data, n);
+    free(data);
+}
+
+static int64_t count_of(Store *s, const char *sql) {
+    sqlite3_stmt *q;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(s->db));
+    if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+static const char *const SIDE_TABLES[] = {"probes", "generations", "generation_windows", "passkey_runs", "passkey", "sweeps", "sweep_cells"};
+
+static void assert_side_tables(Store *s) {
+    for (size_t i = 0; i < sizeof SIDE_TABLES / sizeof *SIDE_TABLES; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='%s'", SIDE_TABLES[i]);
+        if (count_of(s, sql) != 1) fail_msg("table %s missing after store_open", SIDE_TABLES[i]);
+    }
+}
+
+/* A file made by the released version (tests/baseline/lcb-0.8m.db, schema 2, no side tables) and
+ * one that already holds the side tables from the old on-demand path both migrate forward. */
+static void test_store_migrates_released(void **state) {
+    char db[256], err[LCB_ERRLEN];
+    Store s;
+    snprintf(db, sizeof db, "%s/released.db", tu_tmpdir());
+    copy_file("tests/baseline/lcb-0.8m.db", db);   /* never the tracked file itself */
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+    assert_side_tables(&s);
+    assert_true(count_of(&s, "SELECT COUNT(*) FROM runs") > 0);   /* its runs are kept */
+    store_close(&s);
+
+    snprintf(db, sizeof db, "%s/old_side_tables.db", tu_tmpdir());
+    copy_file("tests/baseline/lcb-0.8m.db", db);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, OLD_SIDE_TABLES, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    if (store_open(&s, db, err, sizeof err)) fail_msg("a file with the old on-demand tables: %s", err);
+    assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+    assert_side_tables(&s);
+    assert_int_equal(count_of(&s, "SELECT COUNT(*) FROM probes WHERE text = 'kept across the migration'"), 1);
+    assert_int_equal(count_of(&s, "SELECT COUNT(*) FROM generations"), 1);
+    assert_int_equal(count_of(&s, "SELECT n_cells FROM sweeps WHERE id = 'old-sweep'"), 3);
+    store_close(&s);
+    /* and opening it again changes nothing */
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(count_of(&s, "SELECT COUNT(*) FROM probes"), 1);
+    store_close(&s);
+}
+
+/* store_row_insert / store_row_update bind every value: quotes stay text, NAN and NULL text are
+ * NULL, an explicit length keeps embedded bytes, a bad column fails with the table named. */
+static void test_store_rows(void **state) {
+    char db[256], err[LCB_ERRLEN];
+    Store s;
+    snprintf(db, sizeof db, "%s/rows.db", tu_tmpdir());
+    copy_file("tests/baseline/lcb-0.8m.db", db);   /* probes reference a run */
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    int64_t id = 0;
+    const char *evil = "x'); DROP TABLE passkey_runs; --";
+    const StoreVal row[] = {SV_TEXT("status", store_status_name(STORE_RUNNING)), SV_TEXT("strategy", evil), SV_INT("interval", 7),
+                            SV_REAL("wall_s", NAN), SV_TEXT("model", NULL)};
+    assert_int_equal(store_row_insert(&s, "passkey_runs", row, 5, &id, err, sizeof err), 0);
+    assert_true(id > 0);
+    const StoreVal end[] = {SV_TEXT("status", store_status_name(STORE_DONE)), SV_INT("tests", 12), SV_REAL("wall_s", 1.25),
+                            SV_TEXTN("ended", "2024-01-01T00:00:00Zjunk", 20)};
+    assert_int_equal(store_row_update(&s, "passkey_runs", "id", id, end, 4, err, sizeof err), 0);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(s.db, "SELECT status, strategy, interval, tests, wall_s, model IS NULL, ended FROM passkey_runs WHERE id=?",
+                                        -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_int64(q, 1, id);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "done");
+    assert_string_equal((const char *)sqlite3_column_text(q, 1), evil);
+    assert_int_equal(sqlite3_column_int64(q, 2), 7);
+    assert_int_equal(sqlite3_column_int64(q, 3), 12);
+    assert_true(sqlite3_column_double(q, 4) == 1.25);
+    assert_int_equal(sqlite3_column_int(q, 5), 1);
+    assert_string_equal((const char *)sqlite3_column_text(q, 6), "2024-01-01T00:00:00Z");
+    sqlite3_finalize(q);
+    /* NAN stored as NULL, never as a number */
+    const StoreVal nan_row[] = {SV_TEXT("status", "running")};
+    assert_int_equal(store_row_insert(&s, "passkey_runs", nan_row, 1, &id, err, sizeof err), 0);
+    assert_int_equal(count_of(&s, "SELECT COUNT(*) FROM passkey_runs WHERE wall_s IS NULL"), 1);
+    /* a probe row through fluency_store_window: dict_ratio NAN reads back NULL */
+    FluencyMetrics m;
+    fluency_measure(MOBY, strlen(MOBY), NULL, 0, NULL, &m);
+    assert_true(isnan(m.dict_ratio));
+    assert_int_equal(fluency_store_window(&s, "probes", count_of(&s, "SELECT MIN(id) FROM runs"), -1, 64, MOBY, 9, &m, fluency_verdict(&m), err, sizeof err), 0);
+    assert_int_equal(count_of(&s, "SELECT COUNT(*) FROM probes WHERE text = 'Call me I' AND dict_ratio IS NULL AND prompt_idx IS NULL"), 1);
+    /* failures name the table */
+    const StoreVal bad[] = {SV_INT("no_such_column", 1)};
+    assert_int_equal(store_row_insert(&s, "passkey_runs", bad, 1, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "passkey_runs"));
+    assert_int_equal(store_row_update(&s, "passkey_runs", "id", 1, bad, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "passkey_runs"));
+    assert_int_equal(store_row_insert(&s, "passkey_runs", bad, 0, NULL, err, sizeof err), -1);
+    store_close(&s);
+}
+
+/* Statuses: names and words round-trip, unknown words stay themselves when shown, a running row
+ * of this host whose process is gone reads stale, one of this process reads running. */
+static void test_store_status(void **state) {
+    for (int st = STORE_RUNNING; st <= STORE_STALE; st++) {
+        assert_int_equal(store_status_parse(store_status_name((StoreStatus)st)), st);
+    }
+    assert_string_equal(store_status_name(STORE_DONE), "done");
+    assert_string_equal(store_status_name(STORE_INTERRUPTED), "interrupted");
+    assert_int_equal(store_status_parse(NULL), STORE_STATUS_UNKNOWN);
+    assert_int_equal(store_status_parse("Done"), STORE_STATUS_UNKNOWN);
+    assert_string_equal(store_status_display(NULL, NULL, 0), "?");
+    assert_string_equal(store_status_display("weird", NULL, 0), "weird");
+    assert_string_equal(store_status_display("oom", NULL, 0), "oom");
+    char me[256] = "";
+    gethostname(me, sizeof me - 1);
+    assert_int_equal(store_status_shown("running", me, (int64_t)getpid()), STORE_RUNNING);
+    assert_int_equal(store_status_shown("running", me, 0), STORE_STALE);
+    assert_int_equal(store_status_shown("running", "another-host.invalid", 0), STORE_RUNNING);
+    assert_true(store_status_final(STORE_DONE) && store_status_final(STORE_OOM));
+    assert_false(store_status_final(STORE_FAILED) || store_status_final(STORE_STALE) || store_status_final(STORE_RUNNING));
+}
+
+/* The readers of a run's rows (show): sample peaks, events in order, stored bins of one kind. */
+static int collect_event(void *ctx, int64_t pos, const char *time, const char *kind, const char *detail) {
+    char *buf = ctx;
+    size_t l = strlen(buf);
+    snprintf(buf + l, 256 - l, "%lld:%s:%s;", (long long)pos, kind, detail);
+    return 0;
+}
+
+static void test_store_readers(void **state) {
+    char db[256], err[LCB_ERRLEN];
+    Store s;
+    snprintf(db, sizeof db, "%s/readers.db", tu_tmpdir());
+    copy_file("tests/baseline/lcb-0.8m.db", db);
+    if (store_open(&s, db, err, sizeof err)) fail_msg("%s", err);
+    int64_t run = count_of(&s, "SELECT MIN(id) FROM runs");
+    StoreSamplePeaks p;
+    assert_int_equal(store_samples_peaks(&s, run, &p, err, sizeof err), 0);
+    assert_int_equal(p.n, count_of(&s, "SELECT COUNT(*) FROM samples WHERE run_id = (SELECT MIN(id) FROM runs)"));
+    assert_true(p.n > 0 && p.weights > 0);
+    assert_int_equal(store_samples_peaks(&s, 999999, &p, err, sizeof err), 0);
+    assert_int_equal(p.n, 0);
+    char ev[256] = "";
+    assert_int_equal(store_event(&s, run, 5, "first", NULL, err, sizeof err), 0);
+    assert_int_equal(store_event(&s, run, 3, "second", "d", err, sizeof err), 0);
+    assert_int_equal(store_events_foreach(&s, 999999, collect_event, ev, err, sizeof err), 0);
+    assert_string_equal(ev, "");
+    assert_int_equal(store_events_foreach(&s, run, collect_event, ev, err, sizeof err), 0);
+    assert_non_null(strstr(ev, "5:first:;3:second:d;"));   /* written order, NULL detail as "" */
+    StoreBin *b;
+    size_t n;
+    assert_int_equal(store_bins_read(&s, run, "log2", &b, &n, err, sizeof err), 0);
+    assert_int_equal((int64_t)n, count_of(&s, "SELECT COUNT(*) FROM bins WHERE kind='log2' AND run_id = (SELECT MIN(id) FROM runs)"));
+    assert_true(n > 1);
+    for (size_t i = 1; i < n; i++) assert_true(b[i].lo > b[i - 1].lo);
+    assert_string_equal(b[0].kind, "log2");
+    free(b);
+    assert_int_equal(store_bins_read(&s, run, "cubic", &b, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cubic"));
+    store_close(&s);
+}
+
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
@@ -473,6 +672,10 @@ int main(void) {
         cmocka_unit_test(test_cli_usage),
         cmocka_unit_test(test_repeat_same_results),
         cmocka_unit_test(test_repeat_linear),
+        cmocka_unit_test(test_store_migrates_released),
+        cmocka_unit_test(test_store_rows),
+        cmocka_unit_test(test_store_status),
+        cmocka_unit_test(test_store_readers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fluency_dict_free(dict);
