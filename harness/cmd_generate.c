@@ -22,7 +22,7 @@ static void generate_help(void) {
            "  --model PATH         checkpoint folder (default models/lcb-0.8m)\n"
            "  --tokenizer PATH     tokenizer.json or a folder holding one (default: the model's)\n"
            CLI_DEVICE_HELP
-           "  --strategy SPEC      cache policy (default sink:4:1020; not s2)\n"
+           "  --strategy SPEC      cache policy (default sink = sink:4:(context-4); not s2)\n"
            "  --prompt TEXT        a prompt (repeatable: a chat of several prompts)\n"
            "  --prompts-file FILE  one prompt a line (blank lines and #-lines skipped; \\n = newline);\n"
            "                       the project's set: datasets/prompts/chat.txt\n"
@@ -118,7 +118,7 @@ static int load_prompts(const char *path, char ***out, int *n, char *err, size_t
 int cmd_generate(int argc, char **argv) {
     Cli c;
     cli_init(&c, "generate", argc, argv);
-    const char *model = NULL, *tokenizer = NULL, *spec = "sink:4:1020", *db = "results.db", *words = NULL;
+    const char *model = NULL, *tokenizer = NULL, *spec = "sink", *db = "results.db", *words = NULL;
     CliDevice dev = CLI_DEVICE_DEFAULTS;
     char **prompts = NULL;
     int n_prompts = 0, bos = 1, print = 0, rc_exit = 1;
@@ -169,8 +169,6 @@ int cmd_generate(int argc, char **argv) {
     }
     if (cli_device_check(&c, &dev)) goto bad;
     if (n_prompts == 0) { cli_usage_error(&c, "--prompt or --prompts-file is required (--prompt \"\" generates from BOS alone)"); goto bad; }
-    if (!strcmp(spec, "sink")) spec = "sink:4:1020";
-    if (!strcmp(spec, "window")) spec = "window:1024";
     Strategy s;
     if (strategy_parse(&s, spec, err, sizeof err)) { cli_error("generate", "%s", err); goto bad; }
     if (!strategy_can_generate(&s)) { cli_error("generate", "--strategy %s: a whole-input policy cannot generate token by token", spec); goto bad; }
@@ -193,6 +191,8 @@ int cmd_generate(int argc, char **argv) {
         fluency_dict_free(dict);
         goto out;
     }
+    /* in full: a bare sink/window sized from the model (a failure comes back from strategy_begin) */
+    if (strategy_resolve(&s, &m.cfg, err, sizeof err) == 0) spec = s.spec;
     GenCtx g;
     memset(&g, 0, sizeof g);
     g.st = &st; g.tok = tok; g.dict = dict; g.G = (int64_t)G; g.first_pos = -1; g.first_prompt = -1; g.print = print;

@@ -15,7 +15,7 @@ static void plan_help(void) {
            "  --model M       checkpoint folder (its config.json only), a config.json, or random:SHAPE\n"
            "                  (llama2-7b, llama2-13b, llama2-70b, mistral-7b, falcon-7b, pythia-6.9b, ...)\n"
            "  --config FILE   model config instead of M/config.json\n"
-           "  --strategy S    cache policy spec (default sink:4:1020)\n"
+           "  --strategy S    cache policy spec (default sink = sink:4:(context-4))\n"
            "  --tokens N      stream length (K/M/G suffixes, powers of 1000)\n"
            "  --chunk N       tokens per forward pass, as for run (default 256; 0 = whole stream)\n"
            "  --device D      cpu (fp32, default) or cuda (bf16 weights and KV: an estimate)\n"
@@ -25,7 +25,7 @@ static void plan_help(void) {
 int cmd_plan(int argc, char **argv) {
     Cli c;
     cli_init(&c, "plan", argc, argv);
-    PlanInput in = {.strategy = "sink:4:1020", .chunk = 256};
+    PlanInput in = {.strategy = "sink", .chunk = 256};
     int json = 0;
     uint64_t u;
     for (const char *f; (f = cli_next(&c));) {
@@ -59,7 +59,7 @@ int cmd_plan(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"strategy\": \"%s\", \"tokens\": %llu, \"chunk\": %lld, \"device\": \"%s\", \"dtype\": \"%s\", "
                "\"n_params\": %llu, \"weights\": %lld, \"kv\": %lld, \"kv_formula\": %lld, \"work\": %lld, \"scores\": %lld, "
-               "\"total\": %lld}\n", in.model, in.strategy, (unsigned long long)in.tokens, (long long)in.chunk, in.cuda ? "cuda" : "cpu",
+               "\"total\": %lld}\n", in.model, r.strategy, (unsigned long long)in.tokens, (long long)in.chunk, in.cuda ? "cuda" : "cpu",
                r.dtype, (unsigned long long)r.n_params, (long long)r.weights, (long long)r.kv, (long long)r.kv_formula,
                (long long)r.work, (long long)r.scores, (long long)r.total);
         return 0;
@@ -72,7 +72,7 @@ int cmd_plan(int argc, char **argv) {
     rep_human_bytes(sc, sizeof sc, (double)r.scores);
     rep_human_bytes(t, sizeof t, (double)r.total);
     printf("plan: %s (%s, %.3g%s params, pre-training context %lld), %s, %llu tokens, chunk %lld, %s %s\n", in.model, r.arch,
-           r.n_params >= 1e9 ? r.n_params / 1e9 : r.n_params / 1e6, r.n_params >= 1e9 ? "B" : "M", (long long)r.max_pos, in.strategy, (unsigned long long)in.tokens, (long long)in.chunk,
+           r.n_params >= 1e9 ? r.n_params / 1e9 : r.n_params / 1e6, r.n_params >= 1e9 ? "B" : "M", (long long)r.max_pos, r.strategy, (unsigned long long)in.tokens, (long long)in.chunk,
            in.cuda ? "cuda" : "cpu", r.dtype);
     printf("  %-11s %12s  %s\n", "weights", w, in.cuda ? "n_params x 2 B (bf16)" : "fp32 arena (n_params x 4 B + norm/bias slots)");
     printf("  %-11s %12s  allocated at the end of the stream (the policy keeps %s)\n", "KV cache", k, kf);

@@ -346,66 +346,7 @@ int fluency_store_window(Store *st, const char *table, int64_t owner, int64_t pr
 
 int strategy_can_generate(const Strategy *s) { return s->ops && !s->ops->whole_input; }
 
-static float *dup_rows(const float *src, size_t bytes, int *ok) {
-    if (!src || !bytes) return NULL;
-    float *d = lcb_alloc(LCB_MEM_KV, bytes);
-    if (!d) { *ok = 0; return NULL; }
-    memcpy(d, src, bytes);
-    return d;
-}
-
-int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen) {
-    memset(dst, 0, sizeof *dst);
-    if (!strategy_can_generate(src)) return lcb_fail(err, errlen, "--strategy %s: whole-input policies cannot be continued token by token", src->spec);
-    if (src->kv_live && src->kv.device != 0) return lcb_fail(err, errlen, "--strategy %s: copying a device cache is not supported (use --device cpu)", src->spec);
-    if (src->priv) {
-        /* recompute: its state is the last W tokens; a fresh instance fed them is the same state */
-        if (n_hist != src->n_fed || (!hist && n_hist))
-            return lcb_fail(err, errlen, "--strategy %s: copying needs the stream fed so far", src->spec);
-        Strategy s;
-        if (strategy_parse(&s, src->spec, err, errlen)) return -1;
-        if (strategy_begin(&s, src->m, err, errlen)) { strategy_end(&s); return -1; }
-        int64_t keep = src->param < n_hist ? src->param : n_hist, V = src->m->cfg.vocab;
-        float *lg = keep ? malloc((size_t)keep * (size_t)V * sizeof *lg) : NULL;
-        if (keep && !lg) { strategy_end(&s); return lcb_fail(err, errlen, "out of memory"); }
-        int rc = keep ? strategy_feed(&s, hist + n_hist - keep, (int)keep, lg, err, errlen) : 0;
-        free(lg);
-        if (rc) { strategy_end(&s); return -1; }
-        /* the copy is at stream position n_hist although it was fed `keep` tokens */
-        s.n_fed = src->n_fed;
-        *dst = s;
-        return 0;
-    }
-    *dst = *src;
-    dst->kv_live = 0;
-    memset(&dst->kv, 0, sizeof dst->kv);
-    if (!src->kv_live) return 0;
-    const KVCache *a = &src->kv;
-    KVCache *b = &dst->kv;
-    *b = *a;
-    b->k = calloc((size_t)a->n_layers, sizeof *b->k);
-    b->v = calloc((size_t)a->n_layers, sizeof *b->v);
-    b->sk = calloc((size_t)a->n_layers, sizeof *b->sk);
-    b->sv = calloc((size_t)a->n_layers, sizeof *b->sv);
-    b->inv_freq = malloc((size_t)(a->rot_half + 1) * sizeof(double));
-    b->slot_pos = NULL;
-    int ok = b->k && b->v && b->sk && b->sv && b->inv_freq;
-    size_t row = (size_t)a->kv_dim * sizeof(float);
-    for (int l = 0; ok && l < a->n_layers; l++) {
-        b->k[l] = dup_rows(a->k[l], row * (size_t)a->cap, &ok);
-        b->v[l] = dup_rows(a->v[l], row * (size_t)a->cap, &ok);
-        b->sk[l] = dup_rows(a->sk[l], row * (size_t)a->n_sink, &ok);
-        b->sv[l] = dup_rows(a->sv[l], row * (size_t)a->n_sink, &ok);
-    }
-    if (ok && a->inv_freq) memcpy(b->inv_freq, a->inv_freq, (size_t)(a->rot_half + 1) * sizeof(double));
-    if (ok && a->slot_pos) {
-        size_t sb = (size_t)(a->cap + 1) * sizeof(int64_t);
-        if ((b->slot_pos = lcb_alloc(LCB_MEM_KV, sb))) memcpy(b->slot_pos, a->slot_pos, sb); else ok = 0;
-    }
-    dst->kv_live = 1;   /* kv_free releases whatever was copied */
-    if (!ok) { strategy_end(dst); return lcb_fail(err, errlen, "out of memory: copying the KV cache of %s", src->spec); }
-    return 0;
-}
+/* strategy_clone: strategies/strategy.c (each policy owns its copy) */
 
 /* ---------------------------------------------------------------- probes */
 

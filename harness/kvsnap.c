@@ -25,7 +25,7 @@ typedef struct {
 } Header;
 
 int kvsnap_supported(const Strategy *s) {
-    return s->m && s->m->device == LCB_DEVICE_CPU && s->kv_live && s->kv.window >= 0 && !s->ops->feed && !s->ops->whole_input &&
+    return s->m && s->m->device == LCB_DEVICE_CPU && s->kv_live && s->kv.window >= 0 && strategy_kv_is_state(s) &&
            s->kv.s2_group == 0;
 }
 

@@ -83,10 +83,11 @@ static int norm_value(SweepField f, const cJSON *v, char *out, size_t n, const c
         return 0;
     }
     case K_STRATEGY: {
-        const char *spec = !strcmp(raw, "sink") ? "sink:4:1020" : !strcmp(raw, "window") ? "window:1024" : raw;
+        /* a bare sink/window stays bare: with the cell's model in the key it names one cache,
+         * sized by the run from that model (strategies/) */
         Strategy s;
-        if (strategy_parse(&s, spec, e2, sizeof e2)) return lcb_fail(err, errlen, "%s: strategy \"%s\": %s", where, raw, e2);
-        snprintf(out, n, "%s", spec);
+        if (strategy_parse(&s, raw, e2, sizeof e2)) return lcb_fail(err, errlen, "%s: strategy \"%s\": %s", where, raw, e2);
+        snprintf(out, n, "%s", raw);
         return 0;
     }
     case K_PROTOCOL: {

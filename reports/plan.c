@@ -48,41 +48,26 @@ static int load_config(const PlanInput *in, ModelConfig *cfg, char *err, size_t 
     return 0;
 }
 
-static int64_t grow_cap(int64_t need) {
-    int64_t cap = 256;
-    while (cap < need) cap *= 2;
-    return need <= 0 ? 0 : cap;
-}
-
 int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
     ModelConfig c;
     if (load_config(in, &c, err, errlen)) return -1;
-    const char *spec = in->strategy ? in->strategy : "sink:4:1020";
-    if (!strcmp(spec, "sink")) spec = "sink:4:1020";     /* run's aliases */
-    else if (!strcmp(spec, "window")) spec = "window:1024";
     Strategy s;
-    if (strategy_parse(&s, spec, err, errlen)) return -1;
+    if (strategy_parse(&s, in->strategy ? in->strategy : "sink", err, errlen)) return -1;
     if (in->tokens < 2) return lcb_fail(err, errlen, "--tokens must be at least 2");
     const int64_t T = (int64_t)in->tokens;
-    const char *name = s.ops->name;
-    int recompute = !strcmp(name, "recompute"), whole = s.ops->whole_input;
-    int64_t S = s.n_sink, W = s.window;
-    if (!strcmp(name, "dense") || !strcmp(name, "longlora") || recompute || whole) {
-        S = 0;
-        W = c.sliding_window > 0 ? c.sliding_window - 1 : -1;
-        if (whole) W = -1;
-    }
-    if (!strcmp(name, "longlora") && s.rope_factor <= 0 && c.rope_type != ROPE_LINEAR)
-        return lcb_fail(err, errlen, "--strategy longlora: the model config has no linear rope scaling factor; give one as longlora:F");
-    if (whole && T % s.param) return lcb_fail(err, errlen, "--strategy %s: --tokens %lld must be a multiple of the group size %d", spec, (long long)T, s.param);
+    const int64_t elt = in->cuda ? 2 : 4;
+    /* the policy's own cache for T tokens (strategies/): sinks, ring, tokens held, forward rows */
+    StrategyShape sh;
+    if (strategy_shape(&s, &c, T, in->chunk, (int)elt, &sh, err, errlen)) return -1;
+    snprintf(o->strategy, sizeof o->strategy, "%s", s.spec);
+    const int64_t S = sh.n_sink, W = sh.window;
 
     o->n_params = config_n_params(&c);
     o->max_pos = c.max_pos;
     snprintf(o->arch, sizeof o->arch, "%s", config_arch_name(c.arch));
     const int64_t dim = c.dim, qd = (int64_t)c.n_heads * c.head_dim, kvd = (int64_t)c.n_kv * c.head_dim;
     const int64_t qkvd = qd + 2 * kvd, ffn = c.ffn, up_rows = (c.gated_mlp ? 2 : 1) * ffn, V = c.vocab, L = c.n_layers;
-    const int64_t elt = in->cuda ? 2 : 4;
     snprintf(o->dtype, sizeof o->dtype, "%s", in->cuda ? "bf16" : "fp32");
 
     /* weights: model_carve's arena */
@@ -94,21 +79,10 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
         o->weights += (int64_t)model_packed_extra(&c) * 4;
     }
 
-    /* tokens the cache holds at the end, and the rows of the largest forward */
-    int64_t chunk = in->chunk > 0 && !whole ? in->chunk : T;
-    if (chunk > T) chunk = T;
-    int64_t held = recompute ? (T < s.param + 1 ? T : s.param + 1) : T; /* tokens in one cache fill */
-    o->rows = recompute ? held : chunk;
-    int64_t row_bytes = kvd * elt;
-    o->kv_formula = (int64_t)kv_bytes_formula(&c, S, W, (uint64_t)held) / 4 * elt;
-    if (in->cuda) o->kv = o->kv_formula;
-    else {
-        int64_t kv = 0;
-        if (S > 0) kv += 2 * row_bytes * S * L;
-        if (W >= 0) kv += 2 * row_bytes * W * L + (W + 1) * (int64_t)sizeof(int64_t);
-        else kv += 2 * row_bytes * grow_cap(held - S) * L;
-        o->kv = kv;
-    }
+    const int64_t chunk = sh.chunk;
+    o->rows = sh.rows;
+    o->kv_formula = sh.kv_formula;
+    o->kv = in->cuda ? o->kv_formula : sh.kv_alloc;
 
     /* workspace: ws_reserve (forward buffers + the NLL head's logits scratch) */
     int64_t per_row = 2 * dim + qkvd + 2 * qd + 2 * ffn + 2 * (int64_t)c.rot_dim;
@@ -118,8 +92,8 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
      * full chunk or the last (partial) one */
     int64_t cand_n[2] = {chunk, T % chunk ? T % chunk : chunk};
     for (int i = 0; i < 2; i++) {
-        int64_t n = recompute ? o->rows : cand_n[i];
-        int64_t t0 = recompute ? 0 : (i == 0 ? (T - cand_n[1]) - (cand_n[1] == chunk ? 0 : chunk) : T - cand_n[1]);
+        int64_t n = sh.fresh ? o->rows : cand_n[i];
+        int64_t t0 = sh.fresh ? 0 : (i == 0 ? (T - cand_n[1]) - (cand_n[1] == chunk ? 0 : chunk) : T - cand_n[1]);
         if (t0 < 0) t0 = 0;
         int64_t m1 = t0 < S ? t0 : S;
         int64_t m2 = t0 - S <= 0 ? 0 : (W < 0 || t0 - S < W ? t0 - S : W);

@@ -30,6 +30,7 @@
 #include "engine/common.h"
 #include "harness/cli.h"
 #include "harness/run.h"
+#include "strategies/strategy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -94,11 +95,8 @@ static const char *gq(const char *s) {
 
 /* ---------------------------------------------------------------- ordering */
 
-static int strat_rank(const char *s) {
-    static const char *order[] = {"dense", "window", "sink", "recompute", "longlora", "s2"};
-    for (int i = 0; i < 6; i++) if (!strncmp(s, order[i], strlen(order[i]))) return i;
-    return 6;
-}
+/* the registry's order (strategies/strategy.c) */
+static int strat_rank(const char *s) { return strategy_rank(s); }
 
 static const char *strat_color(const char *s) {
     static const char *col[] = {"#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"};

@@ -17,4 +17,5 @@ const StrategyOps strategy_dense = {
     .help = "full causal attention, absolute positions (the model's own sliding window applies)",
     .parse = dense_parse,
     .begin = strategy_begin_dense,
+    .shape = strategy_shape_dense,
 };

@@ -30,10 +30,17 @@ static int longlora_begin(Strategy *s, char *err, size_t errlen) {
     return strategy_begin_dense(s, err, errlen);
 }
 
+static int longlora_shape(const Strategy *s, const ModelConfig *c, int64_t T, StrategyShape *o, char *err, size_t errlen) {
+    if (s->rope_factor <= 0 && c->rope_type != ROPE_LINEAR)
+        return lcb_fail(err, errlen, "--strategy longlora: the model config has no linear rope scaling factor; give one as longlora:F");
+    return strategy_shape_dense(s, c, T, o, err, errlen);
+}
+
 const StrategyOps strategy_longlora = {
     .name = "longlora",
     .synopsis = "longlora[:F]",
     .help = "dense with linear RoPE scaling (position interpolation) by F",
     .parse = longlora_parse,
     .begin = longlora_begin,
+    .shape = longlora_shape,
 };

@@ -80,6 +80,36 @@ static int recompute_skip(Strategy *s, const int32_t *ids, int64_t n, char *err,
     return 0;
 }
 
+/* The copy is a fresh instance fed the last W tokens of the stream: the same state. */
+static int recompute_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen) {
+    if (n_hist != src->n_fed || (!hist && n_hist))
+        return lcb_fail(err, errlen, "--strategy %s: copying needs the stream fed so far", src->spec);
+    Strategy s;
+    if (strategy_parse(&s, src->spec, err, errlen)) return -1;
+    s.resolved = 1;   /* src was; no second warning */
+    if (strategy_begin(&s, src->m, err, errlen)) { strategy_end(&s); return -1; }
+    int64_t keep = src->param < n_hist ? src->param : n_hist, V = src->m->cfg.vocab;
+    float *lg = keep ? malloc((size_t)keep * (size_t)V * sizeof *lg) : NULL;
+    if (keep && !lg) { strategy_end(&s); return lcb_fail(err, errlen, "out of memory"); }
+    int rc = keep ? strategy_feed(&s, hist + n_hist - keep, (int)keep, lg, err, errlen) : 0;
+    free(lg);
+    if (rc) { strategy_end(&s); return -1; }
+    /* the copy is at stream position n_hist although it was fed `keep` tokens */
+    s.n_fed = src->n_fed;
+    *dst = s;
+    return 0;
+}
+
+/* Each forward is fresh over at most W+1 tokens: a dense cache of min(T, W+1) tokens. */
+static int recompute_shape(const Strategy *s, const ModelConfig *c, int64_t T, StrategyShape *o, char *err, size_t errlen) {
+    strategy_shape_dense(s, c, T, o, err, errlen);
+    o->held = o->rows = T < s->param + 1 ? T : s->param + 1;
+    o->fresh = 1;
+    return 0;
+}
+
+static int64_t recompute_span(const Strategy *s) { return s->param; }
+
 static void recompute_end(Strategy *s) {
     RecomputeState *st = s->priv;
     if (st) { free(st->hist); free(st->tmp); free(st); }
@@ -95,4 +125,7 @@ const StrategyOps strategy_recompute = {
     .feed = recompute_feed,
     .end = recompute_end,
     .skip = recompute_skip,
+    .clone = recompute_clone,
+    .shape = recompute_shape,
+    .span = recompute_span,
 };

@@ -32,6 +32,16 @@ static int s2_feed(Strategy *s, const int32_t *ids, int n, const FwdOut *out, ch
     return model_forward(s->m, &s->kv, ids, n, 0, out, err, errlen);
 }
 
+/* one forward over the whole input: an unbounded cache of T tokens, T rows */
+static int s2_shape(const Strategy *s, const ModelConfig *c, int64_t T, StrategyShape *o, char *err, size_t errlen) {
+    if (T % s->param)
+        return lcb_fail(err, errlen, "--strategy %s: --tokens %lld must be a multiple of the group size %d", s->spec, (long long)T, s->param);
+    o->n_sink = 0;
+    o->window = -1;
+    o->held = o->chunk = o->rows = T;
+    return 0;
+}
+
 const StrategyOps strategy_s2 = {
     .name = "s2",
     .synopsis = "s2:G",
@@ -40,4 +50,5 @@ const StrategyOps strategy_s2 = {
     .parse = s2_parse,
     .begin = s2_begin,
     .feed = s2_feed,
+    .shape = s2_shape,
 };

@@ -1,11 +1,13 @@
 /*
- * strategy.c — the registry of cache policies, the shared-KV-cache default for begin/feed, and
- * the scoring loop every command uses (score, run, tests).
+ * strategy.c — the registry of cache policies (its order is the display order of reports), the
+ * shared-KV-cache defaults for begin/feed/shape/clone, the resolution of bare specs against the
+ * model's context, and the scoring loop every command uses (score, run, tests).
  */
 #include "strategies/strategy.h"
 #include "engine/common.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,14 @@ int strategy_arg_int(const Strategy *s, const char *what, const char *arg, int64
                         (long long)lo, (long long)hi, s->ops->synopsis);
     *out = v;
     return 0;
+}
+
+int strategy_rank(const char *spec) {
+    size_t n, len = strcspn(spec ? spec : "", ":");
+    const StrategyOps *const *list = strategy_list(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]->name) == len && !strncmp(list[i]->name, spec, len)) return (int)i;
+    return (int)n;
 }
 
 int strategy_parse(Strategy *s, const char *spec, char *err, size_t errlen) {
@@ -72,7 +82,154 @@ int strategy_begin_dense(Strategy *s, char *err, size_t errlen) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- defaults from the model */
+
+int64_t strategy_span(const Strategy *s) {
+    if (s->ops->span) return s->ops->span(s);
+    return s->window < 0 ? -1 : s->n_sink + s->window;
+}
+
+/* Once per process for each (spec, context): a sweep or the probes of one run parse the same
+ * spec many times. */
+static void warn_fit(const Strategy *s, int64_t ctx) {
+    static char seen[8][160];
+    static int n_seen;
+    char key[160];
+    snprintf(key, sizeof key, "%s@%lld", s->spec, (long long)ctx);
+    for (int i = 0; i < n_seen; i++)
+        if (!strcmp(seen[i], key)) return;
+    int64_t span = strategy_span(s), sinks = s->n_sink > 0 ? s->n_sink : 0;
+    if (s->window == 0 && span >= 0)
+        fprintf(stderr, "lcbench: warning: --strategy %s keeps a recent window of 0 tokens: each step sees %s only\n", s->spec,
+                sinks ? "its sinks and itself" : "itself");
+    else if (ctx > 0 && span > ctx)
+        fprintf(stderr, "lcbench: warning: --strategy %s keeps %lld previous tokens (%lld sinks + %lld recent), more than the model's "
+                "context of %lld (max_position_embeddings), so it attends across positions the model never trained on%s\n",
+                s->spec, (long long)span, (long long)sinks, (long long)(span - sinks), (long long)ctx,
+                s->ops->resolve ? "; the bare name is sized to fit" : "");
+    else return;
+    if (n_seen < 8) snprintf(seen[n_seen++], sizeof seen[0], "%s", key);
+}
+
+int strategy_resolve(Strategy *s, const ModelConfig *c, char *err, size_t errlen) {
+    if (s->resolved) return 0;
+    if (s->open) {
+        if (!s->ops->resolve) return lcb_fail(err, errlen, "--strategy %s: needs arguments (%s)", s->spec, s->ops->synopsis);
+        if (s->ops->resolve(s, c, err, errlen)) return -1;
+        s->open = 0;
+    }
+    s->resolved = 1;
+    warn_fit(s, c ? c->max_pos : 0);
+    return 0;
+}
+
+int strategy_spec_for_ctx(const char *spec, int64_t ctx, char *out, size_t n, char *err, size_t errlen) {
+    Strategy s;
+    if (strategy_parse(&s, spec, err, errlen)) return -1;
+    if (s.open) {
+        ModelConfig c;
+        memset(&c, 0, sizeof c);
+        c.max_pos = (int)ctx;
+        if (s.ops->resolve(&s, &c, err, errlen)) return -1;
+    }
+    snprintf(out, n, "%s", s.spec);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cache shape (plan) */
+
+static int64_t grow_cap(int64_t need) {
+    int64_t cap = 256;   /* kv_reserve: an unbounded cache doubles from 256 tokens */
+    while (cap < need) cap *= 2;
+    return need <= 0 ? 0 : cap;
+}
+
+int strategy_shape(Strategy *s, const ModelConfig *c, int64_t T, int64_t chunk, int elt, StrategyShape *o, char *err, size_t errlen) {
+    memset(o, 0, sizeof *o);
+    if (T < 1) return lcb_fail(err, errlen, "--tokens must be at least 1");
+    if (strategy_resolve(s, c, err, errlen)) return -1;
+    o->chunk = chunk > 0 && chunk < T ? chunk : T;
+    if (s->ops->shape) {
+        if (s->ops->shape(s, c, T, o, err, errlen)) return -1;
+    } else {
+        o->n_sink = s->n_sink;
+        o->window = s->window;
+        o->held = T;
+        o->rows = o->chunk;
+    }
+    /* the formula counts 4-byte values; a bf16 cache stores 2 */
+    o->kv_formula = (int64_t)kv_bytes_formula(c, o->n_sink, o->window, (uint64_t)o->held) / 4 * elt;
+    const int64_t row = (int64_t)c->n_kv * c->head_dim * elt, L = c->n_layers;
+    int64_t kv = 0;
+    if (o->n_sink > 0) kv += 2 * row * o->n_sink * L;
+    if (o->window >= 0) kv += 2 * row * o->window * L + (o->window + 1) * (int64_t)sizeof(int64_t);
+    else kv += 2 * row * grow_cap(o->held - o->n_sink) * L;
+    o->kv_alloc = kv;
+    return 0;
+}
+
+/* The shape of the dense-like policies: no sinks, the model's own sliding window. */
+int strategy_shape_dense(const Strategy *s, const ModelConfig *c, int64_t T, StrategyShape *o, char *err, size_t errlen) {
+    o->n_sink = 0;
+    o->window = c->sliding_window > 0 ? c->sliding_window - 1 : -1;
+    o->held = T;
+    o->rows = o->chunk;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- copies */
+
+int strategy_kv_is_state(const Strategy *s) { return s->ops && !s->ops->feed && !s->ops->whole_input && !s->ops->clone; }
+
+static float *dup_rows(const float *src, size_t bytes, int *ok) {
+    if (!src || !bytes) return NULL;
+    float *d = lcb_alloc(LCB_MEM_KV, bytes);
+    if (!d) { *ok = 0; return NULL; }
+    memcpy(d, src, bytes);
+    return d;
+}
+
+int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen) {
+    memset(dst, 0, sizeof *dst);
+    if (!src->ops || src->ops->whole_input)
+        return lcb_fail(err, errlen, "--strategy %s: whole-input policies cannot be continued token by token", src->spec);
+    if (src->kv_live && src->kv.device != 0) return lcb_fail(err, errlen, "--strategy %s: copying a device cache is not supported (use --device cpu)", src->spec);
+    if (src->ops->clone) return src->ops->clone(dst, src, hist, n_hist, err, errlen);
+    *dst = *src;
+    dst->kv_live = 0;
+    memset(&dst->kv, 0, sizeof dst->kv);
+    if (!src->kv_live) return 0;
+    const KVCache *a = &src->kv;
+    KVCache *b = &dst->kv;
+    *b = *a;
+    b->k = calloc((size_t)a->n_layers, sizeof *b->k);
+    b->v = calloc((size_t)a->n_layers, sizeof *b->v);
+    b->sk = calloc((size_t)a->n_layers, sizeof *b->sk);
+    b->sv = calloc((size_t)a->n_layers, sizeof *b->sv);
+    b->inv_freq = malloc((size_t)(a->rot_half + 1) * sizeof(double));
+    b->slot_pos = NULL;
+    int ok = b->k && b->v && b->sk && b->sv && b->inv_freq;
+    size_t row = (size_t)a->kv_dim * sizeof(float);
+    for (int l = 0; ok && l < a->n_layers; l++) {
+        b->k[l] = dup_rows(a->k[l], row * (size_t)a->cap, &ok);
+        b->v[l] = dup_rows(a->v[l], row * (size_t)a->cap, &ok);
+        b->sk[l] = dup_rows(a->sk[l], row * (size_t)a->n_sink, &ok);
+        b->sv[l] = dup_rows(a->sv[l], row * (size_t)a->n_sink, &ok);
+    }
+    if (ok && a->inv_freq) memcpy(b->inv_freq, a->inv_freq, (size_t)(a->rot_half + 1) * sizeof(double));
+    if (ok && a->slot_pos) {
+        size_t sb = (size_t)(a->cap + 1) * sizeof(int64_t);
+        if ((b->slot_pos = lcb_alloc(LCB_MEM_KV, sb))) memcpy(b->slot_pos, a->slot_pos, sb); else ok = 0;
+    }
+    dst->kv_live = 1;   /* kv_free releases whatever was copied */
+    if (!ok) { strategy_end(dst); return lcb_fail(err, errlen, "out of memory: copying the KV cache of %s", src->spec); }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state */
+
 int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen) {
+    if (strategy_resolve(s, &m->cfg, err, errlen)) return -1;
     s->m = m;
     s->n_fed = 0;
     if (s->ops->begin) {

@@ -14,6 +14,7 @@
 
 #include "engine/common.h"
 #include "engine/model.h"
+#include "engine/config.h"
 #include "strategies/strategy.h"
 
 static Model one_layer(void) {
@@ -218,7 +219,7 @@ static void test_spec_parsing(void **state) {
     expect_parse_error("sink:4", "sink:S:W");
     expect_parse_error("sink:4:x", "W");
     expect_parse_error("sink:-1:10", "S");
-    expect_parse_error("window", "window:W");
+    expect_parse_error("sink:4:5:6", "sink:S:W");
     expect_parse_error("window:10:3", "window:W");
     expect_parse_error("window::3", "empty");
     expect_parse_error("dense:3", "no arguments");
@@ -243,6 +244,163 @@ static void test_spec_parsing(void **state) {
     assert_int_equal(strategy_score(&s, &m, ids, 10, 0, nll, err, sizeof err), -1);
     assert_non_null(strstr(err, "multiple of the group size 4"));
     model_free(&m);
+}
+
+/* Issue 16/15: a bare name means the model's context: sink = sink:4:(ctx-4), window =
+ * window:ctx, resolved by the strategy (strategy_resolve, or strategy_begin for callers that
+ * do not record the spec), never by a caller's alias table. */
+static void test_bare_specs_from_the_model(void **state) {
+    char err[LCB_ERRLEN], out[128];
+    Strategy s;
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.max_pos = 512;
+    assert_int_equal(strategy_parse(&s, "sink", err, sizeof err), 0);
+    assert_int_equal(s.open, 1);
+    assert_int_equal(strategy_resolve(&s, &c, err, sizeof err), 0);
+    assert_string_equal(s.spec, "sink:4:508");
+    assert_int_equal(s.n_sink, 4);
+    assert_int_equal(s.window, 508);
+    assert_int_equal(strategy_parse(&s, "window", err, sizeof err), 0);
+    assert_int_equal(strategy_resolve(&s, &c, err, sizeof err), 0);
+    assert_string_equal(s.spec, "window:512");
+    assert_int_equal(s.window, 512);
+    /* a full spec is kept as given */
+    assert_int_equal(strategy_parse(&s, "sink:4:1020", err, sizeof err), 0);
+    assert_int_equal(strategy_resolve(&s, &c, err, sizeof err), 0);
+    assert_string_equal(s.spec, "sink:4:1020");
+    /* the string form, for comparing a given spec with a recorded one */
+    assert_int_equal(strategy_spec_for_ctx("sink", 1024, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "sink:4:1020");
+    assert_int_equal(strategy_spec_for_ctx("window", 2048, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "window:2048");
+    assert_int_equal(strategy_spec_for_ctx("dense", 2048, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "dense");
+    /* no context to size from: an error naming the explicit form */
+    assert_int_equal(strategy_spec_for_ctx("sink", 3, out, sizeof out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "sink:S:W"));
+    /* strategy_begin resolves from the model it is given */
+    Model m;
+    assert_int_equal(model_open(&m, "random:llama-tiny", NULL, err, sizeof err), 0);
+    assert_int_equal(strategy_parse(&s, "sink", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&s, &m, err, sizeof err), 0);
+    char want[64];
+    snprintf(want, sizeof want, "sink:4:%d", m.cfg.max_pos - 4);
+    assert_string_equal(s.spec, want);
+    assert_int_equal(s.kv.window, m.cfg.max_pos - 4);
+    strategy_end(&s);
+    model_free(&m);
+}
+
+/* The cache a policy allocates (used by plan): each policy says its own shape. */
+static void test_shapes(void **state) {
+    char err[LCB_ERRLEN];
+    ModelConfig c;
+    if (config_random_shape(&c, "llama-tiny", err, sizeof err)) fail_msg("%s", err);
+    Strategy s;
+    StrategyShape sh;
+    const uint64_t per_tok = 2ull * c.n_layers * c.n_kv * c.head_dim * 4;
+    assert_int_equal(strategy_parse(&s, "sink", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 100000, 256, 4, &sh, err, sizeof err), 0);
+    assert_int_equal(sh.n_sink, 4);
+    assert_int_equal(sh.window, c.max_pos - 4);
+    assert_int_equal(sh.rows, 256);
+    assert_int_equal(sh.kv_formula, (int64_t)(per_tok * c.max_pos));
+    assert_int_equal(sh.kv_alloc, (int64_t)(per_tok * c.max_pos) + (c.max_pos - 4 + 1) * 8);
+    /* dense: unbounded, doubling from 256 */
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 1000, 0, 4, &sh, err, sizeof err), 0);
+    assert_int_equal(sh.window, -1);
+    assert_int_equal(sh.rows, 1000);
+    assert_int_equal(sh.kv_alloc, (int64_t)(per_tok * 1024));
+    /* recompute: fresh forwards over W+1 tokens */
+    assert_int_equal(strategy_parse(&s, "recompute:63", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 1000, 256, 4, &sh, err, sizeof err), 0);
+    assert_int_equal(sh.fresh, 1);
+    assert_int_equal(sh.rows, 64);
+    assert_int_equal(sh.held, 64);
+    /* s2: the whole input, a multiple of G */
+    assert_int_equal(strategy_parse(&s, "s2:8", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 1000, 256, 4, &sh, err, sizeof err), 0);
+    assert_int_equal(sh.rows, 1000);
+    assert_int_equal(strategy_shape(&s, &c, 1001, 256, 4, &sh, err, sizeof err), -1);
+    assert_non_null(strstr(err, "multiple of the group size 8"));
+    /* longlora without a factor in the config */
+    assert_int_equal(strategy_parse(&s, "longlora", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 1000, 256, 4, &sh, err, sizeof err), -1);
+    assert_non_null(strstr(err, "longlora:F"));
+    /* bf16 rows halve the bytes */
+    assert_int_equal(strategy_parse(&s, "window:100", err, sizeof err), 0);
+    assert_int_equal(strategy_shape(&s, &c, 1000, 256, 2, &sh, err, sizeof err), 0);
+    assert_int_equal(sh.kv_formula, (int64_t)(per_tok * 100 / 2));
+}
+
+/* Display order is the registry's; unknown names last. */
+static void test_rank(void **state) {
+    size_t n;
+    const StrategyOps *const *list = strategy_list(&n);
+    for (size_t i = 0; i < n; i++) assert_int_equal(strategy_rank(list[i]->name), (int)i);
+    assert_true(strategy_rank("dense") < strategy_rank("window:8"));
+    assert_true(strategy_rank("window:8") < strategy_rank("sink:4:8"));
+    assert_int_equal(strategy_rank("sinkhole:3"), (int)n);
+    assert_int_equal(strategy_rank("bogus"), (int)n);
+}
+
+/* The fit warning: once, on stderr, with the numbers; none for a cache that fits. */
+static void test_fit_warning(void **state) {
+    char *out;
+    const char *lcb = tu_lcbench();
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K --strategy sink:4:1020 >/dev/null", lcb), 0);
+    if (!strstr(out, "sink:4:1020 keeps 1024 previous tokens (4 sinks + 1020 recent)") || !strstr(out, "context of 512"))
+        fail_msg("no fit warning with the numbers: %s", out);
+    const char *w = strstr(out, "warning");
+    assert_non_null(w);
+    assert_null(strstr(w + 1, "warning"));
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K --strategy window:0 >/dev/null", lcb), 0);
+    if (!strstr(out, "window:0 keeps a recent window of 0 tokens")) fail_msg("no window:0 warning: %s", out);
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K --strategy recompute:1000 >/dev/null", lcb), 0);
+    if (!strstr(out, "1000 previous tokens") || !strstr(out, "context of 512")) fail_msg("no recompute warning: %s", out);
+    free(out);
+    /* the default fits the model: no warning, and it is sink:4:508 */
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K", lcb), 0);
+    if (strstr(out, "warning") || !strstr(out, "sink:4:508")) fail_msg("default plan: %s", out);
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K --strategy window --json", lcb), 0);
+    if (strstr(out, "warning") || !strstr(out, "\"strategy\": \"window:512\"")) fail_msg("window plan: %s", out);
+    free(out);
+}
+
+/* No caller compares policy names or re-codes the bare-name defaults: a policy's meaning lives
+ * in strategies/ only.  Scans the C sources of the other folders. */
+static void test_no_policy_names_outside_strategies(void **state) {
+    static const char *dirs[] = {"harness", "reports", "datasets", "engine"};
+    static const char *names[] = {"sink", "window", "recompute", "dense", "longlora", "s2"};
+    char *out;
+    for (size_t d = 0; d < sizeof dirs / sizeof *dirs; d++) {
+        assert_int_equal(tu_run(&out, "ls %s/*.c %s/*.h 2>/dev/null", dirs[d], dirs[d]), 0);
+        for (char *save = NULL, *f = strtok_r(out, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+            char *src = tu_read_file(f, NULL);
+            int line = 1;
+            for (char *p = src, *eol; *p; p = eol + (*eol != 0), line++) {
+                eol = p + strcspn(p, "\n");
+                char l[2048];
+                snprintf(l, sizeof l, "%.*s", (int)(eol - p < 2047 ? eol - p : 2047), p);
+                if (!strstr(l, "cmp(")) continue;
+                for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+                    char q[32];
+                    snprintf(q, sizeof q, "\"%s\"", names[k]);
+                    char q2[32];
+                    snprintf(q2, sizeof q2, "\"%s:", names[k]);
+                    if (strstr(l, q) || strstr(l, q2)) fail_msg("%s:%d compares a policy name: %s", f, line, l);
+                }
+            }
+            if (strstr(src, "\"window:1024\"")) fail_msg("%s re-codes the bare window default", f);
+            free(src);
+        }
+        free(out);
+    }
 }
 
 /* the attention-on-position-0 diagnostic: independent of the chunk size, 0 when position 0 is
@@ -285,6 +443,11 @@ int main(void) {
         cmocka_unit_test(test_chunk_independence),
         cmocka_unit_test(test_skip_then_score),
         cmocka_unit_test(test_spec_parsing),
+        cmocka_unit_test(test_bare_specs_from_the_model),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_rank),
+        cmocka_unit_test(test_fit_warning),
+        cmocka_unit_test(test_no_policy_names_outside_strategies),
         cmocka_unit_test(test_first_token_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
