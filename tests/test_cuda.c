@@ -168,7 +168,9 @@ static void test_kernel_rope(void **state) {
 /* The device fill of random: weights against the CPU's, exactly: both call engine/rng.h
  * (integer hashing, one float multiply), so the floats must be equal bit for bit, bound 0.
  * (The 0.138 this test once measured was its own error: model_open packs a non-tied lm_head into
- * gemm_pack's panels, and the test compared those panels with the unpacked device tensor.) */
+ * gemm_pack's panels, and the test compared those panels with the unpacked device tensor.  The old
+ * Box-Muller fill was exact only as long as glibc's and CUDA's double log/cos/sin rounded to the
+ * same float, which nothing guaranteed.) */
 static void test_kernel_fill_normal(void **state) {
     if (!have_gpu()) return;
     Model m;
