@@ -150,7 +150,8 @@ int gguf_model_config(const GgufFile *g, ModelConfig *c, char *err, size_t errle
     if (!(c->norm_eps > 0)) return lcb_fail(err, errlen, "%s: the norm epsilon must be > 0", g->path);
     if (c->n_heads % c->n_kv) return lcb_fail(err, errlen, "%s: %d attention heads are not a multiple of the %d key/value heads", g->path, c->n_heads, c->n_kv);
     if (c->rot_dim % 2) return lcb_fail(err, errlen, "%s: metadata %s = %d must be even", g->path, key(&M, "rope.dimension_count"), c->rot_dim);
-    return 0;
+    /* the numbers that make NaNs (a tiny epsilon, infinite RoPE frequencies), as for config.json */
+    return config_check_numbers(c, g->path, err, errlen);
 }
 
 int gguf_config_load(ModelConfig *c, const char *path, char *err, size_t errlen) {

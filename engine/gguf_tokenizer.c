@@ -337,3 +337,12 @@ Tokenizer *gguf_tokenizer_load(const char *path, char *err, size_t errlen) {
     free(json);
     return t;
 }
+
+int gguf_tokenizer_present(const char *path) {
+    GgufFile g;
+    char err[LCB_ERRLEN];
+    if (!gguf_is_gguf(path) || gguf_open(&g, path, err, sizeof err)) return 0;
+    int has = gguf_find(&g, "tokenizer.ggml.model") != NULL;
+    gguf_close(&g);
+    return has;
+}

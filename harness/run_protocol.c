@@ -1,7 +1,16 @@
 /*
  * run_protocol.c — the evaluation protocols of SPEC §3 (stream, stride, chunks, longlora) as
  * loops over a token array that feed a cache strategy and report scored steps per unit (see
- * run.h).  tests/test_harness.c checks each against strategy_score on the same slices.
+ * run.h).  tests/test_harness.c checks each against strategy_score on the same slices;
+ * tests/test_gguf.c checks chunks-bos against a hand computation and llama-perplexity's numbers.
+ *
+ * llama-perplexity (tools/perplexity/perplexity.cpp, perplexity()) scores a text so: tokenize it
+ * once with add_special (one BOS first when the vocabulary adds BOS), cut n_tokens / n_ctx chunks
+ * of n_ctx tokens, clear the KV cache per chunk, feed each chunk with its first token replaced by
+ * BOS (when the vocabulary adds BOS), and score the logits of positions n_ctx/2 .. n_ctx-2
+ * against the next token: n_ctx - 1 - n_ctx/2 NLLs per chunk, PPL = exp(mean).  `chunks` is
+ * that window without the replacement, `chunks-bos` with it; the scored targets never include a
+ * chunk's first token, so only the context the model sees changes.
  */
 #include "harness/run.h"
 #include "engine/common.h"
@@ -9,12 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const proto_names[] = {"stream", "stride", "chunks", "longlora"};
+static const char *const proto_names[] = {"stream", "stride", "chunks", "longlora", "chunks-bos"};
+#define N_PROTO (int)(sizeof proto_names / sizeof *proto_names)
 
-const char *protocol_name(RunProtocol p) { return (unsigned)p < 4 ? proto_names[p] : "?"; }
+const char *protocol_name(RunProtocol p) { return (unsigned)p < (unsigned)N_PROTO ? proto_names[p] : "?"; }
 
 int protocol_parse(const char *s, RunProtocol *out) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROTO; i++)
         if (!strcmp(s, proto_names[i])) { *out = (RunProtocol)i; return 0; }
     return -1;
 }
@@ -27,7 +37,7 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t n_windows(const ProtoParams *p, int64_t T) {
     switch (p->proto) {
     case PROTO_STRIDE: return T <= p->ctx ? 1 : ceil_div(T - p->ctx, p->stride) + 1;
-    case PROTO_CHUNKS: return T / p->ctx;
+    case PROTO_CHUNKS: case PROTO_CHUNKS_BOS: return T / p->ctx;
     case PROTO_LONGLORA: { int64_t all = T - p->ctx - 1 > 0 ? ceil_div(T - p->ctx - 1, p->stride) : 0; return all - 1; }
     default: return 0;
     }
@@ -45,7 +55,7 @@ static Win window(const ProtoParams *p, int64_t T, int64_t k) {
         w.i1 = w.e - w.b - 1;
         break;
     }
-    case PROTO_CHUNKS:
+    case PROTO_CHUNKS: case PROTO_CHUNKS_BOS:
         w.b = k * L; w.e = w.b + L; w.i0 = L / 2; w.i1 = L - 1;
         break;
     case PROTO_LONGLORA:
@@ -72,7 +82,8 @@ int protocol_plan(const ProtoParams *p, size_t T, int64_t *steps, int64_t *units
                         (long long)p->stride, (long long)p->ctx);
     int64_t nw = n_windows(p, (int64_t)T);
     if (nw < 1) {
-        if (p->proto == PROTO_CHUNKS) return lcb_fail(err, errlen, "--protocol chunks: %zu tokens make no chunk of --ctx %lld", T, (long long)p->ctx);
+        if (p->proto == PROTO_CHUNKS || p->proto == PROTO_CHUNKS_BOS)
+            return lcb_fail(err, errlen, "--protocol %s: %zu tokens make no chunk of --ctx %lld", protocol_name(p->proto), T, (long long)p->ctx);
         return lcb_fail(err, errlen, "--protocol longlora: %zu tokens make no window (needs > ctx + 1 + 2 x stride = %lld)", T,
                         (long long)(p->ctx + 1 + 2 * p->stride));
     }
@@ -140,11 +151,17 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
                        RunUnitFn fn, void *ctx, int64_t *fail_pos, char *err, size_t errlen) {
     const int64_t nw = n_windows(p, (int64_t)T);
     int64_t chunk = p->chunk > 0 && !s->ops->whole_input && p->chunk < p->ctx ? p->chunk : p->ctx;
+    /* chunks-bos: each chunk's first feed, with the model's BOS in place of its first token */
+    const int bos_first = p->proto == PROTO_CHUNKS_BOS;
+    if (bos_first && (m->cfg.bos_id < 0 || m->cfg.bos_id >= m->cfg.vocab))
+        return lcb_fail(err, errlen, "--protocol chunks-bos: the model has no BOS token id (bos_token_id / tokenizer.ggml.bos_token_id)");
     float *nll = malloc((size_t)p->ctx * sizeof *nll);
+    int32_t *head = bos_first ? malloc((size_t)chunk * sizeof *head) : NULL;
     Scratch x;
     *fail_pos = 0;
-    if (!nll || scratch_init(&x, chunk, err, errlen)) {
+    if (!nll || (bos_first && !head) || scratch_init(&x, chunk, err, errlen)) {
         free(nll);
+        free(head);
         return lcb_fail(err, errlen, "out of memory: NLL buffers for a window of %lld tokens", (long long)p->ctx);
     }
     int rc = 0;
@@ -161,7 +178,13 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
                 *fail_pos = w.b + c0;
                 /* row i (window index c0 + i) is scored when it lies in [i0, i1) */
                 for (int i = 0; i < n; i++) x.tg[i] = (c0 + i >= w.i0 && c0 + i < w.i1) ? ids[w.b + c0 + i + 1] : -1;
-                if ((rc = strategy_feed_nll(s, ids + w.b + c0, n, x.tg, x.nl, err, errlen))) break;
+                const int32_t *in = ids + w.b + c0;
+                if (bos_first && c0 == 0) {
+                    memcpy(head, in, (size_t)n * sizeof *head);
+                    head[0] = m->cfg.bos_id;   /* the targets stay the chunk's own tokens */
+                    in = head;
+                }
+                if ((rc = strategy_feed_nll(s, in, n, x.tg, x.nl, err, errlen))) break;
                 u.fed += n;
                 for (int64_t i = c0 > w.i0 ? c0 : w.i0; i < c0 + n && i < w.i1; i++) nll[i - w.i0] = (float)x.nl[i - c0];
             }
@@ -174,6 +197,7 @@ static int run_windows(const ProtoParams *p, Strategy *s, Model *m, const int32_
     }
     scratch_free(&x);
     free(nll);
+    free(head);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datasets/sha256.h"
 #include "engine/common.h"
 #include "engine/config.h"
 #include "engine/gguf.h"
@@ -28,7 +29,9 @@
 #include "engine/quant.h"
 #include "engine/safetensors.h"
 #include "engine/tokenizer.h"
+#include "harness/run.h"
 #include "strategies/strategy.h"
+#include <sqlite3.h>
 
 #define LCB_FUZZ_NO_MAIN
 #include "tests/fuzz/fuzz_gguf.c"
@@ -716,6 +719,23 @@ static void test_model_config(void **state) {
     gw_free(&g);
     assert_int_not_equal(model_open(&m, path, NULL, err, sizeof err), 0);
     assert_non_null(strstr(err, "yarn"));
+    /* the numbers config.json is checked for (config_check_numbers): a norm epsilon of 1e-70
+     * (float64 metadata; positive, but it makes the norms NaN) */
+    gw_init(&g);
+    gw_str(&g, "general.architecture", "llama");
+    gw_u32(&g, "llama.embedding_length", 64);
+    gw_u32(&g, "llama.block_count", 1);
+    gw_u32(&g, "llama.attention.head_count", 4);
+    gw_u32(&g, "llama.feed_forward_length", 128);
+    double eps = 1e-70;
+    gw_key(&g, "llama.attention.layer_norm_rms_epsilon", GGUF_FLOAT64);
+    b_put(&g.kv, &eps, 8);
+    gw_tensor(&g, "token_embd.weight", QT_F32, 8, 64, NULL);
+    gw_write(&g, path);
+    gw_free(&g);
+    assert_int_not_equal(config_load(&b, path, err, sizeof err), 0);
+    if (!strstr(err, "norm epsilon")) fail_msg("a norm epsilon of 1e-70: \"%s\"", err);
+    assert_non_null(strstr(err, path));
     /* a tensor the architecture does not have, and a missing one */
     snprintf(path, sizeof path, "%s/extra.gguf", tu_tmpdir());
     wf_extra = "blk.0.attn_sinks.weight";
@@ -1014,6 +1034,232 @@ static void test_llama_cpp_files(void **state) {
     }
 }
 
+/* ---------------------------------------------------------------- lcbench run on a GGUF */
+
+static char *sql_text(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    char *v = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void file_sha256(const char *path, char hex[65]) {
+    char err[LCB_ERRLEN];
+    Sha256 h;
+    sha256_init(&h);
+    if (sha256_file(path, &h, err, sizeof err)) fail_msg("%s", err);
+    sha256_hex(&h, hex);
+}
+
+/* "Q5_0 12" for each ggml type of the file, counted here from its tensor infos */
+static void expect_type_counts(const char *path, const char *detail) {
+    char err[LCB_ERRLEN];
+    GgufFile g;
+    if (gguf_open(&g, path, err, sizeof err)) fail_msg("%s", err);
+    int seen[QT_COUNT] = {0};
+    for (uint64_t i = 0; i < g.n_tensors; i++) seen[g.tensors[i].type]++;
+    int kinds = 0;
+    for (int t = 0; t < QT_COUNT; t++) {
+        if (!seen[t]) continue;
+        char want[64];
+        snprintf(want, sizeof want, "%s %d", quant_type_name((uint32_t)t), seen[t]);
+        if (!strstr(detail, want)) fail_msg("%s: the model_quant event \"%s\" lacks \"%s\"", path, detail, want);
+        kinds++;
+    }
+    gguf_close(&g);
+    assert_true(kinds >= 1);
+}
+
+static const char *const ishmael =
+    "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, and nothing "
+    "particular to interest me on shore, I thought I would sail about a little and see the watery part of the world. It is a "
+    "way I have of driving off the spleen and regulating the circulation. Whenever I find myself growing grim about the mouth; "
+    "whenever it is a damp, drizzly November in my soul; whenever I find myself involuntarily pausing before coffin warehouses, "
+    "and bringing up the rear of every funeral I meet; then, I account it high time to get to sea as soon as I can.";
+
+/* `lcbench run --model FILE.gguf`: config from the file, its own tokenizer by default, the
+ * file's SHA-256 as model_hash, its file type as dtype and its tensor types as an event. */
+static void test_run_provenance(void **state) {
+    char path[512], db[512], txt[512], sql[1024], hex[65], *out;
+    snprintf(txt, sizeof txt, "%s/ishmael.txt", tu_tmpdir());
+    tu_write_file(txt, ishmael, strlen(ishmael));
+    if (!find_fixture("llama_gqa-Q4_K_M.gguf", path, sizeof path)) fail_msg("tests/fixtures/gguf/llama_gqa-Q4_K_M.gguf is missing");
+    snprintf(db, sizeof db, "%s/prov.db", tu_tmpdir());
+    if (tu_run(&out, "%s run --db %s --model %s --protocol chunks --ctx 16 --strategy dense --dataset %s --no-progress", tu_lcbench(), db, path, txt))
+        fail_msg("run on a GGUF: %s", out);
+    free(out);
+    file_sha256(path, hex);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *v = sql_text(h, "SELECT model_hash FROM runs WHERE id=1");
+    assert_non_null(v);
+    assert_string_equal(v, hex);   /* the file's own SHA-256, as sha256sum prints it */
+    free(v);
+    v = sql_text(h, "SELECT tokenizer FROM runs WHERE id=1");
+    assert_non_null(v);
+    assert_string_equal(v, path);  /* its tokenizer.ggml.*, no tokenizer.json needed */
+    free(v);
+    v = sql_text(h, "SELECT tokenizer_hash FROM runs WHERE id=1");
+    assert_string_equal(v, hex);
+    free(v);
+    v = sql_text(h, "SELECT dtype FROM runs WHERE id=1");
+    assert_string_equal(v, "Q4_K_M");  /* general.file_type 15 */
+    free(v);
+    v = sql_text(h, "SELECT detail FROM events WHERE run_id=1 AND kind='model_quant'");
+    if (!v) fail_msg("no model_quant event");
+    expect_type_counts(path, v);
+    assert_non_null(strstr(v, "Q5_0"));  /* Q4_K_M of a 64-wide model: Q5_0 where Q4_K cannot go (README) */
+    free(v);
+    sqlite3_close(h);
+    /* a GGUF without a tokenizer (as test_gguf writes them) and a dataset of ids: no tokenizer
+     * recorded, the Q8_0 tensors counted */
+    snprintf(path, sizeof path, "%s/prov-q8.gguf", tu_tmpdir());
+    write_fixture_gguf("llama_gqa", QT_Q8_0, path);
+    snprintf(txt, sizeof txt, "%s/prov.ids", tu_tmpdir());
+    FILE *f = fopen(txt, "w");
+    for (int i = 0; i < 80; i++) fprintf(f, "%d ", (i * 37 + 5) % 500);
+    fclose(f);
+    if (tu_run(&out, "%s run --db %s --model %s --protocol chunks-bos --ctx 16 --strategy dense --dataset %s --token-format ids --no-progress",
+               tu_lcbench(), db, path, txt))
+        fail_msg("run on a GGUF without a tokenizer: %s", out);
+    free(out);
+    file_sha256(path, hex);
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    v = sql_text(h, "SELECT model_hash FROM runs WHERE id=2");
+    assert_string_equal(v, hex);
+    free(v);
+    assert_null(sql_text(h, "SELECT tokenizer FROM runs WHERE id=2"));
+    v = sql_text(h, "SELECT protocol FROM runs WHERE id=2");
+    assert_string_equal(v, "chunks-bos");
+    free(v);
+    v = sql_text(h, "SELECT detail FROM events WHERE run_id=2 AND kind='model_quant'");
+    if (!v) fail_msg("no model_quant event");
+    expect_type_counts(path, v);
+    assert_non_null(strstr(v, "Q8_0"));
+    free(v);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs");
+    v = sql_text(h, sql);
+    assert_string_equal(v, "2");
+    free(v);
+    sqlite3_close(h);
+}
+
+/* ---------------------------------------------------------------- chunks-bos = llama-perplexity */
+
+typedef struct { int64_t n_units, win[8], pos0[8], n[8]; float nll[8][16]; } Units;
+
+static int collect_unit(void *ctx, const RunUnit *u) {
+    Units *x = ctx;
+    if (x->n_units >= 8 || u->n > 16) return 1;
+    x->win[x->n_units] = u->win_start;
+    x->pos0[x->n_units] = u->pos0;
+    x->n[x->n_units] = u->n;
+    memcpy(x->nll[x->n_units], u->nll, (size_t)u->n * sizeof *u->nll);
+    x->n_units++;
+    return 0;
+}
+
+static void run_protocol_units(const char *model, RunProtocol proto, int64_t L, const int32_t *ids, size_t T, Units *x) {
+    char err[LCB_ERRLEN];
+    Model m;
+    if (model_open(&m, model, NULL, err, sizeof err)) fail_msg("%s", err);
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    ProtoParams p = {.proto = proto, .ctx = L, .chunk = 3};   /* fed 3 tokens at a time: the BOS swap only in the first feed */
+    int64_t fail_pos;
+    memset(x, 0, sizeof *x);
+    if (protocol_run(&p, &s, &m, ids, T, 0, collect_unit, NULL, x, &fail_pos, err, sizeof err)) fail_msg("%s", err);
+    model_free(&m);
+}
+
+/* By hand: chunk k is ids[kL .. kL+L) with its first token replaced by BOS, scored from a fresh
+ * dense cache; only steps t = L/2 .. L-2 (the second half, the last token having no target) are
+ * kept.  chunks-bos gives exactly those; plain chunks differs from chunk 1 on (its first token
+ * is not BOS) and agrees on chunk 0 (the stream's BOS is its first token). */
+static void test_chunks_bos_by_hand(void **state) {
+    char path[512], err[LCB_ERRLEN];
+    snprintf(path, sizeof path, "%s/chunks.gguf", tu_tmpdir());
+    write_fixture_gguf("llama_gqa", QT_F32, path);
+    ModelConfig c;
+    if (config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    assert_true(c.bos_id >= 0);
+    enum { L = 10, K = 3 };
+    size_t T = K * L + 4;   /* the 4 left over make no chunk */
+    int32_t ids[K * L + 4];
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)(2 + (i * 131 + 17) % (size_t)(c.vocab - 2));
+    ids[0] = c.bos_id;      /* --bos first */
+    Units bos, plain;
+    run_protocol_units(path, PROTO_CHUNKS_BOS, L, ids, T, &bos);
+    run_protocol_units(path, PROTO_CHUNKS, L, ids, T, &plain);
+    assert_int_equal(bos.n_units, K);
+    assert_int_equal(plain.n_units, K);
+    double worst = 0, moved = 0;
+    for (int k = 0; k < K; k++) {
+        int32_t w[L];
+        memcpy(w, ids + k * L, sizeof w);
+        w[0] = c.bos_id;
+        double *hand = score(path, NULL, w, L);
+        assert_int_equal(bos.win[k], k * L);
+        assert_int_equal(bos.pos0[k], L / 2);
+        assert_int_equal(bos.n[k], L - 1 - L / 2);   /* llama-perplexity's n_ctx - 1 - first */
+        for (int64_t i = 0; i < bos.n[k]; i++) worst = fmax(worst, fabs(bos.nll[k][i] - hand[L / 2 + i]));
+        for (int64_t i = 0; i < plain.n[k]; i++) {
+            double d = fabs(plain.nll[k][i] - bos.nll[k][i]);
+            if (k == 0) assert_true(d == 0);   /* the same tokens fed */
+            else moved = fmax(moved, d);
+        }
+        free(hand);
+    }
+    /* float storage of the NLLs and a chunked feed against one forward: 1e-5 */
+    if (worst > 1e-5) fail_msg("chunks-bos differs from the hand computation by %g", worst);
+    if (!(moved > 1e-3)) fail_msg("chunks-bos and chunks agree past chunk 0 (%g): the BOS was not fed", moved);
+    /* a model without a BOS id: refused before a run row exists */
+    ProtoParams p = {.proto = PROTO_CHUNKS_BOS, .ctx = L};
+    Model m;
+    if (model_open(&m, path, NULL, err, sizeof err)) fail_msg("%s", err);
+    m.cfg.bos_id = -1;
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    Units x;
+    int64_t fp;
+    assert_int_not_equal(protocol_run(&p, &s, &m, ids, T, 0, collect_unit, NULL, &x, &fp, err, sizeof err), 0);
+    assert_non_null(strstr(err, "BOS"));
+    model_free(&m);
+}
+
+/* The number llama-perplexity itself gives for a llama.cpp-made file (commit 3f545bec, CPU):
+ *   printf '%s' "$ISHMAEL" > small.txt     (the text above, 590 bytes, 301 tokens with BOS)
+ *   llama-perplexity -m tests/fixtures/gguf/llama_gqa-F32.gguf -f small.txt -c 32 -b 32 -t 2
+ *   -> [1]764.4652,...,[9]759.2329  Final estimate: PPL = 759.2329
+ * `run --protocol chunks-bos --ctx 32 --bos first` on the same file and text matches it (measured
+ * 759.1569, 1.0e-4 relative: llama.cpp's own rounding); plain chunks does not (769.85). */
+static void test_chunks_bos_llama_perplexity(void **state) {
+    char path[512], db[512], txt[512], *out;
+    if (!find_fixture("llama_gqa-F32.gguf", path, sizeof path)) fail_msg("tests/fixtures/gguf/llama_gqa-F32.gguf is missing");
+    snprintf(txt, sizeof txt, "%s/ishmael.txt", tu_tmpdir());
+    tu_write_file(txt, ishmael, strlen(ishmael));
+    snprintf(db, sizeof db, "%s/llama_ppl.db", tu_tmpdir());
+    const double llama_ppl = 759.2329;
+    double ppl[2];
+    const char *protos[2] = {"chunks-bos", "chunks"};
+    for (int i = 0; i < 2; i++) {
+        if (tu_run(&out, "%s run --db %s --model %s --protocol %s --ctx 32 --strategy dense --dataset %s --bos first --no-progress",
+                   tu_lcbench(), db, path, protos[i], txt))
+            fail_msg("%s", out);
+        cJSON *j = cJSON_Parse(out);
+        if (!j) fail_msg("not a JSON summary: %s", out);
+        ppl[i] = cJSON_GetObjectItem(j, "ppl")->valuedouble;
+        assert_int_equal(cJSON_GetObjectItem(j, "steps")->valueint, 9 * (32 - 1 - 16));   /* 9 chunks of 301 tokens */
+        cJSON_Delete(j);
+        free(out);
+    }
+    print_message("llama-perplexity -c 32: %.4f; lcbench chunks-bos %.4f, chunks %.4f\n", llama_ppl, ppl[0], ppl[1]);
+    if (fabs(ppl[0] / llama_ppl - 1) > 1e-3) fail_msg("chunks-bos PPL %.4f is not llama-perplexity's %.4f (within 0.1%%)", ppl[0], llama_ppl);
+    if (!(fabs(ppl[1] / llama_ppl - 1) > 5e-3)) fail_msg("plain chunks (%.4f) should not match llama-perplexity (%.4f)", ppl[1], llama_ppl);
+}
+
 /* the fuzz target's seeds and saved crashes (tests/fuzz/corpus/gguf, regressions/gguf) replayed */
 static void test_fuzz_replay(void **state) {
     const char *dirs[] = {"tests/fuzz/corpus/gguf", "tests/fuzz/regressions/gguf"};
@@ -1054,6 +1300,9 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_gpt2),
         cmocka_unit_test(test_tokenizer_refusals),
         cmocka_unit_test(test_llama_cpp_files),
+        cmocka_unit_test(test_run_provenance),
+        cmocka_unit_test(test_chunks_bos_by_hand),
+        cmocka_unit_test(test_chunks_bos_llama_perplexity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
