@@ -24,6 +24,11 @@ static void gate_help(void) {
            "                         by more than this fraction of the baseline's position (default 0)\n"
            "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x the last\n"
            "                         in-context octave (default 3)\n"
+           "  --metric M             ppl (per bin and overall, default), bpb (bits per byte) or word_ppl:\n"
+           "                         the tokenizer-independent ones over the whole run\n"
+           "  --pair-by FIELDS       which fields pair a run with its baseline, comma-separated from model,\n"
+           "                         strategy, protocol, dataset, tokens (default: all); without model,\n"
+           "                         checkpoint B is gated against checkpoint A\n"
            "  --allow-missing        a baseline run with no partner, or one that did not finish (failed,\n"
            "                         killed: not comparable), is not a failure\n"
            "  --allow-empty          pass even when no pair was compared (default: that fails)\n"
@@ -61,6 +66,13 @@ int cmd_gate(int argc, char **argv) {
             VAL();
             if (cli_parse_count(f, v, 1, 1, 1ull << 40, &u)) return cli_usage_error(&c, "--min-steps \"%s\" must be a positive integer", v);
             o.min_steps = (int64_t)u;
+        } else if (!strcmp(f, "--metric")) {
+            VAL();
+            if (rep_metric_parse(v, &o.metric)) return cli_usage_error(&c, "--metric \"%s\" must be ppl, bpb or word_ppl", v);
+        } else if (!strcmp(f, "--pair-by")) {
+            VAL();
+            char why[160];
+            if (gate_pair_parse(v, &o.pair_by, why, sizeof why)) return cli_usage_error(&c, "--pair-by: %s", why);
         } else if (!strcmp(f, "--allow-missing")) o.allow_missing = 1;
         else if (!strcmp(f, "--allow-empty")) o.allow_empty = 1;
         else if (!strcmp(f, "--verbose")) o.verbose = 1;

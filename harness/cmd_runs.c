@@ -7,14 +7,18 @@
 #include "harness/run.h"
 #include "harness/store.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void runs_help(void) {
-    printf("usage: lcbench runs [--db PATH] [--limit N]\n"
+    printf("usage: lcbench runs [--db PATH] [--limit N] [--json | --csv]\n"
            "  --db PATH   results file (default results.db)\n"
            "  --limit N   only the last N runs\n"
+           "  --json      a JSON array, one object per run: every column of its row and the headline's\n"
+           "              values (docs/results.md); --csv: the same as CSV with a header row\n"
            "Columns: id, status (running, stale, done, oom, interrupted, failed), start time, model,\n"
            "strategy, protocol (L/S), dataset, steps done/total, PPL over the steps done.\n");
 }
@@ -30,6 +34,7 @@ int cmd_runs(int argc, char **argv) {
     cli_init(&c, "runs", argc, argv);
     const char *db = "results.db";
     uint64_t limit = 0;
+    int json = 0, csv = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { runs_help(); return 0; }
@@ -37,8 +42,11 @@ int cmd_runs(int argc, char **argv) {
         else if (!strcmp(f, "--limit")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;
             if (cli_parse_count(f, v, 1, 1, INT64_MAX, &limit)) return cli_usage_error(&c, "--limit \"%s\" must be a positive integer", v);
-        } else return cli_usage_error(&c, "unknown argument \"%s\"", f);
+        } else if (!strcmp(f, "--json")) json = 1;
+        else if (!strcmp(f, "--csv")) csv = 1;
+        else return cli_usage_error(&c, "unknown argument \"%s\"", f);
     }
+    if (json && csv) return cli_usage_error(&c, "--json and --csv: one at a time");
     char err[LCB_ERRLEN];
     Store st;
     int orc = store_open_readonly(&st, db, err, sizeof err);   /* a listing never writes (nor creates) the file */
@@ -49,6 +57,25 @@ int cmd_runs(int argc, char **argv) {
                       " WHERE id > (SELECT COALESCE(MAX(id), 0) FROM runs) - ?1 OR ?1 = 0 ORDER BY id";
     if (sqlite3_prepare_v2(st.db, sql, -1, &q, NULL) != SQLITE_OK) { cli_error("runs", "%s: %s", db, sqlite3_errmsg(st.db)); store_close(&st); return 1; }
     sqlite3_bind_int64(q, 1, (int64_t)limit);
+    if (json || csv) {
+        cJSON *rows = cJSON_CreateArray();
+        int rc = rows ? 0 : 1;
+        while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+            cJSON *o = run_export_object(&st, sqlite3_column_int64(q, 0), err, sizeof err);
+            if (!o) { cli_error("runs", "%s", err); rc = 1; break; }
+            cJSON_AddItemToArray(rows, o);
+        }
+        sqlite3_finalize(q);
+        if (rc == 0 && csv && run_export_csv(stdout, rows)) { cli_error("runs", "write error"); rc = 1; }
+        if (rc == 0 && json) {
+            char *t = cJSON_Print(rows);
+            if (t) printf("%s\n", t); else { cli_error("runs", "out of memory"); rc = 1; }
+            free(t);
+        }
+        cJSON_Delete(rows);
+        store_close(&st);
+        return rc;
+    }
     printf("%-5s %-11s %-20s %-16s %-14s %-16s %-16s %-21s %s\n", "id", "status", "started", "model", "strategy", "protocol", "dataset", "steps", "ppl");
     while (sqlite3_step(q) == SQLITE_ROW) {
         char proto[64], steps[64], ppl[32] = "-";

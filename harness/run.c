@@ -20,6 +20,7 @@
 #include "harness/cli.h"
 #include "harness/fluency.h"
 #include "harness/store.h"
+#include "harness/version.h"
 #include "reports/reports.h"
 
 #include <cJSON.h>
@@ -77,20 +78,8 @@ static void signals_restore(void) {
 
 /* ---------------------------------------------------------------- provenance */
 
-void run_git_revision(char *out, size_t n) {
-    snprintf(out, n, "unknown");
-    /* git through an argument vector (posix_spawn, no shell): a repository path with a quote in
-     * it is one argument like any other */
-    char root[PATH_MAX], rev[64] = "", st[16] = "", err[LCB_ERRLEN];
-    snprintf(root, sizeof root, "%s", lcb_repo_root());
-    char *revp[] = {"git", "-C", root, "rev-parse", "--short=12", "HEAD", NULL};
-    if (cli_spawn(revp, NULL, "", "/dev/null", rev, sizeof rev, err, sizeof err) != 0) return;
-    rev[strcspn(rev, "\r\n")] = 0;
-    if (!rev[0]) return;
-    char *stp[] = {"git", "-C", root, "status", "--porcelain", "--untracked-files=no", NULL};
-    int dirty = cli_spawn(stp, NULL, "", "/dev/null", st, sizeof st, err, sizeof err) == 0 && st[0];
-    snprintf(out, n, "%s%s", rev, dirty ? "-dirty" : "");
-}
+/* the revision compiled in by the Makefile (harness/version.h), not the working tree's now */
+void run_git_revision(char *out, size_t n) { snprintf(out, n, "%s", lcb_version()); }
 
 static void cpu_name(char *out, size_t n) {
     snprintf(out, n, "cpu");
@@ -870,7 +859,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     /* model, tokenizer */
     if (c->model) snprintf(model_path, sizeof model_path, "%s", c->model);
     else {
-        snprintf(model_path, sizeof model_path, "%s/%s", lcb_repo_root(), DEFAULT_MODEL);
+        lcb_data_path(DEFAULT_MODEL, model_path, sizeof model_path);   /* the install's data folder, then the checkout */
         if (!file_exists(model_path)) {
             cli_error("run", "the default model %s is not there (the reference models go in models/); pass --model PATH or random:SHAPE", model_path);
             goto out;
@@ -911,7 +900,7 @@ int run_execute(RunConfig *c, int64_t *run_id) {
     if (c->proto.proto == PROTO_STRIDE && c->proto.stride <= 0) c->proto.stride = c->proto.ctx / 2 > 0 ? c->proto.ctx / 2 : 1;
 
     /* dataset */
-    DatasetOptions dopt = {.spec = c->dataset ? c->dataset : DEFAULT_DATASET, .field = c->field, .max_tokens = c->tokens,
+    DatasetOptions dopt = {.spec = c->dataset ? c->dataset : DEFAULT_DATASET, .corpus_dir = lcb_corpus_dir(), .field = c->field, .max_tokens = c->tokens,
                            .repeat = c->repeat};
     if (dataset_format_parse(c->token_format ? c->token_format : "auto", &dopt.format)) {
         cli_error("run", "--token-format \"%s\" must be auto, text, jsonl, u16, u32 or ids", c->token_format);

@@ -25,7 +25,6 @@
  * have compared something.  New runs with no baseline are listed and ignored.
  */
 #include "reports/reports.h"
-#include "harness/run.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,24 +38,65 @@ void gate_defaults(GateOptions *o) {
     o->allow_missing = 0;
     o->allow_empty = 0;
     o->verbose = 0;
+    o->metric = REP_METRIC_PPL;
+    o->pair_by = GATE_PAIR_ALL;
+}
+
+int gate_pair_parse(const char *s, unsigned *out, char *err, size_t errlen) {
+    static const struct { const char *name; unsigned bit; } f[] = {
+        {"model", GATE_PAIR_MODEL}, {"strategy", GATE_PAIR_STRATEGY}, {"protocol", GATE_PAIR_PROTOCOL},
+        {"dataset", GATE_PAIR_DATASET}, {"tokens", GATE_PAIR_TOKENS}};
+    unsigned bits = 0;
+    const char *p = s;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        size_t i = 0;
+        while (i < sizeof f / sizeof *f && !(strlen(f[i].name) == n && !strncmp(f[i].name, p, n))) i++;
+        if (i == sizeof f / sizeof *f) {
+            snprintf(err, errlen, "\"%.*s\" is not a pairing field (model, strategy, protocol, dataset, tokens)", (int)n, p);
+            return -1;
+        }
+        bits |= f[i].bit;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    *out = bits;
+    return 0;
 }
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static int same_key(const StoreRun *a, const StoreRun *b) {
+/* The pairing key, restricted to the fields of `by` (GATE_PAIR_*): without `model` a checkpoint
+ * B is gated against a checkpoint A run with the same strategy, protocol, data and length. */
+static int same_key(const StoreRun *a, const StoreRun *b, unsigned by) {
     const char *da = a->dataset_hash ? a->dataset_hash : nz(a->dataset);
     const char *db = b->dataset_hash ? b->dataset_hash : nz(b->dataset);
-    return !strcmp(nz(a->model_hash), nz(b->model_hash)) && !strcmp(nz(a->strategy), nz(b->strategy)) &&
-           !strcmp(nz(a->protocol), nz(b->protocol)) && a->ctx == b->ctx && a->stride == b->stride &&
-           !strcmp(da, db) && a->tokens == b->tokens;
+    return (!(by & GATE_PAIR_MODEL) || !strcmp(nz(a->model_hash), nz(b->model_hash))) &&
+           (!(by & GATE_PAIR_STRATEGY) || !strcmp(nz(a->strategy), nz(b->strategy))) &&
+           (!(by & GATE_PAIR_PROTOCOL) || (!strcmp(nz(a->protocol), nz(b->protocol)) && a->ctx == b->ctx && a->stride == b->stride)) &&
+           (!(by & GATE_PAIR_DATASET) || !strcmp(da, db)) && (!(by & GATE_PAIR_TOKENS) || a->tokens == b->tokens);
 }
 
 /* The latest run of d with r's key, or NULL. */
-static const RepRun *find_latest(const RepDb *d, const StoreRun *r) {
+static const RepRun *find_latest(const RepDb *d, const StoreRun *r, unsigned by) {
     const RepRun *best = NULL;
     for (size_t i = 0; i < d->n; i++)
-        if (same_key(&d->runs[i].r, r) && (!best || d->runs[i].r.id > best->r.id)) best = &d->runs[i];
+        if (same_key(&d->runs[i].r, r, by) && (!best || d->runs[i].r.id > best->r.id)) best = &d->runs[i];
     return best;
+}
+
+/* A whole-run value of a tokenizer-independent metric as a bin of judge_bin: mean_nll = ln(value)
+ * (so the change is relative, as for PPL), se = its standard error in that log scale, carried
+ * from the stderr of the mean NLL; count 0 when the run has no such value (no text). */
+static RepBin metric_bin(const RepRun *x, RepMetric m) {
+    RepBin b = {.lo = 0, .hi = -1, .count = x->all.count, .mean_nll = NAN, .ppl = NAN, .se = 0};
+    double v = rep_run_metric(x, m);
+    if (!isfinite(v) || v <= 0 || !x->all.count) return b;
+    b.mean_nll = log(v);
+    b.ppl = v;
+    if (m == REP_METRIC_BPB) b.se = x->all.mean_nll > 0 ? x->all.se / x->all.mean_nll : 0;   /* ln bpb = ln(mean NLL) + const */
+    else if (x->metrics.words > 0) b.se = x->all.se * (double)x->all.count / (double)x->metrics.words; /* ln word PPL = sum NLL / words */
+    return b;
 }
 
 static void pos_str(char *b, size_t n, int64_t p) {
@@ -98,10 +138,19 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
     fprintf(out, "rules: a bin regresses when its PPL grows by > %.2f%% and by > %.1f combined stderr; bins under %lld steps "
                  "not judged; OOM, collapse and fluency loss may not come earlier%s\n",
             100 * o->rel_tol, o->sigma, (long long)o->min_steps, o->pos_tol > 0 ? " (beyond the position tolerance)" : "");
+    if (o->metric != REP_METRIC_PPL)
+        fprintf(out, "metric: %s over the whole run (it has no bins; the same tolerances, relative; a run without text has none)\n",
+                o->metric == REP_METRIC_BPB ? "bits per byte" : "word PPL");
+    if (o->pair_by != GATE_PAIR_ALL) {
+        fprintf(out, "pairing: by");
+        const char *names[] = {"model", "strategy", "protocol", "dataset", "tokens"};
+        for (int i = 0, k = 0; i < 5; i++) if (o->pair_by & (1u << i)) fprintf(out, "%s%s", k++ ? ", " : " ", names[i]);
+        fprintf(out, "%s\n", o->pair_by & GATE_PAIR_MODEL ? "" : " (across models: checkpoint against checkpoint)");
+    }
     for (size_t i = 0; i < base->n; i++) {
         const RepRun *b = &base->runs[i];
-        if (find_latest(base, &b->r) != b) continue; /* an older run of the same key */
-        const RepRun *c = find_latest(cur, &b->r);
+        if (find_latest(base, &b->r, o->pair_by) != b) continue; /* an older run of the same key */
+        const RepRun *c = find_latest(cur, &b->r, o->pair_by);
         fprintf(out, "\n%s  %s  %s", b->label, nz(b->r.strategy), nz(b->r.protocol));
         if (b->r.ctx) fprintf(out, " L=%lld", (long long)b->r.ctx);
         if (b->r.stride) fprintf(out, " S=%lld", (long long)b->r.stride);
@@ -150,8 +199,12 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
                 flu_bad ? "  REGRESSION" : "");
         bad += flu_bad;
         /* bins */
-        fprintf(out, "    %-18s %8s %10s %10s %8s %8s  %s\n", "positions", "steps", "PPL base", "PPL new", "change", "allowed", "verdict");
-        for (size_t k = 0; k < b->n_log2; k++) {
+        const char *mn = o->metric == REP_METRIC_BPB ? "bpb" : o->metric == REP_METRIC_WORD_PPL ? "wPPL" : "PPL";
+        char hb[16], hn[16];
+        snprintf(hb, sizeof hb, "%s base", mn);
+        snprintf(hn, sizeof hn, "%s new", mn);
+        fprintf(out, "    %-18s %8s %10s %10s %8s %8s  %s\n", "positions", "steps", hb, hn, "change", "allowed", "verdict");
+        for (size_t k = 0; o->metric == REP_METRIC_PPL && k < b->n_log2; k++) {
             const RepBin *bb = &b->log2[k];
             char what[48];
             snprintf(what, sizeof what, "[%lld, %lld)", (long long)bb->lo, (long long)bb->hi);
@@ -159,13 +212,17 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
             if (!cb && !c_done) continue; /* covered by the status line */
             bad += judge_bin(out, what, o->verbose, bb, cb, o);
         }
-        if (b->all.count) bad += judge_bin(out, "all positions", 1, &b->all, c->all.count ? &c->all : NULL, o);
+        if (b->all.count && o->metric == REP_METRIC_PPL) bad += judge_bin(out, "all positions", 1, &b->all, c->all.count ? &c->all : NULL, o);
+        else if (b->all.count) {
+            RepBin mb = metric_bin(b, o->metric), mc = metric_bin(c, o->metric);
+            bad += judge_bin(out, o->metric == REP_METRIC_BPB ? "bits per byte" : "word PPL", 1, &mb, c->all.count ? &mc : NULL, o);
+        }
         if (bad) fprintf(out, "  => REGRESSION (%d finding%s)\n", bad, bad == 1 ? "" : "s");
         else fprintf(out, "  => ok\n");
         regressions += bad != 0;
     }
     for (size_t i = 0; i < cur->n; i++)
-        if (find_latest(cur, &cur->runs[i].r) == &cur->runs[i] && !find_latest(base, &cur->runs[i].r))
+        if (find_latest(cur, &cur->runs[i].r, o->pair_by) == &cur->runs[i] && !find_latest(base, &cur->runs[i].r, o->pair_by))
             fprintf(out, "\nnew run %lld (%s %s) has no baseline: not judged\n", (long long)cur->runs[i].r.id, cur->runs[i].label,
                     nz(cur->runs[i].r.strategy));
     if (regressions) {

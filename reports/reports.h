@@ -101,7 +101,16 @@ typedef struct {
     int allow_missing;       /* a baseline run with no partner (or not comparable) is a warning, not a failure */
     int allow_empty;         /* a gate that compared no pair passes (default: it fails) */
     int verbose;             /* print every bin, not only the worse ones */
+    RepMetric metric;        /* what is judged: token PPL per bin and overall (default), or bits per
+                                byte / word PPL over the whole run (they have no bins) */
+    unsigned pair_by;        /* GATE_PAIR_* bits: the fields a pair shares (default: all of them) */
 } GateOptions;
+
+enum { GATE_PAIR_MODEL = 1u << 0, GATE_PAIR_STRATEGY = 1u << 1, GATE_PAIR_PROTOCOL = 1u << 2, GATE_PAIR_DATASET = 1u << 3,
+       GATE_PAIR_TOKENS = 1u << 4, GATE_PAIR_ALL = 31u };
+/* "strategy,dataset,protocol,tokens" (model, strategy, protocol, dataset, tokens; any order):
+ * 0, else -1 naming the unknown field in err. */
+int gate_pair_parse(const char *s, unsigned *out, char *err, size_t errlen);
 
 void gate_defaults(GateOptions *o);
 /* Pair runs and judge them; prints the diff table on out.  Returns 0 pass, 1 regression. */
