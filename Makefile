@@ -7,8 +7,9 @@
 #   make bench      CPU throughput of the forward pass and the cache policies (BENCHMARKS.md)
 #   make fuzz       libFuzzer on the file readers, FUZZ_SECONDS (60) per target (tests/fuzz/)
 #   make test-slurm a sweep on a real single-host Slurm cluster (installs slurm-wlm, munge)
+#   make install    the binary, the default models and the fetched corpora under $(DESTDIR)$(PREFIX)
 #
-# Knobs (override on the command line): CC, OPT, BUILD, SAN, NVCC.
+# Knobs (override on the command line): CC, OPT, BUILD, SAN, NVCC, PREFIX, DESTDIR.
 # CUDA parts are compiled only where nvcc exists.
 
 CC      ?= cc
@@ -18,12 +19,17 @@ SAN     ?=
 CORPORA_DIR ?= .cache/corpora
 CORPORA := moby-dick sotu spam-assassin
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-PKGS    := libopenblas-dev libopenblas-openmp-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev pkg-config gnuplot-nox wamerican
+PKGS    := libopenblas-dev libopenblas-openmp-dev libsqlite3-dev libcjson-dev libpcre2-dev libcmocka-dev libssl-dev pkg-config gnuplot-nox wamerican
+PREFIX  ?= /usr/local
+DESTDIR ?=
+DATADIR ?= $(PREFIX)/share/lcbench
+# what make install puts under $(DATADIR): the default model and the reference family
+INSTALL_MODELS ?= lcb-0.8m lcb-1.5m lcb-6m
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -g $(OPT) -fopenmp $(SAN) \
            -I. -I/usr/include/cjson $(shell pkg-config --cflags openblas 2>/dev/null)
 OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
-LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lm -lpthread
+LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lcrypto -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \
@@ -59,7 +65,7 @@ endif
 CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
 endif
 
-.PHONY: all deps run corpora test test-unit test-asan test-slurm bench fuzz clean
+.PHONY: all deps run corpora test test-unit test-asan test-slurm bench fuzz clean install
 all: deps $(BUILD)/lcbench
 
 # Install the Debian packages we build against when one is missing (we are root on CI).
@@ -79,6 +85,18 @@ $(BUILD)/engine/gemm.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/%.o: %.cu $(wildcard engine/cuda/*.cuh engine/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
+
+# The build's identity, compiled into harness/version.o only: $(BUILD)/lcb_build.h is rewritten
+# when a value changes (a new commit, other flags), never otherwise, so nothing else rebuilds.
+LCB_REV := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null || echo unknown)
+.PHONY: FORCE
+$(BUILD)/lcb_build.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '#define LCB_BUILD_REV "%s"\n#define LCB_BUILD_FLAGS "%s"\n#define LCB_BUILD_CUDA "%s"\n#define LCB_DATADIR "%s"\n' \
+	  "$(LCB_REV)" "$(CC) $(CFLAGS)" "$(if $(NVCC),yes ($(NVCC)),no)" "$(DATADIR)" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/harness/version.o: $(BUILD)/lcb_build.h
+$(BUILD)/harness/version.o: CFLAGS += -I$(BUILD)
 
 $(BUILD)/liblcbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -103,7 +121,14 @@ $(CORPORA_DIR)/%/.done: datasets/fetch_corpus.sh
 	sh datasets/fetch_corpus.sh $* $(CORPORA_DIR)
 
 test-unit: deps corpora $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
+	@sh tests/test_layers.sh
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
+
+# No #include from a lower layer to a higher one (engine < strategies < datasets < harness; reports:
+# engine, strategies, datasets and harness/store.h): tests/test_layers.sh, also run by test-unit.
+.PHONY: layers
+layers:
+	@sh tests/test_layers.sh
 
 # The CUDA backend against the CPU path (tests/test_cuda.c); needs a GPU.
 test-cuda: deps $(BUILD)/lcbench $(BUILD)/tests/test_cuda
@@ -143,7 +168,7 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(w
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wno-unknown-pragmas \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -I/usr/include/cjson \
-	  -o $@ $< $(FUZZ_SRC) -lcjson -lpcre2-8 -lm
+	  -o $@ $< $(FUZZ_SRC) -lcjson -lpcre2-8 -lcrypto -lm
 fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
@@ -156,6 +181,19 @@ gate: all corpora
 	$(BUILD)/lcbench gate --db $(BUILD)/gate.db --baseline tests/baseline/lcb-0.8m.db
 report-docs: all corpora
 	LCBENCH=$(BUILD)/lcbench sh reports/make_docs.sh
+
+# Installed layout: $(PREFIX)/bin/lcbench; $(DATADIR)/models/<the INSTALL_MODELS>, the dataset
+# prompts, the corpus fetcher, and each corpus already fetched into $(CORPORA_DIR) (as
+# $(DATADIR)/corpora/NAME).  The binary finds them from its own location (EXE/../share/lcbench),
+# then the compiled-in $(DATADIR), so it runs from any folder and from a DESTDIR staging tree.
+install: $(BUILD)/lcbench
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DATADIR)/corpora $(DESTDIR)$(DATADIR)/datasets
+	install -m 755 $(BUILD)/lcbench $(DESTDIR)$(PREFIX)/bin/lcbench
+	for m in $(INSTALL_MODELS); do rm -rf $(DESTDIR)$(DATADIR)/models/$$m; cp -R models/$$m $(DESTDIR)$(DATADIR)/models/$$m; done
+	cp -R datasets/prompts $(DESTDIR)$(DATADIR)/datasets/
+	install -m 644 datasets/fetch_corpus.sh $(DESTDIR)$(DATADIR)/datasets/fetch_corpus.sh
+	for c in $(CORPORA); do if [ -f $(CORPORA_DIR)/$$c/.done ]; then rm -rf $(DESTDIR)$(DATADIR)/corpora/$$c; \
+	  cp -R $(CORPORA_DIR)/$$c $(DESTDIR)$(DATADIR)/corpora/$$c; fi; done
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD)

@@ -2,6 +2,9 @@
  * sha256.h — SHA-256 (FIPS 180-4), for the provenance hashes a run records: the model's
  * weights, the tokenizer file, the source text and the exact token stream a run scored.
  * Streaming interface so that multi-gigabyte checkpoints are hashed without being loaded.
+ * The compression is libcrypto's (SHA-NI / AVX2 assembly where the CPU has it: 400 MB in
+ * 0.65 s against 2.9 s for the portable C it replaced, BENCHMARKS.md).  The state is a plain
+ * struct (no allocation), so a hash abandoned on an error path needs no free.
  */
 #ifndef LCB_SHA256_H
 #define LCB_SHA256_H
@@ -9,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define OPENSSL_SUPPRESS_DEPRECATED   /* SHA256_CTX: see sha256.c for why not EVP */
+#include <openssl/sha.h>
+
 typedef struct {
-    uint32_t h[8];
-    uint64_t n_bytes;     /* total bytes fed */
-    uint8_t buf[64];      /* pending partial block */
-    size_t n_buf;
+    SHA256_CTX c;         /* libcrypto's state: chaining value, byte count, partial block */
 } Sha256;
 
 void sha256_init(Sha256 *s);

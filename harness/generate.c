@@ -8,6 +8,7 @@
 #include "engine/backend.h"
 #include "engine/common.h"
 #include "datasets/dataset.h"
+#include "harness/version.h"
 
 #include <limits.h>
 #include <math.h>
@@ -113,7 +114,7 @@ int gen_tokens_ex(Strategy *s, const int32_t *prefix, int64_t n_prefix, Sampler 
 int gen_open_model(const char *model, const char *tokenizer, const CliDevice *dev, Model *m, Tokenizer **tok, char *path,
                    size_t pathlen, char *err, size_t errlen) {
     if (model) snprintf(path, pathlen, "%s", model);
-    else snprintf(path, pathlen, "%s/models/lcb-0.8m", lcb_repo_root());
+    else lcb_data_path("models/lcb-0.8m", path, pathlen);   /* the install's data folder, then the checkout */
     const char *tp = tokenizer ? tokenizer : path;
     if (!strncmp(tp, "random:", 7)) return lcb_fail(err, errlen, "--tokenizer: a random: model needs --tokenizer PATH");
     if (!(*tok = tokenizer_load(tp, err, errlen))) return -1;

@@ -3,6 +3,7 @@
  * Exit status: 0 success, 2 usage error, 1 any other failure (SPEC §5).
  */
 #include "harness/cli.h"
+#include "harness/version.h"
 #include "harness/run.h"
 
 #include <cblas.h>
@@ -30,6 +31,7 @@ static const Command commands[] = {
     {"sweep", cmd_sweep, "run a PLAN's matrix of runs here (worker pool) or as a Slurm job array"},
     {"merge", cmd_merge, "combine results files (sweep shards) into one, without duplicates"},
     {"export", cmd_export, "a run's bins or per-step NLLs as CSV or JSON (docs/results.md)"},
+    {"version", cmd_version, "the source revision and build flags compiled into this binary (also --version)"},
 };
 
 static void usage(FILE *f) {
@@ -54,6 +56,15 @@ static void blas_core_fix(char **argv) {
 int main(int argc, char **argv) {
     blas_core_fix(argv);
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
+    /* `lcbench help CMD` = `lcbench CMD --help` */
+    if (!strcmp(argv[1], "help") && argc > 2) {
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            if (!strcmp(argv[2], commands[i].name)) { char *hv[] = {argv[2], "--help", NULL}; return commands[i].fn(2, hv); }
+        fprintf(stderr, "lcbench help: unknown command \"%s\"\n", argv[2]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);

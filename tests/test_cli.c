@@ -116,11 +116,102 @@ static void test_tokenize_cli(void **state) {
     expect(1, "bad_tok.json", "tokenize --tokenizer %s%s", bad, "");
 }
 
+/* The directory of the binary under test: its BUILD folder (build-16b/lcbench -> build-16b). */
+static const char *build_dir(void) {
+    static char d[1024];
+    snprintf(d, sizeof d, "%s", tu_lcbench());
+    char *slash = strrchr(d, '/');
+    if (slash) *slash = 0; else snprintf(d, sizeof d, ".");
+    return d;
+}
+
+static char *first_line(const char *s) {
+    size_t n = strcspn(s, "\n");
+    char *l = malloc(n + 1);
+    memcpy(l, s, n);
+    l[n] = 0;
+    return l;
+}
+
+/* issue 16: --version and version print the revision and flags compiled in at build time; a copy
+ * of the binary run outside the checkout, with no git to call, says the same. */
+static void test_version(void **state) {
+    char *a, *b, *c;
+    assert_int_equal(tu_run(&a, "%s --version", tu_lcbench()), 0);
+    assert_int_equal(tu_run(&b, "%s version", tu_lcbench()), 0);
+    assert_string_equal(a, b);
+    if (strncmp(a, "lcbench ", 8) || a[8] == '\n' || !strstr(a, "build:") || !strstr(a, "-std=c11"))
+        fail_msg("version output: %s", a);
+    /* built in a git checkout: a revision, not "unknown" */
+    if (tu_run(NULL, "git rev-parse --git-dir >/dev/null 2>&1") == 0 && strstr(a, "lcbench unknown")) fail_msg("no revision: %s", a);
+    char bin[1024];
+    snprintf(bin, sizeof bin, "%s/copied-lcbench", tu_tmpdir());
+    assert_int_equal(tu_run(NULL, "cp %s %s", tu_lcbench(), bin), 0);
+    assert_int_equal(tu_run(&c, "cd / && PATH=/nonexistent %s --version", bin), 0);
+    char *la = first_line(a), *lc = first_line(c);
+    assert_string_equal(la, lc);
+    free(la); free(lc);
+    free(a); free(b); free(c);
+    expect(2, "unknown argument", "version --bogus%s%s", "", "");
+}
+
+/* `lcbench help CMD` is `lcbench CMD --help`, for every command */
+static void test_help_command(void **state) {
+    static const char *cmds[] = {"tokenize", "score", "run", "runs", "show", "bench", "report", "gate", "plan",
+                                 "generate", "passkey", "fluency", "sweep", "merge", "version"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char *a, *b;
+        int ra = tu_run(&a, "%s help %s", tu_lcbench(), cmds[i]), rb = tu_run(&b, "%s %s --help", tu_lcbench(), cmds[i]);
+        if (ra != 0 || rb != 0 || strcmp(a, b) || !strstr(a, "usage")) fail_msg("help %s (exit %d) vs %s --help (exit %d):\n%s\n---\n%s", cmds[i], ra, cmds[i], rb, a, b);
+        free(a); free(b);
+    }
+    expect(2, "unknown command \"frob\"", "help frob%s%s", "", "");
+    expect(0, "plan", "help%s%s", "", "");
+}
+
+/* issue 16: make install into a DESTDIR, then the installed binary runs the default job from
+ * another folder: its model and corpus found beside it (EXE/../share/lcbench), nothing read
+ * from the checkout. */
+static void test_install(void **state) {
+    char dest[1024], elsewhere[1024];
+    snprintf(dest, sizeof dest, "%s/dest", tu_tmpdir());
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", tu_tmpdir());
+    char *out;
+    /* -o: install the binary under test as it is (no rebuild) */
+    int rc = tu_run(&out, "make -s --no-print-directory SKIP_DEPS=1 BUILD=%s -o %s install DESTDIR=%s INSTALL_MODELS=lcb-0.8m",
+                    build_dir(), tu_lcbench(), dest);
+    if (rc) fail_msg("make install: exit %d:\n%s", rc, out);
+    free(out);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/usr/local/share/lcbench/models/lcb-0.8m/config.json", dest);
+    assert_int_equal(tu_run(NULL, "test -f %s", p), 0);
+    assert_int_equal(tu_run(NULL, "mkdir -p %s", elsewhere), 0);
+    /* the default model comes from the install */
+    assert_int_equal(tu_run(&out, "cd %s && %s/usr/local/bin/lcbench version", elsewhere, dest), 0);
+    snprintf(p, sizeof p, "%s/usr/local/bin/../share/lcbench/models/lcb-0.8m", dest);
+    if (!strstr(out, p) || !strstr(out, "datadir: /usr/local/share/lcbench")) fail_msg("installed version: %s", out);
+    free(out);
+    int have_corpus = tu_run(NULL, "test -f .cache/corpora/moby-dick/.done") == 0;
+    rc = tu_run(&out, "cd %s && env -u LCBENCH_CORPORA -u LCBENCH_DATADIR %s/usr/local/bin/lcbench run --tokens 2K --db %s/r.db --no-progress",
+                elsewhere, dest, elsewhere);
+    if (have_corpus) {
+        if (rc != 0) fail_msg("installed run: exit %d:\n%s", rc, out);
+        free(out);
+        assert_int_equal(tu_run(&out, "cd %s && %s/usr/local/bin/lcbench runs --db r.db", elsewhere, dest), 0);
+        if (!strstr(out, "sink:4:508") || !strstr(out, "lcb-0.8m")) fail_msg("installed run's row: %s", out);
+    } else if (rc != 1 || !strstr(out, "moby-dick") || !strstr(out, "corpora"))
+        fail_msg("installed run without a fetched corpus: exit %d, want 1 naming moby-dick and how to fetch it:\n%s", rc, out);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_score_output),
         cmocka_unit_test(test_score_errors),
         cmocka_unit_test(test_tokenize_cli),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_help_command),
+        cmocka_unit_test(test_install),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
