@@ -177,7 +177,7 @@ fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 .PHONY: gate report-docs
 gate: all corpora
 	@rm -f $(BUILD)/gate.db $(BUILD)/gate.db-wal $(BUILD)/gate.db-shm
-	OMP_NUM_THREADS=1 $(BUILD)/lcbench run --db $(BUILD)/gate.db --tokens 4K --no-progress >/dev/null
+	OMP_NUM_THREADS=1 $(BUILD)/lcbench run --db $(BUILD)/gate.db --tokens 4K --strategy sink:4:1020 --no-progress >/dev/null
 	$(BUILD)/lcbench gate --db $(BUILD)/gate.db --baseline tests/baseline/lcb-0.8m.db
 report-docs: all corpora
 	LCBENCH=$(BUILD)/lcbench sh reports/make_docs.sh
