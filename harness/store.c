@@ -229,6 +229,17 @@ static int probe_schema(sqlite3 *db, int *version, int *has_runs) {
     return rc;
 }
 
+/* Whether the file holds no schema objects at all (a file being created, or an empty one). */
+static int empty_schema(sqlite3 *db) {
+    sqlite3_stmt *st;
+    int empty = 0;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) empty = sqlite3_column_int(st, 0) == 0;
+        sqlite3_finalize(st);
+    }
+    return empty;
+}
+
 int store_open_readonly(Store *s, const char *path, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
@@ -269,6 +280,14 @@ int store_open_readonly(Store *s, const char *path, char *err, size_t errlen) {
         return notadb ? -2 : -1;
     }
     const int n_mig = (int)(sizeof migrations / sizeof *migrations);
+    /* A file with no tables at all and schema version 0 is one that another lcbench has just
+     * created and is migrating (a reader sees the snapshot before its first commit): wait for
+     * the schema for a while rather than call it foreign. */
+    for (int tries = 0; !has_runs && version == 0 && tries < 100 && empty_schema(s->db); tries++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (probe_schema(s->db, &version, &has_runs) != SQLITE_OK) break;
+    }
     if (!has_runs) { lcb_fail(err, errlen, "%s: not an lcbench results file (no runs table)", path); store_close(s); return -2; }
     if (version > n_mig) {
         lcb_fail(err, errlen, "%s: schema version %d is newer than this lcbench knows (%d): upgrade lcbench", path, version, n_mig);
