@@ -5,9 +5,9 @@
 #include "datasets/dataset.h"
 #include "datasets/sha256.h"
 #include "engine/common.h"
-#include "harness/cli.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -80,7 +80,7 @@ const char *dataset_corpus_dir(void) {
 /* ---------------------------------------------------------------- token files */
 
 int dataset_read_tokens(const char *path, LcbTokenFormat f, int32_t **ids, size_t *n, char *err, size_t errlen) {
-    if (f == LCB_FMT_IDS) return read_ids_file(path, ids, n, err, errlen);
+    if (f == LCB_FMT_IDS) return dataset_read_ids(path, ids, n, err, errlen);
     if (f != LCB_FMT_U16 && f != LCB_FMT_U32) return lcb_fail(err, errlen, "%s: not a token format (%s)", path, dataset_format_name(f));
     char *data;
     size_t len;
@@ -368,4 +368,46 @@ void dataset_free(Dataset *d) {
     free(d->doc_pos);
     free(d->ids);
     memset(d, 0, sizeof *d);
+}
+
+int dataset_read_ids(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) return lcb_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1024, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    char tok[64];
+    int rc = 0;
+    if (!v) { rc = lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
+    for (;;) {
+        int c;
+        while ((c = fgetc(f)) != EOF && isspace(c)) {}
+        if (c == EOF) break;
+        size_t len = 0;
+        do {
+            if (len + 1 < sizeof tok) tok[len] = (char)c;
+            len++;
+        } while ((c = fgetc(f)) != EOF && !isspace(c));
+        if (len >= sizeof tok) { rc = lcb_fail(err, errlen, "%s: token %zu is not an integer (too long)", path, k); goto out; }
+        tok[len] = 0;
+        char *end;
+        errno = 0;
+        long long x = strtoll(tok, &end, 10);
+        if (*end || errno || x < 0 || x > INT32_MAX) {
+            rc = lcb_fail(err, errlen, "%s: token %zu \"%s\" is not a non-negative integer id", path, k, tok);
+            goto out;
+        }
+        if (k == cap) {
+            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) { rc = lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
+            v = nv;
+        }
+        v[k++] = (int32_t)x;
+    }
+    if (ferror(f)) rc = lcb_fail(err, errlen, "%s: read error", path);
+out:
+    if (f != stdin) fclose(f);
+    if (rc) { free(v); return -1; }
+    *ids = v;
+    *n = k;
+    return 0;
 }

@@ -77,6 +77,9 @@ int dataset_format_parse(const char *s, LcbTokenFormat *out); /* 0 or -1 */
 
 /* Read a whole token file of the given format (U16, U32, IDS).  *ids malloc'ed. */
 int dataset_read_tokens(const char *path, LcbTokenFormat f, int32_t **ids, size_t *n, char *err, size_t errlen);
+/* Read whitespace-separated decimal token ids from a file ("-" = stdin): `lcbench score --ids`,
+ * `tokenize --decode` and the IDS token format.  *ids malloc'ed. */
+int dataset_read_ids(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);
 /* Write ids as a U16 or U32 token file (for tests and for caching tokenized text). */
 int dataset_write_tokens(const char *path, LcbTokenFormat f, const int32_t *ids, size_t n, char *err, size_t errlen);
 

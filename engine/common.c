@@ -1,6 +1,6 @@
 /*
- * common.c — the error helpers, the counting allocator and the file reader shared by the whole
- * engine.
+ * common.c — the error helpers, the counting allocator, the file reader and the process
+ * spawner (gnuplot, git, sweep children) shared by every layer.
  * The allocator exists so that lcbench can report weights / KV / workspace bytes apart and
  * enforce --mem-limit; it is a thin wrapper over malloc with atomic counters.
  */
@@ -8,11 +8,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 int lcb_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -77,16 +81,6 @@ void *lcb_calloc(LcbMemCat cat, size_t n, size_t size) {
     return p;
 }
 
-void *lcb_realloc(LcbMemCat cat, void *p, size_t old_bytes, size_t new_bytes) {
-    void *q = lcb_alloc(cat, new_bytes);
-    if (!q) return NULL;
-    if (p) {
-        memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
-        lcb_free(cat, p, old_bytes);
-    }
-    return q;
-}
-
 void lcb_free(LcbMemCat cat, void *p, size_t bytes) {
     if (!p) return;
     free(p);
@@ -101,7 +95,6 @@ size_t lcb_mem_total(void) {
     return t;
 }
 void lcb_mem_set_limit(size_t bytes) { mem_limit = bytes; }
-size_t lcb_mem_limit(void) { return mem_limit; }
 int lcb_mem_limit_hit(void) { return limit_hit; }
 
 /* What a non-regular file is, for messages. */
@@ -178,4 +171,49 @@ double lcb_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int lcb_spawn(char *const argv[], const char *cwd, const char *out_path, const char *err_path, char *capture, size_t capn,
+               char *err, size_t errlen) {
+    posix_spawn_file_actions_t fa;
+    int pipefd[2] = {-1, -1}, piped = capture && capn && out_path && !out_path[0];
+    if (capture && capn) capture[0] = 0;
+    if (piped && pipe2(pipefd, O_CLOEXEC)) return lcb_fail(err, errlen, "%s: cannot create a pipe: %s", argv[0], strerror(errno));
+    posix_spawn_file_actions_init(&fa);
+    int rc = 0;
+    if (cwd) rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    if (!rc) rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* files are opened after the chdir, so relative paths are the child's; make them ours */
+    char outp[8192] = "", errp[8192] = "", here[4096] = "";
+    if ((out_path && out_path[0] && out_path[0] != '/') || (err_path && err_path[0] != '/'))
+        if (!getcwd(here, sizeof here)) here[0] = 0;
+    if (out_path && out_path[0]) snprintf(outp, sizeof outp, "%s%s%s", out_path[0] == '/' || !here[0] ? "" : here, out_path[0] == '/' || !here[0] ? "" : "/", out_path);
+    if (err_path) snprintf(errp, sizeof errp, "%s%s%s", err_path[0] == '/' || !here[0] ? "" : here, err_path[0] == '/' || !here[0] ? "" : "/", err_path);
+    if (!rc && piped) rc = posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    else if (!rc && outp[0]) rc = posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (!rc && errp[0]) rc = posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    pid_t pid = -1;
+    if (!rc) rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (piped) close(pipefd[1]);
+    if (rc) {
+        if (piped) close(pipefd[0]);
+        return lcb_fail(err, errlen, "cannot start %s: %s", argv[0], strerror(rc));
+    }
+    if (piped) {
+        size_t n = 0;
+        char sink[4096];
+        for (;;) {
+            ssize_t k = n + 1 < capn ? read(pipefd[0], capture + n, capn - 1 - n) : read(pipefd[0], sink, sizeof sink);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) break;
+            if (n + 1 < capn) n += (size_t)k;
+        }
+        capture[n] = 0;
+        close(pipefd[0]);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return lcb_fail(err, errlen, "waiting for %s: %s", argv[0], strerror(errno));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -1,6 +1,7 @@
 /*
  * common.h — what every lcbench source file shares: the error convention, checked allocation
- * with per-category accounting (weights, KV cache, workspace), and small helpers.
+ * with per-category accounting (weights, KV cache, workspace), and small helpers (file reading,
+ * a monotonic clock, starting a program).  It includes nothing of lcbench: every layer may use it.
  *
  * Error convention: a fallible function takes `char *err, size_t errlen`, returns 0 (or a
  * non-NULL pointer) on success, and on failure writes a one-line message that names the file,
@@ -31,15 +32,12 @@ typedef enum { LCB_MEM_WEIGHTS = 0, LCB_MEM_KV, LCB_MEM_WORK, LCB_MEM_NCAT } Lcb
 /* Counted allocation: NULL (and no accounting) on failure or when the limit would be passed. */
 void *lcb_alloc(LcbMemCat cat, size_t bytes);
 void *lcb_calloc(LcbMemCat cat, size_t n, size_t size);
-/* realloc of a counted block; old_bytes is what it was allocated with. */
-void *lcb_realloc(LcbMemCat cat, void *p, size_t old_bytes, size_t new_bytes);
 void lcb_free(LcbMemCat cat, void *p, size_t bytes);
 /* Bytes held now and the peak, per category; limit 0 = none. */
 size_t lcb_mem_now(LcbMemCat cat);
 size_t lcb_mem_peak(LcbMemCat cat);
 size_t lcb_mem_total(void);
 void lcb_mem_set_limit(size_t bytes);
-size_t lcb_mem_limit(void);
 /* Whether the last failed lcb_alloc failed because of the limit (vs. the system). */
 int lcb_mem_limit_hit(void);
 
@@ -79,6 +77,15 @@ static inline float lcb_expf(float x) {
 
 /* Seconds on a monotonic clock. */
 double lcb_now(void);
+
+/* Start a program with an argument vector, never through a shell (paths with quotes or spaces
+ * stay one argument): posix_spawnp of argv[0] (PATH search) in folder cwd (NULL: ours), stdin
+ * from /dev/null, stdout into the file out_path (NULL: ours, "" with capture: a pipe read into
+ * capture, cut to capn - 1 bytes and NUL-terminated), stderr into err_path (NULL: ours).  Waits
+ * for it.  Returns its exit status (128 + N when killed by signal N), or -1 with err when it
+ * could not be started. */
+int lcb_spawn(char *const argv[], const char *cwd, const char *out_path, const char *err_path, char *capture, size_t capn,
+               char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

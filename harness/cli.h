@@ -48,14 +48,6 @@ int cli_device_flag(Cli *c, const char *f, CliDevice *d);
 /* The combination: --dtype and --tp > 1 need --device cuda.  0, or EXIT_USAGE after printing. */
 int cli_device_check(const Cli *c, const CliDevice *d);
 
-/* Start a program with an argument vector, never through a shell (paths with quotes or spaces
- * stay one argument): posix_spawnp of argv[0] (PATH search) in folder cwd (NULL: ours), stdin
- * from /dev/null, stdout into the file out_path (NULL: ours, "" with capture: a pipe read into
- * capture, cut to capn - 1 bytes and NUL-terminated), stderr into err_path (NULL: ours).  Waits
- * for it.  Returns its exit status (128 + N when killed by signal N), or -1 with err when it
- * could not be started. */
-int cli_spawn(char *const argv[], const char *cwd, const char *out_path, const char *err_path, char *capture, size_t capn,
-              char *err, size_t errlen);
 
 /* Commands (harness/cmd_*.c).  Each returns the process exit status. */
 int cmd_tokenize(int argc, char **argv);
@@ -73,8 +65,5 @@ int cmd_passkey(int argc, char **argv);
 int cmd_fluency(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);      /* harness/cmd_sweep.c, sweep_*.c, slurm.c */
 int cmd_merge(int argc, char **argv);      /* harness/cmd_merge.c, sweep_store.c */
-
-/* Read whitespace-separated token ids from a file ("-" = stdin). */
-int read_ids_file(const char *path, int32_t **ids, size_t *n, char *err, size_t errlen);
 
 #endif

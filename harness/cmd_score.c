@@ -5,6 +5,7 @@
 #include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/model.h"
+#include "datasets/dataset.h"
 #include "harness/cli.h"
 #include "strategies/strategy.h"
 
@@ -63,7 +64,7 @@ int cmd_score(int argc, char **argv) {
     if (!chunk_set) chunk = strcmp(dev.device, "cuda") ? 256 : 4096; /* a GPU wants large forwards (run does the same) */
     int32_t *ids = NULL;
     size_t T = 0;
-    if (read_ids_file(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
+    if (dataset_read_ids(ids_path, &ids, &T, err, sizeof err)) { cli_error("score", "%s", err); return 1; }
     if (T < 2) { cli_error("score", "%s: %zu token ids; scoring needs at least 2", ids_path, T); free(ids); return 1; }
     Model m;
     if (model_open_tp(&m, model, config, lcb_device_parse(dev.device), dev.dtype, (int)dev.tp, err, sizeof err)) { cli_error("score", "%s", err); free(ids); return 1; }

@@ -6,6 +6,7 @@
  */
 #include "engine/common.h"
 #include "engine/tokenizer.h"
+#include "datasets/dataset.h"
 #include "harness/cli.h"
 
 #include <stdio.h>
@@ -60,7 +61,7 @@ int cmd_tokenize(int argc, char **argv) {
     int rc = 1;
     if (decode) {
         int32_t *ids; size_t n;
-        if (read_ids_file("-", &ids, &n, err, sizeof err)) { cli_error("tokenize", "%s", err); goto out; }
+        if (dataset_read_ids("-", &ids, &n, err, sizeof err)) { cli_error("tokenize", "%s", err); goto out; }
         char *text; size_t len;
         if (tokenizer_decode(tok, ids, n, 0, &text, &len, err, sizeof err)) { cli_error("tokenize", "%s", err); free(ids); goto out; }
         fwrite(text, 1, len, stdout);

@@ -4,7 +4,6 @@
  */
 #include "reports/passkey_panel.h"
 #include "engine/common.h"
-#include "harness/cli.h"
 #include "harness/store.h"
 
 #include <sqlite3.h>
@@ -60,7 +59,7 @@ int report_passkey_panel(const char *db, const char *out, const char *gnuplot, F
     char log[4200];
     snprintf(log, sizeof log, "%s/passkey.log", out);
     char *argv[] = {(char *)(gnuplot ? gnuplot : "gnuplot"), "passkey.gp", NULL};   /* no shell: any folder name works */
-    int st = cli_spawn(argv, out, NULL, log, NULL, 0, err, errlen);
+    int st = lcb_spawn(argv, out, NULL, log, NULL, 0, err, errlen);
     if (st < 0) return -1;
     if (st != 0) return lcb_fail(err, errlen, "gnuplot failed on %s/passkey.gp (exit %d; see passkey.log)", out, st);
     if (md) fprintf(md, "\n![passkey accuracy](passkey.png)\n\n");

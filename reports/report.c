@@ -28,8 +28,6 @@
 #include "reports/passkey_panel.h"
 #include "reports/reports.h"
 #include "engine/common.h"
-#include "harness/cli.h"
-#include "harness/run.h"
 #include "strategies/strategy.h"
 
 #include <ctype.h>
@@ -282,7 +280,7 @@ static int render(Rep *R, const char *base, int w, int h, const char *body, cons
     char log[8192];
     snprintf(log, sizeof log, "%s/%s.log", R->o->out, base);
     char *argv[] = {(char *)(R->o->gnuplot ? R->o->gnuplot : "gnuplot"), name, NULL};
-    int st = cli_spawn(argv, R->o->out, NULL, log, NULL, 0, err, errlen);
+    int st = lcb_spawn(argv, R->o->out, NULL, log, NULL, 0, err, errlen);
     if (st < 0) return -1;
     if (st != 0) {
         char line[512] = "";
