@@ -22,7 +22,6 @@ enum { LCB_DEVICE_CPU = 0, LCB_DEVICE_CUDA = 1 };
 
 /* "cpu" / "cuda" -> LCB_DEVICE_*; -1 for anything else. */
 int lcb_device_parse(const char *name);
-const char *lcb_device_name(int device);
 
 /* 0 if a CUDA device can be used now, else -1 with the reason. */
 int cuda_available(char *err, size_t errlen);

@@ -679,4 +679,3 @@ int lcb_device_parse(const char *name) {
     return -1;
 }
 
-const char *lcb_device_name(int device) { return device == LCB_DEVICE_CUDA ? "cuda" : "cpu"; }

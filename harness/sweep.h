@@ -35,7 +35,6 @@ typedef enum {
     SF_N
 } SweepField;
 
-const char *sweep_field_name(SweepField f);        /* "model", "strategy", ... */
 
 typedef struct {
     char *v[SF_N];      /* normalized values; NULL = the run's own default (not passed) */

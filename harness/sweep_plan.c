@@ -54,7 +54,6 @@ static const struct { const char *name; SweepField f; } axes[] = {
 };
 #define N_AXES (int)(sizeof axes / sizeof *axes)
 
-const char *sweep_field_name(SweepField f) { return f < SF_N ? fields[f].name : "?"; }
 
 static int field_find(const char *name) {
     for (int i = 0; i < SF_N; i++) if (!strcmp(fields[i].name, name)) return i;
