@@ -96,9 +96,50 @@ static const char *gq(const char *s) {
 /* the registry's order (strategies/strategy.c) */
 static int strat_rank(const char *s) { return strategy_rank(s); }
 
-static const char *strat_color(const char *s) {
-    static const char *col[] = {"#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"};
-    return col[strat_rank(s)];
+/* One colour per strategy instance of the report (sink:4:1020 and sink:4:508 differ): the hue of
+ * its family (registry order), the lightness stepped over the family's instances in the report.
+ * Returns "#rrggbb" in one of 16 rotating buffers. */
+static const char *strat_color(const Rep *R, const char *spec) {
+    static const double hue[] = {0, 30, 215, 125, 280, 45, 0};   /* dense red, window orange, sink blue, ... */
+    static char buf[16][8];
+    static int k;
+    int fam = strat_rank(spec), n = 0, idx = 0;
+    if (fam > 6) fam = 6;
+    for (int i = 0; i < R->n_strats; i++)
+        if (strat_rank(R->strats[i].name) == strat_rank(spec)) {
+            if (!strcmp(R->strats[i].name, spec)) idx = n;
+            n++;
+        }
+    double H = hue[fam] / 60.0, S = fam == 6 ? 0.0 : 0.75, L = n > 1 ? 0.30 + 0.35 * idx / (n - 1) : 0.45;
+    double C = (1 - fabs(2 * L - 1)) * S, X = C * (1 - fabs(fmod(H, 2) - 1)), m = L - C / 2, rgb[3] = {0, 0, 0};
+    int h6 = (int)H % 6;
+    const int ix[6][2] = {{0, 1}, {1, 0}, {1, 2}, {2, 1}, {2, 0}, {0, 2}};   /* which channel gets C and X */
+    rgb[ix[h6][0]] = C;
+    rgb[ix[h6][1]] = X;
+    char *o = buf[k++ % 16];
+    snprintf(o, 8, "#%02x%02x%02x", (int)lround((rgb[0] + m) * 255), (int)lround((rgb[1] + m) * 255), (int)lround((rgb[2] + m) * 255));
+    return o;
+}
+
+/* Tick labels of a log2 position axis over [lo, hi]: 16, 256, 1K, 4K, 1M (powers of 1024 named
+ * K/M/G, as the README writes token counts), at most ~10 ticks. */
+static void pos_xtics(char *out, size_t n, int64_t lo, int64_t hi) {
+    int a = 0, b = 0;
+    while (a < 62 && ((int64_t)1 << a) < lo) a++;
+    while (b < 62 && ((int64_t)1 << (b + 1)) <= hi) b++;
+    int step = 1;
+    while ((b - a) / step > 10) step++;
+    size_t l = (size_t)snprintf(out, n, "set xtics (");
+    for (int e = a; e <= b && l < n; e += step) {
+        int64_t v = (int64_t)1 << e;
+        char lab[16];
+        if (e >= 30) snprintf(lab, sizeof lab, "%lldG", (long long)(v >> 30));
+        else if (e >= 20) snprintf(lab, sizeof lab, "%lldM", (long long)(v >> 20));
+        else if (e >= 10) snprintf(lab, sizeof lab, "%lldK", (long long)(v >> 10));
+        else snprintf(lab, sizeof lab, "%lld", (long long)v);
+        l += (size_t)snprintf(out + l, n - l, "%s'%s' %lld", e == a ? "" : ", ", lab, (long long)v);
+    }
+    if (l < n) snprintf(out + l, n - l, ")\n");
 }
 
 static int find_name(Name *v, int n, const char *s) {
@@ -291,6 +332,15 @@ static int render(Rep *R, const char *base, int w, int h, const char *body, cons
     }
     struct stat sb;
     if (stat(log, &sb) == 0 && sb.st_size == 0) remove(log);
+    else {   /* gnuplot said something on stderr: surface it, naming the figure */
+        FILE *l = fopen(log, "r");
+        char line[512];
+        while (l && fgets(line, sizeof line, l)) {
+            line[strcspn(line, "\n")] = 0;
+            if (line[strspn(line, " \t^")]) fprintf(stderr, "lcbench report: warning: gnuplot on %s (%s/%s.log): %s\n", name, R->o->out, base, line);
+        }
+        if (l) fclose(l);
+    }
     if (R->n_figs < 64) { R->figs[R->n_figs] = strdup(base); R->fig_caption[R->n_figs++] = strdup(caption); }
     return 0;
 }
@@ -346,7 +396,8 @@ static int fig_ppl(Rep *R, char *err, size_t errlen) {
         int any = 0;
         for (int i = 0; i < g->n_ser; i++) if (g->ser[i].x->r.tokens > xmax) xmax = g->ser[i].x->r.tokens;
         bprintf(&b, "set title '%s: log perplexity against input position (%s stream, one line per KV-cache strategy and length)'\n", gq(g->name), gq(g->dataset));
-        bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [16:%lld]\n", (long long)(xmax > 32 ? xmax : 32));
+        bprintf(&b, "set logscale x 2\nset xrange [16:%lld]\n", (long long)(xmax > 32 ? xmax : 32));
+        { char xt[1024]; pos_xtics(xt, sizeof xt, 16, xmax > 32 ? xmax : 32); bprintf(&b, "%s", xt); }
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'log PPL = mean NLL per bin (nats/token)'\n");
         bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
         ctx_marker(&b, g->max_pos, "0.96", 1);
@@ -362,7 +413,7 @@ static int fig_ppl(Rep *R, char *err, size_t errlen) {
             series_title(v, t, sizeof t);
             bprintf(&b, "%s'%s' using 1:2 with lines linewidth %s dashtype %s linecolor rgb '%s' title '%s', \\\n  '%s' using 1:($5 > 0 ? $2 : 1/0):3 with yerrorbars pointsize 0 linecolor rgb '%s' notitle",
                     any ? ", \\\n  " : "", path, strat_rank(nz(x->r.strategy)) == 1 ? "2.5" : "1.8", !v->complete ? "(2,3)" : strat_rank(nz(x->r.strategy)) == 1 ? "(6,4)" : "1",
-                    strat_color(nz(x->r.strategy)), gq(t), path, strat_color(nz(x->r.strategy)));
+                    strat_color(R, nz(x->r.strategy)), gq(t), path, strat_color(R, nz(x->r.strategy)));
             any = 1;
         }
         char cap[512];
@@ -386,7 +437,8 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
             if (x->peak_weights > 0) weights = x->peak_weights;
         }
         bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", gq(g->name));
-        bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [256:%lld]\nset logscale y 2\n", (long long)(xmax * 1.15));
+        bprintf(&b, "set logscale x 2\nset xrange [256:%lld]\nset logscale y 2\n", (long long)(xmax * 1.15));
+        { char xt[1024]; pos_xtics(xt, sizeof xt, 256, (int64_t)(xmax * 1.15)); bprintf(&b, "%s", xt); }
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'memory (MiB, log scale)'\n");
         bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque\n");
         ctx_marker(&b, g->max_pos, "0.96", 0);
@@ -433,7 +485,7 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
                 planned = 1;
             }
             if (close_out(f, pathp, err, errlen)) { free(b.s); return -1; }
-            const char *col = strat_color(nz(x->r.strategy));
+            const char *col = strat_color(R, nz(x->r.strategy));
             char t[300];
             snprintf(t, sizeof t, "KV cache, %s%s%s", nz(x->r.strategy), g->ser[i].complete ? "" : " (", g->ser[i].complete ? "" : g->ser[i].status);
             if (!g->ser[i].complete) strcat(t, ")");
@@ -494,7 +546,7 @@ static int fig_throughput(Rep *R, char *err, size_t errlen) {
     bprintf(&b, "plot ");
     for (int s = 0; s < R->n_strats; s++)
         bprintf(&b, "%s'data/throughput.dat' using %d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", s + 2, s + 2,
-                strat_color(R->strats[s].name));
+                strat_color(R, R->strats[s].name));
     return finish_figure(R, "throughput", 1000, 480, &b, R->n_strats > 0,
                          "throughput (tokens/s, mean over the samples of each complete run; dense is O(T) per token)", err, errlen);
 }
@@ -543,7 +595,8 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
     Buf b = {0};
     bprintf(&b, "set title 'events on the position axis (collapse: first octave past the context with PPL > %g x the last octave inside it)'\n",
             R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
-    bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [1:%lld]\nset yrange [-0.7:%d]\n", (long long)xmax * 2, nrows > 0 ? nrows : 1);
+    bprintf(&b, "set logscale x 2\nset xrange [1:%lld]\nset yrange [-0.7:%d]\n", (long long)xmax * 2, nrows > 0 ? nrows : 1);
+    { char xt[1024]; pos_xtics(xt, sizeof xt, 1, (int64_t)xmax * 2); bprintf(&b, "%s", xt); }
     bprintf(&b, "set ytics (%s)\nset ytics nomirror\nset xlabel 'input position t (tokens seen, log scale)'\n", ytics.s ? ytics.s : "");
     bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'event'\nset lmargin 22\n");
     bprintf(&b, "set style line 1 linecolor rgb '#cccccc'\n");
@@ -587,7 +640,8 @@ static int fig_grid(Rep *R, char *err, size_t errlen) {
     bprintf(&b, "set multiplot layout %d,%d title 'log PPL against input position: models and datasets (rows) x KV-cache strategies (columns); "
                 "dashed: pre-training context; dotted: a run that did not finish' font ',12' margins screen 0.06, 0.99, %.3f, %.3f spacing screen 0.045, %.3f\n",
             R->n_groups, R->n_strats, 55.0 / H, 1.0 - 70.0 / H, 75.0 / H);
-    bprintf(&b, "set logscale x 2\nset format x '%%.0b%%B'\nset xrange [1:%lld]\nset yrange [%g:%g]\nset xtics 16 font ',8'\nset ytics font ',8'\n",
+    { char xt[1024]; pos_xtics(xt, sizeof xt, 1, (int64_t)xmax); bprintf(&b, "%s", xt); }
+    bprintf(&b, "set logscale x 2\nset xrange [1:%lld]\nset yrange [%g:%g]\nset xtics font ',8'\nset ytics font ',8'\n",
             (long long)xmax, ylo, yhi);
     bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nunset key\n");
     for (int k = 0; k < R->n_groups; k++)
@@ -617,7 +671,7 @@ static int fig_grid(Rep *R, char *err, size_t errlen) {
                             (long long)x->collapse_pos, (long long)x->collapse_pos, (long long)x->collapse_pos);
                 if (pts)
                     bprintf(&pl, "%s'%s' using 1:2 with lines linewidth 2 dashtype %s linecolor rgb '%s' notitle", pl.s ? ", " : "", path,
-                            v->complete ? "1" : "(2,3)", strat_color(nz(x->r.strategy)));
+                            v->complete ? "1" : "(2,3)", strat_color(R, nz(x->r.strategy)));
             }
             if (n_mark) bprintf(&b, "set label '%s' at graph 0.5, graph 0.9 center textcolor rgb '#d62728' font ',8'\n", gq(marks));
             if (!pl.s) {
@@ -660,7 +714,7 @@ static void cell(Out2 *o, int header, const char *fmt, ...) {
         if (*p == '<') fputs("&lt;", o->html);
         else if (*p == '>') fputs("&gt;", o->html);
         else if (*p == '&') fputs("&amp;", o->html);
-        else if (*p == '`') continue;
+        else if (*p == '`') continue;   /* a cell is plain text in HTML */
         else fputc(*p, o->html);
     }
     fprintf(o->html, "</%s>", header ? "th" : "td");
@@ -673,8 +727,23 @@ static void row_end(Out2 *o, int header, int ncols) {
 }
 static void table_begin(Out2 *o) { fprintf(o->html, "<table>\n"); }
 static void table_end(Out2 *o) { fprintf(o->md, "\n"); fprintf(o->html, "</table>\n"); }
-static void heading(Out2 *o, int level, const char *t) { fprintf(o->md, "%.*s %s\n\n", level, "####", t); fprintf(o->html, "<h%d>%s</h%d>\n", level, t, level); }
-static void para(Out2 *o, const char *t) { fprintf(o->md, "%s\n\n", t); fprintf(o->html, "<p>%s</p>\n", t); }
+/* Markdown text as HTML: `code` spans become <code>, no literal backtick reaches the page. */
+static void html_text(FILE *f, const char *t) {
+    int code = 0;
+    for (const char *p = t; *p; p++) {
+        if (*p == '`') { fputs(code ? "</code>" : "<code>", f); code = !code; }
+        else if (*p == '<' && code) fputs("&lt;", f);
+        else if (*p == '>' && code) fputs("&gt;", f);
+        else if (*p == '&' && code) fputs("&amp;", f);
+        else fputc(*p, f);
+    }
+    if (code) fputs("</code>", f);
+}
+static void heading(Out2 *o, int level, const char *t) {
+    fprintf(o->md, "%.*s %s\n\n", level, "####", t);
+    fprintf(o->html, "<h%d>", level); html_text(o->html, t); fprintf(o->html, "</h%d>\n", level);
+}
+static void para(Out2 *o, const char *t) { fprintf(o->md, "%s\n\n", t); fprintf(o->html, "<p>"); html_text(o->html, t); fprintf(o->html, "</p>\n"); }
 
 static void fmt_ppl(char *b, size_t n, double v) { if (isnan(v)) snprintf(b, n, "–"); else snprintf(b, n, v >= 100 ? "%.1f" : "%.2f", v); }
 

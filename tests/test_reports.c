@@ -31,6 +31,7 @@ typedef struct {
     int64_t oom_at;          /* >= 0: an oom event here (and steps stop there) */
     const char *model_hash;
     const char *model, *dataset;   /* NULL: models/synthetic-1m, synthetic */
+    const char *strategy;          /* NULL: sink:4:508 */
     int no_bins;                   /* a run killed before its bins were written */
 } Synth;
 
@@ -56,7 +57,7 @@ static void synth_add(const char *path, const Synth *x) {
     r.status = (char *)x->status;
     r.model = (char *)(x->model ? x->model : "models/synthetic-1m");
     r.model_hash = (char *)(x->model_hash ? x->model_hash : "abc123");
-    r.strategy = "sink:4:508";
+    r.strategy = (char *)(x->strategy ? x->strategy : "sink:4:508");
     r.protocol = "stream";
     r.dataset = (char *)(x->dataset ? x->dataset : "synthetic");
     r.dataset_hash = (char *)(x->dataset ? x->dataset : "d0d0");
@@ -452,6 +453,62 @@ static void test_report_renders(void **state) {
     free(out);
 }
 
+/* issue 16: figures a reader can tell apart: one colour per strategy instance (sink:4:1020 and
+ * sink:4:508 differ), position ticks written 1K/4K (not gnuplot's 1ki), gnuplot's warnings on
+ * stderr naming the figure, and HTML without Markdown backticks.  Read from the .gp scripts. */
+static void test_report_figure_style(void **state) {
+    (void)state;
+    if (tu_run(NULL, "gnuplot -e \"set terminal pngcairo\" </dev/null")) { print_message("skipped: no gnuplot with pngcairo\n"); skip(); }
+    char *db = tmp("style.db"), dir[512], p[600];
+    static const char *specs[] = {"sink:4:508", "sink:4:1020", "window:508", "dense"};
+    for (int i = 0; i < 4; i++) {
+        Synth c = BASE;
+        c.strategy = specs[i];
+        c.seed = 1 + i;
+        if (i == 0) synth_db(db, &c); else synth_add(db, &c);
+    }
+    snprintf(dir, sizeof dir, "%s/style", tu_tmpdir());
+    char *out;
+    int rc = tu_run(&out, "%s report --db %s --out %s", tu_lcbench(), db, dir);
+    if (rc) fail_msg("report failed (%d):\n%s", rc, out);
+    free(out);
+    snprintf(p, sizeof p, "%s/ppl_synthetic-1m.gp", dir);
+    char *gp = tu_read_file(p, NULL);
+    /* the colour of each series: "lc rgb '#rrggbb'" after its title */
+    char col[4][8];
+    for (int i = 0; i < 4; i++) {
+        char t[64];
+        snprintf(t, sizeof t, "title '%s", specs[i]);
+        const char *q = strstr(gp, t);
+        if (!q) fail_msg("no series titled %s in %s", specs[i], p);
+        const char *c = strstr(q, "rgb '#");
+        if (!c) c = strstr(q, "rgb \"#");
+        if (!c) fail_msg("series %s has no colour", specs[i]);
+        snprintf(col[i], sizeof col[i], "%.7s", c + 5);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(col[i], col[j])) fail_msg("%s and %s share colour %s", specs[i], specs[j], col[i]);
+    }
+    if (strstr(gp, "%B") || strstr(gp, "%b")) fail_msg("binary-prefix tick format (1ki) in %s", p);
+    if (!strstr(gp, "'1K' 1024") || !strstr(gp, "'4K' 4096")) fail_msg("no 1K/4K tick labels in %s", p);
+    free(gp);
+    snprintf(p, sizeof p, "%s/index.html", dir);
+    char *html = tu_read_file(p, NULL);
+    if (strchr(html, '`')) fail_msg("a literal backtick in %s", p);
+    assert_non_null(strstr(html, "<code>"));
+    free(html);
+    /* gnuplot's complaints come back as warnings naming the figure: a gnuplot that warns */
+    char fake[600];
+    snprintf(fake, sizeof fake, "%s/warn-gnuplot", tu_tmpdir());
+    char script[700];
+    snprintf(script, sizeof script, "#!/bin/sh\necho 'warning: Skipping data file with no valid points' >&2\nexec gnuplot \"$@\"\n");
+    tu_write_file(fake, script, strlen(script));
+    assert_int_equal(tu_run(NULL, "chmod +x %s", fake), 0);
+    rc = tu_run(&out, "%s report --db %s --out %s2 --gnuplot %s", tu_lcbench(), db, dir, fake);
+    if (rc || !strstr(out, "warning: gnuplot on ppl_synthetic-1m.gp") || !strstr(out, "no valid points"))
+        fail_msg("gnuplot's warning not surfaced (exit %d):\n%s", rc, out);
+    free(out);
+}
+
 /* issue 13 (3), (4), (15): report cells keyed by model hash, dataset and length; two models in
  * folders of one name told apart; a model whose only run was killed does not stop the report
  * and is never called fluent; an output folder with a quote in its name works. */
@@ -517,6 +574,7 @@ int main(void) {
         cmocka_unit_test(test_plan_matches_cpu_runs),
         cmocka_unit_test(test_plan_shapes_and_errors),
         cmocka_unit_test(test_report_renders),
+        cmocka_unit_test(test_report_figure_style),
         cmocka_unit_test(test_gate_not_comparable),
         cmocka_unit_test(test_report_keys_and_killed),
     };
