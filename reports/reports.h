@@ -28,7 +28,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "harness/run.h"
 #include "harness/store.h"
 
 #define REP_COLLAPSE_MIN_STEPS 64
@@ -59,9 +58,15 @@ typedef struct {
     /* from the samples table: peaks (bytes) and mean throughput; -1 when no samples */
     int64_t peak_weights, peak_kv, peak_kv_formula, peak_work, peak_rss;
     double tokens_per_s;
-    /* the headline (harness/run.h): PPL in / past the context, bits per byte, word PPL
-     * (unknown: -1 / NAN, for a dataset of token ids or a file older than schema 4) */
-    RunMetrics metrics;
+    /* the headline columns of the runs row (schema 4; harness/run.h computes them): PPL in /
+     * past the context, bits per byte, word PPL.  Unknown: -1 / NAN (a dataset of token ids
+     * has no bytes or words; a file older than schema 4 has none of them) */
+    struct {
+        int64_t ctx_steps, past_steps;
+        double ctx_mean_nll, ctx_se, past_mean_nll, past_se;
+        int64_t bytes, words;
+        double bits_per_byte, word_ppl;
+    } metrics;
 } RepRun;
 
 typedef struct {

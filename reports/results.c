@@ -103,6 +103,29 @@ static void load_samples(sqlite3 *db, RepRun *x) {
     sqlite3_finalize(st);
 }
 
+/* The headline columns of schema 4 (a file older than that has none: unknown).  0 or -1. */
+static int load_metrics(sqlite3 *db, RepRun *x) {
+    x->metrics.ctx_steps = x->metrics.past_steps = x->metrics.bytes = x->metrics.words = -1;
+    x->metrics.ctx_mean_nll = x->metrics.ctx_se = x->metrics.past_mean_nll = x->metrics.past_se = NAN;
+    x->metrics.bits_per_byte = x->metrics.word_ppl = NAN;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT ctx_steps, ctx_mean_nll, ctx_stderr, past_steps, past_mean_nll, past_stderr,"
+                               " scored_bytes, scored_words, bits_per_byte, word_ppl FROM runs WHERE id=?", -1, &q, NULL) != SQLITE_OK)
+        return strstr(sqlite3_errmsg(db), "no such column") ? 0 : -1;
+    sqlite3_bind_int64(q, 1, x->r.id);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+#define CNT(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, k))
+#define REAL(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? NAN : sqlite3_column_double(q, k))
+        x->metrics.ctx_steps = CNT(0); x->metrics.ctx_mean_nll = REAL(1); x->metrics.ctx_se = REAL(2);
+        x->metrics.past_steps = CNT(3); x->metrics.past_mean_nll = REAL(4); x->metrics.past_se = REAL(5);
+        x->metrics.bytes = CNT(6); x->metrics.words = CNT(7); x->metrics.bits_per_byte = REAL(8); x->metrics.word_ppl = REAL(9);
+#undef CNT
+#undef REAL
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
 /* A verdict value of the fluency detector's probes table is fluent when it is the text
  * "fluent" (any case) or the integer 0 (FLU_FLUENT). */
 static int verdict_fluent(sqlite3_stmt *st, int col) {
@@ -239,7 +262,7 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
         if (n_all) x->all = all[0];
         free(all);
         load_samples(db, x);
-        if (run_metrics_read(db, x->r.id, &x->metrics)) {
+        if (load_metrics(db, x)) {
             rc = lcb_fail(err, errlen, "%s %s: reading run %lld's headline: %s", flag, path, (long long)x->r.id, sqlite3_errmsg(db));
             break;
         }
