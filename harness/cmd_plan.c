@@ -5,6 +5,8 @@
 #include "engine/common.h"
 #include "harness/cli.h"
 #include "reports/reports.h"
+#include <cJSON.h>
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -56,12 +58,33 @@ int cmd_plan(int argc, char **argv) {
     char err[LCB_ERRLEN];
     PlanResult r;
     if (plan_predict(&in, &r, err, sizeof err)) { cli_error("plan", "%s", err); return EXIT_USAGE; }
-    if (json) {
-        printf("{\"model\": \"%s\", \"strategy\": \"%s\", \"tokens\": %llu, \"chunk\": %lld, \"device\": \"%s\", \"dtype\": \"%s\", "
-               "\"n_params\": %llu, \"weights\": %lld, \"kv\": %lld, \"kv_formula\": %lld, \"work\": %lld, \"scores\": %lld, "
-               "\"total\": %lld}\n", in.model, r.strategy, (unsigned long long)in.tokens, (long long)in.chunk, in.cuda ? "cuda" : "cpu",
-               r.dtype, (unsigned long long)r.n_params, (long long)r.weights, (long long)r.kv, (long long)r.kv_formula,
-               (long long)r.work, (long long)r.scores, (long long)r.total);
+    if (json) { /* through cJSON: a model path may hold any character */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", in.model);
+        cJSON_AddStringToObject(o, "strategy", r.strategy);
+        cJSON_AddNumberToObject(o, "tokens", (double)in.tokens);
+        cJSON_AddNumberToObject(o, "chunk", (double)in.chunk);
+        cJSON_AddStringToObject(o, "device", in.cuda ? "cuda" : "cpu");
+        cJSON_AddStringToObject(o, "dtype", r.dtype);
+        cJSON_AddNumberToObject(o, "n_params", (double)r.n_params);
+        cJSON_AddNumberToObject(o, "weights", (double)r.weights);
+        if (r.file_weights) {
+            cJSON_AddNumberToObject(o, "file_weights", (double)r.file_weights);
+            cJSON_AddStringToObject(o, "file_types", r.file_types);
+        } else {
+            cJSON_AddNullToObject(o, "file_weights");
+            cJSON_AddNullToObject(o, "file_types");
+        }
+        cJSON_AddNumberToObject(o, "kv", (double)r.kv);
+        cJSON_AddNumberToObject(o, "kv_formula", (double)r.kv_formula);
+        cJSON_AddNumberToObject(o, "work", (double)r.work);
+        cJSON_AddNumberToObject(o, "scores", (double)r.scores);
+        cJSON_AddNumberToObject(o, "total", (double)r.total);
+        char *txt = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!txt) { cli_error("plan", "out of memory"); return 1; }
+        printf("%s\n", txt);
+        free(txt);
         return 0;
     }
     char w[32], k[32], kf[32], wk[32], sc[32], t[32];
@@ -75,6 +98,11 @@ int cmd_plan(int argc, char **argv) {
            r.n_params >= 1e9 ? r.n_params / 1e9 : r.n_params / 1e6, r.n_params >= 1e9 ? "B" : "M", (long long)r.max_pos, r.strategy, (unsigned long long)in.tokens, (long long)in.chunk,
            in.cuda ? "cuda" : "cpu", r.dtype);
     printf("  %-11s %12s  %s\n", "weights", w, in.cuda ? "n_params x 2 B (bf16)" : "fp32 arena (n_params x 4 B + norm/bias slots)");
+    if (r.file_weights) {
+        char fw[32];
+        rep_human_bytes(fw, sizeof fw, (double)r.file_weights);
+        printf("  %-11s %12s  tensor data on file (%s), dequantized to the line above at load\n", "on file", fw, r.file_types);
+    }
     printf("  %-11s %12s  allocated at the end of the stream (the policy keeps %s)\n", "KV cache", k, kf);
     printf("  %-11s %12s  forward buffers for %lld rows (logits scratch included)\n", "workspace", wk, (long long)r.rows);
     printf("  %-11s %12s  transient attention score block (64 queries x visible keys)\n", "scores", sc);

@@ -22,6 +22,8 @@
 #include "engine/config.h"
 #include "engine/model.h"
 #include "engine/kvcache.h"
+#include "engine/gguf.h"
+#include "engine/gguf_model.h"
 #include "strategies/strategy.h"
 
 #include <limits.h>
@@ -52,6 +54,11 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
     ModelConfig c;
     if (load_config(in, &c, err, errlen)) return -1;
+    if (!in->config && gguf_model_is(in->model)) { /* quantized bytes on file; the CPU still dequantizes at load */
+        uint64_t b = 0;
+        if (gguf_weight_bytes(in->model, &b, o->file_types, sizeof o->file_types, err, errlen)) return -1;
+        o->file_weights = (int64_t)b;
+    }
     Strategy s;
     if (strategy_parse(&s, in->strategy ? in->strategy : "sink", err, errlen)) return -1;
     if (in->tokens < 2) return lcb_fail(err, errlen, "--tokens must be at least 2");

@@ -144,6 +144,8 @@ typedef struct {
     int64_t max_pos;
     char arch[16], dtype[8];
     char strategy[128];      /* the spec in full, defaults filled from the model ("sink" -> "sink:4:508") */
+    int64_t file_weights;    /* a GGUF model: bytes of tensor data on file (quantized), else 0 */
+    char file_types[160];    /* a GGUF model: its tensor types and counts, e.g. "Q4_K 48, Q6_K 9, F32 17" */
 } PlanResult;
 
 /* Predict without running.  -1 with err for a bad model/strategy (usage errors). */

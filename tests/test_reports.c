@@ -14,6 +14,7 @@
 #include "harness/store.h"
 #include "reports/reports.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -563,6 +564,42 @@ static void test_report_keys_and_killed(void **state) {
     free(gp);
 }
 
+/* plan on a quantized GGUF states its bytes on file (less than the file, more than nothing), an
+ * HF folder has none (null in JSON, never 0), and the JSON is built by cJSON: a model path with
+ * a quote and a backslash in it parses back. */
+static void test_plan_gguf_and_json(void **state) {
+    (void)state;
+    const char *g = FIXTURES "/gguf/lcb-2.5m-Q4_K_M.gguf";
+    struct stat sb;
+    assert_int_equal(stat(g, &sb), 0);
+    char *out;
+    assert_int_equal(tu_run(&out, "%s plan --model %s --tokens 4K --json", tu_lcbench(), g), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    cJSON *fw = cJSON_GetObjectItem(j, "file_weights"), *ft = cJSON_GetObjectItem(j, "file_types");
+    assert_true(cJSON_IsNumber(fw) && fw->valuedouble > 0 && fw->valuedouble < (double)sb.st_size);
+    assert_true(cJSON_IsString(ft) && strstr(ft->valuestring, "F32"));
+    assert_true(cJSON_GetObjectItem(j, "weights")->valuedouble > fw->valuedouble); /* dequantized to fp32 */
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(tu_run(&out, "%s plan --model %s --tokens 4K", tu_lcbench(), g), 0);
+    assert_non_null(strstr(out, "on file"));
+    free(out);
+    char odd[600];
+    snprintf(odd, sizeof odd, "%s/a\"b\\c", tu_tmpdir());
+    assert_int_equal(mkdir(odd, 0755), 0);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp models/lcb-0.8m/config.json '%s/'", odd);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_run(&out, "%s plan --model '%s' --tokens 4K --json", tu_lcbench(), odd), 0);
+    j = cJSON_Parse(out);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, odd);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "file_weights")));
+    cJSON_Delete(j);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_identical_passes),
@@ -577,6 +614,7 @@ int main(void) {
         cmocka_unit_test(test_report_figure_style),
         cmocka_unit_test(test_gate_not_comparable),
         cmocka_unit_test(test_report_keys_and_killed),
+        cmocka_unit_test(test_plan_gguf_and_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
