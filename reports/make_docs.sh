@@ -13,11 +13,16 @@ TOKENS=${TOKENS:-64K}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 rm -f "$DB" "$DB-wal" "$DB-shm"
 run() { echo "+ $LCB run $*"; "$LCB" run --db "$DB" --dataset moby-dick --no-progress "$@" >/dev/null; }
-for m in lcb-0.8m lcb-2.5m lcb-8m; do
+# the sink-forming family (models/README.md): two sizes x dense past the context, window and sinks
+for m in lcb-1.5m lcb-6m; do
   run --model models/$m --strategy dense --tokens 4K
-  run --model models/$m --strategy window:508 --tokens "$TOKENS"
-  run --model models/$m --strategy sink:4:508 --tokens "$TOKENS"
+  for w in 252 508; do
+    run --model models/$m --strategy window:$w --tokens "$TOKENS"
+    run --model models/$m --strategy sink:4:$w --tokens "$TOKENS"
+  done
 done
+# the LongLoRA variant keeps its 2048-token context
+run --model models/lcb-1.5m-longlora-pi4 --strategy dense --tokens 4K
 # recompute:W does a fresh 509-token forward per step: only the smallest model, 2K tokens
 run --model models/lcb-0.8m --strategy recompute:508 --tokens 2K
 echo "+ $LCB report --db $DB --out $OUT"
