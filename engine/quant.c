@@ -8,6 +8,7 @@
  * exist to test the dequantizers by round trip and to write test files, not to make good models.
  */
 #include "engine/quant.h"
+#include "engine/safetensors.h"
 #include "engine/common.h"
 
 #include <math.h>
@@ -52,21 +53,7 @@ int quant_row_bytes(uint32_t t, uint64_t n, uint64_t *bytes) {
 
 /* ---------------------------------------------------------------- fp16 / bf16 */
 
-float quant_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0) {
-        if (man == 0) u = sign;
-        else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            u = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) u = sign | 0x7f800000u | (man << 13);
-    else u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+float quant_f16_to_f32(uint16_t h) { return st_f16_to_f32(h); } /* one IEEE half decoder (safetensors.c) */
 
 uint16_t quant_f32_to_f16(float f) {
     uint32_t u;
