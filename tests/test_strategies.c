@@ -368,7 +368,7 @@ static void test_fit_warning(void **state) {
     if (strstr(out, "warning") || !strstr(out, "sink:4:508")) fail_msg("default plan: %s", out);
     free(out);
     assert_int_equal(tu_run(&out, "%s plan --model models/lcb-0.8m --tokens 4K --strategy window --json", lcb), 0);
-    if (strstr(out, "warning") || !strstr(out, "\"strategy\": \"window:512\"")) fail_msg("window plan: %s", out);
+    if (strstr(out, "warning") || !strstr(out, "\"strategy\":\"window:512\"")) fail_msg("window plan: %s", out);
     free(out);
 }
 
