@@ -125,6 +125,11 @@ static void test_concurrent_runs(void **state) {
         pid[i] = spawn_lcbench(db, args, log[i]);
     }
     unsetenv("OMP_WAIT_POLICY");
+    /* readers start once a writer has created the file: `runs` refuses a file that does not
+     * exist (it never creates one); one still being set up is waited for (store_open_readonly) */
+    struct stat sb;
+    for (double t0 = lcb_now(); stat(db, &sb) != 0; sleep_s(0.01))
+        if (lcb_now() - t0 > 60) fail_msg("no run created %s within 60 s", db);
     int reads = 0;
     for (int k = 0; k < 10; k++) {
         char *out;
