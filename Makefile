@@ -32,7 +32,7 @@ OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lcrypto -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
-LIB_SRC := $(wildcard engine/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \
+LIB_SRC := $(wildcard engine/*.c) $(wildcard engine/tokenizer/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \
            $(wildcard datasets/*.c) $(wildcard reports/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(filter-out tests/test_cuda%,$(wildcard tests/test_*.c))
@@ -75,7 +75,7 @@ deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
 	  { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; fi
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h strategies/*.h harness/*.h datasets/*.h reports/*.h)
+$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*.h datasets/*.h reports/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -161,10 +161,10 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= safetensors config tokenizer tokens gguf
-FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c engine/tokenizer.c \
+FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c $(wildcard engine/tokenizer/*.c) \
                 engine/gguf.c engine/quant.c engine/gguf_model.c engine/gguf_tokenizer.c \
                 datasets/dataset.c datasets/sha256.c harness/cli.c
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h datasets/*.h harness/*.h)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h engine/tokenizer/*.h datasets/*.h harness/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wno-unknown-pragmas \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -I/usr/include/cjson \
