@@ -94,7 +94,7 @@ void kv_reset(KVCache *kv) {
 
 /* Unbounded caches grow by doubling so that appends are amortised O(1).  All layers grow
  * together or not at all, so a failed growth leaves the cache as it was. */
-static int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen) {
+int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen) {
     need -= kv->n_sink;
     if (kv->window >= 0 || need <= kv->cap) return 0;
     int64_t cap = kv->cap ? kv->cap : 256;

@@ -56,6 +56,9 @@ int kv_init(KVCache *kv, const ModelConfig *c, int device, int64_t n_sink, int64
 /* Forget every token (keeps the allocation). */
 void kv_reset(KVCache *kv);
 void kv_free(KVCache *kv);
+/* An unbounded CPU cache: room for positions 0 .. need-1 (doubling from 256 recent slots, as
+ * appends grow it; no-op for a bounded one).  A restored snapshot reserves as the run did. */
+int kv_reserve(KVCache *kv, int64_t need, char *err, size_t errlen);
 /* KV bytes a policy needs after t tokens: (min(t,S) + min(t-S, W)) tokens, or t if unbounded. */
 uint64_t kv_bytes_formula(const ModelConfig *c, int64_t n_sink, int64_t window, uint64_t t);
 
