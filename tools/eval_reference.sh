@@ -13,7 +13,7 @@ N=${N:-65536}
 JOBS=${JOBS:-2}
 mkdir -p "$out"
 
-ids() { # model, N, prefix ids -> ids file of the first N tokens of the stream (prefix, BOS, book)
+ids() { # model, N, prefix ids -> ids file of the first N tokens of the stream (prefix, the tokenizer's BOS, book)
     f="$out/$(basename "$1").$2.ids"
     [ -s "$f" ] || { printf '%s ' $3; "$lcb" tokenize --tokenizer "$1" --bos < "$text"; } |
         tr ' ' '\n' | grep . | head -n "$2" | tr '\n' ' ' > "$f"
@@ -24,10 +24,12 @@ nll() { echo "$out/$(basename "$1").$(echo "$3" | tr ':' '_').$(basename "$2" .i
 ppl() { awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1; n++ } END { if (n) printf "%.2f", exp(s / n); else printf "-" }' "$1"; }
 
 B=models/lcb-6m S=models/lcb-6m-sinktoken s=models/lcb-1.5m LL=models/lcb-1.5m-longlora-pi4
-ib=$(ids $B "$N" "") is=$(ids $S "$N" 3) i8=$(ids $B 8192 "") is8=$(ids $S 8192 3)
+# the sink-token model's own tokenizer prepends <sink> where the others prepend <s>
+ib=$(ids $B "$N" "") is=$(ids $S "$N" "") i8=$(ids $B 8192 "") is8=$(ids $S 8192 "")
 # every score this script reports, JOBS at a time
 {
     for st in window:252 sink:4:252 sink:1:252 window:508 sink:4:508 sink:1:508; do echo "$B $ib $st"; echo "$s $ib $st"; echo "$S $is $st"; done
+    for st in sink:2:252 sink:2:508; do echo "$S $is $st"; done
     echo "$B $i8 dense"; echo "$s $i8 dense"; echo "$S $is8 dense"; echo "$LL $i8 dense"
 } > "$out/jobs"
 export lcb out
@@ -41,7 +43,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for m in $B $S $s; do
     i=$ib; [ $m = $S ] && i=$is
     for W in 252 508; do
-        for st in window:$W sink:4:$W sink:1:$W; do
+        sts="window:$W sink:4:$W sink:1:$W"; [ $m = $S ] && sts="$sts sink:2:$W"
+        for st in $sts; do
             f=$(nll $m $i $st)
             echo "| $(basename $m) | $st | $(ppl $f 0 $W) | $(ppl $f $W 512) | $(ppl $f 512 4096) | $(ppl $f 4096 16384) | $(ppl $f 16384 $N) | $(ppl $f $W $N) |"
         done
@@ -61,7 +64,7 @@ echo
 echo "### first-token attention, dense, first 2048 tokens (mean over heads and steps t >= 1)"
 echo
 for m in $B $S $s; do
-    if [ $m = $S ]; then i=$(ids $m 2048 3); else i=$(ids $m 2048 ""); fi
+    i=$(ids $m 2048 "")
     a=$("$lcb" score --model $m --ids $i --strategy dense --attn-stats 2>&1 >/dev/null | sed -n 's/.*dense: //p')
     echo "- $(basename $m): $a"
 done

@@ -6,11 +6,12 @@ safetensors.  See tools/train/README.md.
 
 Subcommands
   tokenizer  train the byte-level BPE tokenizer (vocab 4096) on the training split
-  train      pre-train a base model (or the learnable-sink-token variant with --sink)
+  train      pre-train a base model (or a learnable-sink-token variant with --sink)
   longlora   LongLoRA context extension (PI x4, LoRA r=8 on q/k/v/o, S2-Attn) of a base model
   probe      throughput probe (eager vs torch.compile), no output
 
-Every training sequence starts at position 0 with BOS (or with <sink> then BOS for --sink).
+Every training sequence starts at position 0 with BOS; with --sink it starts with <sink> instead
+(StreamingLLM section 3.3: the sink token is the only fixed token), with --sink-bos with <sink> then BOS.
 Documents are shuffled each epoch, joined with </s> and cut into sequences; each sequence gets
 its own BOS.  The validation split (10% of documents, chosen by prepare_corpus.py) never trains.
 """
@@ -350,7 +351,9 @@ def hf_config(c, ctx, rope_factor):
     return cfg
 
 
-def export(model, ctx, rope_factor, outdir, tokpath, extra_cfg=None):
+def export(model, ctx, rope_factor, outdir, tokpath, extra_cfg=None, bos=BOS):
+    """bos: the token every sequence starts with; for <sink> the exported tokenizer prepends it and
+    config.json names it bos_token_id, so a plain `lcbench run` streams what the model was trained on."""
     from transformers import LlamaForCausalLM
     if os.path.exists(outdir):
         shutil.rmtree(outdir)
@@ -372,9 +375,17 @@ def export(model, ctx, rope_factor, outdir, tokpath, extra_cfg=None):
     j["tie_word_embeddings"] = True
     if extra_cfg:
         j.update(extra_cfg)
+    j["bos_token_id"] = bos
     json.dump(j, open(cp, "w"), indent=2, sort_keys=True)
-    shutil.copy(tokpath, os.path.join(outdir, "tokenizer.json"))
-    json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+    tj = json.load(open(tokpath))
+    if bos != BOS:
+        name = SPECIALS[bos]
+        tj["post_processor"] = {"type": "TemplateProcessing",
+                                "single": [{"SpecialToken": {"id": name, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                                "special_tokens": {name: {"id": name, "ids": [bos], "tokens": [name]}}}
+    json.dump(tj, open(os.path.join(outdir, "tokenizer.json"), "w"), ensure_ascii=False)
+    json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": SPECIALS[bos], "eos_token": "</s>",
                "unk_token": "<unk>", "add_bos_token": True, "model_max_length": ctx},
               open(os.path.join(outdir, "tokenizer_config.json"), "w"), indent=2)
     for f in os.listdir(outdir):
@@ -561,7 +572,8 @@ def cmd_train(a):
     torch.manual_seed(a.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     c = dict(SIZES[a.size])
-    prefix = [SINK, BOS] if a.sink else [BOS]
+    prefix = [SINK, BOS] if a.sink_bos else [SINK] if a.sink else [BOS]
+    a.sink = a.sink or a.sink_bos
     model = Llama(c).cuda()
     model.init_weights()
     n = model.n_params()
@@ -569,7 +581,7 @@ def cmd_train(a):
     params = list(model.named_parameters())
     info = train_loop(model, params, a, a.ctx, prefix, a.lr or c["lr"], tag=a.size)
     extra = {"lcb_stream_prefix_ids": prefix, "lcb_stream_prefix": [SPECIALS[i] for i in prefix]} if a.sink else None
-    export(model, a.ctx, 1.0, a.out, a.tokenizer, extra)
+    export(model, a.ctx, 1.0, a.out, a.tokenizer, extra, bos=prefix[0])
     val = build_val(a, a.ctx, prefix)
     lv = None
     if a.long_eval:
@@ -671,7 +683,7 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
     elif a.sink:
         L.append("lcbench reference model pre-trained with a dedicated learnable sink token "
                  "(StreamingLLM, Xiao et al. 2023, section 3.3): every training sequence is `<sink>` at position 0, "
-                 "then `<s>` (BOS) and the text.\n")
+                 + ("then `<s>` (BOS) and the text.\n" if len(prefix) > 1 else "then the text (`<sink>` takes the place of `<s>`).\n"))
     else:
         L.append("lcbench reference model: a small Llama-architecture causal LM pre-trained with context "
                  f"{a.ctx}; it is meant to develop attention sinks and to lose fluency past its context.\n")
@@ -730,10 +742,14 @@ def write_card(a, c, n, info, ver, prefix, longlora=False):
         L.append(f"On 2048-token validation sequences: loss {ver['hf_val_loss_ctx2048']:.4f}, PPL {ver['hf_val_ppl_ctx2048']:.2f}.")
     if a.sink:
         L.append("\n## How to evaluate\n")
-        L.append("Feed `<sink>` (id 3) at position 0, then `<s>` (id 0), then the text: the stream is "
-                 "`[3, 0, text ids...]`. The shared `tokenizer.json` only prepends `<s>`, so prepend id 3 yourself "
-                 "(config.json carries `lcb_stream_prefix_ids: [3, 0]`). For StreamingLLM-style eviction keep the "
-                 "`<sink>` token (position 0) as the single attention sink.")
+        if len(prefix) > 1:
+            L.append("Feed `<sink>` (id 3) at position 0, then `<s>` (id 0), then the text: the stream is "
+                     "`[3, 0, text ids...]`. The shared `tokenizer.json` only prepends `<s>`, so prepend id 3 yourself "
+                     "(config.json carries `lcb_stream_prefix_ids: [3, 0]`).")
+        else:
+            L.append("This folder's `tokenizer.json` prepends `<sink>` (id 3) where the shared one prepends `<s>`, and "
+                     "`config.json` names it `bos_token_id`: the stream is `[3, text ids...]`, as in training.")
+        L.append("For StreamingLLM-style eviction keep the `<sink>` token (position 0) as the single attention sink.")
     L.append("\n## Command\n")
     L.append(f"```\n{cmd}\n```\n(run from the repository root after `python3 tools/train/prepare_corpus.py` and "
              "`python3 tools/train/lcb_train.py tokenizer`; see tools/train/README.md)\n")
@@ -784,7 +800,8 @@ def main():
     p = sub.add_parser("tokenizer"); common(p); p.add_argument("--out", default=os.path.join(D, "tokenizer.json"))
     p = sub.add_parser("train"); common(p); loop(p, 4000, 64, 512)
     p.add_argument("--size", choices=list(SIZES), required=True)
-    p.add_argument("--sink", action="store_true")
+    p.add_argument("--sink", action="store_true", help="every sequence is <sink> text (the sink token replaces BOS)")
+    p.add_argument("--sink-bos", action="store_true", help="every sequence is <sink> <s> text (the earlier recipe)")
     p = sub.add_parser("longlora"); common(p); loop(p, 600, 16, 2048)
     p.add_argument("--base", required=True)
     p.add_argument("--factor", type=float, default=4.0)
@@ -799,7 +816,7 @@ def main():
     if getattr(a, "sink", False) is None:
         a.sink = False
     if a.cmd == "longlora":
-        a.sink = False
+        a.sink = a.sink_bos = False
         if a.lr is None:
             a.lr = 1e-3
     {"tokenize": lambda a: [load_tokens(a.data, a.tokenizer, s, a.code_roots.split(",")) for s in

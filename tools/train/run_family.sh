@@ -3,6 +3,7 @@
 # started in their own process session so that they outlive the command that starts them.
 #
 #   bash tools/train/run_family.sh start  DATA WORK    tokenize, then start the runs in the background
+#   bash tools/train/run_family.sh sink   DATA WORK    the same for lcb-6m-sinktoken alone (`<sink> text`, no `<s>`)
 #   bash tools/train/run_family.sh watch  WORK SECS    print progress for SECS seconds (stops early if a run died)
 #   bash tools/train/run_family.sh pack   WORK DEST    one tar per finished model folder, plus the logs
 #
@@ -18,7 +19,7 @@ SMALL_MIN=${SMALL_MIN:-12}  # the 1.5m base, then LongLoRA on it
 LL_MIN=${LL_MIN:-4}
 
 case "$1" in
-start)
+start|sink)
   DATA=$2 W=$3
   mkdir -p $W/logs $W/models
   ROOTS=$(python3 -c 'import site, sysconfig; print(",".join(sorted(set(site.getsitepackages() + [sysconfig.get_paths()["stdlib"]]))))')
@@ -31,8 +32,12 @@ start)
   COMMON="$C --code-roots $ROOTS --english-repeat 2 --keep final --schedule time --steps 100000000 \
           --batch 64 --ctx 512 --eval-every 1000 --log-every 500 --val-seqs 512 --compile --long-eval 64"
   run() { name=$1; shift; setsid nohup bash -c "$*" > $W/logs/$name.log 2>&1 < /dev/null & echo "started $name (pid $!)"; }
+  if [ "$1" = sink ]; then
+    run lcb-6m-sinktoken "$T train $COMMON --size 6m --sink --minutes ${SINK_MIN:-11} --out $W/models/lcb-6m-sinktoken"
+    exit 0
+  fi
   run lcb-6m "$T train $COMMON --size 6m --minutes $BIG_MIN --out $W/models/lcb-6m --snapshot $W/lcb-6m.snap.safetensors"
-  run lcb-6m-sinktoken "$T train $COMMON --size 6m --sink --minutes $BIG_MIN --out $W/models/lcb-6m-sinktoken --snapshot $W/lcb-6m-sinktoken.snap.safetensors"
+  run lcb-6m-sinktoken "$T train $COMMON --size 6m --sink-bos --minutes $BIG_MIN --out $W/models/lcb-6m-sinktoken --snapshot $W/lcb-6m-sinktoken.snap.safetensors"
   run lcb-6m-wd05 "$T train $COMMON --size 6m --weight-decay 0.5 --minutes $BIG_MIN --out $W/models/lcb-6m-wd05"
   run lcb-1.5m "$T train $COMMON --size 1.5m --minutes $SMALL_MIN --out $W/models/lcb-1.5m && \
       $T longlora $C --base $W/models/lcb-1.5m --out $W/models/lcb-1.5m-longlora-pi4 --lr 2e-4 --steps 100000 \
