@@ -36,3 +36,9 @@ int cuda_op_nll(const float *lg, const int32_t *tg, double *nll, int n, int voca
 int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, int n, int H, int KV, int hd, int rot_half, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 void cuda_op_attention_variant(int v) {}
+int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, const float *q, const float *qs, const float *sk, const float *sv,
+                      const float *k, const float *v, int64_t slots, float *out, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms, double *flops, char *err, size_t errlen) {
+    return lcb_fail(err, errlen, NO_CUDA);
+}
+int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) { return 0; }

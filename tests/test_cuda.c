@@ -8,7 +8,9 @@
  *              (TF32 off), bf16 and fp16, at several chunk sizes, against the reference NLLs;
  *   policies:  random models, CUDA vs the CPU path under dense / window / sink / s2, chunks
  *              larger than the backend's internal sub-chunk; bf16 results independent of the
- *              chunk size; tensor-core attention vs the scalar kernel;
+ *              chunk size; the fixtures under every attention kernel variant;
+ *   attention: the attention kernels alone (flash, every launch configuration, and the scalar
+ *              fallback) against a CPU twin in double, for every policy, GQA/MQA and head dim;
  *   memory:    allocator accounting by category, and an impossible model failing with
  *              "out of memory" and leaving the accounting as it was;
  *   tp:        with 2+ GPUs, tensor parallelism (--tp 2, 4) against one GPU: every fixture
@@ -261,15 +263,161 @@ static void test_fixtures_fp32(void **state) { if (have_gpu()) check_fixtures("f
 static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("bf16", TOL_BF16); }
 static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
 
-/* the other two attention kernels on the same fixtures: scalar, and tensor cores without cp.async */
+/* the other attention kernels on the same fixtures: the scalar one (0) and the flash kernel's
+ * other launch configurations (2: 4 warps; 3: three stages); 1, the default, ran above */
 static void test_fixtures_bf16_other_attention(void **state) {
     if (!have_gpu()) return;
-    for (int v = 0; v < 2; v++) {
-        print_message("attention variant %d\n", v);
-        cuda_op_attention_variant(v);
+    const int variants[] = {0, 2, 3};
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        print_message("attention variant %d\n", variants[v]);
+        cuda_op_attention_variant(variants[v]);
         check_fixtures("bf16", TOL_BF16);
     }
-    cuda_op_attention_variant(2);
+    cuda_op_attention_variant(1);
+}
+
+/* ---------------------------------------------------------------- attention kernel vs CPU twin */
+
+/* x rounded to the storage type (round to nearest even), so that the device's conversion of the
+ * uploaded data is exact and the CPU twin sees the same inputs.  fp16: the test data stays in
+ * [-2, 2], so only the underflow below fp16's normal range needs care (flushed to 0 here, before
+ * the upload, so both sides see 0). */
+static float round_to(float x, int dt) { /* dt: 0 fp32, 1 bf16, 2 fp16 */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if (dt == 1) { u += 0x7fffu + ((u >> 16) & 1); u &= 0xffff0000u; }
+    else if (dt == 2) {
+        if (fabsf(x) < 0x1p-14f) return 0.f;
+        u += 0xfffu + ((u >> 13) & 1); u &= ~0x1fffu;
+    }
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static float *attn_rand(size_t n, float amp, int dt) {
+    float *x = malloc((n ? n : 1) * 4);
+    for (size_t i = 0; i < n; i++) x[i] = round_to(amp * frand(), dt);
+    return x;
+}
+
+/* SPEC section 2 written out for one (query, head): the visible positions of query t, each with
+ * the query it is scored with (0 q, 1 qs) and its row in sk/sv (sink) or k/v (slot); the softmax
+ * in double.  Independent of the kernel's phases and tiles. */
+static void attn_cpu(const CudaAttnShape *sh, const float *q, const float *qs, const float *sk, const float *sv,
+                     const float *k, const float *v, float *out) {
+    const int H = sh->H, hd = sh->hd, Gq = H / sh->KV, qd = H * hd, kvd = sh->KV * hd;
+    const double scale = 1.0f / sqrtf((float)hd); /* the float the device uses */
+    const int64_t maxk = sh->s2_group > 0 ? sh->s2_group : sh->t0 + sh->n + 1;
+    double *sc = malloc(maxk * sizeof *sc), *o = malloc(hd * sizeof *o);
+    const float **kr = malloc(maxk * sizeof *kr), **vr = malloc(maxk * sizeof *vr);
+    int *which = malloc(maxk * sizeof *which);
+    for (int i = 0; i < sh->n; i++)
+        for (int h = 0; h < H; h++) {
+            const int64_t t = sh->t0 + i;
+            const int g = h / Gq;
+            int64_t nk = 0;
+            if (sh->s2_group > 0) { /* LongLoRA: heads >= H/2 see their group in the sequence rolled by -G/2 */
+                const int64_t G = sh->s2_group, T = sh->s2_total, sh2 = h >= H / 2 ? G / 2 : 0;
+                const int64_t j = ((t - sh2) % T + T) % T; /* t's index in the rolled sequence */
+                for (int64_t jj = j - j % G; jj <= j; jj++) {
+                    const int64_t p = (jj + sh2) % T;
+                    which[nk] = 0; kr[nk] = k + p * kvd + g * hd; vr[nk] = v + p * kvd + g * hd; nk++;
+                }
+            } else {
+                for (int64_t p = 0; p < sh->S && p <= t; p++) { /* sinks */
+                    which[nk] = 1; kr[nk] = sk + p * kvd + g * hd; vr[nk] = sv + p * kvd + g * hd; nk++;
+                }
+                int64_t lo = sh->W < 0 ? 0 : t - sh->W;
+                if (lo < sh->S) lo = sh->S;
+                for (int64_t p = lo; p <= t; p++) { /* recent, by slot */
+                    const int64_t slot = sh->R > 0 ? (p - sh->S) % sh->R : p - sh->S;
+                    which[nk] = 0; kr[nk] = k + slot * kvd + g * hd; vr[nk] = v + slot * kvd + g * hd; nk++;
+                }
+            }
+            double m = -INFINITY, l = 0;
+            for (int64_t e = 0; e < nk; e++) {
+                const float *qq = (which[e] ? qs : q) + (size_t)i * qd + h * hd;
+                double d = 0;
+                for (int c = 0; c < hd; c++) d += (double)qq[c] * kr[e][c];
+                sc[e] = d * scale;
+                m = fmax(m, sc[e]);
+            }
+            for (int c = 0; c < hd; c++) o[c] = 0;
+            for (int64_t e = 0; e < nk; e++) {
+                const double p = exp(sc[e] - m);
+                l += p;
+                for (int c = 0; c < hd; c++) o[c] += p * vr[e][c];
+            }
+            for (int c = 0; c < hd; c++) out[(size_t)i * qd + h * hd + c] = (float)(o[c] / l);
+        }
+    free(sc); free(o); free(kr); free(vr); free(which);
+}
+
+/* Every policy the chunked forward uses, GQA / MQA, the head dims the engine meets (the flash
+ * kernel's 16, 32, 64, 128 and the scalar fallback's others), rings that wrap, a chunk's first
+ * queries inside the sinks, rows that do not fill a block: each kernel variant and dtype against
+ * the CPU twin on fresh random data, by ||out - ref|| / ||ref||, with the output poisoned (NaN)
+ * before each run. */
+static void test_attention_kernel_vs_cpu(void **state) {
+    if (!have_gpu()) return;
+    static const struct { const char *what; CudaAttnShape sh; } cases[] = {
+        {"dense causal", {300, 4, 4, 128, 0, 0, -1, 0, 0, 0}},
+        {"dense, long history, GQA 4:1", {200, 8, 2, 64, 1000, 0, -1, 0, 0, 0}},
+        {"window:100, ring wraps", {250, 4, 2, 128, 5000, 0, 100, 100 + 250 + 37, 0, 0}},
+        {"sink:4:100, ring, GQA 2:1", {250, 6, 3, 128, 3000, 4, 100, 100 + 250 + 13, 0, 0}},
+        {"sink:4:1000, MQA 4:1", {512, 4, 1, 128, 100000, 4, 1000, 1000 + 4096, 0, 0}},
+        {"sink:4:100 from t = 0", {300, 4, 2, 64, 0, 4, 100, 100 + 300 + 1, 0, 0}},
+        {"sink:4:2044, 1024 queries", {1024, 2, 1, 128, 50000, 4, 2044, 2044 + 4096, 0, 0}},
+        {"Mistral sliding window 16", {200, 8, 2, 128, 40, 0, 15, 15 + 200 + 5, 0, 0}},
+        {"s2:64", {256, 4, 2, 64, 0, 0, -1, 0, 64, 256}},
+        {"s2:32, MQA", {96, 4, 1, 128, 0, 0, -1, 0, 32, 96}},
+        {"dense, head_dim 32", {100, 4, 2, 32, 7, 0, -1, 0, 0, 0}},
+        {"sink:1:15, head_dim 16", {130, 4, 2, 16, 50, 1, 15, 15 + 130 + 3, 0, 0}},
+        {"dense, Falcon MQA 71:1, head_dim 64", {45, 71, 1, 64, 10, 0, -1, 0, 0, 0}},
+        {"sink:4:20, head_dim 80 (scalar)", {60, 2, 1, 80, 5, 4, 20, 20 + 60 + 1, 0, 0}},
+        {"dense, head_dim 256 (scalar)", {40, 2, 2, 256, 0, 0, -1, 0, 0, 0}},
+        {"one query, sink:4:500", {1, 8, 8, 128, 777, 4, 500, 500 + 4096, 0, 0}},
+    };
+    /* bounds, ||out - ref|| / ||ref||: fp32 (scalar kernel, float sums and expf) far under 1e-5;
+     * bf16: the output's own rounding (2^-9 relative, ~1.1e-3 in norm) plus P rounded to bf16
+     * before the PV product (flash kernel): 8e-3; fp16: 11-bit mantissa, the same structure: 2e-3 */
+    const char *dtypes[] = {"fp32", "bf16", "fp16"};
+    const double tol[] = {1e-5, 8e-3, 2e-3};
+    double worst[3] = {0};
+    char err[LCB_ERRLEN];
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const CudaAttnShape *sh = &cases[ci].sh;
+        const size_t nq = (size_t)sh->n * sh->H * sh->hd, kvd = (size_t)sh->KV * sh->hd;
+        const int64_t slots = sh->R > 0 ? sh->R : sh->t0 + sh->n - sh->S;
+        for (int di = 0; di < 3; di++) {
+            float *q = attn_rand(nq, 2, di), *qs = attn_rand(nq, 2, di), *sk = attn_rand(sh->S * kvd, 2, di);
+            float *sv = attn_rand(sh->S * kvd, 1, di), *k = attn_rand(slots * kvd, 2, di), *v = attn_rand(slots * kvd, 1, di);
+            float *ref = malloc(nq * 4), *out = malloc(nq * 4);
+            attn_cpu(sh, q, qs, sk, sv, k, v, ref);
+            double rn = 0;
+            for (size_t e = 0; e < nq; e++) rn += (double)ref[e] * ref[e];
+            for (int var = 0; var <= (di ? 3 : 0); var++) {
+                if (cuda_op_attention(dtypes[di], var, sh, q, qs, sk, sv, k, v, slots, out, err, sizeof err))
+                    fail_msg("%s %s variant %d: %s", cases[ci].what, dtypes[di], var, err);
+                double dn = 0;
+                size_t bad = 0;
+                for (size_t e = 0; e < nq; e++) {
+                    if (!isfinite(out[e])) bad++;
+                    dn += ((double)out[e] - ref[e]) * ((double)out[e] - ref[e]);
+                }
+                const double rel = sqrt(dn / rn);
+                const int kern = cuda_op_attention_kernel(dtypes[di], var, sh->hd);
+                print_message("attention %-36s %s variant %d (%s): ||cuda - cpu|| / ||cpu|| = %.3g\n", cases[ci].what, dtypes[di], var,
+                              kern ? "flash" : "scalar", rel);
+                if (bad) fail_msg("%s %s variant %d: %zu of %zu outputs not finite (unwritten: the NaN poison)", cases[ci].what, dtypes[di],
+                                  var, bad, nq);
+                if (!(rel <= tol[di])) fail_msg("%s %s variant %d: relative error %.3g > %g", cases[ci].what, dtypes[di], var, rel, tol[di]);
+                worst[di] = fmax(worst[di], rel);
+            }
+            free(q); free(qs); free(sk); free(sv); free(k); free(v); free(ref); free(out);
+        }
+    }
+    print_message("attention kernels vs CPU: worst relative error fp32 %.3g, bf16 %.3g, fp16 %.3g\n", worst[0], worst[1], worst[2]);
 }
 
 /* ---------------------------------------------------------------- random models, policies */
@@ -466,8 +614,9 @@ static void test_tp_refusals(void **state) {
     assert_int_equal(cuda_mem_now(LCB_MEM_WEIGHTS), w0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
+/* test_cuda [WORD...]: only the tests whose names contain one of the words (all without any) */
+int main(int argc, char **argv) {
+    const struct CMUnitTest all[] = {
         cmocka_unit_test(test_kernel_norm),
         cmocka_unit_test(test_kernel_act),
         cmocka_unit_test(test_kernel_nll),
@@ -476,6 +625,7 @@ int main(void) {
         cmocka_unit_test(test_fixtures_fp32),
         cmocka_unit_test(test_fixtures_bf16),
         cmocka_unit_test(test_fixtures_fp16),
+        cmocka_unit_test(test_attention_kernel_vs_cpu),
         cmocka_unit_test(test_fixtures_bf16_other_attention),
         cmocka_unit_test(test_random_policies_vs_cpu),
         cmocka_unit_test(test_chunk_independence_bf16),
@@ -484,5 +634,13 @@ int main(void) {
         cmocka_unit_test(test_tp_fixtures_fp32),
         cmocka_unit_test(test_tp_llama2_7b_bf16),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    struct CMUnitTest tests[sizeof all / sizeof *all];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        int keep = argc < 2;
+        for (int a = 1; a < argc && !keep; a++) keep = strstr(all[i].name, argv[a]) != NULL;
+        if (keep) tests[n++] = all[i];
+    }
+    if (!n) { fprintf(stderr, "%s: no test matches\n", argv[0]); return 2; }
+    return _cmocka_run_group_tests("test_cuda", tests, n, NULL, NULL);
 }

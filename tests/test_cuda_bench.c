@@ -8,6 +8,11 @@
  *   test_cuda_bench oom MODEL CHUNK DTYPE
  *       dense until the first error: one line per chunk with the position, cudaMemGetInfo's
  *       used bytes and the allocator's weights / KV / workspace bytes; then the error
+ *   test_cuda_bench attn [DTYPE [VARIANTS]]
+ *       the attention kernel alone on the shapes of the 7B models' chunked forward (4096 queries,
+ *       N(0, 1) data): median time of 20 launches and effective TFLOP/s (4 hd H per visible
+ *       (query, key) pair), for each kernel variant in VARIANTS (default "1,2,3,0": the flash
+ *       kernel's configurations, then the scalar one on the first shape only); DTYPE bf16
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -17,6 +22,7 @@
 
 #include "engine/backend.h"
 #include "engine/common.h"
+#include "engine/cuda/ops.h"
 #include "engine/model.h"
 #include "strategies/strategy.h"
 
@@ -31,9 +37,49 @@ static void mem_line(const char *tag, long long pos, double el) {
     fflush(stdout);
 }
 
+/* the attention kernel alone: one line per (shape, variant) */
+static int bench_attention(const char *dtype, const char *variants) {
+    static const struct { const char *what; CudaAttnShape sh; } shapes[] = {
+        {"llama2-7b sink:4:4092, t = 1M", {4096, 32, 32, 128, 1 << 20, 4, 4092, 4092 + 4096, 0, 0}},
+        {"llama2-7b window:4096, t = 1M", {4096, 32, 32, 128, 1 << 20, 0, 4096, 4096 + 4096, 0, 0}},
+        {"llama2-7b dense causal 4096 x 4096", {4096, 32, 32, 128, 0, 0, -1, 0, 0, 0}},
+        {"llama2-7b dense 4096 after 4096 (x 8192)", {4096, 32, 32, 128, 4096, 0, -1, 0, 0, 0}},
+        {"mistral-7b window 4096 (GQA 32:8), t = 1M", {4096, 32, 8, 128, 1 << 20, 0, 4095, 4095 + 4096, 0, 0}},
+        {"falcon-7b sink:4:2044 (MQA 71:1, hd 64)", {4096, 71, 1, 64, 1 << 20, 4, 2044, 2044 + 4096, 0, 0}},
+        {"llama2-7b s2:1024 over 8192", {8192, 32, 32, 128, 0, 0, -1, 0, 1024, 8192}},
+    };
+    char desc[256], err[LCB_ERRLEN];
+    cuda_describe(desc, sizeof desc);
+    printf("device: %s\nattention kernel alone, %s, median of 20 launches\n", desc, dtype);
+    printf("%-44s %-8s %-7s %9s %9s\n", "shape", "variant", "kernel", "ms", "TFLOP/s");
+    int vs[8], nv = 0;
+    for (const char *p = variants; *p && nv < 8;) {
+        vs[nv++] = atoi(p);
+        while (*p && *p != ',') p++;
+        if (*p == ',') p++;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int v = 0; v < nv; v++) {
+            const CudaAttnShape *sh = &shapes[i].sh;
+            const int kern = cuda_op_attention_kernel(dtype, vs[v], sh->hd);
+            if (kern == 0 && i > 0) continue; /* the scalar kernel is slow: the first shape shows it */
+            double ms = 0, fl = 0;
+            if (cuda_op_attention_time(dtype, vs[v], sh, kern ? 20 : 3, &ms, &fl, err, sizeof err)) {
+                printf("%-44s %-8d ERROR %s\n", shapes[i].what, vs[v], err);
+                rc = 1;
+                continue;
+            }
+            printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kern ? "flash" : "scalar", ms, fl / (ms * 1e-3) / 1e12);
+            fflush(stdout);
+        }
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,0");
     if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "oom"))) {
-        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE\n", argv[0]);
+        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
         return 2;
     }
     int oom = !strcmp(argv[1], "oom");

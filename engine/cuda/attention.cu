@@ -1,67 +1,68 @@
 /*
- * attention.cu — one flash-style attention kernel for every cache policy of SPEC §2, over a
- * chunk of queries at once, with no T x T score matrix: each block of queries streams key tiles
- * through shared memory and keeps an online softmax (running max m, sum l, output O).
+ * attention.cu — the attention of every cache policy of SPEC §2 (dense, window, sink with its two
+ * rotations, a model's own sliding window, s2) over a chunk of queries at once: a flash-attention
+ * forward (online softmax, no T x T score matrix) that reads the KV cache where it lies.
  *
- * The keys a query block may need come in two phases, each a contiguous range of positions:
- *   1. sinks   0 .. min(S, t_last + 1) - 1, stored in their own slots, scored with the query
- *              rotated at the sink position min(t, S+W) (kvcache.h explains why);
- *   2. recent  lo .. t_last with lo = max(S, t_first - W) (S if unbounded), slot p - S (mod R
- *              for a ring), scored with the query rotated at t.
- * The chunk's own keys were stored before the kernel runs (the ring has W + CU_ROWS_MAX slots,
- * so no key still needed is overwritten).  A key p is visible to query t when p <= t and, in
- * phase 2, p >= t - W; under s2 the visibility is LongLoRA's group mask instead (whole input,
- * rolled for heads h >= H/2), exactly kvcache.c's s2_visible.
+ * The keys a query may see come in two phases, each a contiguous range of positions:
+ *   1. sinks   0 .. min(S, t + 1) - 1, in their own slots, scored with the query rotated at the
+ *              sink position min(t, S+W) (a.qs; kvcache.h explains why);
+ *   2. recent  max(S, t - W) .. t (S .. t if unbounded), slot p - S (mod R for a ring), scored
+ *              with the query rotated at t (a.q).
+ * The chunk's own keys were stored before the kernel runs (the ring has W + CU_ROWS_MAX slots, so
+ * no key still needed is overwritten).  Under s2 the visibility is LongLoRA's group mask instead
+ * (whole input, rolled for the model's heads h >= H/2), exactly kvcache.c's s2_visible.
  *
- * Two instantiations: bf16/fp16 with head_dim in {16, 32, 64, 128} run on tensor cores
- * (mma.sync m16n8k16, fp32 accumulation; P rounded to the storage type for the PV product, as
- * flash attention does); fp32 (the 1e-3 test mode) and other head sizes use a scalar kernel
- * with the same phases and masks, one warp per query row.
+ * Two kernels:
+ *   attn_flash_kernel  bf16/fp16, head_dim 16, 32, 64 or 128: FlashAttention-2 on tensor cores
+ *                      (mma.sync m16n8k16, fp32 accumulation, P rounded to the storage type for
+ *                      the PV product as flash attention does).  A block holds BQ = 16 NW rows,
+ *                      a row being one (query, head) pair of the H/KV query heads that share KV
+ *                      head blockIdx.y (GQA: each key tile is loaded once for all of them); warp
+ *                      w owns rows 16w .. 16w+15.  Key tiles of 64 rows stream through STAGES
+ *                      shared-memory buffers by cp.async, one barrier per tile; a warp skips
+ *                      tiles none of its rows sees and masks only tiles some row sees in part.
+ *   attn_scalar_kernel fp32 (the 1e-3 test mode), other head sizes up to 256: one warp per
+ *                      (query, head), the same phases and masks, one key at a time.
+ * tests/test_cuda.c checks both, every configuration of the first, against a CPU twin in double.
  */
 #include "engine/cuda/cuda_internal.cuh"
+#include "engine/cuda/ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* visibility of key position p to the query at t in phase `ph` (0 sinks, 1 recent) */
-__device__ __forceinline__ bool attn_visible(const AttnArgs &a, int h, int64_t t, int64_t p, int ph) {
-    if (p > t && a.s2_group == 0) return false;
-    if (ph == 0) return true;
-    if (a.s2_group > 0) {
-        int64_t G = a.s2_group, T = a.s2_total;
-        if (a.s2_h0 + h >= a.s2_heads / 2) { /* the model's heads, not this GPU's (--tp) */
-            t = ((t - G / 2) % T + T) % T;
-            p = ((p - G / 2) % T + T) % T;
-        }
-        return p <= t && p / G == t / G;
+/* ---------------------------------------------------------------- shared helpers */
+
+/* s2: is key p visible to the query at t for head h (this GPU's index) */
+__device__ __forceinline__ bool s2_visible(const AttnArgs &a, int h, int64_t t, int64_t p) {
+    const int64_t G = a.s2_group, T = a.s2_total;
+    if (a.s2_h0 + h >= a.s2_heads / 2) { /* the model's heads, not this GPU's (--tp) */
+        t = ((t - G / 2) % T + T) % T;
+        p = ((p - G / 2) % T + T) % T;
     }
-    return a.W < 0 || p >= t - a.W;
+    return p <= t && p / G == t / G;
 }
 
-/* key range of phase ph for queries [ta, tb]: [lo, hi], empty if hi < lo */
-__device__ __forceinline__ void attn_range(const AttnArgs &a, int64_t ta, int64_t tb, int ph, int64_t *lo, int64_t *hi) {
+/* keys of phase ph (0 sinks, 1 recent) visible to the query at t, outside s2: [*lo, *hi] */
+__device__ __forceinline__ void attn_row_range(const AttnArgs &a, int64_t t, int ph, int64_t *lo, int64_t *hi) {
     if (ph == 0) {
         *lo = 0;
-        *hi = (a.S < tb + 1 ? a.S : tb + 1) - 1;
+        *hi = (a.S - 1 < t ? a.S - 1 : t);
     } else if (a.s2_group > 0) {
         *lo = 0;
         *hi = a.s2_total - 1;
     } else {
-        int64_t l = a.W < 0 ? a.S : ta - a.W;
+        int64_t l = a.W < 0 ? a.S : t - a.W;
         *lo = l > a.S ? l : a.S;
-        *hi = tb;
+        *hi = t;
     }
 }
 
-template <typename T>
-__device__ __forceinline__ const T *key_row(const AttnArgs &a, int ph, int64_t p, int g, bool val) {
-    const int kvd = a.KV * a.hd;
-    if (ph == 0) return (const T *)(val ? a.sv : a.sk) + (size_t)p * kvd + (size_t)g * a.hd;
-    int64_t slot = p - a.S;
-    if (a.R) slot %= a.R;
-    const T *page = (const T *)(val ? a.vp : a.kp)[slot >> CU_PAGE_SHIFT];
-    return page + (size_t)(slot & (CU_PAGE - 1)) * kvd + (size_t)g * a.hd;
+/* recent slot of position p >= S */
+__device__ __forceinline__ int64_t attn_slot(const AttnArgs &a, int64_t p) {
+    int64_t s = p - a.S;
+    return a.R ? s % a.R : s;
 }
 
 /* ---------------------------------------------------------------- scalar kernel */
@@ -72,18 +73,27 @@ __global__ void attn_scalar_kernel(AttnArgs a) {
     constexpr int MAXD = 8; /* head_dim <= 256 */
     const int lane = threadIdx.x & 31, i = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), h = blockIdx.y;
     if (i >= a.n) return;
-    const int g = h / (a.H / a.KV), qd = a.H * a.hd;
+    const int g = h / (a.H / a.KV), qd = a.H * a.hd, kvd = a.KV * a.hd;
     const int64_t t = a.t0 + i;
     float o[MAXD] = {0}, m = -INFINITY, l = 0;
     for (int ph = 0; ph < 2; ph++) {
         int64_t lo, hi;
-        attn_range(a, t, t, ph, &lo, &hi);
+        attn_row_range(a, t, ph, &lo, &hi);
         const T *q = (const T *)(ph == 0 ? a.qs : a.q) + (size_t)i * qd + (size_t)h * a.hd;
         float qv[MAXD];
         for (int k = 0; k < MAXD; k++) qv[k] = lane + 32 * k < a.hd ? to_f(q[lane + 32 * k]) : 0.f;
         for (int64_t p = lo; p <= hi; p++) {
-            if (!attn_visible(a, h, t, p, ph)) continue;
-            const T *kr = key_row<T>(a, ph, p, g, false), *vr = key_row<T>(a, ph, p, g, true);
+            if (a.s2_group > 0 && !s2_visible(a, h, t, p)) continue;
+            const T *kr, *vr;
+            if (ph == 0) {
+                kr = (const T *)a.sk + (size_t)p * kvd + (size_t)g * a.hd;
+                vr = (const T *)a.sv + (size_t)p * kvd + (size_t)g * a.hd;
+            } else {
+                int64_t s = attn_slot(a, p);
+                size_t off = (size_t)(s & (CU_PAGE - 1)) * kvd + (size_t)g * a.hd;
+                kr = (const T *)a.kp[s >> CU_PAGE_SHIFT] + off;
+                vr = (const T *)a.vp[s >> CU_PAGE_SHIFT] + off;
+            }
             float s = 0;
             for (int k = 0; k < MAXD; k++) if (lane + 32 * k < a.hd) s += qv[k] * to_f(kr[lane + 32 * k]);
             for (int off = 16; off; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
@@ -99,17 +109,18 @@ __global__ void attn_scalar_kernel(AttnArgs a) {
     for (int k = 0; k < MAXD; k++) if (lane + 32 * k < a.hd) out[lane + 32 * k] = from_f<T>(o[k] * inv);
 }
 
-/* ---------------------------------------------------------------- tensor-core kernel */
+/* ---------------------------------------------------------------- tensor-core primitives */
 
 template <typename T> struct MmaOp;
 template <> struct MmaOp<__nv_bfloat16> {
+    /* d (16x8 fp32) += a (16x16, row) b (16x8, col) */
     static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint32_t b0, uint32_t b1) {
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
     static __device__ __forceinline__ uint32_t pack(float x, float y) {
-        __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+        __nv_bfloat162 v = __floats2bfloat162_rn(x, y); /* x in the low half: the lower column */
         return *(uint32_t *)&v;
     }
 };
@@ -125,346 +136,352 @@ template <> struct MmaOp<__half> {
     }
 };
 
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem) {
-    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *smem) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
-
-#define MMA_WARPS 8
-#define MMA_BQ (16 * MMA_WARPS) /* queries per block */
-#define MMA_BK 64               /* keys per tile */
-
-/* Block: MMA_BQ queries of one head; warp w owns rows 16w .. 16w+15.  Fragment layouts are
- * those of mma.m16n8k16: a thread holds rows r = lane/4 and r + 8, columns 2 (lane%4) + {0,1}
- * (+8). */
-template <typename T, int HD>
-__global__ void __launch_bounds__(32 * MMA_WARPS) attn_mma_kernel(AttnArgs a) {
-    constexpr int KP = HD + 8; /* padded row: conflict-free fragment loads */
-    __shared__ __align__(16) T sK[MMA_BK][KP];
-    __shared__ __align__(16) T sV[MMA_BK][KP];
-    __shared__ int64_t sPos[MMA_BK];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
-    const int h = blockIdx.y, g = h / (a.H / a.KV), qd = a.H * HD;
-    const int i0 = blockIdx.x * MMA_BQ;
-    const int ilast = (i0 + MMA_BQ < a.n ? i0 + MMA_BQ : a.n) - 1;
-    const int ra = i0 + warp * 16 + r8, rb = ra + 8; /* this thread's two rows */
-    const int64_t ta = a.t0 + ra, tb = a.t0 + rb;
-    const float sl2 = a.scale * 1.4426950408889634f; /* scores in log2 units */
-
-    float o[HD / 8][4];
-    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
-
-    for (int ph = 0; ph < 2; ph++) {
-        int64_t lo, hi;
-        attn_range(a, a.t0 + i0, a.t0 + ilast, ph, &lo, &hi);
-        if (hi < lo) continue;
-        /* this warp's query fragments for the phase */
-        uint32_t qf[HD / 16][4];
-        {
-            const T *qb = (const T *)(ph == 0 ? a.qs : a.q) + (size_t)h * HD;
-            for (int ks = 0; ks < HD / 16; ks++) {
-                int c = ks * 16 + quad * 2;
-                qf[ks][0] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c) : 0u;
-                qf[ks][1] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c) : 0u;
-                qf[ks][2] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c + 8) : 0u;
-                qf[ks][3] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c + 8) : 0u;
-            }
-        }
-        for (int64_t kb = lo; kb <= hi; kb += MMA_BK) {
-            __syncthreads();
-            constexpr int VEC = HD / 8; /* 16-byte vectors per key row */
-            for (int idx = tid; idx < MMA_BK * VEC; idx += 32 * MMA_WARPS) {
-                int key = idx / VEC, c = (idx % VEC) * 8;
-                int64_t p = kb + key;
-                uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-                if (p <= hi) {
-                    kv = *(const uint4 *)(key_row<T>(a, ph, p, g, false) + c);
-                    vv = *(const uint4 *)(key_row<T>(a, ph, p, g, true) + c);
-                }
-                *(uint4 *)&sK[key][c] = kv;
-                *(uint4 *)&sV[key][c] = vv;
-                if (c == 0) sPos[key] = p <= hi ? p : INT64_MAX;
-            }
-            __syncthreads();
-            /* S = Q K^T: MMA_BK / 8 tiles of 16 x 8 */
-            float s[MMA_BK / 8][4];
-            for (int nt = 0; nt < MMA_BK / 8; nt++) {
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-                for (int ks = 0; ks < HD / 16; ks++) {
-                    const T *kr = &sK[nt * 8 + r8][ks * 16 + quad * 2];
-                    MmaOp<T>::run(s[nt], qf[ks], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
-                }
-            }
-            /* mask, row max */
-            float mxa = -INFINITY, mxb = -INFINITY;
-            for (int nt = 0; nt < MMA_BK / 8; nt++)
-                for (int e = 0; e < 4; e++) {
-                    int64_t p = sPos[nt * 8 + quad * 2 + (e & 1)];
-                    bool rowa = e < 2;
-                    bool vis = p != INT64_MAX && (rowa ? ra : rb) < a.n && attn_visible(a, h, rowa ? ta : tb, p, ph);
-                    float v = vis ? s[nt][e] * sl2 : -INFINITY;
-                    s[nt][e] = v;
-                    if (rowa) mxa = fmaxf(mxa, v); else mxb = fmaxf(mxb, v);
-                }
-            for (int off = 1; off < 4; off <<= 1) {
-                mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
-                mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
-            }
-            float na = fmaxf(ma, mxa), nb = fmaxf(mb, mxb);
-            /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
-            float ba = na == -INFINITY ? 0.f : na, bb = nb == -INFINITY ? 0.f : nb;
-            float ca = exp2f(ma - ba), cb = exp2f(mb - bb);
-            ma = na; mb = nb;
-            la *= ca; lb *= cb;
-            for (int d = 0; d < HD / 8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
-            uint32_t pf[MMA_BK / 16][4];
-            for (int nt = 0; nt < MMA_BK / 8; nt++) {
-                float p0 = exp2f(s[nt][0] - ba), p1 = exp2f(s[nt][1] - ba);
-                float p2 = exp2f(s[nt][2] - bb), p3 = exp2f(s[nt][3] - bb);
-                la += p0 + p1; lb += p2 + p3;
-                pf[nt >> 1][(nt & 1) * 2 + 0] = MmaOp<T>::pack(p0, p1);
-                pf[nt >> 1][(nt & 1) * 2 + 1] = MmaOp<T>::pack(p2, p3);
-            }
-            /* O += P V; B fragments of V by ldmatrix.trans: lane l addresses row (l & 7) of
-             * matrix l >> 3 = (key half, dim tile) */
-            for (int j = 0; j < MMA_BK / 16; j++) {
-                for (int d = 0; d < HD / 8; d += 2) {
-                    int mi = lane >> 3;
-                    const T *src = &sV[j * 16 + (mi & 1) * 8 + (lane & 7)][(d + (mi >> 1)) * 8];
-                    uint32_t b[4];
-                    ldmatrix_x4_trans(b, src);
-                    MmaOp<T>::run(o[d], pf[j], b[0], b[1]);
-                    MmaOp<T>::run(o[d + 1], pf[j], b[2], b[3]);
-                }
-            }
-        }
-    }
-    for (int off = 1; off < 4; off <<= 1) {
-        la += __shfl_xor_sync(0xffffffffu, la, off);
-        lb += __shfl_xor_sync(0xffffffffu, lb, off);
-    }
-    float ia = la > 0 ? 1.f / la : 0.f, ib = lb > 0 ? 1.f / lb : 0.f;
-    T *out = (T *)a.out + (size_t)h * HD;
-    for (int d = 0; d < HD / 8; d++) {
-        int c = d * 8 + quad * 2;
-        if (ra < a.n) *(uint32_t *)(out + (size_t)ra * qd + c) = MmaOp<T>::pack(o[d][0] * ia, o[d][1] * ia);
-        if (rb < a.n) *(uint32_t *)(out + (size_t)rb * qd + c) = MmaOp<T>::pack(o[d][2] * ib, o[d][3] * ib);
-    }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
-
-
-/* The same kernel with the key tiles double-buffered through cp.async: tile i+1 is in flight
- * while tile i is scored.  Both phases form one sequence of tiles; the query fragments are
- * reloaded when the phase changes.  Shared memory: 2 stages of K and V (dynamic). */
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* 2^x on the special-function unit; exact 0 for -inf (masked scores) */
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 
-template <typename T, int HD>
-__global__ void __launch_bounds__(32 * MMA_WARPS) attn_pipe_kernel(AttnArgs a) {
-    constexpr int KP = HD + 8;
+/* ---------------------------------------------------------------- flash kernel */
+
+#define FA_BK 64 /* keys per tile */
+
+/* Launch configurations of the flash kernel, cu_attention_variant (warps per block, so 16 x warps
+ * rows; shared-memory stages): 1 (8, 2), the default; 2 (4, 2); 3 (8, 3).  launch_flash_hd. */
+
+template <typename T, int HD, int STAGES>
+constexpr size_t fa_smem_bytes() { return (size_t)2 * STAGES * FA_BK * (HD + 8) * sizeof(T); }
+
+/* Fragment layouts are those of mma.m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16"):
+ * with r8 = lane / 4 and quad = lane % 4, a thread holds
+ *   A (16 x 16):  a0 (r8, 2quad..+1)  a1 (r8+8, 2quad..+1)  a2 (r8, 2quad+8..+9)  a3 (r8+8, 2quad+8..+9)
+ *   B (16 x 8):   b0 (k 2quad..+1, n r8)  b1 (k 2quad+8..+9, n r8)
+ *   C (16 x 8):   c0 c1 (r8, 2quad..+1)  c2 c3 (r8+8, 2quad..+1)
+ * so a thread owns rows ra = 16 warp + r8 and rb = ra + 8 of the block. */
+template <typename T, int HD, int NW, int STAGES>
+__global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
+    constexpr int BQ = 16 * NW, BK = FA_BK, NT = 32 * NW;
+    constexpr int KP = HD + 8;  /* padded smem row: 8 consecutive rows start 16 bytes apart mod 128, so
+                                 * ldmatrix and cp.async touch every bank once */
+    constexpr int VEC = HD / 8; /* 16-byte vectors per key row */
+    static_assert(HD == 16 || HD == 32 || HD == 64 || HD == 128, "head_dim of the flash kernel");
+    static_assert(sizeof(T) == 2, "16-bit storage");
+    static_assert((KP * sizeof(T)) % 16 == 0, "smem rows 16-byte aligned for cp.async and ldmatrix");
+    static_assert((KP * sizeof(T) / 16) % 2 == 1, "row stride an odd number of 16-byte units: 8 rows hit 8 distinct bank quads");
+    static_assert(STAGES >= 2 && STAGES <= 4, "pipeline depth");
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T (*sK)[MMA_BK][KP] = (T (*)[MMA_BK][KP])smem_raw;                 /* [2][BK][KP] */
-    T (*sV)[MMA_BK][KP] = (T (*)[MMA_BK][KP])(smem_raw + 2 * MMA_BK * KP * sizeof(T));
-    int64_t (*sPos)[MMA_BK] = (int64_t (*)[MMA_BK])(smem_raw + 4 * MMA_BK * KP * sizeof(T));
+    T *sK = (T *)smem_raw;            /* [STAGES][BK][KP] */
+    T *sV = sK + STAGES * BK * KP;    /* [STAGES][BK][KP] */
+
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
-    const int h = blockIdx.y, g = h / (a.H / a.KV), qd = a.H * HD;
-    const int i0 = blockIdx.x * MMA_BQ;
-    const int ilast = (i0 + MMA_BQ < a.n ? i0 + MMA_BQ : a.n) - 1;
-    const int ra = i0 + warp * 16 + r8, rb = ra + 8;
-    const int64_t ta = a.t0 + ra, tb = a.t0 + rb;
-    const float sl2 = a.scale * 1.4426950408889634f;
-    int64_t lo[2], hi[2], nt_ph[2];
-    for (int ph = 0; ph < 2; ph++) {
-        attn_range(a, a.t0 + i0, a.t0 + ilast, ph, &lo[ph], &hi[ph]);
-        nt_ph[ph] = hi[ph] < lo[ph] ? 0 : (hi[ph] - lo[ph]) / MMA_BK + 1;
+    const int g = blockIdx.y, Gq = a.H / a.KV, qd = a.H * HD, kvd = a.KV * HD;
+    const int nrows = a.n * Gq;                 /* rows (query i, head g Gq + j) at i Gq + j */
+    const int R0 = blockIdx.x * BQ;
+    const int Rlast = (R0 + BQ < nrows ? R0 + BQ : nrows) - 1;
+    const int64_t t_first = a.t0 + R0 / Gq, t_last = a.t0 + Rlast / Gq;
+    const bool s2 = a.s2_group > 0;
+
+    /* this thread's two rows */
+    const int ra = R0 + warp * 16 + r8, rb = ra + 8;
+    const bool va = ra < nrows, vb = rb < nrows;
+    const int ia = va ? ra / Gq : 0, ib = vb ? rb / Gq : 0;
+    const int ha = g * Gq + (va ? ra % Gq : 0), hb = g * Gq + (vb ? rb % Gq : 0);
+    const int64_t ta = a.t0 + ia, tb = a.t0 + ib;
+
+    /* the block's key range per phase (0 sinks, 1 recent), in tiles: scalars, not arrays indexed by
+     * the phase, which would live in local memory */
+    int64_t lo0, hi0, lo1, hi1;
+    {
+        int64_t l, h;
+        attn_row_range(a, t_first, 0, &lo0, &hi0);
+        attn_row_range(a, t_last, 0, &l, &h);
+        lo0 = lo0 < l ? lo0 : l;
+        hi0 = hi0 > h ? hi0 : h;
+        attn_row_range(a, t_first, 1, &lo1, &hi1);
+        attn_row_range(a, t_last, 1, &l, &h);
+        lo1 = lo1 < l ? lo1 : l;
+        hi1 = hi1 > h ? hi1 : h;
     }
-    const int64_t ntiles = nt_ph[0] + nt_ph[1];
-    auto load_tile = [&](int64_t it, int buf) {
-        int ph = it < nt_ph[0] ? 0 : 1;
-        int64_t kb = lo[ph] + (ph ? it - nt_ph[0] : it) * MMA_BK;
-        constexpr int VEC = HD / 8;
-        for (int idx = tid; idx < MMA_BK * VEC; idx += 32 * MMA_WARPS) {
-            int key = idx / VEC, c = (idx % VEC) * 8;
-            int64_t p = kb + key;
-            if (p <= hi[ph]) {
-                cp_async16(&sK[buf][key][c], key_row<T>(a, ph, p, g, false) + c);
-                cp_async16(&sV[buf][key][c], key_row<T>(a, ph, p, g, true) + c);
+    const int64_t nt0 = hi0 < lo0 ? 0 : (hi0 - lo0) / BK + 1, nt1 = hi1 < lo1 ? 0 : (hi1 - lo1) / BK + 1;
+    const int64_t ntiles = nt0 + nt1;
+
+    /* Tile it's keys into stage st: phase 0 from the sink rows, phase 1 from the pages; keys past
+     * the phase's end are zeros (their scores are masked; V must not hold NaN garbage). */
+    auto load_tile = [&](int64_t it, int st) {
+        const int ph = it < nt0 ? 0 : 1;
+        const int64_t kb = ph ? lo1 + (it - nt0) * BK : lo0 + it * BK, khi = ph ? hi1 : hi0;
+        T *dk = sK + st * BK * KP, *dv = sV + st * BK * KP;
+        const int64_t slot0 = ph ? attn_slot(a, kb) : 0; /* the tile's first slot; later ones wrap at R */
+#pragma unroll
+        for (int j = 0; j < (BK * VEC + NT - 1) / NT; j++) {
+            const int idx = tid + j * NT;
+            if ((BK * VEC) % NT != 0 && idx >= BK * VEC) break;
+            const int key = idx / VEC, c = (idx % VEC) * 8;
+            const int64_t p = kb + key;
+            T *sk_dst = dk + key * KP + c, *sv_dst = dv + key * KP + c;
+            if (p <= khi) {
+                const T *ks, *vs;
+                if (ph == 0) {
+                    ks = (const T *)a.sk + (size_t)p * kvd + g * HD + c;
+                    vs = (const T *)a.sv + (size_t)p * kvd + g * HD + c;
+                } else {
+                    int64_t s = slot0 + key;
+                    if (a.R && s >= a.R) s -= a.R;
+                    const size_t off = (size_t)(s & (CU_PAGE - 1)) * kvd + g * HD + c;
+                    ks = (const T *)a.kp[s >> CU_PAGE_SHIFT] + off;
+                    vs = (const T *)a.vp[s >> CU_PAGE_SHIFT] + off;
+                }
+                cp_async16(sk_dst, ks);
+                cp_async16(sv_dst, vs);
             } else {
-                *(uint4 *)&sK[buf][key][c] = make_uint4(0, 0, 0, 0);
-                *(uint4 *)&sV[buf][key][c] = make_uint4(0, 0, 0, 0);
+                *(uint4 *)sk_dst = make_uint4(0, 0, 0, 0);
+                *(uint4 *)sv_dst = make_uint4(0, 0, 0, 0);
             }
-            if (c == 0) sPos[buf][key] = p <= hi[ph] ? p : INT64_MAX;
         }
-        cp_async_commit();
     };
 
     float o[HD / 8][4];
+#pragma unroll
     for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f; /* running max (raw score), partial sums */
+    const float sl2 = a.scale * 1.4426950408889634f;           /* raw score -> log2 units */
     uint32_t qf[HD / 16][4];
+    int64_t loa = 1, hia = 0, lob = 1, hib = 0; /* this phase's visible keys of rows a, b */
     int cur_ph = -1;
-    if (ntiles > 0) load_tile(0, 0);
+
+    /* prologue: tiles 0 .. STAGES-2 in flight, one commit group each (empty groups past the end) */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < ntiles) load_tile(s, s);
+        cp_async_commit();
+    }
+    int st = 0;
     for (int64_t it = 0; it < ntiles; it++) {
-        const int buf = it & 1, ph = it < nt_ph[0] ? 0 : 1;
-        if (it + 1 < ntiles) load_tile(it + 1, buf ^ 1); else cp_async_commit();
-        if (ph != cur_ph) {
+        /* groups committed: STAGES - 1 + it; tile it's is complete when at most STAGES - 2 remain */
+        cp_async_wait<STAGES - 2>();
+        __syncthreads(); /* tile it visible to all; every warp is done with tile it - 1's stage */
+        {
+            const int64_t nx = it + STAGES - 1;
+            int sn = st + STAGES - 1;
+            if (sn >= STAGES) sn -= STAGES;
+            if (nx < ntiles) load_tile(nx, sn); /* into the stage tile it - 1 used */
+            cp_async_commit();
+        }
+        const int ph = it < nt0 ? 0 : 1;
+        const int64_t kb = ph ? lo1 + (it - nt0) * BK : lo0 + it * BK;
+        if (ph != cur_ph) { /* this warp's query fragments and row ranges for the phase */
             cur_ph = ph;
-            const T *qb = (const T *)(ph == 0 ? a.qs : a.q) + (size_t)h * HD;
+            const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
+            const T *qra = qb + (size_t)ia * qd + (size_t)ha * HD, *qrb = qb + (size_t)ib * qd + (size_t)hb * HD;
+#pragma unroll
             for (int ks = 0; ks < HD / 16; ks++) {
-                int c = ks * 16 + quad * 2;
-                qf[ks][0] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c) : 0u;
-                qf[ks][1] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c) : 0u;
-                qf[ks][2] = ra < a.n ? *(const uint32_t *)(qb + (size_t)ra * qd + c + 8) : 0u;
-                qf[ks][3] = rb < a.n ? *(const uint32_t *)(qb + (size_t)rb * qd + c + 8) : 0u;
+                const int c = ks * 16 + quad * 2;
+                qf[ks][0] = va ? *(const uint32_t *)(qra + c) : 0u;
+                qf[ks][1] = vb ? *(const uint32_t *)(qrb + c) : 0u;
+                qf[ks][2] = va ? *(const uint32_t *)(qra + c + 8) : 0u;
+                qf[ks][3] = vb ? *(const uint32_t *)(qrb + c + 8) : 0u;
             }
+            attn_row_range(a, ta, ph, &loa, &hia);
+            attn_row_range(a, tb, ph, &lob, &hib);
         }
-        cp_async_wait<1>();
-        __syncthreads();
-        float s[MMA_BK / 8][4];
-        for (int nt = 0; nt < MMA_BK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-        /* K fragments by ldmatrix (no transpose): lane l addresses key row (l & 7) of matrix
-         * l >> 3 = (dim half, k-step pair) */
-        if constexpr (HD >= 32) {
-            for (int nt = 0; nt < MMA_BK / 8; nt++)
-                for (int ks = 0; ks < HD / 16; ks += 2) {
-                    int mi = lane >> 3;
-                    uint32_t b[4];
-                    ldmatrix_x4(b, &sK[buf][nt * 8 + (lane & 7)][(ks + (mi >> 1)) * 16 + (mi & 1) * 8]);
-                    MmaOp<T>::run(s[nt], qf[ks], b[0], b[1]);
-                    MmaOp<T>::run(s[nt], qf[ks + 1], b[2], b[3]);
-                }
+        /* which of this warp's rows see the tile whole, in part or not at all (rows past the end
+         * count as either, so they never force work) */
+        const int64_t ke = kb + BK - 1;
+        bool full = true, empty = true;
+        if (!s2) {
+            full = (!va || (loa <= kb && hia >= ke)) && (!vb || (lob <= kb && hib >= ke));
+            empty = (!va || hia < kb || loa > ke) && (!vb || hib < kb || lob > ke);
         } else {
-            for (int nt = 0; nt < MMA_BK / 8; nt++) {
-                const T *kr = &sK[buf][nt * 8 + r8][quad * 2];
-                MmaOp<T>::run(s[nt], qf[0], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
-            }
+            full = false;
+            empty = !va && !vb;
         }
-        /* a tile every row of the block sees whole needs no mask (most tiles of a long window) */
-        const int64_t kb = sPos[buf][0], klast = kb + MMA_BK - 1;
-        const bool full = a.s2_group == 0 && klast <= hi[ph] && klast <= a.t0 + i0 &&
-                          (ph == 0 || a.W < 0 || kb >= a.t0 + ilast - a.W);
-        float mxa = -INFINITY, mxb = -INFINITY;
-        if (full) {
-            for (int nt = 0; nt < MMA_BK / 8; nt++) {
-                s[nt][0] *= sl2; s[nt][1] *= sl2; s[nt][2] *= sl2; s[nt][3] *= sl2;
+        full = __all_sync(0xffffffffu, full);
+        empty = __all_sync(0xffffffffu, empty);
+        if (!empty) {
+            const T *tK = sK + st * BK * KP, *tV = sV + st * BK * KP;
+            /* S = Q K^T, 16 x BK per warp */
+            float s[BK / 8][4];
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+            if constexpr (HD >= 32) {
+                /* ldmatrix x4: lane l addresses key row nt 8 + (l & 7) of matrix l >> 3 =
+                 * (k-step ks + (l >> 4), dim half (l >> 3) & 1): b0 b1 of step ks, then of ks + 1 */
+                const int mi = lane >> 3;
+#pragma unroll
+                for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                    for (int ks = 0; ks < HD / 16; ks += 2) {
+                        uint32_t b[4];
+                        ldmatrix_x4(b, tK + (nt * 8 + (lane & 7)) * KP + (ks + (mi >> 1)) * 16 + (mi & 1) * 8);
+                        MmaOp<T>::run(s[nt], qf[ks], b[0], b[1]);
+                        MmaOp<T>::run(s[nt], qf[ks + 1], b[2], b[3]);
+                    }
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < BK / 8; nt++) {
+                    const T *kr = tK + (nt * 8 + r8) * KP + quad * 2;
+                    MmaOp<T>::run(s[nt], qf[0], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+                }
+            }
+            if (!full) { /* mask: -inf where the key is not visible to the row */
+                if (!s2) {
+                    /* visible columns of the tile: [lo, hi] relative to kb, clamped to int */
+                    const int64_t la0 = loa - kb, ha0 = hia - kb, lb0 = lob - kb, hb0 = hib - kb;
+                    const int cla = va ? (int)(la0 < 0 ? 0 : la0 > BK ? BK : la0) : BK;
+                    const int cha = va ? (int)(ha0 < -1 ? -1 : ha0 > BK ? BK : ha0) : -1;
+                    const int clb = vb ? (int)(lb0 < 0 ? 0 : lb0 > BK ? BK : lb0) : BK;
+                    const int chb = vb ? (int)(hb0 < -1 ? -1 : hb0 > BK ? BK : hb0) : -1;
+#pragma unroll
+                    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int col = nt * 8 + quad * 2 + (e & 1);
+                            const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
+                            if (!vis) s[nt][e] = -INFINITY;
+                        }
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int64_t p = kb + nt * 8 + quad * 2 + (e & 1);
+                            const bool vis = p <= hi1 && (e < 2 ? va && s2_visible(a, ha, ta, p) : vb && s2_visible(a, hb, tb, p));
+                            if (!vis) s[nt][e] = -INFINITY;
+                        }
+                }
+            }
+            /* online softmax: new row max over the quad's 4 threads, rescale O and l, P = 2^(s sl2 - m sl2) */
+            float mxa = ma, mxb = mb;
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++) {
                 mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
                 mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
             }
-        } else
-        for (int nt = 0; nt < MMA_BK / 8; nt++)
-            for (int e = 0; e < 4; e++) {
-                int64_t p = sPos[buf][nt * 8 + quad * 2 + (e & 1)];
-                bool rowa = e < 2;
-                bool vis = p != INT64_MAX && (rowa ? ra : rb) < a.n && attn_visible(a, h, rowa ? ta : tb, p, ph);
-                float v = vis ? s[nt][e] * sl2 : -INFINITY;
-                s[nt][e] = v;
-                if (rowa) mxa = fmaxf(mxa, v); else mxb = fmaxf(mxb, v);
+#pragma unroll
+            for (int off = 1; off < 4; off <<= 1) {
+                mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
+                mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
             }
-        for (int off = 1; off < 4; off <<= 1) {
-            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
-            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
-        }
-        float na = fmaxf(ma, mxa), nb = fmaxf(mb, mxb);
-        float ba = na == -INFINITY ? 0.f : na, bb = nb == -INFINITY ? 0.f : nb;
-        float ca = exp2f(ma - ba), cb = exp2f(mb - bb);
-        ma = na; mb = nb;
-        la *= ca; lb *= cb;
-        for (int d = 0; d < HD / 8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
-        uint32_t pf[MMA_BK / 16][4];
-        for (int nt = 0; nt < MMA_BK / 8; nt++) {
-            float p0 = exp2f(s[nt][0] - ba), p1 = exp2f(s[nt][1] - ba);
-            float p2 = exp2f(s[nt][2] - bb), p3 = exp2f(s[nt][3] - bb);
-            la += p0 + p1; lb += p2 + p3;
-            pf[nt >> 1][(nt & 1) * 2 + 0] = MmaOp<T>::pack(p0, p1);
-            pf[nt >> 1][(nt & 1) * 2 + 1] = MmaOp<T>::pack(p2, p3);
-        }
-        for (int j = 0; j < MMA_BK / 16; j++)
-            for (int d = 0; d < HD / 8; d += 2) {
-                int mi = lane >> 3;
-                uint32_t b[4];
-                ldmatrix_x4_trans(b, &sV[buf][j * 16 + (mi & 1) * 8 + (lane & 7)][(d + (mi >> 1)) * 8]);
-                MmaOp<T>::run(o[d], pf[j], b[0], b[1]);
-                MmaOp<T>::run(o[d + 1], pf[j], b[2], b[3]);
+            /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
+            const float ba = mxa == -INFINITY ? 0.f : mxa * sl2, bb = mxb == -INFINITY ? 0.f : mxb * sl2;
+            const float ca = fast_exp2(fmaf(ma, sl2, -ba)), cb = fast_exp2(fmaf(mb, sl2, -bb)); /* 0 when m was -inf */
+            ma = mxa; mb = mxb;
+            la *= ca; lb *= cb;
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
+            uint32_t pf[BK / 16][4]; /* P as the A fragments of the PV product, k-step j = keys 16j .. 16j+15 */
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++) {
+                const float p0 = fast_exp2(fmaf(s[nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[nt][1], sl2, -ba));
+                const float p2 = fast_exp2(fmaf(s[nt][2], sl2, -bb)), p3 = fast_exp2(fmaf(s[nt][3], sl2, -bb));
+                la += p0 + p1; lb += p2 + p3;
+                pf[nt >> 1][(nt & 1) * 2 + 0] = MmaOp<T>::pack(p0, p1);
+                pf[nt >> 1][(nt & 1) * 2 + 1] = MmaOp<T>::pack(p2, p3);
             }
-        __syncthreads(); /* buf is refilled by the next iteration's prefetch */
+            /* O += P V; B fragments by ldmatrix.trans: lane l addresses key row 16j + 8 ((l >> 3) & 1)
+             * + (l & 7), dims 8 (d + (l >> 4)) ..: b0 b1 of dim tile d, then of d + 1 */
+            const int mi = lane >> 3;
+#pragma unroll
+            for (int j = 0; j < BK / 16; j++)
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    uint32_t b[4];
+                    ldmatrix_x4_trans(b, tV + (j * 16 + (mi & 1) * 8 + (lane & 7)) * KP + (d + (mi >> 1)) * 8);
+                    MmaOp<T>::run(o[d], pf[j], b[0], b[1]);
+                    MmaOp<T>::run(o[d + 1], pf[j], b[2], b[3]);
+                }
+        }
+        if (++st == STAGES) st = 0;
     }
-    cp_async_wait<0>();
+    cp_async_wait<0>(); /* no copy outlives the block (only empty groups are left) */
+#pragma unroll
     for (int off = 1; off < 4; off <<= 1) {
         la += __shfl_xor_sync(0xffffffffu, la, off);
         lb += __shfl_xor_sync(0xffffffffu, lb, off);
     }
-    float ia = la > 0 ? 1.f / la : 0.f, ib = lb > 0 ? 1.f / lb : 0.f;
-    T *out = (T *)a.out + (size_t)h * HD;
+    const float inva = la > 0 ? 1.f / la : 0.f, invb = lb > 0 ? 1.f / lb : 0.f;
+    T *oa = (T *)a.out + (size_t)ia * qd + (size_t)ha * HD, *ob = (T *)a.out + (size_t)ib * qd + (size_t)hb * HD;
+#pragma unroll
     for (int d = 0; d < HD / 8; d++) {
-        int c = d * 8 + quad * 2;
-        if (ra < a.n) *(uint32_t *)(out + (size_t)ra * qd + c) = MmaOp<T>::pack(o[d][0] * ia, o[d][1] * ia);
-        if (rb < a.n) *(uint32_t *)(out + (size_t)rb * qd + c) = MmaOp<T>::pack(o[d][2] * ib, o[d][3] * ib);
+        const int c = d * 8 + quad * 2;
+        if (va) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[d][0] * inva, o[d][1] * inva);
+        if (vb) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[d][2] * invb, o[d][3] * invb);
     }
 }
 
-int cu_attention_variant = -1; /* 0 scalar, 1 tensor cores, 2 tensor cores + cp.async; -1: LCB_CUDA_ATTN or 2 */
+/* ---------------------------------------------------------------- launch */
+
+int cu_attention_variant = 1; /* 0 scalar, 1 .. 3 flash configurations; tests and benchmarks set it */
+
+template <typename T, int HD, int NW, int STAGES>
+static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    constexpr size_t smem = fa_smem_bytes<T, HD, STAGES>();
+    static unsigned attr_set = 0; /* per instantiation, one bit per device (--tp) */
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev));
+    if (dev >= 32 || !(attr_set >> dev & 1)) {
+        CU_TRY(cudaFuncSetAttribute(attn_flash_kernel<T, HD, NW, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (dev < 32) attr_set |= 1u << dev;
+    }
+    const int rows = a->n * (a->H / a->KV);
+    dim3 grid((rows + 16 * NW - 1) / (16 * NW), a->KV);
+    attn_flash_kernel<T, HD, NW, STAGES><<<grid, 32 * NW, smem, st>>>(*a);
+    return 0;
+}
 
 template <typename T, int HD>
-static void launch_pipe_hd(const AttnArgs *a, dim3 grid, cudaStream_t st) {
-    size_t smem = 4 * MMA_BK * (HD + 8) * sizeof(T) + 2 * MMA_BK * sizeof(int64_t);
-    static bool attr_set = false;
-    if (!attr_set) {
-        cudaFuncSetAttribute(attn_pipe_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attr_set = true;
+static int launch_flash_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    switch (cfg) {
+    case 2: return launch_flash_cfg<T, HD, 4, 2>(a, st, err, errlen);
+    case 3: return launch_flash_cfg<T, HD, 8, 3>(a, st, err, errlen);
+    default: return launch_flash_cfg<T, HD, 8, 2>(a, st, err, errlen);
     }
-    attn_pipe_kernel<T, HD><<<grid, 32 * MMA_WARPS, smem, st>>>(*a);
 }
 
+/* 1 launched, 0 not covered (dtype or head size), -1 error */
 template <typename T>
-static bool launch_pipe(const AttnArgs *a, cudaStream_t st) {
-    dim3 grid((a->n + MMA_BQ - 1) / MMA_BQ, a->H);
+static int launch_flash(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     switch (a->hd) {
-    case 16: launch_pipe_hd<T, 16>(a, grid, st); return true;
-    case 32: launch_pipe_hd<T, 32>(a, grid, st); return true;
-    case 64: launch_pipe_hd<T, 64>(a, grid, st); return true;
-    case 128: launch_pipe_hd<T, 128>(a, grid, st); return true;
+    case 16: return launch_flash_hd<T, 16>(cfg, a, st, err, errlen) ? -1 : 1;
+    case 32: return launch_flash_hd<T, 32>(cfg, a, st, err, errlen) ? -1 : 1;
+    case 64: return launch_flash_hd<T, 64>(cfg, a, st, err, errlen) ? -1 : 1;
+    case 128: return launch_flash_hd<T, 128>(cfg, a, st, err, errlen) ? -1 : 1;
     }
-    return false;
+    return 0;
 }
 
-template <typename T>
-static bool launch_mma(const AttnArgs *a, cudaStream_t st) {
-    dim3 grid((a->n + MMA_BQ - 1) / MMA_BQ, a->H);
-    switch (a->hd) {
-    case 16: attn_mma_kernel<T, 16><<<grid, 32 * MMA_WARPS, 0, st>>>(*a); return true;
-    case 32: attn_mma_kernel<T, 32><<<grid, 32 * MMA_WARPS, 0, st>>>(*a); return true;
-    case 64: attn_mma_kernel<T, 64><<<grid, 32 * MMA_WARPS, 0, st>>>(*a); return true;
-    case 128: attn_mma_kernel<T, 128><<<grid, 32 * MMA_WARPS, 0, st>>>(*a); return true;
-    }
-    return false;
+/* which kernel cu_attention runs for these arguments: 0 scalar, else the flash configuration */
+static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
+    if (variant <= 0 || dt == DT_F32) return 0;
+    if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
+    if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
+    return variant <= 3 ? variant : 1;
 }
 
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     if (a->hd > 256) return lcb_fail(err, errlen, "CUDA attention: head_dim %d > 256 is not supported", a->hd);
-    if (cu_attention_variant < 0) {
-        const char *v = getenv("LCB_CUDA_ATTN");
-        cu_attention_variant = v && !strcmp(v, "scalar") ? 0 : v && !strcmp(v, "mma") ? 1 : 2;
-    }
-    bool done = false;
-    if (cu_attention_variant == 1) {
-        if (dt == DT_BF16) done = launch_mma<__nv_bfloat16>(a, st);
-        else if (dt == DT_F16) done = launch_mma<__half>(a, st);
-    } else if (cu_attention_variant == 2) {
-        if (dt == DT_BF16) done = launch_pipe<__nv_bfloat16>(a, st);
-        else if (dt == DT_F16) done = launch_pipe<__half>(a, st);
-    }
+    if (a->KV <= 0 || a->H % a->KV) return lcb_fail(err, errlen, "CUDA attention: %d query heads over %d KV heads", a->H, a->KV);
+    const int cfg = attn_kernel_for(dt, a, cu_attention_variant);
+    int done = 0;
+    if (cfg > 0) done = dt == DT_BF16 ? launch_flash<__nv_bfloat16>(cfg, a, st, err, errlen) : launch_flash<__half>(cfg, a, st, err, errlen);
+    if (done < 0) return -1;
     if (!done) {
         dim3 grid((a->n + 3) / 4, a->H);
         if (dt == DT_F32) attn_scalar_kernel<float><<<grid, 128, 0, st>>>(*a);
@@ -473,4 +490,194 @@ int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t e
     }
     CU_LAUNCHED();
     return 0;
+}
+
+/* ---------------------------------------------------------------- ops.h: the kernel alone */
+
+/* visible (query, key) pairs of a shape: the work the kernel must do, for TFLOP/s */
+static double attn_pairs(const CudaAttnShape *sh) {
+    double n = 0;
+    for (int i = 0; i < sh->n; i++) {
+        const int64_t t = sh->t0 + i;
+        if (sh->s2_group > 0) { n += (double)(t % sh->s2_group) + 1; continue; } /* unrolled heads' count */
+        n += (double)(sh->S < t + 1 ? sh->S : t + 1);
+        int64_t lo = sh->W < 0 ? sh->S : t - sh->W;
+        if (lo < sh->S) lo = sh->S;
+        if (t >= lo) n += (double)(t - lo + 1);
+    }
+    return n;
+}
+
+/* Device buffers of one shape: q, qs, out (n, H hd); sinks (S, kvd); recent keys and values in
+ * pages of CU_PAGE slots, one allocation each, with their page tables. */
+typedef struct {
+    int dt;
+    AttnArgs a;
+    void *q, *qs, *out, *sk, *sv, *k, *v, **tab;
+    size_t qb, sb, kb, tb;
+} AttnBufs;
+
+static void attn_bufs_free(AttnBufs *b) {
+    void *p[] = {b->q, b->qs, b->out, b->sk, b->sv, b->k, b->v, b->tab};
+    size_t s[] = {b->qb, b->qb, b->qb, b->sb, b->sb, b->kb, b->kb, b->tb};
+    for (int i = 0; i < 8; i++) if (p[i]) cu_free(p[i], s[i], LCB_MEM_WORK);
+    memset(b, 0, sizeof *b);
+}
+
+static int attn_bufs_init(AttnBufs *b, int dt, const CudaAttnShape *sh, int64_t slots, char *err, size_t errlen) {
+    memset(b, 0, sizeof *b);
+    if (sh->n <= 0 || sh->KV <= 0 || sh->H % sh->KV || sh->hd <= 0 || slots < 0)
+        return lcb_fail(err, errlen, "cuda_op_attention: bad shape n %d H %d KV %d hd %d slots %lld", sh->n, sh->H, sh->KV, sh->hd,
+                        (long long)slots);
+    const size_t es = dt_size(dt), kvd = (size_t)sh->KV * sh->hd;
+    const int64_t pages = (slots + CU_PAGE - 1) / CU_PAGE;
+    b->dt = dt;
+    b->qb = (size_t)sh->n * sh->H * sh->hd * es;
+    b->sb = (size_t)(sh->S > 0 ? sh->S : 1) * kvd * es;
+    b->kb = (size_t)(pages > 0 ? pages : 1) * CU_PAGE * kvd * es;
+    b->tb = (size_t)2 * (pages > 0 ? pages : 1) * sizeof(void *);
+    if (cu_alloc(&b->q, b->qb, LCB_MEM_WORK, "attention test q", err, errlen) ||
+        cu_alloc(&b->qs, b->qb, LCB_MEM_WORK, "attention test qs", err, errlen) ||
+        cu_alloc(&b->out, b->qb, LCB_MEM_WORK, "attention test out", err, errlen) ||
+        cu_alloc(&b->sk, b->sb, LCB_MEM_WORK, "attention test sink keys", err, errlen) ||
+        cu_alloc(&b->sv, b->sb, LCB_MEM_WORK, "attention test sink values", err, errlen) ||
+        cu_alloc(&b->k, b->kb, LCB_MEM_WORK, "attention test keys", err, errlen) ||
+        cu_alloc(&b->v, b->kb, LCB_MEM_WORK, "attention test values", err, errlen) ||
+        cu_alloc((void **)&b->tab, b->tb, LCB_MEM_WORK, "attention test page tables", err, errlen)) {
+        attn_bufs_free(b);
+        return -1;
+    }
+    const int64_t np = pages > 0 ? pages : 1;
+    void **h = (void **)malloc((size_t)b->tb);
+    if (!h) { attn_bufs_free(b); return lcb_fail(err, errlen, "out of memory: attention test page tables"); }
+    for (int64_t p = 0; p < np; p++) {
+        h[p] = (char *)b->k + (size_t)p * CU_PAGE * kvd * es;
+        h[np + p] = (char *)b->v + (size_t)p * CU_PAGE * kvd * es;
+    }
+    cudaError_t e = cudaMemcpy(b->tab, h, b->tb, cudaMemcpyHostToDevice);
+    free(h);
+    if (e != cudaSuccess) { attn_bufs_free(b); return cu_fail(e, "page tables", __FILE__, __LINE__, err, errlen); }
+    AttnArgs a = {b->q, b->qs, b->sk, b->sv, b->tab, b->tab + np, b->out, sh->n, sh->H, sh->KV, sh->hd, sh->t0, sh->S, sh->W, sh->R,
+                  sh->s2_group, sh->s2_total, 0, sh->H, 1.0f / sqrtf((float)sh->hd)};
+    b->a = a;
+    return 0;
+}
+
+/* host fp32 -> device dtype */
+static int attn_upload(int dt, void *dst, const float *src, size_t n, char *err, size_t errlen) {
+    if (dt == DT_F32) { CU_TRY(cudaMemcpy(dst, src, n * 4, cudaMemcpyHostToDevice)); return 0; }
+    float *tmp;
+    if (cu_alloc((void **)&tmp, n * 4, LCB_MEM_WORK, "attention test staging", err, errlen)) return -1;
+    cudaError_t e = cudaMemcpy(tmp, src, n * 4, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess) { k_convert(dt, tmp, dst, n, 0); e = cudaDeviceSynchronize(); }
+    cu_free(tmp, n * 4, LCB_MEM_WORK);
+    if (e != cudaSuccess) return cu_fail(e, "attention test upload", __FILE__, __LINE__, err, errlen);
+    return 0;
+}
+
+template <typename T>
+__global__ void attn_download_kernel(const T *src, float *dst, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = to_f(src[i]);
+}
+
+extern "C" int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, const float *q, const float *qs,
+                                 const float *sk, const float *sv, const float *k, const float *v, int64_t slots, float *out,
+                                 char *err, size_t errlen) {
+    const int dt = dt_parse(dtype);
+    if (dt < 0) return lcb_fail(err, errlen, "cuda_op_attention: unknown dtype '%s'", dtype);
+    AttnBufs b;
+    if (attn_bufs_init(&b, dt, sh, slots, err, errlen)) return -1;
+    const size_t nq = (size_t)sh->n * sh->H * sh->hd, kvd = (size_t)sh->KV * sh->hd;
+    int rc = attn_upload(dt, b.q, q, nq, err, errlen) || attn_upload(dt, b.qs, qs ? qs : q, nq, err, errlen) ||
+             (sh->S > 0 && (attn_upload(dt, b.sk, sk, (size_t)sh->S * kvd, err, errlen) ||
+                            attn_upload(dt, b.sv, sv, (size_t)sh->S * kvd, err, errlen))) ||
+             (slots > 0 && (attn_upload(dt, b.k, k, (size_t)slots * kvd, err, errlen) ||
+                            attn_upload(dt, b.v, v, (size_t)slots * kvd, err, errlen)))
+                 ? -1 : 0;
+    float *dout = NULL;
+    if (!rc) rc = cu_alloc((void **)&dout, nq * 4, LCB_MEM_WORK, "attention test output", err, errlen);
+    if (!rc) {
+        cudaError_t e = cudaMemset(b.out, 0xff, b.qb); /* NaN in every dtype: an unwritten element fails the check */
+        if (e != cudaSuccess) rc = cu_fail(e, "poison", __FILE__, __LINE__, err, errlen);
+    }
+    if (!rc) {
+        const int saved = cu_attention_variant;
+        cu_attention_variant = variant;
+        rc = cu_attention(dt, &b.a, 0, err, errlen);
+        cu_attention_variant = saved;
+    }
+    if (!rc) {
+        const unsigned blocks = (unsigned)((nq + 255) / 256);
+        if (dt == DT_F32) attn_download_kernel<float><<<blocks, 256>>>((const float *)b.out, dout, nq);
+        else if (dt == DT_BF16) attn_download_kernel<__nv_bfloat16><<<blocks, 256>>>((const __nv_bfloat16 *)b.out, dout, nq);
+        else attn_download_kernel<__half><<<blocks, 256>>>((const __half *)b.out, dout, nq);
+        cudaError_t e = cudaDeviceSynchronize();
+        if (e == cudaSuccess) e = cudaGetLastError();
+        if (e == cudaSuccess) e = cudaMemcpy(out, dout, nq * 4, cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess) rc = cu_fail(e, "attention kernel", __FILE__, __LINE__, err, errlen);
+    }
+    if (dout) cu_free(dout, nq * 4, LCB_MEM_WORK);
+    attn_bufs_free(&b);
+    return rc;
+}
+
+static int cmp_float(const void *x, const void *y) {
+    float a = *(const float *)x, b = *(const float *)y;
+    return a < b ? -1 : a > b;
+}
+
+extern "C" int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms,
+                                      double *flops, char *err, size_t errlen) {
+    const int dt = dt_parse(dtype);
+    if (dt < 0) return lcb_fail(err, errlen, "cuda_op_attention_time: unknown dtype '%s'", dtype);
+    if (iters < 1 || iters > 1000) return lcb_fail(err, errlen, "cuda_op_attention_time: iters %d", iters);
+    int64_t slots = sh->R > 0 ? sh->R : sh->t0 + sh->n - sh->S;
+    if (slots < 0) slots = 0;
+    AttnBufs b;
+    if (attn_bufs_init(&b, dt, sh, slots, err, errlen)) return -1;
+    /* N(0, 1) data (scores of a realistic spread: q.k / sqrt(hd) ~ N(0, 1)); never zeros */
+    const size_t nq = (size_t)sh->n * sh->H * sh->hd;
+    k_fill_normal(dt, b.q, nq, 1.f, 11, 1, 0);
+    k_fill_normal(dt, b.qs, nq, 1.f, 11, 2, 0);
+    k_fill_normal(dt, b.sk, b.sb / dt_size(dt), 1.f, 11, 3, 0);
+    k_fill_normal(dt, b.sv, b.sb / dt_size(dt), 1.f, 11, 4, 0);
+    k_fill_normal(dt, b.k, b.kb / dt_size(dt), 1.f, 11, 5, 0);
+    k_fill_normal(dt, b.v, b.kb / dt_size(dt), 1.f, 11, 6, 0);
+    cudaEvent_t ev[2];
+    int rc = 0;
+    if (cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess) {
+        attn_bufs_free(&b);
+        return lcb_fail(err, errlen, "cuda_op_attention_time: cudaEventCreate failed");
+    }
+    const int saved = cu_attention_variant;
+    cu_attention_variant = variant;
+    float *t = (float *)malloc((size_t)iters * sizeof(float));
+    for (int w = 0; w < 3 && !rc; w++) rc = cu_attention(dt, &b.a, 0, err, errlen); /* warm-up */
+    for (int i = 0; i < iters && !rc; i++) {
+        cudaEventRecord(ev[0], 0);
+        rc = cu_attention(dt, &b.a, 0, err, errlen);
+        cudaEventRecord(ev[1], 0);
+        cudaError_t e = cudaEventSynchronize(ev[1]);
+        if (e == cudaSuccess) e = cudaEventElapsedTime(&t[i], ev[0], ev[1]);
+        if (!rc && e != cudaSuccess) rc = cu_fail(e, "attention timing", __FILE__, __LINE__, err, errlen);
+    }
+    cu_attention_variant = saved;
+    if (!rc) {
+        qsort(t, (size_t)iters, sizeof *t, cmp_float);
+        *ms = t[iters / 2];
+        *flops = 4.0 * sh->hd * sh->H * attn_pairs(sh); /* QK^T and PV, 2 FLOP per multiply-add */
+    }
+    free(t);
+    cudaEventDestroy(ev[0]);
+    cudaEventDestroy(ev[1]);
+    attn_bufs_free(&b);
+    return rc;
+}
+
+extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) {
+    AttnArgs a = {};
+    a.hd = head_dim;
+    const int dt = dt_parse(dtype);
+    return dt < 0 ? 0 : attn_kernel_for(dt, &a, variant);
 }

@@ -26,9 +26,32 @@ int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, 
                  char *err, size_t errlen);
 /* out[i] = lcb_rng_normal(seed, tensor, i, 0.02f) for i < n (engine/rng.h), generated on the device */
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen);
-/* tests: which attention kernel runs for bf16/fp16: 0 scalar, 1 tensor cores, 2 tensor cores with
- * cp.async double buffering (the default); -1 = from LCB_CUDA_ATTN (scalar|mma|pipe) */
+/* tests: which attention kernel the forward pass runs for bf16/fp16: 0 the scalar kernel, 1 the
+ * flash kernel (the default), 2 and 3 its other launch configurations (attention.cu) */
 void cuda_op_attention_variant(int v);
+
+/* One attention call (engine/cuda/attention.cu, AttnArgs): n queries at positions t0 .. t0+n-1,
+ * H query heads over KV heads of hd dims; S sinks, W previous tokens (-1 unbounded), R ring
+ * slots (0: slot = position - S); s2_group > 0: LongLoRA's s2 over s2_total tokens. */
+typedef struct {
+    int n, H, KV, hd;
+    int64_t t0, S, W, R;
+    int s2_group;
+    int64_t s2_total;
+} CudaAttnShape;
+/* The attention kernel alone on host data rounded to dtype: q, qs (n, H hd) queries at t and at
+ * the sink position (qs NULL: q); sk, sv (S, KV hd) sinks; k, v (slots, KV hd) recent keys and
+ * values by slot; out (n, H hd).  variant as cuda_op_attention_variant.  The output is poisoned
+ * with NaN before the kernel runs. */
+int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, const float *q, const float *qs,
+                      const float *sk, const float *sv, const float *k, const float *v, int64_t slots, float *out,
+                      char *err, size_t errlen);
+/* Time it on N(0, 1) device data: median of iters launches after a warm-up, in ms; *flops = 4 hd H
+ * times the visible (query, key) pairs (for s2, counted as if no head were rolled). */
+int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms, double *flops,
+                           char *err, size_t errlen);
+/* which kernel a variant runs for dtype and head_dim: 0 the scalar one, else the flash configuration */
+int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim);
 
 #ifdef __cplusplus
 }
