@@ -32,7 +32,7 @@ OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lcrypto -lm -lpthread
 LDFLAGS := -fopenmp $(SAN)
 
-LIB_SRC := $(wildcard engine/*.c) $(wildcard engine/tokenizer/*.c) $(wildcard strategies/*.c) $(filter-out harness/main.c,$(wildcard harness/*.c)) \
+LIB_SRC := $(wildcard engine/*.c) $(wildcard engine/tokenizer/*.c) $(wildcard strategies/*.c) $(filter-out harness/cmd/main.c,$(wildcard harness/*/*.c)) \
            $(wildcard datasets/*.c) $(wildcard reports/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(filter-out tests/test_cuda%,$(wildcard tests/test_*.c))
@@ -75,7 +75,7 @@ deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
 	  { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; fi
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*.h datasets/*.h reports/*.h)
+$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*/*.h datasets/*.h reports/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -86,7 +86,7 @@ $(BUILD)/%.o: %.cu $(wildcard engine/cuda/*.cuh engine/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
 
-# The build's identity, compiled into harness/version.o only: $(BUILD)/lcb_build.h is rewritten
+# The build's identity, compiled into harness/run/version.o only: $(BUILD)/lcb_build.h is rewritten
 # when a value changes (a new commit, other flags), never otherwise, so nothing else rebuilds.
 LCB_REV := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null || echo unknown)
 .PHONY: FORCE
@@ -95,13 +95,13 @@ $(BUILD)/lcb_build.h: FORCE
 	@printf '#define LCB_BUILD_REV "%s"\n#define LCB_BUILD_FLAGS "%s"\n#define LCB_BUILD_CUDA "%s"\n#define LCB_DATADIR "%s"\n' \
 	  "$(LCB_REV)" "$(CC) $(CFLAGS)" "$(if $(NVCC),yes ($(NVCC)),no)" "$(DATADIR)" > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/harness/version.o: $(BUILD)/lcb_build.h
-$(BUILD)/harness/version.o: CFLAGS += -I$(BUILD)
+$(BUILD)/harness/run/version.o: $(BUILD)/lcb_build.h
+$(BUILD)/harness/run/version.o: CFLAGS += -I$(BUILD)
 
 $(BUILD)/liblcbench.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/lcbench: $(BUILD)/harness/main.o $(BUILD)/liblcbench.a
+$(BUILD)/lcbench: $(BUILD)/harness/cmd/main.o $(BUILD)/liblcbench.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/liblcbench.a
@@ -125,7 +125,7 @@ test-unit: deps corpora $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
 
 # No #include from a lower layer to a higher one (engine < strategies < datasets < harness; reports:
-# engine, strategies, datasets and harness/store.h): tests/test_layers.sh, also run by test-unit.
+# engine, strategies, datasets and harness/store/store.h): tests/test_layers.sh, also run by test-unit.
 .PHONY: layers
 layers:
 	@sh tests/test_layers.sh
@@ -163,8 +163,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= safetensors config tokenizer tokens gguf
 FUZZ_SRC     := engine/common.c engine/safetensors.c engine/config.c $(wildcard engine/tokenizer/*.c) \
                 engine/gguf.c engine/quant.c engine/gguf_model.c engine/gguf_tokenizer.c \
-                datasets/dataset.c datasets/sha256.c harness/cli.c
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h engine/tokenizer/*.h datasets/*.h harness/*.h)
+                datasets/dataset.c datasets/sha256.c harness/cmd/cli.c
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_SRC) $(wildcard engine/*.h engine/tokenizer/*.h datasets/*.h harness/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wno-unknown-pragmas \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -I/usr/include/cjson \

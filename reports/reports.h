@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "harness/store.h"
+#include "harness/store/store.h"
 
 #define REP_COLLAPSE_MIN_STEPS 64
 #define REP_COLLAPSE_FACTOR 3.0

@@ -9,9 +9,9 @@
 
 #include "engine/common.h"
 #include "engine/tokenizer.h"
-#include "harness/fluency.h"
-#include "harness/generate.h"
-#include "harness/passkey.h"
+#include "harness/fluency/fluency.h"
+#include "harness/fluency/generate.h"
+#include "harness/fluency/passkey.h"
 
 #include <math.h>
 #include <sqlite3.h>

@@ -29,7 +29,7 @@
 #include "engine/quant.h"
 #include "engine/safetensors.h"
 #include "engine/tokenizer.h"
-#include "harness/run.h"
+#include "harness/run/run.h"
 #include "strategies/strategy.h"
 #include <sqlite3.h>
 

@@ -27,8 +27,8 @@
 #include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/model.h"
-#include "harness/run.h"
-#include "harness/store.h"
+#include "harness/run/run.h"
+#include "harness/store/store.h"
 #include "strategies/strategy.h"
 
 #define TOL_STORED 1e-6 /* float32 storage of NLLs around 6: half-ulp 2.4e-7 */

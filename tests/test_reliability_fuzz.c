@@ -12,7 +12,7 @@
 #include "tests/fuzz/fuzz_config.c"
 #include "tests/fuzz/fuzz_tokenizer.c"
 #include "tests/fuzz/fuzz_tokens.c"
-#include "harness/cli.h"
+#include "harness/cmd/cli.h"
 
 #include <dirent.h>
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "engine/common.h"
-#include "harness/sweep.h"
+#include "harness/sweep/sweep.h"
 
 #define MODEL "random:llama-tiny"
 #define VOCAB 512

@@ -1,0 +1,95 @@
+/*
+ * cmd_gate.c — `lcbench gate --db NEW --baseline BASE`: the CI regression gate.  Flags ->
+ * GateOptions -> gate_compare (reports/gate.c, where the rules are).  Exit status: 0 pass,
+ * 1 regression, 2 usage error (a bad flag, or a file that is missing or not a results file).
+ */
+#include "engine/common.h"
+#include "harness/cmd/cli.h"
+#include "reports/reports.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void gate_help(void) {
+    printf("usage: lcbench gate --db NEW --baseline BASE [options]\n"
+           "  pairs runs by model hash, strategy, protocol, dataset and tokens, and fails when a pair regressed:\n"
+           "  a per-bin PPL worse beyond tolerance, a worse fluency verdict, an earlier OOM or collapse\n"
+           "  --db NEW               results file to judge\n"
+           "  --baseline BASE        results file to judge against\n"
+           "  --rel-tol R            a bin's PPL may grow by this fraction (default 0.01)\n"
+           "  --sigma K              ... and by more than K combined stderrs, to fail (default 3)\n"
+           "  --min-steps N          bins with fewer steps are shown, not judged (default 32)\n"
+           "  --pos-tol F            an OOM, collapse or fluency loss counts as earlier when it is earlier\n"
+           "                         by more than this fraction of the baseline's position (default 0)\n"
+           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x the last\n"
+           "                         in-context octave (default 3)\n"
+           "  --metric M             ppl (per bin and overall, default), bpb (bits per byte) or word_ppl:\n"
+           "                         the tokenizer-independent ones over the whole run\n"
+           "  --pair-by FIELDS       which fields pair a run with its baseline, comma-separated from model,\n"
+           "                         strategy, protocol, dataset, tokens (default: all); without model,\n"
+           "                         checkpoint B is gated against checkpoint A\n"
+           "  --allow-missing        a baseline run with no partner, or one that did not finish (failed,\n"
+           "                         killed: not comparable), is not a failure\n"
+           "  --allow-empty          pass even when no pair was compared (default: that fails)\n"
+           "  --verbose              print every bin, not only the regressed ones\n"
+           "Exit status: 0 pass, 1 regression, 2 usage error.\n");
+}
+
+static int parse_real(Cli *c, const char *f, const char *v, double lo, double hi, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi)) return cli_usage_error(c, "%s \"%s\" must be a number in [%g, %g]", f, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+int cmd_gate(int argc, char **argv) {
+    Cli c;
+    cli_init(&c, "gate", argc, argv);
+    GateOptions o;
+    gate_defaults(&o);
+    const char *db = NULL, *base = NULL;
+    double cf = REP_COLLAPSE_FACTOR;
+    uint64_t u;
+    for (const char *f; (f = cli_next(&c));) {
+        const char *v = NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { gate_help(); return 0; }
+#define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
+        if (!strcmp(f, "--db")) { VAL(); db = v; }
+        else if (!strcmp(f, "--baseline")) { VAL(); base = v; }
+        else if (!strcmp(f, "--rel-tol")) { VAL(); if (parse_real(&c, f, v, 0, 100, &o.rel_tol)) return EXIT_USAGE; }
+        else if (!strcmp(f, "--sigma")) { VAL(); if (parse_real(&c, f, v, 0, 1000, &o.sigma)) return EXIT_USAGE; }
+        else if (!strcmp(f, "--pos-tol")) { VAL(); if (parse_real(&c, f, v, 0, 1, &o.pos_tol)) return EXIT_USAGE; }
+        else if (!strcmp(f, "--collapse-factor")) { VAL(); if (parse_real(&c, f, v, 1, 1e6, &cf)) return EXIT_USAGE; }
+        else if (!strcmp(f, "--min-steps")) {
+            VAL();
+            if (cli_parse_count(f, v, 1, 1, 1ull << 40, &u)) return cli_usage_error(&c, "--min-steps \"%s\" must be a positive integer", v);
+            o.min_steps = (int64_t)u;
+        } else if (!strcmp(f, "--metric")) {
+            VAL();
+            if (rep_metric_parse(v, &o.metric)) return cli_usage_error(&c, "--metric \"%s\" must be ppl, bpb or word_ppl", v);
+        } else if (!strcmp(f, "--pair-by")) {
+            VAL();
+            char why[160];
+            if (gate_pair_parse(v, &o.pair_by, why, sizeof why)) return cli_usage_error(&c, "--pair-by: %s", why);
+        } else if (!strcmp(f, "--allow-missing")) o.allow_missing = 1;
+        else if (!strcmp(f, "--allow-empty")) o.allow_empty = 1;
+        else if (!strcmp(f, "--verbose")) o.verbose = 1;
+        else return cli_usage_error(&c, "unknown argument \"%s\"", f);
+#undef VAL
+    }
+    if (!db) return cli_usage_error(&c, "--db NEW is required");
+    if (!base) return cli_usage_error(&c, "--baseline BASE is required");
+    char err[LCB_ERRLEN];
+    RepDb b, n;
+    int lrc = rep_load(&b, base, "--baseline", cf, err, sizeof err);
+    if (lrc) { cli_error("gate", "%s", err); return lrc == -2 ? EXIT_USAGE : 1; }
+    if ((lrc = rep_load(&n, db, "--db", cf, err, sizeof err))) { cli_error("gate", "%s", err); rep_free(&b); return lrc == -2 ? EXIT_USAGE : 1; }
+    int rc;
+    if (b.n == 0) { cli_error("gate", "--baseline %s: the file holds no run", base); rc = EXIT_USAGE; }
+    else rc = gate_compare(&b, &n, &o, stdout);
+    rep_free(&b);
+    rep_free(&n);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * cmd_report.c — `lcbench report --db FILE --out DIR`: flags -> report_write (reports/report.c),
+ * which turns a results file into gnuplot figures (PNG + SVG), index.md and index.html.
+ */
+#include "engine/common.h"
+#include "harness/cmd/cli.h"
+#include "reports/reports.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void report_help(void) {
+    printf("usage: lcbench report --db FILE --out DIR [--collapse-factor K] [--gnuplot PATH] [--no-svg]\n"
+           "  renders a results file with gnuplot (pngcairo and svg terminals) into DIR:\n"
+           "  per model log PPL and memory against position, throughput, events, the model-size x strategy\n"
+           "  grid, and index.md / index.html with the tables (PPL at context lengths, PPL per bin and strategy,\n"
+           "  collapse position, peak memory) and the provenance of every run\n"
+           "  --db FILE              results file (default results.db)\n"
+           "  --out DIR              output folder (created; files in it are replaced)\n"
+           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x the last in-context\n"
+           "                         octave (default 3; the same rule as lcbench gate)\n"
+           "  --gnuplot PATH         gnuplot binary (default gnuplot)\n"
+           "  --no-svg               PNG only\n");
+}
+
+int cmd_report(int argc, char **argv) {
+    Cli c;
+    cli_init(&c, "report", argc, argv);
+    ReportOptions o = {.db = "results.db", .gnuplot = "gnuplot", .collapse_factor = REP_COLLAPSE_FACTOR, .svg = 1};
+    for (const char *f; (f = cli_next(&c));) {
+        const char *v = NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { report_help(); return 0; }
+#define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
+        if (!strcmp(f, "--db")) { VAL(); o.db = v; }
+        else if (!strcmp(f, "--out")) { VAL(); o.out = v; }
+        else if (!strcmp(f, "--gnuplot")) { VAL(); o.gnuplot = v; }
+        else if (!strcmp(f, "--no-svg")) o.svg = 0;
+        else if (!strcmp(f, "--collapse-factor")) {
+            VAL();
+            char *end;
+            o.collapse_factor = strtod(v, &end);
+            if (!*v || *end || !(o.collapse_factor >= 1)) return cli_usage_error(&c, "--collapse-factor \"%s\" must be a number >= 1", v);
+        } else return cli_usage_error(&c, "unknown argument \"%s\"", f);
+#undef VAL
+    }
+    if (!o.out) return cli_usage_error(&c, "--out DIR is required");
+    char err[LCB_ERRLEN];
+    if (report_write(&o, err, sizeof err)) {
+        cli_error("report", "%s", err);
+        return !strncmp(err, "--db", 4) ? EXIT_USAGE : 1;
+    }
+    printf("report: %s/index.md, %s/index.html\n", o.out, o.out);
+    return 0;
+}
