@@ -264,10 +264,11 @@ static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("b
 static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
 
 /* the other attention kernels on the same fixtures: the scalar one (0) and the flash kernel's
- * other launch configurations (2: 4 warps; 3: three stages); 1, the default, ran above */
+ * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp); 1, the
+ * default, ran above */
 static void test_fixtures_bf16_other_attention(void **state) {
     if (!have_gpu()) return;
-    const int variants[] = {0, 2, 3};
+    const int variants[] = {0, 2, 3, 4};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         print_message("attention variant %d\n", variants[v]);
         cuda_op_attention_variant(variants[v]);
@@ -396,7 +397,7 @@ static void test_attention_kernel_vs_cpu(void **state) {
             attn_cpu(sh, q, qs, sk, sv, k, v, ref);
             double rn = 0;
             for (size_t e = 0; e < nq; e++) rn += (double)ref[e] * ref[e];
-            for (int var = 0; var <= (di ? 3 : 0); var++) {
+            for (int var = 0; var <= (di ? 4 : 0); var++) {
                 if (cuda_op_attention(dtypes[di], var, sh, q, qs, sk, sv, k, v, slots, out, err, sizeof err))
                     fail_msg("%s %s variant %d: %s", cases[ci].what, dtypes[di], var, err);
                 double dn = 0;

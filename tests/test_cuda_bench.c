@@ -11,7 +11,7 @@
  *   test_cuda_bench attn [DTYPE [VARIANTS]]
  *       the attention kernel alone on the shapes of the 7B models' chunked forward (4096 queries,
  *       N(0, 1) data): median time of 20 launches and effective TFLOP/s (4 hd H per visible
- *       (query, key) pair), for each kernel variant in VARIANTS (default "1,2,3,0": the flash
+ *       (query, key) pair), for each kernel variant in VARIANTS (default "1,2,3,4,0": the flash
  *       kernel's configurations, then the scalar one on the first shape only); DTYPE bf16
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
@@ -77,7 +77,7 @@ static int bench_attention(const char *dtype, const char *variants) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,0");
+    if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,4,0");
     if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "oom"))) {
         fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
         return 2;

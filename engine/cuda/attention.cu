@@ -15,12 +15,13 @@
  * Two kernels:
  *   attn_flash_kernel  bf16/fp16, head_dim 16, 32, 64 or 128: FlashAttention-2 on tensor cores
  *                      (mma.sync m16n8k16, fp32 accumulation, P rounded to the storage type for
- *                      the PV product as flash attention does).  A block holds BQ = 16 NW rows,
- *                      a row being one (query, head) pair of the H/KV query heads that share KV
- *                      head blockIdx.y (GQA: each key tile is loaded once for all of them); warp
- *                      w owns rows 16w .. 16w+15.  Key tiles of 64 rows stream through STAGES
- *                      shared-memory buffers by cp.async, one barrier per tile; a warp skips
- *                      tiles none of its rows sees and masks only tiles some row sees in part.
+ *                      the PV product as flash attention does).  A block holds 16 NW MT rows, a
+ *                      row being one (query, head) pair of the H/KV query heads that share KV
+ *                      head blockIdx.y (GQA: each key tile is loaded once for all of them); each
+ *                      warp owns MT m-tiles of 16 rows.  Key tiles of 64 rows stream through
+ *                      STAGES shared-memory buffers by cp.async, one barrier per tile; a warp
+ *                      skips tiles none of its rows sees and masks only tiles some row sees in
+ *                      part (int32 column bounds per row; per key only under s2).
  *   attn_scalar_kernel fp32 (the 1e-3 test mode), other head sizes up to 256: one warp per
  *                      (query, head), the same phases and masks, one key at a time.
  * tests/test_cuda.c checks both, every configuration of the first, against a CPU twin in double.
@@ -163,32 +164,42 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 #define FA_BK 64 /* keys per tile */
 
-/* Launch configurations of the flash kernel, cu_attention_variant (warps per block, so 16 x warps
- * rows; shared-memory stages): 1 (8, 2), the default; 2 (4, 2); 3 (8, 3).  launch_flash_hd. */
+/* Launch configurations of the flash kernel, cu_attention_variant = (warps per block, shared-memory
+ * stages, 16-row m-tiles per warp): 1 (8, 2, 1), the default; 2 (4, 2, 1); 3 (8, 3, 1);
+ * 4 (4, 2, 2).  A block holds 16 x warps x m-tiles rows.  With one m-tile a warp keeps its query
+ * fragments in registers; with two (FlashAttention-2's 128 x 64 tile on 4 warps) each K/V
+ * fragment read from shared memory feeds twice the MMAs, and the queries wait in shared memory
+ * (ldmatrix per k-step), as the registers go to the second tile's O and S.  launch_flash_hd. */
 
-template <typename T, int HD, int STAGES>
-constexpr size_t fa_smem_bytes() { return (size_t)2 * STAGES * FA_BK * (HD + 8) * sizeof(T); }
+template <typename T, int HD, int NW, int STAGES, int MT>
+constexpr size_t fa_smem_bytes() {
+    return ((size_t)2 * STAGES * FA_BK + (MT > 1 ? 16 * NW * MT : 0)) * (HD + 8) * sizeof(T);
+}
 
 /* Fragment layouts are those of mma.m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16"):
  * with r8 = lane / 4 and quad = lane % 4, a thread holds
  *   A (16 x 16):  a0 (r8, 2quad..+1)  a1 (r8+8, 2quad..+1)  a2 (r8, 2quad+8..+9)  a3 (r8+8, 2quad+8..+9)
  *   B (16 x 8):   b0 (k 2quad..+1, n r8)  b1 (k 2quad+8..+9, n r8)
  *   C (16 x 8):   c0 c1 (r8, 2quad..+1)  c2 c3 (r8+8, 2quad..+1)
- * so a thread owns rows ra = 16 warp + r8 and rb = ra + 8 of the block. */
-template <typename T, int HD, int NW, int STAGES>
+ * so in m-tile mt a thread owns rows ra = 16 (MT warp + mt) + r8 and rb = ra + 8 of the block. */
+template <typename T, int HD, int NW, int STAGES, int MT>
 __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
-    constexpr int BQ = 16 * NW, BK = FA_BK, NT = 32 * NW;
+    constexpr int BQ = 16 * NW * MT, BK = FA_BK, NT = 32 * NW;
     constexpr int KP = HD + 8;  /* padded smem row: 8 consecutive rows start 16 bytes apart mod 128, so
                                  * ldmatrix and cp.async touch every bank once */
     constexpr int VEC = HD / 8; /* 16-byte vectors per key row */
+    constexpr bool QREG = MT == 1; /* query fragments in registers, else in shared memory */
     static_assert(HD == 16 || HD == 32 || HD == 64 || HD == 128, "head_dim of the flash kernel");
     static_assert(sizeof(T) == 2, "16-bit storage");
     static_assert((KP * sizeof(T)) % 16 == 0, "smem rows 16-byte aligned for cp.async and ldmatrix");
     static_assert((KP * sizeof(T) / 16) % 2 == 1, "row stride an odd number of 16-byte units: 8 rows hit 8 distinct bank quads");
     static_assert(STAGES >= 2 && STAGES <= 4, "pipeline depth");
+    static_assert(MT == 1 || MT == 2, "m-tiles per warp");
+    static_assert(BK % 16 == 0 && (BK / 8) % 2 == 0, "key tile: whole k-steps of the PV product, n-tile pairs");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T *sK = (T *)smem_raw;            /* [STAGES][BK][KP] */
     T *sV = sK + STAGES * BK * KP;    /* [STAGES][BK][KP] */
+    T *sQ = sV + STAGES * BK * KP;    /* [BQ][KP] when !QREG: warp w's rows 16 MT w .. */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
     const int g = blockIdx.y, Gq = a.H / a.KV, qd = a.H * HD, kvd = a.KV * HD;
@@ -198,12 +209,18 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     const int64_t t_first = a.t0 + R0 / Gq, t_last = a.t0 + Rlast / Gq;
     const bool s2 = a.s2_group > 0;
 
-    /* this thread's two rows */
-    const int ra = R0 + warp * 16 + r8, rb = ra + 8;
-    const bool va = ra < nrows, vb = rb < nrows;
-    const int ia = va ? ra / Gq : 0, ib = vb ? rb / Gq : 0;
-    const int ha = g * Gq + (va ? ra % Gq : 0), hb = g * Gq + (vb ? rb % Gq : 0);
-    const int64_t ta = a.t0 + ia, tb = a.t0 + ib;
+    /* this thread's rows: a (r8) and b (r8 + 8) of each m-tile */
+    bool va[MT], vb[MT];
+    int ia[MT], ib[MT], ha[MT], hb[MT];
+    int64_t ta[MT], tb[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int ra = R0 + (warp * MT + mt) * 16 + r8, rb = ra + 8;
+        va[mt] = ra < nrows; vb[mt] = rb < nrows;
+        ia[mt] = va[mt] ? ra / Gq : 0; ib[mt] = vb[mt] ? rb / Gq : 0;
+        ha[mt] = g * Gq + (va[mt] ? ra % Gq : 0); hb[mt] = g * Gq + (vb[mt] ? rb % Gq : 0);
+        ta[mt] = a.t0 + ia[mt]; tb[mt] = a.t0 + ib[mt];
+    }
 
     /* the block's key range per phase (0 sinks, 1 recent), in tiles: scalars, not arrays indexed by
      * the phase, which would live in local memory */
@@ -257,13 +274,22 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         }
     };
 
-    float o[HD / 8][4];
+    float o[MT][HD / 8][4];
+    float ma[MT], mb[MT], la[MT], lb[MT];     /* running max (raw score), partial sums */
+    int loa[MT], hia[MT], lob[MT], hib[MT]; /* this phase's visible keys of rows a, b, relative to the
+                                              * phase's first key (a phase spans at most the ring, or
+                                              * the positions of a dense cache: int) */
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f; /* running max (raw score), partial sums */
-    const float sl2 = a.scale * 1.4426950408889634f;           /* raw score -> log2 units */
-    uint32_t qf[HD / 16][4];
-    int64_t loa = 1, hia = 0, lob = 1, hib = 0; /* this phase's visible keys of rows a, b */
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
+        ma[mt] = mb[mt] = -INFINITY;
+        la[mt] = lb[mt] = 0.f;
+        loa[mt] = lob[mt] = 1;
+        hia[mt] = hib[mt] = 0;
+    }
+    const float sl2 = a.scale * 1.4426950408889634f; /* raw score -> log2 units */
+    uint32_t qf[QREG ? HD / 16 : 1][4];                /* QREG: the A fragments of Q */
     int cur_ph = -1;
 
     /* prologue: tiles 0 .. STAGES-2 in flight, one commit group each (empty groups past the end) */
@@ -286,172 +312,220 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         }
         const int ph = it < nt0 ? 0 : 1;
         const int64_t kb = ph ? lo1 + (it - nt0) * BK : lo0 + it * BK;
-        if (ph != cur_ph) { /* this warp's query fragments and row ranges for the phase */
+        if (ph != cur_ph) { /* this warp's queries and row ranges for the phase */
             cur_ph = ph;
             const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
-            const T *qra = qb + (size_t)ia * qd + (size_t)ha * HD, *qrb = qb + (size_t)ib * qd + (size_t)hb * HD;
+            if constexpr (QREG) {
+                const T *qra = qb + (size_t)ia[0] * qd + (size_t)ha[0] * HD, *qrb = qb + (size_t)ib[0] * qd + (size_t)hb[0] * HD;
 #pragma unroll
-            for (int ks = 0; ks < HD / 16; ks++) {
-                const int c = ks * 16 + quad * 2;
-                qf[ks][0] = va ? *(const uint32_t *)(qra + c) : 0u;
-                qf[ks][1] = vb ? *(const uint32_t *)(qrb + c) : 0u;
-                qf[ks][2] = va ? *(const uint32_t *)(qra + c + 8) : 0u;
-                qf[ks][3] = vb ? *(const uint32_t *)(qrb + c + 8) : 0u;
+                for (int ks = 0; ks < HD / 16; ks++) {
+                    const int c = ks * 16 + quad * 2;
+                    qf[ks][0] = va[0] ? *(const uint32_t *)(qra + c) : 0u;
+                    qf[ks][1] = vb[0] ? *(const uint32_t *)(qrb + c) : 0u;
+                    qf[ks][2] = va[0] ? *(const uint32_t *)(qra + c + 8) : 0u;
+                    qf[ks][3] = vb[0] ? *(const uint32_t *)(qrb + c + 8) : 0u;
+                }
+            } else {
+                /* the warp's 16 MT rows into its own part of sQ (only this warp reads it) */
+                __syncwarp(); /* the previous phase's ldmatrix reads are done */
+                T *wq = sQ + warp * MT * 16 * KP;
+#pragma unroll
+                for (int j = 0; j < MT * 16 * VEC / 32; j++) {
+                    const int idx = lane + 32 * j, r = idx / VEC, c = (idx % VEC) * 8;
+                    const int row = R0 + warp * MT * 16 + r;
+                    uint4 x = make_uint4(0, 0, 0, 0);
+                    if (row < nrows) x = *(const uint4 *)(qb + (size_t)(row / Gq) * qd + (size_t)(g * Gq + row % Gq) * HD + c);
+                    *(uint4 *)(wq + r * KP + c) = x;
+                }
+                __syncwarp();
             }
-            attn_row_range(a, ta, ph, &loa, &hia);
-            attn_row_range(a, tb, ph, &lob, &hib);
+            const int64_t base = ph ? lo1 : lo0;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                int64_t l, h;
+                attn_row_range(a, ta[mt], ph, &l, &h);
+                loa[mt] = (int)(l - base); hia[mt] = (int)(h - base);
+                attn_row_range(a, tb[mt], ph, &l, &h);
+                lob[mt] = (int)(l - base); hib[mt] = (int)(h - base);
+            }
         }
+        const int kr = (int)(ph ? it - nt0 : it) * BK; /* the tile's first key relative to the phase's */
         /* which of this warp's rows see the tile whole, in part or not at all (rows past the end
          * count as either, so they never force work) */
-        const int64_t ke = kb + BK - 1;
-        bool full = true, empty = true;
-        if (!s2) {
-            full = (!va || (loa <= kb && hia >= ke)) && (!vb || (lob <= kb && hib >= ke));
-            empty = (!va || hia < kb || loa > ke) && (!vb || hib < kb || lob > ke);
-        } else {
-            full = false;
-            empty = !va && !vb;
+        const int ke = kr + BK - 1;
+        bool full = !s2, empty = true;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            if (!s2) {
+                full = full && (!va[mt] || (loa[mt] <= kr && hia[mt] >= ke)) && (!vb[mt] || (lob[mt] <= kr && hib[mt] >= ke));
+                empty = empty && (!va[mt] || hia[mt] < kr || loa[mt] > ke) && (!vb[mt] || hib[mt] < kr || lob[mt] > ke);
+            } else {
+                empty = empty && !va[mt] && !vb[mt];
+            }
         }
         full = __all_sync(0xffffffffu, full);
         empty = __all_sync(0xffffffffu, empty);
         if (!empty) {
             const T *tK = sK + st * BK * KP, *tV = sV + st * BK * KP;
-            /* S = Q K^T, 16 x BK per warp */
-            float s[BK / 8][4];
+            const int mi = lane >> 3;
+            /* S = Q K^T, 16 MT x BK per warp; k-steps outer so that each Q fragment is read once */
+            float s[MT][BK / 8][4];
 #pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-            if constexpr (HD >= 32) {
-                /* ldmatrix x4: lane l addresses key row nt 8 + (l & 7) of matrix l >> 3 =
-                 * (k-step ks + (l >> 4), dim half (l >> 3) & 1): b0 b1 of step ks, then of ks + 1 */
-                const int mi = lane >> 3;
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int nt = 0; nt < BK / 8; nt++)
+                for (int nt = 0; nt < BK / 8; nt++) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
 #pragma unroll
-                    for (int ks = 0; ks < HD / 16; ks += 2) {
-                        uint32_t b[4];
-                        ldmatrix_x4(b, tK + (nt * 8 + (lane & 7)) * KP + (ks + (mi >> 1)) * 16 + (mi & 1) * 8);
-                        MmaOp<T>::run(s[nt], qf[ks], b[0], b[1]);
-                        MmaOp<T>::run(s[nt], qf[ks + 1], b[2], b[3]);
+            for (int ks = 0; ks < HD / 16; ks++) {
+                uint32_t qa[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    if constexpr (QREG) {
+                        qa[mt][0] = qf[ks][0]; qa[mt][1] = qf[ks][1]; qa[mt][2] = qf[ks][2]; qa[mt][3] = qf[ks][3];
+                    } else {
+                        /* lane l addresses row (l & 7) + 8 ((l >> 3) & 1), dims 16 ks + 8 (l >> 4): a0 .. a3 */
+                        ldmatrix_x4(qa[mt], sQ + ((warp * MT + mt) * 16 + (lane & 7) + (mi & 1) * 8) * KP + ks * 16 + (mi >> 1) * 8);
                     }
-            } else {
+                }
+                /* K by ldmatrix x4 over an n-tile pair: lane l addresses key row 8 (nt + (l >> 4)) +
+                 * (l & 7), dims 16 ks + 8 ((l >> 3) & 1): b0 b1 of n-tile nt, then of nt + 1 */
+#pragma unroll
+                for (int nt = 0; nt < BK / 8; nt += 2) {
+                    uint32_t b[4];
+                    ldmatrix_x4(b, tK + ((nt + (mi >> 1)) * 8 + (lane & 7)) * KP + ks * 16 + (mi & 1) * 8);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        MmaOp<T>::run(s[mt][nt], qa[mt], b[0], b[1]);
+                        MmaOp<T>::run(s[mt][nt + 1], qa[mt], b[2], b[3]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if (!full) { /* mask: -inf where the key is not visible to the row */
+                    if (!s2) {
+                        /* visible columns of the tile: [lo, hi] relative to its first key, clamped */
+                        const int la0 = loa[mt] - kr, ha0 = hia[mt] - kr, lb0 = lob[mt] - kr, hb0 = hib[mt] - kr;
+                        const int cla = va[mt] ? la0 : BK, cha = va[mt] ? ha0 : -1;
+                        const int clb = vb[mt] ? lb0 : BK, chb = vb[mt] ? hb0 : -1;
+#pragma unroll
+                        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) {
+                                const int col = nt * 8 + quad * 2 + (e & 1);
+                                const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
+                                if (!vis) s[mt][nt][e] = -INFINITY;
+                            }
+                    } else {
+#pragma unroll
+                        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) {
+                                const int64_t p = kb + nt * 8 + quad * 2 + (e & 1);
+                                const bool vis = p <= hi1 && (e < 2 ? va[mt] && s2_visible(a, ha[mt], ta[mt], p)
+                                                                    : vb[mt] && s2_visible(a, hb[mt], tb[mt], p));
+                                if (!vis) s[mt][nt][e] = -INFINITY;
+                            }
+                    }
+                }
+                /* online softmax: new row max over the quad's 4 threads, rescale O and l,
+                 * P = 2^(s sl2 - m sl2) */
+                float mxa = ma[mt], mxb = mb[mt];
 #pragma unroll
                 for (int nt = 0; nt < BK / 8; nt++) {
-                    const T *kr = tK + (nt * 8 + r8) * KP + quad * 2;
-                    MmaOp<T>::run(s[nt], qf[0], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+                    mxa = fmaxf(mxa, fmaxf(s[mt][nt][0], s[mt][nt][1]));
+                    mxb = fmaxf(mxb, fmaxf(s[mt][nt][2], s[mt][nt][3]));
+                }
+#pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
+                    mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
+                }
+                /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
+                const float ba = mxa == -INFINITY ? 0.f : mxa * sl2, bb = mxb == -INFINITY ? 0.f : mxb * sl2;
+                const float ca = fast_exp2(fmaf(ma[mt], sl2, -ba)), cb = fast_exp2(fmaf(mb[mt], sl2, -bb)); /* 0 when m was -inf */
+                ma[mt] = mxa; mb[mt] = mxb;
+                la[mt] *= ca; lb[mt] *= cb;
+#pragma unroll
+                for (int d = 0; d < HD / 8; d++) { o[mt][d][0] *= ca; o[mt][d][1] *= ca; o[mt][d][2] *= cb; o[mt][d][3] *= cb; }
+                /* P in place of S: packed pairs, read below as the A fragments of the PV product */
+#pragma unroll
+                for (int nt = 0; nt < BK / 8; nt++) {
+                    const float p0 = fast_exp2(fmaf(s[mt][nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[mt][nt][1], sl2, -ba));
+                    const float p2 = fast_exp2(fmaf(s[mt][nt][2], sl2, -bb)), p3 = fast_exp2(fmaf(s[mt][nt][3], sl2, -bb));
+                    la[mt] += p0 + p1; lb[mt] += p2 + p3;
+                    s[mt][nt][0] = __uint_as_float(MmaOp<T>::pack(p0, p1));
+                    s[mt][nt][1] = __uint_as_float(MmaOp<T>::pack(p2, p3));
                 }
             }
-            if (!full) { /* mask: -inf where the key is not visible to the row */
-                if (!s2) {
-                    /* visible columns of the tile: [lo, hi] relative to kb, clamped to int */
-                    const int64_t la0 = loa - kb, ha0 = hia - kb, lb0 = lob - kb, hb0 = hib - kb;
-                    const int cla = va ? (int)(la0 < 0 ? 0 : la0 > BK ? BK : la0) : BK;
-                    const int cha = va ? (int)(ha0 < -1 ? -1 : ha0 > BK ? BK : ha0) : -1;
-                    const int clb = vb ? (int)(lb0 < 0 ? 0 : lb0 > BK ? BK : lb0) : BK;
-                    const int chb = vb ? (int)(hb0 < -1 ? -1 : hb0 > BK ? BK : hb0) : -1;
-#pragma unroll
-                    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            const int col = nt * 8 + quad * 2 + (e & 1);
-                            const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
-                            if (!vis) s[nt][e] = -INFINITY;
-                        }
-                } else {
-#pragma unroll
-                    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            const int64_t p = kb + nt * 8 + quad * 2 + (e & 1);
-                            const bool vis = p <= hi1 && (e < 2 ? va && s2_visible(a, ha, ta, p) : vb && s2_visible(a, hb, tb, p));
-                            if (!vis) s[nt][e] = -INFINITY;
-                        }
-                }
-            }
-            /* online softmax: new row max over the quad's 4 threads, rescale O and l, P = 2^(s sl2 - m sl2) */
-            float mxa = ma, mxb = mb;
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++) {
-                mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
-                mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
-            }
-#pragma unroll
-            for (int off = 1; off < 4; off <<= 1) {
-                mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
-                mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
-            }
-            /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
-            const float ba = mxa == -INFINITY ? 0.f : mxa * sl2, bb = mxb == -INFINITY ? 0.f : mxb * sl2;
-            const float ca = fast_exp2(fmaf(ma, sl2, -ba)), cb = fast_exp2(fmaf(mb, sl2, -bb)); /* 0 when m was -inf */
-            ma = mxa; mb = mxb;
-            la *= ca; lb *= cb;
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
-            uint32_t pf[BK / 16][4]; /* P as the A fragments of the PV product, k-step j = keys 16j .. 16j+15 */
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++) {
-                const float p0 = fast_exp2(fmaf(s[nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[nt][1], sl2, -ba));
-                const float p2 = fast_exp2(fmaf(s[nt][2], sl2, -bb)), p3 = fast_exp2(fmaf(s[nt][3], sl2, -bb));
-                la += p0 + p1; lb += p2 + p3;
-                pf[nt >> 1][(nt & 1) * 2 + 0] = MmaOp<T>::pack(p0, p1);
-                pf[nt >> 1][(nt & 1) * 2 + 1] = MmaOp<T>::pack(p2, p3);
-            }
-            /* O += P V; B fragments by ldmatrix.trans: lane l addresses key row 16j + 8 ((l >> 3) & 1)
-             * + (l & 7), dims 8 (d + (l >> 4)) ..: b0 b1 of dim tile d, then of d + 1 */
-            const int mi = lane >> 3;
+            /* O += P V.  A fragment of k-step j (keys 16j .. 16j+15): (row a, keys 16j + 2quad),
+             * (row b, same), (row a, + 8), (row b, + 8) = the packed pairs of n-tiles 2j and 2j+1.
+             * B fragments by ldmatrix.trans: lane l addresses key row 16j + 8 ((l >> 3) & 1) + (l & 7),
+             * dims 8 (d + (l >> 4)) ..: b0 b1 of dim tile d, then of d + 1 */
 #pragma unroll
             for (int j = 0; j < BK / 16; j++)
 #pragma unroll
                 for (int d = 0; d < HD / 8; d += 2) {
                     uint32_t b[4];
                     ldmatrix_x4_trans(b, tV + (j * 16 + (mi & 1) * 8 + (lane & 7)) * KP + (d + (mi >> 1)) * 8);
-                    MmaOp<T>::run(o[d], pf[j], b[0], b[1]);
-                    MmaOp<T>::run(o[d + 1], pf[j], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        const uint32_t pa[4] = {__float_as_uint(s[mt][2 * j][0]), __float_as_uint(s[mt][2 * j][1]),
+                                                __float_as_uint(s[mt][2 * j + 1][0]), __float_as_uint(s[mt][2 * j + 1][1])};
+                        MmaOp<T>::run(o[mt][d], pa, b[0], b[1]);
+                        MmaOp<T>::run(o[mt][d + 1], pa, b[2], b[3]);
+                    }
                 }
         }
         if (++st == STAGES) st = 0;
     }
     cp_async_wait<0>(); /* no copy outlives the block (only empty groups are left) */
 #pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-        la += __shfl_xor_sync(0xffffffffu, la, off);
-        lb += __shfl_xor_sync(0xffffffffu, lb, off);
-    }
-    const float inva = la > 0 ? 1.f / la : 0.f, invb = lb > 0 ? 1.f / lb : 0.f;
-    T *oa = (T *)a.out + (size_t)ia * qd + (size_t)ha * HD, *ob = (T *)a.out + (size_t)ib * qd + (size_t)hb * HD;
+    for (int mt = 0; mt < MT; mt++) {
+        float sa = la[mt], sb = lb[mt];
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) {
-        const int c = d * 8 + quad * 2;
-        if (va) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[d][0] * inva, o[d][1] * inva);
-        if (vb) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[d][2] * invb, o[d][3] * invb);
+        for (int off = 1; off < 4; off <<= 1) {
+            sa += __shfl_xor_sync(0xffffffffu, sa, off);
+            sb += __shfl_xor_sync(0xffffffffu, sb, off);
+        }
+        const float inva = sa > 0 ? 1.f / sa : 0.f, invb = sb > 0 ? 1.f / sb : 0.f;
+        T *oa = (T *)a.out + (size_t)ia[mt] * qd + (size_t)ha[mt] * HD, *ob = (T *)a.out + (size_t)ib[mt] * qd + (size_t)hb[mt] * HD;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) {
+            const int c = d * 8 + quad * 2;
+            if (va[mt]) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[mt][d][0] * inva, o[mt][d][1] * inva);
+            if (vb[mt]) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[mt][d][2] * invb, o[mt][d][3] * invb);
+        }
     }
 }
 
 /* ---------------------------------------------------------------- launch */
 
-int cu_attention_variant = 1; /* 0 scalar, 1 .. 3 flash configurations; tests and benchmarks set it */
+int cu_attention_variant = 1; /* 0 scalar, 1 .. 4 flash configurations; tests and benchmarks set it */
 
-template <typename T, int HD, int NW, int STAGES>
+template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
-    constexpr size_t smem = fa_smem_bytes<T, HD, STAGES>();
+    constexpr size_t smem = fa_smem_bytes<T, HD, NW, STAGES, MT>();
+    static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0; /* per instantiation, one bit per device (--tp) */
     int dev = 0;
     CU_TRY(cudaGetDevice(&dev));
     if (dev >= 32 || !(attr_set >> dev & 1)) {
-        CU_TRY(cudaFuncSetAttribute(attn_flash_kernel<T, HD, NW, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        CU_TRY(cudaFuncSetAttribute(attn_flash_kernel<T, HD, NW, STAGES, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         if (dev < 32) attr_set |= 1u << dev;
     }
     const int rows = a->n * (a->H / a->KV);
-    dim3 grid((rows + 16 * NW - 1) / (16 * NW), a->KV);
-    attn_flash_kernel<T, HD, NW, STAGES><<<grid, 32 * NW, smem, st>>>(*a);
+    dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV);
+    attn_flash_kernel<T, HD, NW, STAGES, MT><<<grid, 32 * NW, smem, st>>>(*a);
     return 0;
 }
 
 template <typename T, int HD>
 static int launch_flash_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     switch (cfg) {
-    case 2: return launch_flash_cfg<T, HD, 4, 2>(a, st, err, errlen);
-    case 3: return launch_flash_cfg<T, HD, 8, 3>(a, st, err, errlen);
-    default: return launch_flash_cfg<T, HD, 8, 2>(a, st, err, errlen);
+    case 2: return launch_flash_cfg<T, HD, 4, 2, 1>(a, st, err, errlen);
+    case 3: return launch_flash_cfg<T, HD, 8, 3, 1>(a, st, err, errlen);
+    case 4: return launch_flash_cfg<T, HD, 4, 2, 2>(a, st, err, errlen);
+    default: return launch_flash_cfg<T, HD, 8, 2, 1>(a, st, err, errlen);
     }
 }
 
@@ -472,7 +546,7 @@ static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     if (variant <= 0 || dt == DT_F32) return 0;
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
-    return variant <= 3 ? variant : 1;
+    return variant <= 4 ? variant : 1;
 }
 
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
