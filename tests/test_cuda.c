@@ -385,6 +385,7 @@ static void test_attention_kernel_vs_cpu(void **state) {
     const char *dtypes[] = {"fp32", "bf16", "fp16"};
     const double tol[] = {1e-5, 8e-3, 2e-3};
     double worst[3] = {0};
+    int nfail = 0;
     char err[LCB_ERRLEN];
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const CudaAttnShape *sh = &cases[ci].sh;
@@ -410,15 +411,22 @@ static void test_attention_kernel_vs_cpu(void **state) {
                 const int kern = cuda_op_attention_kernel(dtypes[di], var, sh->hd);
                 print_message("attention %-36s %s variant %d (%s): ||cuda - cpu|| / ||cpu|| = %.3g\n", cases[ci].what, dtypes[di], var,
                               kern ? "flash" : "scalar", rel);
-                if (bad) fail_msg("%s %s variant %d: %zu of %zu outputs not finite (unwritten: the NaN poison)", cases[ci].what, dtypes[di],
-                                  var, bad, nq);
-                if (!(rel <= tol[di])) fail_msg("%s %s variant %d: relative error %.3g > %g", cases[ci].what, dtypes[di], var, rel, tol[di]);
+                /* every case is checked before the test fails, so that one device run shows them all */
+                if (bad) {
+                    print_message("FAIL attention %s %s variant %d: %zu of %zu outputs not finite (unwritten: the NaN poison)\n",
+                                  cases[ci].what, dtypes[di], var, bad, nq);
+                    nfail++;
+                } else if (!(rel <= tol[di])) {
+                    print_message("FAIL attention %s %s variant %d: relative error %.3g > %g\n", cases[ci].what, dtypes[di], var, rel, tol[di]);
+                    nfail++;
+                }
                 worst[di] = fmax(worst[di], rel);
             }
             free(q); free(qs); free(sk); free(sv); free(k); free(v); free(ref); free(out);
         }
     }
     print_message("attention kernels vs CPU: worst relative error fp32 %.3g, bf16 %.3g, fp16 %.3g\n", worst[0], worst[1], worst[2]);
+    if (nfail) fail_msg("%d attention kernel checks failed (the FAIL lines above)", nfail);
 }
 
 /* ---------------------------------------------------------------- random models, policies */
