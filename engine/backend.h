@@ -42,6 +42,17 @@ int cuda_kv_init(KVCache *kv, char *err, size_t errlen);
 void cuda_kv_reset(KVCache *kv);
 void cuda_kv_free(KVCache *kv);
 
+/* The arrays of a CUDA cache for engine/kvstate.c (its stream and its checks are there):
+ * the storage type (0 fp32, 1 bf16, 2 fp16) and bytes per value, the GPU split and the ring
+ * slots, from m's weights when no forward has run yet; the used rows to io and back (load
+ * creates the device storage for m first); and a device-side copy into dst (kv_init'ed with
+ * src's parameters, nothing fed). */
+struct KvIO;
+int cuda_kv_layout(const KVCache *kv, const Model *m, int *dtype, int *elt, int *tp, int64_t *ring, char *err, size_t errlen);
+int cuda_kv_save(const KVCache *kv, const Model *m, struct KvIO *io, char *err, size_t errlen);
+int cuda_kv_load(KVCache *kv, const Model *m, struct KvIO *io, char *err, size_t errlen);
+int cuda_kv_copy(KVCache *dst, const KVCache *src, const Model *m, char *err, size_t errlen);
+
 /* The forward pass of model_forward on the device (same contract). */
 int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out,
                  char *err, size_t errlen);

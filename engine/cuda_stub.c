@@ -18,6 +18,12 @@ void cuda_model_free(Model *m) {}
 int cuda_kv_init(KVCache *kv, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 void cuda_kv_reset(KVCache *kv) {}
 void cuda_kv_free(KVCache *kv) {}
+int cuda_kv_layout(const KVCache *kv, const Model *m, int *dtype, int *elt, int *tp, int64_t *ring, char *err, size_t errlen) {
+    return lcb_fail(err, errlen, NO_CUDA);
+}
+int cuda_kv_save(const KVCache *kv, const Model *m, struct KvIO *io, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_kv_load(KVCache *kv, const Model *m, struct KvIO *io, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
+int cuda_kv_copy(KVCache *dst, const KVCache *src, const Model *m, char *err, size_t errlen) { return lcb_fail(err, errlen, NO_CUDA); }
 int cuda_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from, const FwdOut *out, char *err, size_t errlen) {
     return lcb_fail(err, errlen, NO_CUDA);
 }

@@ -100,6 +100,39 @@ static int recompute_clone(Strategy *dst, const Strategy *src, const int32_t *hi
     return 0;
 }
 
+/* The saved state is the same: the stream position and the last min(W, t) tokens.  Its cache
+ * is scratch (reset before every forward), on whichever backend. */
+typedef struct {
+    char tag[8];            /* "LCBRCMP1" */
+    int64_t W, n_fed, n_hist;
+} RecomputeHead;
+
+static int recompute_state_save(const Strategy *s, KvIO *io, char *err, size_t errlen) {
+    const RecomputeState *st = s->priv;
+    RecomputeHead h = {"LCBRCMP1", s->param, s->n_fed, st->n_hist};
+    if (io->write(io->ctx, &h, sizeof h) || (st->n_hist && io->write(io->ctx, st->hist, (size_t)st->n_hist * sizeof *st->hist)))
+        return lcb_fail(err, errlen, "--strategy %s: writing the state failed", s->spec);
+    return 0;
+}
+
+static int recompute_state_load(Strategy *s, KvIO *io, char *err, size_t errlen) {
+    RecomputeState *st = s->priv;
+    RecomputeHead h;
+    if (io->read(io->ctx, &h, sizeof h)) return lcb_fail(err, errlen, "--strategy %s: the saved state ends early", s->spec);
+    if (memcmp(h.tag, "LCBRCMP1", 8)) return lcb_fail(err, errlen, "--strategy %s: the saved state is not a recompute state", s->spec);
+    if (h.W != s->param) return lcb_fail(err, errlen, "--strategy %s: the saved state is of recompute:%lld", s->spec, (long long)h.W);
+    if (h.n_fed < 0 || h.n_hist != (h.n_fed < h.W ? h.n_fed : h.W))
+        return lcb_fail(err, errlen, "--strategy %s: the saved state holds %lld tokens at position %lld", s->spec, (long long)h.n_hist, (long long)h.n_fed);
+    if (h.n_hist && io->read(io->ctx, st->hist, (size_t)h.n_hist * sizeof *st->hist))
+        return lcb_fail(err, errlen, "--strategy %s: the saved state ends early", s->spec);
+    for (int64_t i = 0; i < h.n_hist; i++)
+        if (st->hist[i] < 0 || st->hist[i] >= s->m->cfg.vocab)
+            return lcb_fail(err, errlen, "--strategy %s: the saved state holds token id %d (vocabulary %d)", s->spec, st->hist[i], s->m->cfg.vocab);
+    st->n_hist = h.n_hist;
+    s->n_fed = h.n_fed;
+    return 0;
+}
+
 /* Each forward is fresh over at most W+1 tokens: a dense cache of min(T, W+1) tokens. */
 static int recompute_shape(const Strategy *s, const ModelConfig *c, int64_t T, StrategyShape *o, char *err, size_t errlen) {
     strategy_shape_dense(s, c, T, o, err, errlen);
@@ -126,6 +159,8 @@ const StrategyOps strategy_recompute = {
     .end = recompute_end,
     .skip = recompute_skip,
     .clone = recompute_clone,
+    .state_save = recompute_state_save,
+    .state_load = recompute_state_load,
     .shape = recompute_shape,
     .span = recompute_span,
 };

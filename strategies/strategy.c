@@ -177,52 +177,43 @@ int strategy_shape_dense(const Strategy *s, const ModelConfig *c, int64_t T, Str
     return 0;
 }
 
-/* ---------------------------------------------------------------- copies */
-
-int strategy_kv_is_state(const Strategy *s) { return s->ops && !s->ops->feed && !s->ops->whole_input && !s->ops->clone; }
-
-static float *dup_rows(const float *src, size_t bytes, int *ok) {
-    if (!src || !bytes) return NULL;
-    float *d = lcb_alloc(LCB_MEM_KV, bytes);
-    if (!d) { *ok = 0; return NULL; }
-    memcpy(d, src, bytes);
-    return d;
-}
+/* ---------------------------------------------------------------- copies, saved state */
 
 int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen) {
     memset(dst, 0, sizeof *dst);
     if (!src->ops || src->ops->whole_input)
         return lcb_fail(err, errlen, "--strategy %s: whole-input policies cannot be continued token by token", src->spec);
-    if (src->kv_live && src->kv.device != 0) return lcb_fail(err, errlen, "--strategy %s: copying a device cache is not supported (use --device cpu)", src->spec);
     if (src->ops->clone) return src->ops->clone(dst, src, hist, n_hist, err, errlen);
     *dst = *src;
     dst->kv_live = 0;
     memset(&dst->kv, 0, sizeof dst->kv);
     if (!src->kv_live) return 0;
-    const KVCache *a = &src->kv;
-    KVCache *b = &dst->kv;
-    *b = *a;
-    b->k = calloc((size_t)a->n_layers, sizeof *b->k);
-    b->v = calloc((size_t)a->n_layers, sizeof *b->v);
-    b->sk = calloc((size_t)a->n_layers, sizeof *b->sk);
-    b->sv = calloc((size_t)a->n_layers, sizeof *b->sv);
-    b->inv_freq = malloc((size_t)(a->rot_half + 1) * sizeof(double));
-    b->slot_pos = NULL;
-    int ok = b->k && b->v && b->sk && b->sv && b->inv_freq;
-    size_t row = (size_t)a->kv_dim * sizeof(float);
-    for (int l = 0; ok && l < a->n_layers; l++) {
-        b->k[l] = dup_rows(a->k[l], row * (size_t)a->cap, &ok);
-        b->v[l] = dup_rows(a->v[l], row * (size_t)a->cap, &ok);
-        b->sk[l] = dup_rows(a->sk[l], row * (size_t)a->n_sink, &ok);
-        b->sv[l] = dup_rows(a->sv[l], row * (size_t)a->n_sink, &ok);
-    }
-    if (ok && a->inv_freq) memcpy(b->inv_freq, a->inv_freq, (size_t)(a->rot_half + 1) * sizeof(double));
-    if (ok && a->slot_pos) {
-        size_t sb = (size_t)(a->cap + 1) * sizeof(int64_t);
-        if ((b->slot_pos = lcb_alloc(LCB_MEM_KV, sb))) memcpy(b->slot_pos, a->slot_pos, sb); else ok = 0;
-    }
-    dst->kv_live = 1;   /* kv_free releases whatever was copied */
-    if (!ok) { strategy_end(dst); return lcb_fail(err, errlen, "out of memory: copying the KV cache of %s", src->spec); }
+    /* the shared KV cache, on its own backend (engine/kvstate.h) */
+    if (kv_clone(&dst->kv, &src->kv, src->m, err, errlen)) return -1;
+    dst->kv_live = 1;
+    return 0;
+}
+
+int strategy_can_save(const Strategy *s) {
+    return s->ops && !s->ops->whole_input && (s->ops->state_save ? s->ops->state_load != NULL : !s->ops->feed);
+}
+
+int strategy_state_save(const Strategy *s, KvIO *io, char *err, size_t errlen) {
+    if (!strategy_can_save(s)) return lcb_fail(err, errlen, "--strategy %s: its state cannot be saved", s->spec);
+    if (s->ops->state_save) return s->ops->state_save(s, io, err, errlen);
+    if (!s->kv_live) return lcb_fail(err, errlen, "--strategy %s: no cache to save (not begun)", s->spec);
+    if (s->kv.n_past != s->n_fed)
+        return lcb_fail(err, errlen, "--strategy %s: the cache is at %lld, the stream at %lld", s->spec, (long long)s->kv.n_past, (long long)s->n_fed);
+    return kv_state_save(&s->kv, s->m, io, err, errlen);
+}
+
+int strategy_state_load(Strategy *s, KvIO *io, char *err, size_t errlen) {
+    if (!strategy_can_save(s)) return lcb_fail(err, errlen, "--strategy %s: its state cannot be loaded", s->spec);
+    if (!s->m || s->n_fed) return lcb_fail(err, errlen, "--strategy %s: a state loads into a begun strategy fed nothing", s->spec);
+    if (s->ops->state_load) return s->ops->state_load(s, io, err, errlen);
+    if (!s->kv_live) return lcb_fail(err, errlen, "--strategy %s: no cache to load into (not begun)", s->spec);
+    if (kv_state_load(&s->kv, s->m, io, err, errlen)) return -1;
+    s->n_fed = s->kv.n_past;
     return 0;
 }
 

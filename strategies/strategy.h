@@ -11,8 +11,10 @@
  * A policy knows everything about itself, so that no caller compares policy names: its spec and
  * the defaults of a bare name (`sink` = sink:4:(ctx-4), `window` = window:ctx, ctx = the model's
  * max_position_embeddings, filled in by strategy_resolve), the cache it allocates and its bytes
- * (strategy_shape, used by `lcbench plan`), how to copy its state (strategy_clone), and its
- * place in listings (the registry order, strategy_rank).
+ * (strategy_shape, used by `lcbench plan`), how to copy its state (strategy_clone), how to write
+ * that state out and read it back (strategy_state_save / strategy_state_load: the cache
+ * snapshots of `run --resume`), on the CPU and on the GPU alike, and its place in listings (the
+ * registry order, strategy_rank).
  */
 #ifndef LCB_STRATEGY_H
 #define LCB_STRATEGY_H
@@ -21,6 +23,7 @@
 #include <stdint.h>
 
 #include "engine/kvcache.h"
+#include "engine/kvstate.h"
 #include "engine/model.h"
 
 typedef struct Strategy Strategy;
@@ -66,6 +69,12 @@ typedef struct StrategyOps {
     /* Optional: dst = an independent copy of src's state.  NULL = a copy of the shared CPU KV
      * cache.  hist = the stream fed to src so far (n_hist == src->n_fed). */
     int (*clone)(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen);
+    /* Optional: write the whole state after s->n_fed tokens to io.  NULL = the shared KV cache
+     * (engine/kvstate.h: either backend, its layout and shape in its head). */
+    int (*state_save)(const Strategy *s, KvIO *io, char *err, size_t errlen);
+    /* Optional: read what state_save wrote into s (begun, nothing fed), refusing a state of
+     * another shape with both named, and set s->n_fed.  NULL = the shared KV cache. */
+    int (*state_load)(Strategy *s, KvIO *io, char *err, size_t errlen);
     /* Optional: the most previous tokens one step attends to, for the fit-the-context warning.
      * NULL = s->n_sink + s->window (-1 when the window is unbounded). */
     int64_t (*span)(const Strategy *s);
@@ -105,16 +114,20 @@ int strategy_spec_for_ctx(const char *spec, int64_t ctx, char *out, size_t n, ch
 /* The cache of a stream of T tokens fed `chunk` at a time (0 = all at once), elt bytes per
  * stored value (4 fp32, 2 bf16); usage errors (longlora without a factor, s2 length) with err. */
 int strategy_shape(Strategy *s, const ModelConfig *c, int64_t T, int64_t chunk, int elt, StrategyShape *o, char *err, size_t errlen);
-/* dst = an independent copy of src's state (CPU caches).  Cached policies copy the KV cache;
- * recompute, whose state is the last W tokens, is rebuilt by feeding them from `hist` (the
- * whole stream fed to src so far, n_hist == src->n_fed).  s2 (whole input) is refused.  Free
- * dst with strategy_end. */
+/* dst = an independent copy of src's state, on src's backend (CPU or CUDA).  Cached policies
+ * copy the KV cache; recompute, whose state is the last W tokens, is rebuilt by feeding them
+ * from `hist` (the whole stream fed to src so far, n_hist == src->n_fed).  s2 (whole input) is
+ * refused.  Free dst with strategy_end. */
 int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen);
 /* The most previous tokens one step attends to (sinks + recent window; recompute:W -> W), -1 when
  * unbounded (dense, longlora, s2) or still open (a bare name before strategy_resolve). */
 int64_t strategy_span(const Strategy *s);
-/* 1 when the shared KV cache is the policy's whole state (snapshots can save it). */
-int strategy_kv_is_state(const Strategy *s);
+/* 1 when s's state can be saved and loaded (every policy that continues a stream: not s2). */
+int strategy_can_save(const Strategy *s);
+/* The state of s (begun, at s->n_fed) to io, and back into a begun s that was fed nothing (on
+ * failure s may hold part of it: end and begin it again).  Usage: kvsnap (harness). */
+int strategy_state_save(const Strategy *s, KvIO *io, char *err, size_t errlen);
+int strategy_state_load(Strategy *s, KvIO *io, char *err, size_t errlen);
 /* Display order of a spec's policy: its index in the registry (unknown names last). */
 int strategy_rank(const char *spec);
 int strategy_begin(Strategy *s, Model *m, char *err, size_t errlen);

@@ -1,7 +1,10 @@
 /*
  * test_strategies.c — cache policies beyond the fixtures: SPEC §2's own StreamingLLM example,
  * an independent check of the re-assigned positions on a one-layer model, KV storage bounded
- * by the policy over 100K tokens, spec parsing, and chunk-size independence on random models.
+ * by the policy over 100K tokens, spec parsing, and chunk-size independence on random models;
+ * each policy's saved state (strategy_state_save / _load, what run --resume restores) and copy
+ * (strategy_clone, what the fluency probes generate from) continuing bit for bit as the
+ * uninterrupted stream, and a state of another policy, shape or length refused by name.
  *
  * One-layer check: in a one-layer model the key/value of token j depend only on x_j and the
  * position it is rotated at, so step t under sink:S:W must equal a dense forward over exactly
@@ -16,6 +19,8 @@
 #include "engine/model.h"
 #include "engine/config.h"
 #include "strategies/strategy.h"
+#define LCB_TESTS_STATEIO_RUN
+#include "stateio.h"
 
 static Model one_layer(void) {
     Model m;
@@ -206,6 +211,76 @@ static void test_skip_then_score(void **state) {
     model_free(&m);
 }
 
+/* Save at k, load into a fresh instance, continue: the NLLs of the uninterrupted stream bit for
+ * bit (the same arithmetic on the same values, with the same chunk boundaries: k is a multiple
+ * of the chunk; the dense cache is reserved to the capacity the stream had, 512 at k = 272).
+ * The copy of strategy_clone likewise.  Another policy's or shape's state, a truncated one, and
+ * s2 (whole input) are refused with the reason. */
+static void test_state_save_load(void **state) {
+    Model m;
+    char err[LCB_ERRLEN];
+    assert_int_equal(model_open(&m, "random:llama-1m:5", NULL, err, sizeof err), 0);
+    enum { T = 300, CH = 16 };
+    int32_t ids[T];
+    for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 7919 + 11) % m.cfg.vocab);
+    const char *specs[] = {"dense", "window:30", "sink:4:50", "sink:4:0", "recompute:20", "longlora:2"};
+    const size_t ks[] = {0, 16, 48, 272};
+    double ref[T], got[T];
+    for (size_t q = 0; q < sizeof specs / sizeof *specs; q++) {
+        Strategy s;
+        assert_int_equal(strategy_parse(&s, specs[q], err, sizeof err), 0);
+        assert_true(strategy_can_save(&s));
+        if (strategy_score(&s, &m, ids, T, CH, ref, err, sizeof err)) fail_msg("%s", err);
+        for (size_t kk = 0; kk < sizeof ks / sizeof *ks; kk++) {
+            size_t k = ks[kk], bytes;
+            stateio_resume_nll(&m, specs[q], ids, T, CH, k, got, &bytes);
+            for (size_t t = k; t + 1 < T; t++)
+                if (got[t] != ref[t]) fail_msg("%s loaded at %zu: step %zu: %.9g, uninterrupted %.9g", specs[q], k, t, got[t], ref[t]);
+            stateio_clone_nll(&m, specs[q], ids, T, CH, k, got);
+            for (size_t t = k; t + 1 < T; t++)
+                if (got[t] != ref[t]) fail_msg("%s cloned at %zu: step %zu: %.9g, uninterrupted %.9g", specs[q], k, t, got[t], ref[t]);
+            print_message("%-12s state at %3zu: %zu bytes\n", specs[q], k, bytes);
+        }
+    }
+    /* refusals: save sink:4:50 at 48, load it elsewhere */
+    Strategy a, b;
+    MemIO buf = {0};
+    KvIO io = memio(&buf);
+    assert_int_equal(strategy_parse(&a, "sink:4:50", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&a, &m, err, sizeof err), 0);
+    assert_int_equal(strategy_skip(&a, ids, 48, CH, err, sizeof err), 0);
+    assert_int_equal(strategy_state_save(&a, &io, err, sizeof err), 0);
+    strategy_end(&a);
+    const struct { const char *spec, *needle; size_t limit; } bad[] = {
+        {"sink:4:51", "the saved KV cache is cpu fp32 --tp 1, 4 layers x 96 KV dims, 4 sinks + window 50 (ring 50); this run's is", 0},
+        {"dense", "4 sinks + window 50", 0},
+        {"recompute:20", "not a recompute state", 0},
+        {"sink:4:50", "ends early", 1000},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        buf.at = 0;
+        buf.limit = bad[i].limit;
+        assert_int_equal(strategy_parse(&b, bad[i].spec, err, sizeof err), 0);
+        assert_int_equal(strategy_begin(&b, &m, err, sizeof err), 0);
+        int rc = strategy_state_load(&b, &io, err, sizeof err);
+        strategy_end(&b);
+        if (rc == 0 || !strstr(err, bad[i].needle)) fail_msg("%s from a sink:4:50 state: rc %d, \"%s\" (wanted \"%s\")", bad[i].spec, rc, err, bad[i].needle);
+    }
+    /* a state is loaded only into a strategy that was fed nothing */
+    buf.at = 0;
+    buf.limit = 0;
+    assert_int_equal(strategy_parse(&b, "sink:4:50", err, sizeof err), 0);
+    assert_int_equal(strategy_begin(&b, &m, err, sizeof err), 0);
+    assert_int_equal(strategy_skip(&b, ids, 16, CH, err, sizeof err), 0);
+    assert_int_not_equal(strategy_state_load(&b, &io, err, sizeof err), 0);
+    assert_non_null(strstr(err, "fed nothing"));
+    strategy_end(&b);
+    assert_int_equal(strategy_parse(&b, "s2:16", err, sizeof err), 0);
+    assert_false(strategy_can_save(&b));
+    free(buf.p);
+    model_free(&m);
+}
+
 static void expect_parse_error(const char *spec, const char *needle) {
     Strategy s;
     char err[LCB_ERRLEN] = "";
@@ -373,13 +448,13 @@ static void test_fit_warning(void **state) {
 }
 
 /* No caller compares policy names or re-codes the bare-name defaults: a policy's meaning lives
- * in strategies/ only.  Scans the C sources of the other folders. */
+ * in strategies/ only.  Scans the C sources of the other folders and their subfolders. */
 static void test_no_policy_names_outside_strategies(void **state) {
     static const char *dirs[] = {"harness", "reports", "datasets", "engine"};
     static const char *names[] = {"sink", "window", "recompute", "dense", "longlora", "s2"};
     char *out;
     for (size_t d = 0; d < sizeof dirs / sizeof *dirs; d++) {
-        assert_int_equal(tu_run(&out, "ls %s/*.c %s/*.h 2>/dev/null", dirs[d], dirs[d]), 0);
+        assert_int_equal(tu_run(&out, "find %s -name '*.[ch]' | sort", dirs[d]), 0);
         for (char *save = NULL, *f = strtok_r(out, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
             char *src = tu_read_file(f, NULL);
             int line = 1;
@@ -442,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_kv_flat),
         cmocka_unit_test(test_chunk_independence),
         cmocka_unit_test(test_skip_then_score),
+        cmocka_unit_test(test_state_save_load),
         cmocka_unit_test(test_spec_parsing),
         cmocka_unit_test(test_bare_specs_from_the_model),
         cmocka_unit_test(test_shapes),

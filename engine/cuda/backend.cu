@@ -28,6 +28,7 @@
  * head and the NLL run on rank 0.
  */
 #include "engine/cuda/cuda_internal.cuh"
+#include "engine/kvstate.h"
 #include "engine/rng.h"
 
 #include <math.h>
@@ -608,6 +609,131 @@ extern "C" void cuda_kv_free(KVCache *kv) {
         free(ks);
     }
     kv->dev = NULL;
+}
+
+/* ---------------------------------------------------------------- KV state (engine/kvstate.c) */
+
+extern "C" int cuda_kv_layout(const KVCache *kv, const Model *m, int *dtype, int *elt, int *tp, int64_t *ring, char *err, size_t errlen) {
+    const DevKVSet *ks = (const DevKVSet *)kv->dev;
+    const DevGroup *g = m ? (const DevGroup *)m->dev : NULL;
+    if (!ks) return lcb_fail(err, errlen, "KV state: not a CUDA cache");
+    if (ks->tp) { *dtype = ks->r[0]->dt; *tp = ks->tp; }
+    else if (g) { *dtype = g->r[0]->dt; *tp = g->tp; }
+    else return lcb_fail(err, errlen, "KV state: the model has no device weights");
+    *elt = (int)dt_size(*dtype);
+    *ring = ks->R;
+    return 0;
+}
+
+/* What a rank stores in token rows: sink rows written so far, recent slots written so far. */
+static void kv_used(const KVCache *kv, const DevKVSet *ks, int64_t *ns, int64_t *used) {
+    const int64_t S = kv->n_sink > 0 ? kv->n_sink : 0;
+    *ns = kv->n_past < S ? kv->n_past : S;
+    *used = kv->n_past - S > 0 ? kv->n_past - S : 0;
+    if (ks->R > 0 && *used > ks->R) *used = ks->R;
+}
+
+/* Visit the used rows of every rank in stream order (rank, layer, K/V: sinks, then the recent
+ * slots page by page), moving each block through a host buffer: to io (save) or from it. */
+static int kv_rows_io(KVCache *kv, const Model *m, KvIO *io, int save, char *err, size_t errlen) {
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    const DevGroup *g = (const DevGroup *)m->dev;
+    int64_t ns, used;
+    kv_used(kv, ks, &ns, &used);
+    int rc = 0;
+    for (int r = 0; r < ks->tp && !rc; r++) {
+        DevKV *k = ks->r[r];
+        const size_t es = dt_size(k->dt), row = (size_t)k->kvd * es, sink_layer = (size_t)kv->n_sink * row;
+        size_t buf_bytes = k->page_bytes > (size_t)ns * row ? k->page_bytes : (size_t)ns * row;
+        CU_TRY(cudaSetDevice(g->r[r]->device));
+        CU_TRY(cudaDeviceSynchronize()); /* the forward's streams are done with the cache */
+        char *buf = (char *)malloc(buf_bytes ? buf_bytes : 1);
+        if (!buf) return lcb_fail(err, errlen, "out of memory: a %zu-byte buffer for the KV state", buf_bytes);
+        for (int l = 0; l < k->L && !rc; l++)
+            for (int kvi = 0; kvi < 2 && !rc; kvi++) {
+                /* the sink rows, then the recent slots page by page */
+                for (int64_t p = -1; !rc && (p < 0 || (p << CU_PAGE_SHIFT) < used); p++) {
+                    char *dev;
+                    size_t bytes;
+                    if (p < 0) { dev = (char *)k->sinks + (size_t)(2 * l + kvi) * sink_layer; bytes = (size_t)ns * row; }
+                    else {
+                        int64_t n = used - (p << CU_PAGE_SHIFT);
+                        dev = (char *)k->hpages[(size_t)(l * 2 + kvi) * k->maxpages + p];
+                        bytes = (size_t)(n < CU_PAGE ? n : CU_PAGE) * row;
+                    }
+                    if (!bytes) continue;
+                    cudaError_t e = cudaSuccess;
+                    if (save) {
+                        e = cudaMemcpy(buf, dev, bytes, cudaMemcpyDeviceToHost);
+                        if (e == cudaSuccess && io->write(io->ctx, buf, bytes)) rc = lcb_fail(err, errlen, "writing the KV cache state failed");
+                    } else if (io->read(io->ctx, buf, bytes)) rc = lcb_fail(err, errlen, "the KV cache state ends early");
+                    else e = cudaMemcpy(dev, buf, bytes, cudaMemcpyHostToDevice);
+                    if (e != cudaSuccess) rc = cu_fail(e, save ? "cudaMemcpy (KV state out)" : "cudaMemcpy (KV state in)", __FILE__, __LINE__, err, errlen);
+                }
+            }
+        free(buf);
+    }
+    CU_TRY(cudaSetDevice(g->r[0]->device));
+    return rc;
+}
+
+extern "C" int cuda_kv_save(const KVCache *kv, const Model *m, KvIO *io, char *err, size_t errlen) {
+    const DevKVSet *ks = (const DevKVSet *)kv->dev;
+    if (!ks || !m || !m->dev) return lcb_fail(err, errlen, "KV state: not a CUDA cache of a model on the device");
+    if (ks->tp == 0 && kv->n_past > 0) return lcb_fail(err, errlen, "KV state: a cache at %lld with no device storage", (long long)kv->n_past);
+    if (ks->tp && kv_rows_io((KVCache *)kv, m, io, 1, err, errlen)) return -1;
+    /* the host slot table (kv_advance keeps it for a window) */
+    if (kv->window >= 0 && kv->slot_pos && kv->cap > 0 && io->write(io->ctx, kv->slot_pos, (size_t)kv->cap * sizeof(int64_t)))
+        return lcb_fail(err, errlen, "writing the KV cache state failed");
+    return 0;
+}
+
+extern "C" int cuda_kv_load(KVCache *kv, const Model *m, KvIO *io, char *err, size_t errlen) {
+    DevKVSet *ks = (DevKVSet *)kv->dev;
+    const DevGroup *g = m ? (const DevGroup *)m->dev : NULL;
+    if (!ks || !g) return lcb_fail(err, errlen, "KV state: not a CUDA cache of a model on the device");
+    if (kv->n_past > 0) {
+        if (kv_materialise(kv, &m->cfg, g, err, errlen)) return -1;
+        int64_t ns, used;
+        kv_used(kv, ks, &ns, &used);
+        /* an unbounded cache: the pages the run had grown to at n_past */
+        if (ks->R == 0 && used > 0 && kv_grow(kv, g, used, err, errlen)) return -1;
+        if (kv_rows_io(kv, m, io, 0, err, errlen)) return -1;
+    }
+    if (kv->window >= 0 && kv->slot_pos && kv->cap > 0) {
+        if (io->read(io->ctx, kv->slot_pos, (size_t)kv->cap * sizeof(int64_t))) return lcb_fail(err, errlen, "the KV cache state ends early");
+        for (int64_t s = 0; s < kv->cap; s++)
+            if (kv->slot_pos[s] < -1 || kv->slot_pos[s] >= kv->n_past)
+                return lcb_fail(err, errlen, "the saved KV cache's slot %lld holds position %lld (the cache is at %lld)", (long long)s,
+                                (long long)kv->slot_pos[s], (long long)kv->n_past);
+    }
+    return 0;
+}
+
+extern "C" int cuda_kv_copy(KVCache *dst, const KVCache *src, const Model *m, char *err, size_t errlen) {
+    const DevKVSet *a = (const DevKVSet *)src->dev;
+    DevKVSet *b = (DevKVSet *)dst->dev;
+    const DevGroup *g = m ? (const DevGroup *)m->dev : NULL;
+    if (!a || !b || !g) return lcb_fail(err, errlen, "copying a KV cache: not CUDA caches of a model on the device");
+    if (a->tp == 0) return 0; /* nothing fed yet: nothing on the device */
+    if (kv_materialise(dst, &m->cfg, g, err, errlen)) return -1;
+    if (b->R == 0 && a->r[0]->npages > 0 && kv_grow(dst, g, (int64_t)a->r[0]->npages << CU_PAGE_SHIFT, err, errlen)) return -1;
+    for (int r = 0; r < a->tp; r++) {
+        const DevKV *x = a->r[r];
+        DevKV *y = b->r[r];
+        if (x->dt != y->dt || x->kvd != y->kvd || x->page_bytes != y->page_bytes || y->npages < x->npages)
+            return lcb_fail(err, errlen, "copying a KV cache: the copy's device storage differs from the original's");
+        CU_TRY(cudaSetDevice(g->r[r]->device));
+        CU_TRY(cudaDeviceSynchronize());
+        if (x->sink_bytes) CU_TRY(cudaMemcpy(y->sinks, x->sinks, x->sink_bytes, cudaMemcpyDeviceToDevice));
+        for (int q = 0; q < x->L * 2; q++)
+            for (int p = 0; p < x->npages; p++)
+                CU_TRY(cudaMemcpy(y->hpages[(size_t)q * y->maxpages + p], x->hpages[(size_t)q * x->maxpages + p], x->page_bytes,
+                                  cudaMemcpyDeviceToDevice));
+    }
+    CU_TRY(cudaSetDevice(g->r[0]->device));
+    kv_account(dst);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- forward */

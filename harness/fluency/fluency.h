@@ -16,9 +16,9 @@
  * thresholds are the FLU_* constants of fluency.c, calibrated on Moby Dick, SOTU and
  * SpamAssassin windows against synthetic floods, garbage and loops (docs/fluency.md).
  *
- * Also here: strategy_clone (an exact copy of a CPU strategy state, so that a probe or a
- * generation branch never disturbs the stream it starts from), and the probe that `run`
- * calls every N tokens (--probe-every N --probe-tokens G).
+ * Also here: the probe that `run` calls every N tokens (--probe-every N --probe-tokens G), which
+ * generates from strategy_clone's exact copy of the stream's state (CPU or GPU), so that it
+ * never disturbs the stream it starts from.
  */
 #ifndef LCB_FLUENCY_H
 #define LCB_FLUENCY_H
@@ -84,11 +84,8 @@ int fluency_store_window(Store *st, const char *table, int64_t owner, int64_t pr
 
 /* ---------------------------------------------------------------- strategy state */
 
-/* dst = an independent copy of src's state (CPU only).  Cached policies copy the KV cache;
- * recompute, whose state is the last W tokens, is rebuilt by feeding them from `hist` (the
- * whole stream fed to src so far, n_hist == src->n_fed).  s2 (whole input) is refused.
- * Free dst with strategy_end. */
-int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int64_t n_hist, char *err, size_t errlen);
+/* The copy a probe or a generation branch starts from is strategy_clone (strategies/strategy.h:
+ * each policy's own, on the CPU or the GPU). */
 /* Whether a strategy can be continued token by token (not s2). */
 int strategy_can_generate(const Strategy *s);
 

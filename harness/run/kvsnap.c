@@ -1,57 +1,59 @@
 /*
- * kvsnap.c — cache snapshots for fast exact resume (see kvsnap.h).
+ * kvsnap.c — strategy-state snapshots for fast exact resume (see kvsnap.h).  The bytes of the
+ * state are the policy's (strategy_state_save); this file adds the run's header, the size and
+ * checksum, and the atomic write.
  */
 #include "harness/run/kvsnap.h"
 #include "datasets/sha256.h"
-#include "engine/backend.h"
 #include "engine/common.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KVSNAP_MAGIC "LCBKVSN1"
-#define KVSNAP_VERSION 1u /* bump when the cache's memory layout changes */
+#define KVSNAP_VERSION 2u /* 1: a raw CPU window/sink cache, before strategy_state_save (refused) */
 
 typedef struct {
     char magic[8];
     uint32_t version, pad;
     int64_t run_id, pos;
     char spec[128];
-    int32_t layers, kv_dim;
-    int64_t n_sink, window, cap;
+    char model_hash[72];     /* the run's model hash (hex), NUL-padded */
+    uint64_t state_bytes;    /* bytes of the state that follows */
 } Header;
 
-int kvsnap_supported(const Strategy *s) {
-    return s->m && s->m->device == LCB_DEVICE_CPU && s->kv_live && s->kv.window >= 0 && strategy_kv_is_state(s) &&
-           s->kv.s2_group == 0;
-}
+int kvsnap_supported(const Strategy *s) { return s->m && strategy_can_save(s); }
 
 void kvsnap_path(char *out, size_t n, const char *db, int64_t run_id) { snprintf(out, n, "%s.run%lld.kv", db, (long long)run_id); }
 
-/* the arrays of the cache, in file order: (pointer, floats) pairs, then the slot table */
-typedef struct { void *p; size_t bytes; } Part;
+/* the file under a running checksum and byte count; reads stop at `limit` */
+typedef struct {
+    FILE *f;
+    Sha256 sh;
+    uint64_t n, limit;
+} SnapIO;
 
-static size_t parts(const KVCache *kv, Part *out, size_t max) {
-    const size_t row = (size_t)kv->kv_dim * sizeof(float);
-    size_t n = 0;
-    for (int l = 0; l < kv->n_layers; l++) {
-        if (kv->n_sink > 0 && n + 2 <= max) {
-            out[n++] = (Part){kv->sk[l], row * kv->n_sink};
-            out[n++] = (Part){kv->sv[l], row * kv->n_sink};
-        }
-        if (kv->cap > 0 && n + 2 <= max) {
-            out[n++] = (Part){kv->k[l], row * kv->cap};
-            out[n++] = (Part){kv->v[l], row * kv->cap};
-        }
-    }
-    if (kv->slot_pos && n < max) out[n++] = (Part){kv->slot_pos, (kv->cap + 1) * sizeof(int64_t)};
-    return n;
+static int snap_write(void *ctx, const void *p, size_t n) {
+    SnapIO *x = ctx;
+    if (fwrite(p, 1, n, x->f) != n) return -1;
+    sha256_update(&x->sh, p, n);
+    x->n += n;
+    return 0;
 }
 
-static Header header_of(int64_t run_id, const Strategy *s) {
+static int snap_read(void *ctx, void *p, size_t n) {
+    SnapIO *x = ctx;
+    if (x->n + n > x->limit || fread(p, 1, n, x->f) != n) return -1;
+    sha256_update(&x->sh, p, n);
+    x->n += n;
+    return 0;
+}
+
+static Header header_of(int64_t run_id, const char *model_hash, const Strategy *s) {
     Header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, KVSNAP_MAGIC, 8);
@@ -59,80 +61,115 @@ static Header header_of(int64_t run_id, const Strategy *s) {
     h.run_id = run_id;
     h.pos = s->n_fed;
     snprintf(h.spec, sizeof h.spec, "%s", s->spec);
-    h.layers = s->kv.n_layers;
-    h.kv_dim = s->kv.kv_dim;
-    h.n_sink = s->kv.n_sink;
-    h.window = s->kv.window;
-    h.cap = s->kv.cap;
+    snprintf(h.model_hash, sizeof h.model_hash, "%s", model_hash ? model_hash : "");
     return h;
 }
 
-int kvsnap_save(const char *path, int64_t run_id, const Strategy *s, char *err, size_t errlen) {
-    if (!kvsnap_supported(s)) return lcb_fail(err, errlen, "%s: this cache is not snapshotted", path);
-    if (s->kv.n_past != s->n_fed) return lcb_fail(err, errlen, "%s: cache at %lld, stream at %lld", path, (long long)s->kv.n_past, (long long)s->n_fed);
+int kvsnap_save(const char *path, int64_t run_id, const char *model_hash, const Strategy *s, char *err, size_t errlen) {
+    if (!kvsnap_supported(s)) return lcb_fail(err, errlen, "%s: the state of --strategy %s is not snapshotted", path, s->spec);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return lcb_fail(err, errlen, "%s: %s", tmp, strerror(errno));
-    Header h = header_of(run_id, s);
-    Sha256 sh;
-    sha256_init(&sh);
-    Part p[4 * 1024 + 1];
-    size_t np = parts(&s->kv, p, sizeof p / sizeof *p);
-    int ok = (size_t)s->kv.n_layers * 4 + 1 <= sizeof p / sizeof *p && fwrite(&h, sizeof h, 1, f) == 1;
-    sha256_update(&sh, &h, sizeof h);
-    for (size_t i = 0; ok && i < np; i++) {
-        ok = fwrite(p[i].p, 1, p[i].bytes, f) == p[i].bytes;
-        sha256_update(&sh, p[i].p, p[i].bytes);
+    Header h = header_of(run_id, model_hash, s);
+    SnapIO x;
+    memset(&x, 0, sizeof x);
+    x.f = f;
+    sha256_init(&x.sh);
+    KvIO io = {snap_write, NULL, &x};
+    char why[LCB_ERRLEN] = "";
+    /* the header goes first with its size filled in after the state */
+    int ok = fwrite(&h, sizeof h, 1, f) == 1 && strategy_state_save(s, &io, why, sizeof why) == 0;
+    int e = ok ? 0 : errno;
+    if (ok) {
+        h.state_bytes = x.n;
+        sha256_update(&x.sh, &h, sizeof h);
+        char hex[65];
+        sha256_hex(&x.sh, hex);
+        ok = fseek(f, 0, SEEK_SET) == 0 && fwrite(&h, sizeof h, 1, f) == 1 && fseek(f, 0, SEEK_END) == 0 && fwrite(hex, 1, 64, f) == 64 &&
+             fflush(f) == 0 && fsync(fileno(f)) == 0;
+        if (!ok) e = errno;
     }
-    char hex[65];
-    sha256_hex(&sh, hex);
-    if (ok) ok = fwrite(hex, 1, 64, f) == 64;
-    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
     if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok) e = errno;
+    if (ok && rename(tmp, path) != 0) { ok = 0; e = errno; }
+    if (!ok) {
         unlink(tmp);
+        if (why[0]) return lcb_fail(err, errlen, "%s: writing the cache snapshot: %s", path, why);
         return lcb_fail(err, errlen, "%s: writing the cache snapshot: %s", path, strerror(e ? e : EIO));
     }
     return 0;
 }
 
-int kvsnap_load(const char *path, int64_t run_id, Strategy *s, int64_t cursor, int64_t *at, char *err, size_t errlen) {
-    if (!kvsnap_supported(s)) return lcb_fail(err, errlen, "%s: this cache is not snapshotted", path);
+/* the checks of the header against the run, in the order a reader wants the reason */
+static int check_header(const char *path, const Header *h, long long size, int64_t run_id, const char *model_hash, const Strategy *s,
+                        int64_t cursor, char *err, size_t errlen) {
+    if (memcmp(h->magic, KVSNAP_MAGIC, 8)) return lcb_fail(err, errlen, "%s: not a cache snapshot of lcbench", path);
+    if (h->version != KVSNAP_VERSION)
+        return lcb_fail(err, errlen, "%s: a cache snapshot of format version %u (another lcbench); this one reads version %u", path,
+                        h->version, KVSNAP_VERSION);
+    if (h->state_bytes > (uint64_t)size || (long long)(sizeof *h + h->state_bytes + 64) != size)
+        return lcb_fail(err, errlen, "%s: the snapshot is truncated or altered (%lld bytes; its header says %llu)", path, size,
+                        (unsigned long long)(sizeof *h + h->state_bytes + 64));
+    if (h->run_id != run_id) return lcb_fail(err, errlen, "%s: the snapshot is of run %lld, not %lld", path, (long long)h->run_id, (long long)run_id);
+    if (strncmp(h->spec, s->spec, sizeof h->spec))
+        return lcb_fail(err, errlen, "%s: the snapshot is of --strategy %.128s, the run's is %s", path, h->spec, s->spec);
+    if (strncmp(h->model_hash, model_hash ? model_hash : "", sizeof h->model_hash))
+        return lcb_fail(err, errlen, "%s: the snapshot is of another model (hash %.12s..., the run's %.12s...)", path, h->model_hash,
+                        model_hash ? model_hash : "");
+    if (h->pos < 0 || h->pos > cursor)
+        return lcb_fail(err, errlen, "%s: the snapshot is at position %lld, past the run's cursor %lld", path, (long long)h->pos, (long long)cursor);
+    return 0;
+}
+
+int kvsnap_load(const char *path, int64_t run_id, const char *model_hash, Strategy *s, int64_t cursor, int64_t *at, char *err,
+                size_t errlen) {
+    if (!kvsnap_supported(s)) return lcb_fail(err, errlen, "%s: the state of --strategy %s is not snapshotted", path, s->spec);
     FILE *f = fopen(path, "rb");
     if (!f) return lcb_fail(err, errlen, "%s: %s", path, strerror(errno));
-    Header h, want = header_of(run_id, s);
+    struct stat sb;
+    Header h;
+    memset(&h, 0, sizeof h);
     int rc = -1;
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, KVSNAP_MAGIC, 8) || h.version != KVSNAP_VERSION)
-        lcb_fail(err, errlen, "%s: not a cache snapshot of this lcbench", path);
-    else if (h.run_id != run_id || strncmp(h.spec, want.spec, sizeof h.spec) || h.layers != want.layers || h.kv_dim != want.kv_dim ||
-             h.n_sink != want.n_sink || h.window != want.window || h.cap != want.cap)
-        lcb_fail(err, errlen, "%s: the snapshot is of another run, policy or model shape", path);
-    else if (h.pos < 0 || h.pos > cursor)
-        lcb_fail(err, errlen, "%s: the snapshot is at position %lld, past the run's cursor %lld", path, (long long)h.pos, (long long)cursor);
-    else {
-        Sha256 sh;
-        sha256_init(&sh);
-        sha256_update(&sh, &h, sizeof h);
-        Part p[4 * 1024 + 1];
-        size_t np = parts(&s->kv, p, sizeof p / sizeof *p);
-        int ok = (size_t)s->kv.n_layers * 4 + 1 <= sizeof p / sizeof *p;
-        for (size_t i = 0; ok && i < np; i++) {
-            ok = fread(p[i].p, 1, p[i].bytes, f) == p[i].bytes;
-            if (ok) sha256_update(&sh, p[i].p, p[i].bytes);
-        }
+    size_t got_n;
+    if (fstat(fileno(f), &sb) != 0) lcb_fail(err, errlen, "%s: %s", path, strerror(errno));
+    else if ((got_n = fread(&h, 1, sizeof h, f)) != sizeof h) {
+        /* an old or foreign file shorter than this header: say which when the start tells */
+        if (got_n >= 12 && !memcmp(h.magic, KVSNAP_MAGIC, 8) && h.version != KVSNAP_VERSION)
+            lcb_fail(err, errlen, "%s: a cache snapshot of format version %u (another lcbench); this one reads version %u", path, h.version,
+                     KVSNAP_VERSION);
+        else lcb_fail(err, errlen, "%s: the snapshot is truncated or altered (%lld bytes, shorter than its header)", path, (long long)sb.st_size);
+    } else if (check_header(path, &h, (long long)sb.st_size, run_id, model_hash, s, cursor, err, errlen) == 0) {
+        SnapIO x;
+        memset(&x, 0, sizeof x);
+        x.f = f;
+        x.limit = h.state_bytes;
+        sha256_init(&x.sh);
+        KvIO io = {NULL, snap_read, &x};
+        char why[LCB_ERRLEN];
         char hex[65], got[65] = "";
-        sha256_hex(&sh, hex);
-        if (ok) ok = fread(got, 1, 64, f) == 64 && !memcmp(hex, got, 64) && fgetc(f) == EOF;
-        if (!ok) lcb_fail(err, errlen, "%s: the snapshot is truncated or altered (checksum)", path);
-        else rc = 0;
+        if (strategy_state_load(s, &io, why, sizeof why)) lcb_fail(err, errlen, "%s: %s", path, why);
+        else if (x.n != h.state_bytes || s->n_fed != h.pos)
+            lcb_fail(err, errlen, "%s: the snapshot is truncated or altered (a state of %llu bytes at %lld in %llu bytes at %lld)", path,
+                     (unsigned long long)x.n, (long long)s->n_fed, (unsigned long long)h.state_bytes, (long long)h.pos);
+        else {
+            sha256_update(&x.sh, &h, sizeof h);
+            sha256_hex(&x.sh, hex);
+            if (fread(got, 1, 64, f) != 64 || memcmp(hex, got, 64)) lcb_fail(err, errlen, "%s: the snapshot is truncated or altered (checksum)", path);
+            else rc = 0;
+        }
     }
     fclose(f);
-    if (rc) { kv_reset(&s->kv); s->n_fed = 0; return -1; } /* fresh again: the arrays are rewritten as fed */
-    s->kv.n_past = h.pos;
-    s->n_fed = h.pos;
+    if (rc) {
+        /* fresh again, as begun: a part of the state may have been read */
+        Model *m = s->m;
+        char e2[LCB_ERRLEN];
+        strategy_end(s);
+        if (strategy_begin(s, m, e2, sizeof e2)) {
+            size_t k = strlen(err);
+            snprintf(err + k, errlen > k ? errlen - k : 0, "; and starting --strategy %s again failed: %s", s->spec, e2);
+        }
+        return -1;
+    }
     *at = h.pos;
     return 0;
 }

@@ -232,7 +232,7 @@ static void snapshot_after_commit(RunState *x) {
     double now = lcb_now();
     if (x->t_snap > 0 && now - x->t_snap < x->snap_seconds) return;
     char err[LCB_ERRLEN];
-    if (kvsnap_save(x->snap_path, x->r->id, x->s, err, sizeof err)) {
+    if (kvsnap_save(x->snap_path, x->r->id, x->r->model_hash, x->s, err, sizeof err)) {
         if (!x->snap_warned) cli_error("run", "note: %s (a resume will re-feed the stream instead)", err);
         x->snap_warned = 1;
         return;
@@ -245,7 +245,7 @@ static int restore_snapshot(void *ctx, Strategy *s, int64_t cursor, int64_t *at)
     RunState *x = ctx;
     if (!x->snap_path[0] || !kvsnap_supported(s) || access(x->snap_path, F_OK) != 0) return -1;
     char err[LCB_ERRLEN];
-    if (kvsnap_load(x->snap_path, x->r->id, s, cursor, at, err, sizeof err)) {
+    if (kvsnap_load(x->snap_path, x->r->id, x->r->model_hash, s, cursor, at, err, sizeof err)) {
         cli_error("run", "note: %s; re-feeding the stream from the start", err);
         return -1;
     }
