@@ -209,18 +209,9 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     const int64_t t_first = a.t0 + R0 / Gq, t_last = a.t0 + Rlast / Gq;
     const bool s2 = a.s2_group > 0;
 
-    /* this thread's rows: a (r8) and b (r8 + 8) of each m-tile */
-    bool va[MT], vb[MT];
-    int ia[MT], ib[MT], ha[MT], hb[MT];
-    int64_t ta[MT], tb[MT];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        const int ra = R0 + (warp * MT + mt) * 16 + r8, rb = ra + 8;
-        va[mt] = ra < nrows; vb[mt] = rb < nrows;
-        ia[mt] = va[mt] ? ra / Gq : 0; ib[mt] = vb[mt] ? rb / Gq : 0;
-        ha[mt] = g * Gq + (va[mt] ? ra % Gq : 0); hb[mt] = g * Gq + (vb[mt] ? rb % Gq : 0);
-        ta[mt] = a.t0 + ia[mt]; tb[mt] = a.t0 + ib[mt];
-    }
+    /* this thread's rows: a = row0 + 16 mt and b = a + 8 of each m-tile; a row's query index is
+     * row / Gq, its head g Gq + row % Gq (recomputed where needed: registers go to O and S) */
+    const int row0 = R0 + warp * MT * 16 + r8;
 
     /* the block's key range per phase (0 sinks, 1 recent), in tiles: scalars, not arrays indexed by
      * the phase, which would live in local memory */
@@ -236,14 +227,16 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         lo1 = lo1 < l ? lo1 : l;
         hi1 = hi1 > h ? hi1 : h;
     }
-    const int64_t nt0 = hi0 < lo0 ? 0 : (hi0 - lo0) / BK + 1, nt1 = hi1 < lo1 ? 0 : (hi1 - lo1) / BK + 1;
-    const int64_t ntiles = nt0 + nt1;
+    /* from here on keys are counted from their phase's first one (lo0 = 0: the sinks start at 0) */
+    const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1); /* keys per phase */
+    const int nt0 = n0 > 0 ? (n0 + BK - 1) / BK : 0, ntiles = nt0 + (n1 + BK - 1) / BK;
 
     /* Tile it's keys into stage st: phase 0 from the sink rows, phase 1 from the pages; keys past
      * the phase's end are zeros (their scores are masked; V must not hold NaN garbage). */
-    auto load_tile = [&](int64_t it, int st) {
+    auto load_tile = [&](int it, int st) {
         const int ph = it < nt0 ? 0 : 1;
-        const int64_t kb = ph ? lo1 + (it - nt0) * BK : lo0 + it * BK, khi = ph ? hi1 : hi0;
+        const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0; /* first key, keys of the phase */
+        const int64_t kb = (ph ? lo1 : lo0) + kr;
         T *dk = sK + st * BK * KP, *dv = sV + st * BK * KP;
         const int64_t slot0 = ph ? attn_slot(a, kb) : 0; /* the tile's first slot; later ones wrap at R */
 #pragma unroll
@@ -253,7 +246,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             const int key = idx / VEC, c = (idx % VEC) * 8;
             const int64_t p = kb + key;
             T *sk_dst = dk + key * KP + c, *sv_dst = dv + key * KP + c;
-            if (p <= khi) {
+            if (kr + key < kn) {
                 const T *ks, *vs;
                 if (ph == 0) {
                     ks = (const T *)a.sk + (size_t)p * kvd + g * HD + c;
@@ -278,7 +271,8 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     float ma[MT], mb[MT], la[MT], lb[MT];     /* running max (raw score), partial sums */
     int loa[MT], hia[MT], lob[MT], hib[MT]; /* this phase's visible keys of rows a, b, relative to the
                                               * phase's first key (a phase spans at most the ring, or
-                                              * the positions of a dense cache: int) */
+                                              * the positions of a dense cache: int); rows past the
+                                              * end see everything (zero queries, never written) */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
@@ -299,31 +293,34 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         cp_async_commit();
     }
     int st = 0;
-    for (int64_t it = 0; it < ntiles; it++) {
+    for (int it = 0; it < ntiles; it++) {
         /* groups committed: STAGES - 1 + it; tile it's is complete when at most STAGES - 2 remain */
         cp_async_wait<STAGES - 2>();
         __syncthreads(); /* tile it visible to all; every warp is done with tile it - 1's stage */
         {
-            const int64_t nx = it + STAGES - 1;
+            const int nx = it + STAGES - 1;
             int sn = st + STAGES - 1;
             if (sn >= STAGES) sn -= STAGES;
             if (nx < ntiles) load_tile(nx, sn); /* into the stage tile it - 1 used */
             cp_async_commit();
         }
         const int ph = it < nt0 ? 0 : 1;
-        const int64_t kb = ph ? lo1 + (it - nt0) * BK : lo0 + it * BK;
+        const int kr = (ph ? it - nt0 : it) * BK; /* the tile's first key relative to the phase's */
         if (ph != cur_ph) { /* this warp's queries and row ranges for the phase */
             cur_ph = ph;
             const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
             if constexpr (QREG) {
-                const T *qra = qb + (size_t)ia[0] * qd + (size_t)ha[0] * HD, *qrb = qb + (size_t)ib[0] * qd + (size_t)hb[0] * HD;
+                const int ra = row0, rb = row0 + 8;
+                const bool va = ra < nrows, vb = rb < nrows;
+                const T *qra = qb + (size_t)(va ? ra / Gq : 0) * qd + (size_t)(g * Gq + (va ? ra % Gq : 0)) * HD;
+                const T *qrb = qb + (size_t)(vb ? rb / Gq : 0) * qd + (size_t)(g * Gq + (vb ? rb % Gq : 0)) * HD;
 #pragma unroll
                 for (int ks = 0; ks < HD / 16; ks++) {
                     const int c = ks * 16 + quad * 2;
-                    qf[ks][0] = va[0] ? *(const uint32_t *)(qra + c) : 0u;
-                    qf[ks][1] = vb[0] ? *(const uint32_t *)(qrb + c) : 0u;
-                    qf[ks][2] = va[0] ? *(const uint32_t *)(qra + c + 8) : 0u;
-                    qf[ks][3] = vb[0] ? *(const uint32_t *)(qrb + c + 8) : 0u;
+                    qf[ks][0] = va ? *(const uint32_t *)(qra + c) : 0u;
+                    qf[ks][1] = vb ? *(const uint32_t *)(qrb + c) : 0u;
+                    qf[ks][2] = va ? *(const uint32_t *)(qra + c + 8) : 0u;
+                    qf[ks][3] = vb ? *(const uint32_t *)(qrb + c + 8) : 0u;
                 }
             } else {
                 /* the warp's 16 MT rows into its own part of sQ (only this warp reads it) */
@@ -342,26 +339,23 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             const int64_t base = ph ? lo1 : lo0;
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
+                const int ra = row0 + 16 * mt, rb = ra + 8;
                 int64_t l, h;
-                attn_row_range(a, ta[mt], ph, &l, &h);
-                loa[mt] = (int)(l - base); hia[mt] = (int)(h - base);
-                attn_row_range(a, tb[mt], ph, &l, &h);
-                lob[mt] = (int)(l - base); hib[mt] = (int)(h - base);
+                attn_row_range(a, a.t0 + ra / Gq, ph, &l, &h);
+                loa[mt] = ra < nrows ? (int)(l - base) : -(1 << 30);
+                hia[mt] = ra < nrows ? (int)(h - base) : 1 << 30;
+                attn_row_range(a, a.t0 + rb / Gq, ph, &l, &h);
+                lob[mt] = rb < nrows ? (int)(l - base) : -(1 << 30);
+                hib[mt] = rb < nrows ? (int)(h - base) : 1 << 30;
             }
         }
-        const int kr = (int)(ph ? it - nt0 : it) * BK; /* the tile's first key relative to the phase's */
-        /* which of this warp's rows see the tile whole, in part or not at all (rows past the end
-         * count as either, so they never force work) */
+        /* which of this warp's rows see the tile whole, in part or not at all (s2: always in part) */
         const int ke = kr + BK - 1;
-        bool full = !s2, empty = true;
+        bool full = !s2, empty = !s2;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-            if (!s2) {
-                full = full && (!va[mt] || (loa[mt] <= kr && hia[mt] >= ke)) && (!vb[mt] || (lob[mt] <= kr && hib[mt] >= ke));
-                empty = empty && (!va[mt] || hia[mt] < kr || loa[mt] > ke) && (!vb[mt] || hib[mt] < kr || lob[mt] > ke);
-            } else {
-                empty = empty && !va[mt] && !vb[mt];
-            }
+            full = full && loa[mt] <= kr && hia[mt] >= ke && lob[mt] <= kr && hib[mt] >= ke;
+            empty = empty && (hia[mt] < kr || loa[mt] > ke) && (hib[mt] < kr || lob[mt] > ke);
         }
         full = __all_sync(0xffffffffu, full);
         empty = __all_sync(0xffffffffu, empty);
@@ -404,9 +398,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
                 if (!full) { /* mask: -inf where the key is not visible to the row */
                     if (!s2) {
                         /* visible columns of the tile: [lo, hi] relative to its first key, clamped */
-                        const int la0 = loa[mt] - kr, ha0 = hia[mt] - kr, lb0 = lob[mt] - kr, hb0 = hib[mt] - kr;
-                        const int cla = va[mt] ? la0 : BK, cha = va[mt] ? ha0 : -1;
-                        const int clb = vb[mt] ? lb0 : BK, chb = vb[mt] ? hb0 : -1;
+                        const int cla = loa[mt] - kr, cha = hia[mt] - kr, clb = lob[mt] - kr, chb = hib[mt] - kr;
 #pragma unroll
                         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
@@ -416,13 +408,16 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
                                 if (!vis) s[mt][nt][e] = -INFINITY;
                             }
                     } else {
+                        const int ra = row0 + 16 * mt, rb = ra + 8;
+                        const int hra = g * Gq + ra % Gq, hrb = g * Gq + rb % Gq;
+                        const int64_t tra = a.t0 + ra / Gq, trb = a.t0 + rb / Gq;
 #pragma unroll
                         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
                             for (int e = 0; e < 4; e++) {
-                                const int64_t p = kb + nt * 8 + quad * 2 + (e & 1);
-                                const bool vis = p <= hi1 && (e < 2 ? va[mt] && s2_visible(a, ha[mt], ta[mt], p)
-                                                                    : vb[mt] && s2_visible(a, hb[mt], tb[mt], p));
+                                const int k = kr + nt * 8 + quad * 2 + (e & 1);
+                                const int64_t p = lo1 + k;
+                                const bool vis = k < n1 && (e < 2 ? s2_visible(a, hra, tra, p) : s2_visible(a, hrb, trb, p));
                                 if (!vis) s[mt][nt][e] = -INFINITY;
                             }
                     }
@@ -488,12 +483,14 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             sb += __shfl_xor_sync(0xffffffffu, sb, off);
         }
         const float inva = sa > 0 ? 1.f / sa : 0.f, invb = sb > 0 ? 1.f / sb : 0.f;
-        T *oa = (T *)a.out + (size_t)ia[mt] * qd + (size_t)ha[mt] * HD, *ob = (T *)a.out + (size_t)ib[mt] * qd + (size_t)hb[mt] * HD;
+        const int ra = row0 + 16 * mt, rb = ra + 8;
+        T *oa = (T *)a.out + (size_t)(ra / Gq) * qd + (size_t)(g * Gq + ra % Gq) * HD;
+        T *ob = (T *)a.out + (size_t)(rb / Gq) * qd + (size_t)(g * Gq + rb % Gq) * HD;
 #pragma unroll
         for (int d = 0; d < HD / 8; d++) {
             const int c = d * 8 + quad * 2;
-            if (va[mt]) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[mt][d][0] * inva, o[mt][d][1] * inva);
-            if (vb[mt]) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[mt][d][2] * invb, o[mt][d][3] * invb);
+            if (ra < nrows) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[mt][d][0] * inva, o[mt][d][1] * inva);
+            if (rb < nrows) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[mt][d][2] * invb, o[mt][d][3] * invb);
         }
     }
 }
