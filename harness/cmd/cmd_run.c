@@ -40,7 +40,7 @@ static void run_help(void) {
            "  --batch-seconds S    also commit after S seconds (default 10)\n"
            "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
            CLI_DEVICE_HELP
-           "  --kv-snapshot-seconds S     stream: snapshot the cache (CPU, window/sink caches) beside the DB\n"
+           "  --kv-snapshot-seconds S     stream: snapshot the strategy state (CPU or GPU) beside the DB\n"
            "                       after a commit at most every S seconds (default 30; 0 = every commit),\n"
            "                       so that --resume re-feeds only from it; --no-kv-snapshot: never\n"
            "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
