@@ -10,6 +10,7 @@
  */
 #include "engine/gemm.h"
 
+#include <omp.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -45,19 +46,29 @@ void gemm_pack(const float *w, int N, int K, float *dst) {
 }
 
 /* y[r][0..nc) (+)= alpha sum_k x[r][k] w[k ldw + 0..nc) (+ b) for r < mr; mr is a constant where
- * inlined; NR columns of w are read at every k */
+ * inlined; NR columns of w are read at every k.  ke: row r sums k < ke[r] only (NULL: all K), the
+ * terms in the same order, so a row's result is what the full sum gives when the terms past
+ * ke[r] are zeros times finite values, and is not touched by what w holds there. */
 static inline __attribute__((always_inline)) void kern(const int mr, const float *x, int ldx, int K, const float *wp,
                                                        size_t ldw, float alpha, const float *b, float *y, int ldy, int nc,
-                                                       int accumulate) {
+                                                       int accumulate, const int *ke) {
     vf c0[MR], c1[MR];
     const float *xr[MR];
+    int kmin = K, kmax = K;
     #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         c0[r] = (vf){0};
         c1[r] = (vf){0};
         xr[r] = x + (size_t)r * ldx;
     }
-    for (int k = 0; k < K; k++) {
+    if (ke) {
+        kmax = 0;
+        for (int r = 0; r < mr; r++) {
+            kmin = ke[r] < kmin ? ke[r] : kmin;
+            kmax = ke[r] > kmax ? ke[r] : kmax;
+        }
+    }
+    for (int k = 0; k < kmin; k++) {
         const vf w0 = *(const vfu *)(wp + k * ldw), w1 = *(const vfu *)(wp + k * ldw + VL);
         #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
@@ -65,6 +76,15 @@ static inline __attribute__((always_inline)) void kern(const int mr, const float
             c0[r] += a * w0;
             c1[r] += a * w1;
         }
+    }
+    for (int k = kmin; k < kmax; k++) { /* the rows' ends differ: a row past its end skips the term */
+        const vf w0 = *(const vfu *)(wp + k * ldw), w1 = *(const vfu *)(wp + k * ldw + VL);
+        for (int r = 0; r < mr; r++)
+            if (k < ke[r]) {
+                const float a = xr[r][k];
+                c0[r] += a * w0;
+                c1[r] += a * w1;
+            }
     }
     #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
@@ -88,9 +108,9 @@ static inline __attribute__((always_inline)) void kern(const int mr, const float
     }
 }
 
-#define KERN(m) case m: kern(m, x, ldx, K, wp, ldw, alpha, b, y, ldy, nc, accumulate); break
+#define KERN(m) case m: kern(m, x, ldx, K, wp, ldw, alpha, b, y, ldy, nc, accumulate, ke); break
 static void kern_rows(int mr, const float *x, int ldx, int K, const float *wp, size_t ldw, float alpha, const float *b,
-                      float *y, int ldy, int nc, int accumulate) {
+                      float *y, int ldy, int nc, int accumulate, const int *ke) {
     switch (mr) {
 #if MR >= 8
         KERN(8); KERN(7);
@@ -104,7 +124,7 @@ static void kern_rows(int mr, const float *x, int ldx, int K, const float *wp, s
  * included, has NR readable columns (zero past N: the packed weights); else the columns of a
  * partial last panel are copied into a zero-padded scratch panel first. */
 static void panels(const float *x, int ldx, int n, int K, const float *w, size_t ldw, size_t pstride, int padded, int N,
-                   float alpha, const float *b, float *y, int ldy, int accumulate) {
+                   float alpha, const float *b, float *y, int ldy, int accumulate, const int *kend) {
     const int full = N / NR, panels = padded ? (N + NR - 1) / NR : full, rblocks = (n + MR - 1) / MR;
     #pragma omp parallel for collapse(2) schedule(static) if ((double)n * N * K >= 65536)
     for (int p = 0; p < panels; p++)
@@ -112,7 +132,7 @@ static void panels(const float *x, int ldx, int n, int K, const float *w, size_t
             const int r0 = rb * MR, c0 = p * NR;
             const int mr = n - r0 < MR ? n - r0 : MR, nc = N - c0 < NR ? N - c0 : NR;
             kern_rows(mr, x + (size_t)r0 * ldx, ldx, K, w + (size_t)p * pstride, ldw, alpha, b ? b + c0 : NULL,
-                      y + (size_t)r0 * ldy + c0, ldy, nc, accumulate);
+                      y + (size_t)r0 * ldy + c0, ldy, nc, accumulate, kend ? kend + r0 : NULL);
         }
     if (panels * NR >= N) return;
     /* the partial last panel of an unpadded operand: copied, zero-padded, into a stack panel a
@@ -126,18 +146,47 @@ static void panels(const float *x, int ldx, int n, int K, const float *w, size_t
             const float *src = w + (size_t)full * pstride + (size_t)(k0 + k) * ldw;
             for (int j = 0; j < NR; j++) t[k * NR + j] = j < nc ? src[j] : 0.f;
         }
-        for (int r0 = 0; r0 < n; r0 += MR)
-            kern_rows(n - r0 < MR ? n - r0 : MR, x + (size_t)r0 * ldx + k0, ldx, kn, t, NR, alpha, b && k0 == 0 ? b + c0 : NULL,
-                      y + (size_t)r0 * ldy + c0, ldy, nc, accumulate || k0 > 0);
+        for (int r0 = 0; r0 < n; r0 += MR) {
+            const int mr = n - r0 < MR ? n - r0 : MR;
+            int ke[MR]; /* the rows' ends inside this slab */
+            for (int r = 0; r < mr && kend; r++) ke[r] = kend[r0 + r] - k0 < 0 ? 0 : kend[r0 + r] - k0 > kn ? kn : kend[r0 + r] - k0;
+            kern_rows(mr, x + (size_t)r0 * ldx + k0, ldx, kn, t, NR, alpha, b && k0 == 0 ? b + c0 : NULL,
+                      y + (size_t)r0 * ldy + c0, ldy, nc, accumulate || k0 > 0, kend ? ke : NULL);
+        }
     }
 }
 
 void gemm_packed(const float *x, int ldx, int n, int K, const float *wp, int N, const float *b, float *y, int ldy,
                  int accumulate) {
-    panels(x, ldx, n, K, wp, NR, (size_t)K * NR, 1, N, 1.f, b, y, ldy, accumulate);
+    panels(x, ldx, n, K, wp, NR, (size_t)K * NR, 1, N, 1.f, b, y, ldy, accumulate, NULL);
 }
 
 void gemm_strided(const float *x, int ldx, int n, int K, const float *w, size_t ldw, int N, float alpha, float *y, int ldy,
-                  int accumulate) {
-    panels(x, ldx, n, K, w, ldw, NR, 0, N, alpha, NULL, y, ldy, accumulate);
+                  int accumulate, const int *kend) {
+    panels(x, ldx, n, K, w, ldw, NR, 0, N, alpha, NULL, y, ldy, accumulate, kend);
+}
+
+size_t gemm_quant_scratch(int K) { return (size_t)K * NR + (size_t)NR * QUANT_SLAB; }
+
+void gemm_quant(const float *x, int ldx, int n, const QuantMat *w, const float *b, float *y, int ldy, int accumulate,
+                float *scratch, int threads) {
+    const int N = w->N, K = w->K, panels = (N + NR - 1) / NR, rblocks = (n + MR - 1) / MR;
+    const size_t per = gemm_quant_scratch(K);
+    /* each panel is dequantized once per call, by the thread that then runs all its row blocks,
+     * so the threads split the panels (the row blocks of gemm_packed's split would dequantize
+     * a panel once per thread); every output is still one kern call over the whole K */
+    #pragma omp parallel num_threads(threads) if ((double)n * N * K >= 65536 && threads > 1)
+    {
+        float *wp = scratch + (size_t)omp_get_thread_num() * per, *tmp = wp + (size_t)K * NR;
+        #pragma omp for schedule(static)
+        for (int p = 0; p < panels; p++) {
+            const int c0 = p * NR, nc = N - c0 < NR ? N - c0 : NR;
+            quant_panel(w, c0, nc, NR, wp, tmp);
+            for (int rb = 0; rb < rblocks; rb++) {
+                const int r0 = rb * MR, mr = n - r0 < MR ? n - r0 : MR;
+                kern_rows(mr, x + (size_t)r0 * ldx, ldx, K, wp, NR, 1.f, b ? b + c0 : NULL, y + (size_t)r0 * ldy + c0, ldy, nc,
+                          accumulate, NULL);
+            }
+        }
+    }
 }

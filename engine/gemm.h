@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "engine/quant.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,9 +35,21 @@ void gemm_packed(const float *x, int ldx, int n, int K, const float *wp, int N, 
 
 /* The same kernel on an unpacked right operand: y (n, N) (+)= alpha x (n, K) B with B (K, N)
  * row-major, row stride ldw (for example the attention's values, or its keys stored transposed).
- * No packing: B's rows are read in place, NR columns at a time. */
+ * No packing: B's rows are read in place, NR columns at a time.  kend (n) or NULL: row r sums
+ * k < kend[r] only, in the same order (the result is the full sum's when x[r][k] = 0 past
+ * kend[r] and B is finite there; B's rows past it are not read for row r: the causal attention's
+ * later positions, whose values may be NaN, cannot reach an earlier row). */
 void gemm_strided(const float *x, int ldx, int n, int K, const float *w, size_t ldw, int N, float alpha, float *y, int ldy,
-                  int accumulate);
+                  int accumulate, const int *kend);
+
+/* The same product on a matrix kept as blocks (engine/quant.h, a GGUF tensor on the CPU): each
+ * panel of GEMM_NR rows of w is dequantized into the packed layout above (quant_panel) and
+ * multiplied by every row of x, so the result equals gemm_packed on the dequantized, packed
+ * matrix bit for bit.  Threads: OpenMP over panels, each thread its own panel in scratch
+ * (gemm_quant_scratch(K) floats per thread, `threads` of them; at most that many threads run). */
+size_t gemm_quant_scratch(int K);
+void gemm_quant(const float *x, int ldx, int n, const QuantMat *w, const float *b, float *y, int ldy, int accumulate,
+                float *scratch, int threads);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 /*
- * gguf_model.c — GGUF metadata -> ModelConfig, GGUF tensors -> the HF-named fp32 tensors that
- * engine/model.c's loader validates and copies (see gguf_model.h).  The loader then checks every
- * shape against the config exactly as for a safetensors checkpoint, so a GGUF whose metadata and
- * tensors disagree is refused there, naming the tensor.
+ * gguf_model.c — GGUF metadata -> ModelConfig, GGUF tensors -> a table of them under their HF
+ * names that engine/model.c's loader validates and reads, one tensor at a time, as blocks or as
+ * fp32 (see gguf_model.h).  The loader checks every shape against the config exactly as for a
+ * safetensors checkpoint, so a GGUF whose metadata and tensors disagree is refused there, naming
+ * the tensor.
  *
  * Key names are llama.cpp's (gguf-py constants.py): "<arch>.embedding_length",
  * "<arch>.attention.head_count_kv", "<arch>.rope.scaling.type" ...; tensor names "token_embd",
@@ -213,93 +214,108 @@ static int hf_name(const ModelConfig *c, const char *name, char *out, size_t out
     return 0;
 }
 
-/* Undo convert_hf_to_gguf.py's permute() of Llama's Q/K rows: within each of n_head heads of hd
- * rows, the converter moved HF row (i * hd/2 + j) to (2 j + i), i in {0, 1}, j < hd/2. */
-static int unpermute_rows(float *w, int64_t rows, int64_t cols, int n_head) {
-    if (n_head <= 0 || rows % n_head || (rows / n_head) % 2) return -1;
+/* Undo convert_hf_to_gguf.py's permute() of Llama's Q/K rows on rows of `rb` bytes: within each
+ * of n_head heads of hd rows, the converter moved HF row (i * hd/2 + j) to (2 j + i), i in
+ * {0, 1}, j < hd/2. */
+static int unpermute_rows(uint8_t *w, int64_t rows, size_t rb, int n_head) {
     const int64_t hd = rows / n_head, half = hd / 2;
-    float *tmp = malloc((size_t)(hd * cols) * sizeof(float));
-    if (!tmp) return -2;
+    uint8_t *tmp = malloc((size_t)hd * rb);
+    if (!tmp) return -1;
     for (int h = 0; h < n_head; h++) {
-        float *head = w + (size_t)(h * hd * cols);
-        memcpy(tmp, head, (size_t)(hd * cols) * sizeof(float));
+        uint8_t *head = w + (size_t)(h * hd) * rb;
+        memcpy(tmp, head, (size_t)hd * rb);
         for (int i = 0; i < 2; i++)
-            for (int64_t j = 0; j < half; j++)
-                memcpy(head + (size_t)((i * half + j) * cols), tmp + (size_t)((2 * j + i) * cols), (size_t)cols * sizeof(float));
+            for (int64_t j = 0; j < half; j++) memcpy(head + (size_t)(i * half + j) * rb, tmp + (size_t)(2 * j + i) * rb, rb);
     }
     free(tmp);
     return 0;
 }
 
-static int cmp_tensor(const void *a, const void *b) { return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name); }
+static int cmp_weight(const void *a, const void *b) { return strcmp(((const GgufWeight *)a)->name, ((const GgufWeight *)b)->name); }
 
-void gguf_model_close(StFile *st) {
-    for (size_t i = 0; i < st->n_tensors; i++) free((void *)st->tensors[i].data);
-    for (int s = 0; s < st->n_shards; s++) free(st->paths[s]);
-    free(st->paths);
-    free(st->maps);
-    free(st->sizes);
-    st->paths = NULL;
-    st->maps = NULL;
-    st->sizes = NULL;
-    st->n_shards = 0;
-    st_close(st); /* names and the table */
+void gguf_weights_close(GgufWeights *gw) {
+    for (size_t i = 0; i < gw->n; i++) free(gw->w[i].name);
+    free(gw->w);
+    gguf_close(&gw->g);
+    memset(gw, 0, sizeof *gw);
+    gw->g.fd = -1;
 }
 
-int gguf_model_open(const char *path, ModelConfig *c, StFile *st, char *label, size_t label_len, char *err, size_t errlen) {
-    memset(st, 0, sizeof *st);
-    GgufFile g;
-    if (gguf_open(&g, path, err, errlen)) return -1;
-    int rc = -1;
-    if (gguf_model_config(&g, c, err, errlen)) goto out;
+const GgufWeight *gguf_weights_find(const GgufWeights *gw, const char *name) {
+    GgufWeight key = {.name = (char *)name};
+    return gw->n ? bsearch(&key, gw->w, gw->n, sizeof *gw->w, cmp_weight) : NULL;
+}
+
+int gguf_weights_open(GgufWeights *gw, const char *path, ModelConfig *c, char *label, size_t label_len, char *err, size_t errlen) {
+    memset(gw, 0, sizeof *gw);
+    GgufFile *g = &gw->g;
+    if (gguf_open(g, path, err, errlen)) { memset(gw, 0, sizeof *gw); gw->g.fd = -1; return -1; }
+    if (gguf_model_config(g, c, err, errlen)) goto fail;
     int64_t ft;
-    if (gguf_get_int(&g, "general.file_type", -1, -1, 1 << 20, &ft, err, errlen)) goto out;
+    if (gguf_get_int(g, "general.file_type", -1, -1, 1 << 20, &ft, err, errlen)) goto fail;
     snprintf(label, label_len, "%s", gguf_file_type_name((int)ft) ? gguf_file_type_name((int)ft) : "mixed");
-    st->paths = calloc(1, sizeof *st->paths);
-    st->maps = calloc(1, sizeof *st->maps);
-    st->sizes = calloc(1, sizeof *st->sizes);
-    st->tensors = calloc(g.n_tensors ? g.n_tensors : 1, sizeof *st->tensors);
-    if (!st->paths || !st->maps || !st->sizes || !st->tensors || !(st->paths[0] = strdup(path))) {
-        lcb_fail(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    st->n_shards = 1;
-    for (uint64_t i = 0; i < g.n_tensors; i++) {
-        const GgufTensor *t = &g.tensors[i];
+    gw->w = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *gw->w);
+    if (!gw->w) { lcb_fail(err, errlen, "%s: out of memory", path); goto fail; }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const GgufTensor *t = &g->tensors[i];
         char name[512];
         const char *part;
         if (hf_name(c, t->name, name, sizeof name, &part)) {
             lcb_fail(err, errlen, "%s: tensor %s is not one lcbench's %s takes (an unsupported variant of the architecture?)", path, t->name, config_arch_name(c->arch));
-            goto out;
+            goto fail;
         }
-        if (t->n_dims > 2) { lcb_fail(err, errlen, "%s: tensor %s has %d dimensions; 1 or 2 expected", path, t->name, t->n_dims); goto out; }
-        size_t bytes;
-        if (lcb_mul_size((size_t)t->numel, sizeof(float), &bytes)) { lcb_fail(err, errlen, "%s: tensor %s: size overflows", path, t->name); goto out; }
-        float *data = malloc(bytes ? bytes : 1);
-        if (!data) { lcb_fail(err, errlen, "%s: out of memory for tensor %s (%zu bytes as fp32)", path, t->name, bytes); goto out; }
-        StTensor *s = &st->tensors[st->n_tensors];
-        *s = (StTensor){.name = strdup(name), .dtype = ST_F32, .ndim = t->n_dims, .numel = (size_t)t->numel, .data = (const uint8_t *)data, .nbytes = bytes};
-        st->n_tensors++;
-        if (!s->name) { lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
-        /* HF shape (rows, cols) = GGUF (ne[1], ne[0]) */
-        if (t->n_dims == 2) { s->shape[0] = t->ne[1]; s->shape[1] = t->ne[0]; }
-        else s->shape[0] = t->ne[0];
-        if (gguf_read_f32(&g, t, data, err, errlen)) goto out;
-        if (c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) {
-            int nh = !strncmp(part ? part : "", "attn_q.", 7) ? c->n_heads : !strncmp(part ? part : "", "attn_k.", 7) ? c->n_kv : 0;
-            if (nh) {
-                int64_t rows = t->n_dims == 2 ? t->ne[1] : t->ne[0], cols = t->n_dims == 2 ? t->ne[0] : 1;
-                int u = unpermute_rows(data, rows, cols, nh);
-                if (u == -2) { lcb_fail(err, errlen, "%s: out of memory", path); goto out; }
-                if (u) { lcb_fail(err, errlen, "%s: tensor %s: %lld rows do not split into %d heads of an even size", path, t->name, (long long)rows, nh); goto out; }
+        if (t->n_dims > 2) { lcb_fail(err, errlen, "%s: tensor %s has %d dimensions; 1 or 2 expected", path, t->name, t->n_dims); goto fail; }
+        GgufWeight *w = &gw->w[gw->n];
+        *w = (GgufWeight){.name = strdup(name), .t = t, .ndim = t->n_dims};
+        if (!w->name) { lcb_fail(err, errlen, "%s: out of memory", path); goto fail; }
+        gw->n++;
+        if (t->n_dims == 2) { w->rows = t->ne[1]; w->cols = t->ne[0]; w->row_bytes = (size_t)(t->nbytes / (uint64_t)t->ne[1]); }
+        else { w->rows = t->ne[0]; w->cols = 1; }
+        int nh = 0;
+        if ((c->arch == ARCH_LLAMA || c->arch == ARCH_MISTRAL) && part)
+            nh = !strncmp(part, "attn_q.", 7) ? c->n_heads : !strncmp(part, "attn_k.", 7) ? c->n_kv : 0;
+        if (nh) {
+            if (w->rows % nh || (w->rows / nh) % 2) {
+                lcb_fail(err, errlen, "%s: tensor %s: %lld rows do not split into %d heads of an even size", path, t->name, (long long)w->rows, nh);
+                goto fail;
             }
+            if (t->n_dims == 1 && quant_block_size(t->type) != 1) {
+                lcb_fail(err, errlen, "%s: tensor %s: a 1-D tensor of type %s cannot have its rows un-permuted (F32, F16 or BF16 expected)", path, t->name,
+                         quant_type_name(t->type) ? quant_type_name(t->type) : "unknown");
+                goto fail;
+            }
+            w->unpermute_heads = nh;
         }
     }
-    qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_tensor);
-    st->mapped_bytes = g.file_size;
-    rc = 0;
-out:
-    gguf_close(&g);
-    if (rc) gguf_model_close(st);
+    qsort(gw->w, gw->n, sizeof *gw->w, cmp_weight);
+    return 0;
+fail:
+    gguf_weights_close(gw);
+    return -1;
+}
+
+int gguf_weights_read(const GgufWeights *gw, const GgufWeight *w, void *dst, char *err, size_t errlen) {
+    const GgufTensor *t = w->t;
+    if (gguf_read_tensor(&gw->g, t, dst, err, errlen)) return -1;
+    if (!w->unpermute_heads) return 0;
+    size_t rb = w->ndim == 2 ? w->row_bytes : quant_type_size(t->type);
+    if (unpermute_rows(dst, w->rows, rb, w->unpermute_heads)) return lcb_fail(err, errlen, "%s: tensor %s: out of memory", gw->g.path, t->name);
+    return 0;
+}
+
+int gguf_weights_read_f32(const GgufWeights *gw, const GgufWeight *w, float *dst, char *err, size_t errlen) {
+    const GgufTensor *t = w->t;
+    if (!quant_supported(t->type))
+        return lcb_fail(err, errlen, "%s: tensor %s has type %s, which lcbench cannot dequantize (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
+                        gw->g.path, t->name, quant_type_name(t->type) ? quant_type_name(t->type) : "unknown");
+    if (t->type == QT_F32) return gguf_weights_read(gw, w, dst, err, errlen);
+    void *raw = malloc(t->nbytes ? t->nbytes : 1);
+    if (!raw) return lcb_fail(err, errlen, "%s: tensor %s: out of memory (%llu bytes)", gw->g.path, t->name, (unsigned long long)t->nbytes);
+    int rc = gguf_weights_read(gw, w, raw, err, errlen);
+    if (!rc && quant_dequantize(t->type, raw, dst, t->numel, err, errlen)) {
+        lcb_prefix(err, errlen, "%s: tensor %s", gw->g.path, t->name);
+        rc = -1;
+    }
+    free(raw);
     return rc;
 }

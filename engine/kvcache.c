@@ -228,6 +228,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
     for (int task = 0; task < ntasks; task++) {
         const int h = task / nblocks, g = h / grp, i0 = (task % nblocks) * qb;
         float *sc = sbuf + (size_t)omp_get_thread_num() * (per_thread / sizeof(float)), rinv[KV_QBLOCK];
+        int kend[KV_QBLOCK]; /* per row: the chunk keys (segment 4) it sums over, [0, kend) */
         double first_sum = 0, first_n = 0;
         {
             const int nb = n - i0 < qb ? n - i0 : qb;
@@ -254,7 +255,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             for (int r = 0; r < 2; r++)
                 if (rn[r] > 0)
                     gemm_strided(qa, ldqkv, nb, hd, kv->k[layer] + (size_t)g * hd * kv->cap + rs[r], (size_t)kv->cap, (int)rn[r], scale,
-                                 s2 + rs[r], (int)ld, 0);
+                                 s2 + rs[r], (int)ld, 0, NULL);
             if (m3) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m3 < cend ? m3 : cend, hd, scale, qsb, ld_sq,
                                 kc + g * hd, ldqkv, 0.f, s3, ld);
             if (m4) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, m4, hd, scale, qa, ldqkv,
@@ -286,6 +287,7 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
                     for (int64_t k = 0; k < k0; k++) r4[k] = 0.f;
                     for (int64_t k = k1; k < m4; k++) r4[k] = 0.f;
                 }
+                kend[i] = (int)k1;
                 const int64_t a = m1 + m2 + m3v;
                 #pragma omp simd reduction(max:mx)
                 for (int64_t k = 0; k < a; k++) mx = row[k] > mx ? row[k] : mx;
@@ -317,11 +319,32 @@ int kv_attention(KVCache *kv, int layer, const ModelConfig *c, const float *qkv,
             for (int r = 0; r < 2; r++)
                 if (rn[r] > 0) {
                     gemm_strided(s2 + rs[r], (int)ld, nb, (int)rn[r], kv->v[layer] + (size_t)rs[r] * kvd + g * hd, (size_t)kvd, hd, 1.f, o, ldq,
-                                 beta == 1.f);
+                                 beta == 1.f, NULL);
                     beta = 1.f;
                 }
-            if (m3v) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m3v, 1.f, s3, ld, vc + g * hd, ldqkv, beta, o, ldq); beta = 1.f; }
-            if (m4) { gemm_strided(s4, (int)ld, nb, (int)m4, vc + (size_t)m3 * ldqkv + g * hd, (size_t)ldqkv, hd, 1.f, o, ldq, beta == 1.f); beta = 1.f; }
+            if (m3v) {
+                const float beta3 = beta;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, m3v, 1.f, s3, ld, vc + g * hd, ldqkv, beta3, o, ldq);
+                beta = 1.f;
+                /* a row before the last chunk sink gives the later sinks weight 0, which keeps its
+                 * output only while their values are finite: a non-finite value of a later
+                 * position (a NaN the run fails at, there) would make it NaN.  Such a row is
+                 * recomputed without those keys (rows t >= S - 1 never need it: A(t) holds every
+                 * sink) */
+                for (int i = 0; i < nb && t0 + i0 + i + 1 < t0 + m3v; i++) {
+                    const int vis = i0 + i + 1; /* chunk sinks of this row: [t0, t0 + vis) */
+                    int bad = 0;
+                    for (int64_t j = vis; j < m3v && !bad; j++)
+                        for (int k = 0; k < hd; k++) bad |= !isfinite(vc[(size_t)j * ldqkv + g * hd + k]);
+                    if (!bad) continue;
+                    float *oi = o + (size_t)i * ldq;
+                    if (m1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, hd, m1, 1.f, s1 + (size_t)i * ld, ld, kv->sv[layer] + g * hd, kvd, 0.f, oi, ldq);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, hd, vis, 1.f, s3 + (size_t)i * ld, ld, vc + g * hd, ldqkv, m1 ? 1.f : beta3, oi, ldq);
+                }
+            }
+            /* each row sums only the chunk keys it sees (kend: none past its own position), so a
+             * later position's values cannot reach it; under s2 every key of the row's span */
+            if (m4) { gemm_strided(s4, (int)ld, nb, (int)m4, vc + (size_t)m3 * ldqkv + g * hd, (size_t)ldqkv, hd, 1.f, o, ldq, beta == 1.f, kv->s2_group > 0 ? NULL : kend); beta = 1.f; }
             for (int i = 0; i < nb; i++) {
                 float *oi = o + (size_t)i * ldq;
                 const float inv = rinv[i];

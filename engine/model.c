@@ -5,7 +5,11 @@
  * Loading is two passes over the same description of the architecture's tensors: the first
  * only validates (presence, float dtype, exact shape against the config) so that a bad
  * checkpoint is refused before anything is allocated or run; the second converts each tensor to
- * fp32 into one arena, permuting fused QKV rows into [q heads | k heads | v heads].
+ * fp32 into one arena, permuting fused QKV rows into [q heads | k heads | v heads].  A GGUF on
+ * the CPU keeps its four layer matrices as the file's blocks instead (Model.qblocks, read
+ * straight into place), and the forward dequantizes them a panel at a time inside the product
+ * (engine/gemm.h gemm_quant): a 7B Q4_K_M needs 3.9 GB for them where fp32 needs 25.9 GB, and the
+ * numbers are those of the fp32 layout, bit for bit.
  *
  * Forward pass for a chunk of n tokens (shapes in rows x columns):
  *   x (n, dim) = embed[ids]
@@ -16,7 +20,7 @@
  *               parallel:    x += o + mlp(norm2(x_in) or xn)        (NeoX, Falcon)
  *   logits (n, vocab) = norm(x) lm_head^T
  * Every product with a weight matrix runs on the matrices packed once by model_cpu_layout
- * (engine/gemm.h), with the bias and the residual add done in the product.
+ * (engine/gemm.h), or on a GGUF's blocks, with the bias and the residual add done in the product.
  */
 #include "engine/model.h"
 #include "engine/gemm.h"
@@ -27,6 +31,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,7 +76,8 @@ static Names arch_names(const ModelConfig *c) {
 /* ---------------------------------------------------------------- loading */
 
 typedef struct {
-    const StFile *st;
+    const StFile *st;   /* the tensors: a safetensors checkpoint, */
+    const GgufWeights *gw; /* or a GGUF file (exactly one of the two) */
     const char *src;
     char *err;
     size_t errlen;
@@ -79,29 +85,79 @@ typedef struct {
     int dtype_mask;     /* bit per StDtype seen */
     float *tmp;         /* conversion buffer */
     size_t tmp_n;
+    int keep_blocks;    /* GGUF: the four layer matrices stay as blocks (Model.qblocks) */
+    size_t qbytes;      /* dry: the bytes those blocks need; else the bytes placed so far */
+    uint8_t *qblocks;   /* where they go */
+    QuantMat *qmats;    /* (n_layers, 4) their descriptions */
 } Loader;
+
+/* Shape (rows, cols) of a tensor against (d0) or (d0, d1) (d1 < 0: 1-D); the message names it. */
+static int ld_shape(Loader *L, const char *path, const char *name, int ndim, const int64_t *shape, int64_t d0, int64_t d1) {
+    int want_nd = d1 < 0 ? 1 : 2;
+    if (ndim == want_nd && shape[0] == d0 && (want_nd == 1 || shape[1] == d1)) return 0;
+    char got[128] = "", want[64];
+    for (int i = 0; i < ndim; i++) {
+        size_t k = strlen(got);
+        snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    }
+    if (want_nd == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
+    else snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
+    return lcb_fail(L->err, L->errlen, "%s: tensor %s has shape [%s]; the config implies [%s]", path, name, got, want);
+}
+
+/* A GGUF tensor by its HF name, its shape checked and its type one lcbench reads. */
+static const GgufWeight *ld_gguf(Loader *L, const char *name, int64_t d0, int64_t d1) {
+    const GgufWeight *w = gguf_weights_find(L->gw, name);
+    const char *path = L->gw->g.path;
+    if (!w) { lcb_fail(L->err, L->errlen, "%s: tensor %s is missing", L->src, name); return NULL; }
+    int64_t shape[2] = {w->rows, w->cols};
+    char both[600];
+    snprintf(both, sizeof both, "%s (%s in the file)", name, w->t->name);
+    if (ld_shape(L, path, both, w->ndim, shape, d0, d1)) return NULL;
+    if (!quant_supported(w->t->type)) {
+        lcb_fail(L->err, L->errlen, "%s: tensor %s has type %s, which lcbench cannot dequantize (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
+                 path, w->t->name, quant_type_name(w->t->type) ? quant_type_name(w->t->type) : "unknown");
+        return NULL;
+    }
+    return w;
+}
+
+/* GGUF matrix `name` (d0, d1) as one segment of a block matrix: dry, count its bytes; else read
+ * its blocks (rows in the HF order) into the next bytes of L->qblocks and describe them in seg. */
+static int ld_blocks(Loader *L, const char *name, int64_t d0, int64_t d1, QuantSeg *seg) {
+    const GgufWeight *w = ld_gguf(L, name, d0, d1);
+    if (!w) return -1;
+    if (!L->dry) {
+        uint8_t *dst = L->qblocks + L->qbytes;
+        if (gguf_weights_read(L->gw, w, dst, L->err, L->errlen)) return -1;
+        *seg = (QuantSeg){w->t->type, (int)w->rows, w->row_bytes, dst};
+    }
+    L->qbytes += w->t->nbytes;
+    return 0;
+}
 
 /* Check tensor `name` exists with a float dtype and shape (d0) or (d0, d1) (d1 < 0: 1-D);
  * unless dry, convert it to fp32 and return the converted data (valid until the next call). */
 static const float *ld_take(Loader *L, const char *name, int64_t d0, int64_t d1) {
+    if (L->gw) {
+        const GgufWeight *w = ld_gguf(L, name, d0, d1);
+        if (!w) return NULL;
+        if (L->dry) return (const float *)w; /* non-NULL marker; not read */
+        if ((size_t)w->t->numel > L->tmp_n) {
+            free(L->tmp);
+            L->tmp = malloc((size_t)w->t->numel * sizeof(float));
+            L->tmp_n = L->tmp ? (size_t)w->t->numel : 0;
+            if (!L->tmp) { lcb_fail(L->err, L->errlen, "%s: out of memory converting %s", L->src, name); return NULL; }
+        }
+        return gguf_weights_read_f32(L->gw, w, L->tmp, L->err, L->errlen) ? NULL : L->tmp;
+    }
     const StTensor *t = st_find(L->st, name);
     if (!t) { lcb_fail(L->err, L->errlen, "%s: tensor %s is missing", L->src, name); return NULL; }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
         lcb_fail(L->err, L->errlen, "%s: tensor %s has dtype %s; F32, F16 or BF16 expected", L->st->paths[t->shard], name, st_dtype_name(t->dtype));
         return NULL;
     }
-    int want_nd = d1 < 0 ? 1 : 2;
-    if (t->ndim != want_nd || t->shape[0] != d0 || (want_nd == 2 && t->shape[1] != d1)) {
-        char got[128] = "", want[64];
-        for (int i = 0; i < t->ndim; i++) {
-            size_t k = strlen(got);
-            snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        }
-        if (want_nd == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
-        else snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
-        lcb_fail(L->err, L->errlen, "%s: tensor %s has shape [%s]; the config implies [%s]", L->st->paths[t->shard], name, got, want);
-        return NULL;
-    }
+    if (ld_shape(L, L->st->paths[t->shard], name, t->ndim, t->shape, d0, d1)) return NULL;
     L->dtype_mask |= 1 << t->dtype;
     if (L->dry) return (const float *)t->data; /* non-NULL marker; not read */
     if (t->numel > L->tmp_n) {
@@ -143,12 +199,48 @@ static void layer_name(char *buf, size_t n, const Names *nm, int l, const char *
     snprintf(buf + k, n - k, "%s.%s", part, suffix);
 }
 
+/* Matrix `which` (0 wqkv, 1 wo, 2 wup, 3 wdown) of layer l as the GGUF's blocks into qm (NULL
+ * when dry): one segment per file tensor, in the order of the fused layout. */
+static int load_blocks(Loader *L, const ModelConfig *c, const Names *nm, int l, int which, QuantMat *qm) {
+    char name[512];
+    const int64_t dim = c->dim, hd = c->head_dim, qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv * hd, ffn = c->ffn;
+    const char *part[3] = {NULL, NULL, NULL};
+    int64_t rows[3] = {0, 0, 0}, K = dim;
+    switch (which) {
+    case 0:
+        if (nm->qkv) { part[0] = nm->qkv; rows[0] = qd + 2 * kvd; } /* [q | k | v] on file already (QKV_MULTI_QUERY) */
+        else { part[0] = nm->q; part[1] = nm->k; part[2] = nm->v; rows[0] = qd; rows[1] = rows[2] = kvd; }
+        break;
+    case 1: part[0] = nm->o; rows[0] = dim; K = qd; break;
+    case 2:
+        if (c->gated_mlp) { part[0] = nm->gate; part[1] = nm->up; rows[0] = rows[1] = ffn; }
+        else { part[0] = nm->up; rows[0] = ffn; }
+        break;
+    default: part[0] = nm->down; rows[0] = dim; K = ffn; break;
+    }
+    QuantMat m = {.K = (int)K};
+    for (int i = 0; i < 3 && part[i]; i++) {
+        layer_name(name, sizeof name, nm, l, part[i], "weight");
+        if (ld_blocks(L, name, rows[i], K, &m.seg[i])) return -1;
+        m.N += (int)rows[i];
+        m.n_seg++;
+    }
+    if (qm) *qm = m;
+    return 0;
+}
+
 /* Carve (or, if dry, just validate) one layer. */
 static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, LayerWeights *w) {
     char name[512];
     const int64_t dim = c->dim, hd = c->head_dim, qd = (int64_t)c->n_heads * hd, kvd = (int64_t)c->n_kv * hd;
     const int64_t qkvd = qd + 2 * kvd, ffn = c->ffn;
     int ln = c->norm == NORM_LAYER;
+    if (L->keep_blocks) {
+        if (nm->qkv && c->qkv_layout != QKV_MULTI_QUERY)
+            return lcb_fail(L->err, L->errlen, "%s: a fused QKV kept as blocks must be [q | k | v] already", L->src);
+        for (int i = 0; i < 4; i++)
+            if (load_blocks(L, c, nm, l, i, L->dry ? NULL : &L->qmats[4 * (size_t)l + i])) return -1;
+    }
     layer_name(name, sizeof name, nm, l, nm->attn_norm, "weight");
     if (ld_copy(L, name, dim, -1, w->attn_norm_w)) return -1;
     if (ln) { layer_name(name, sizeof name, nm, l, nm->attn_norm, "bias"); if (ld_copy(L, name, dim, -1, w->attn_norm_b)) return -1; }
@@ -157,11 +249,12 @@ static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, L
         if (ld_copy(L, name, dim, -1, w->mlp_norm_w)) return -1;
         if (ln) { layer_name(name, sizeof name, nm, l, nm->mlp_norm, "bias"); if (ld_copy(L, name, dim, -1, w->mlp_norm_b)) return -1; }
     }
+    const int mats = !L->keep_blocks; /* the four matrices as fp32 (else taken above) */
     if (nm->qkv) {
         layer_name(name, sizeof name, nm, l, nm->qkv, "weight");
-        const float *p = ld_take(L, name, qkvd, dim);
+        const float *p = mats ? ld_take(L, name, qkvd, dim) : (const float *)w;
         if (!p) return -1;
-        if (!L->dry) for (int64_t r = 0; r < qkvd; r++) memcpy(w->wqkv + r * dim, p + qkv_src_row(c, r) * dim, dim * sizeof(float));
+        if (!L->dry && mats) for (int64_t r = 0; r < qkvd; r++) memcpy(w->wqkv + r * dim, p + qkv_src_row(c, r) * dim, dim * sizeof(float));
         if (c->qkv_bias) {
             layer_name(name, sizeof name, nm, l, nm->qkv, "bias");
             if (!(p = ld_take(L, name, qkvd, -1))) return -1;
@@ -172,7 +265,7 @@ static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, L
         int64_t rows[3] = {qd, kvd, kvd}, off = 0;
         for (int i = 0; i < 3; i++) {
             layer_name(name, sizeof name, nm, l, parts[i], "weight");
-            if (ld_copy(L, name, rows[i], dim, w->wqkv ? w->wqkv + off * dim : NULL)) return -1;
+            if (mats && ld_copy(L, name, rows[i], dim, w->wqkv ? w->wqkv + off * dim : NULL)) return -1;
             if (c->qkv_bias) {
                 layer_name(name, sizeof name, nm, l, parts[i], "bias");
                 if (ld_copy(L, name, rows[i], -1, w->bqkv ? w->bqkv + off : NULL)) return -1;
@@ -181,33 +274,36 @@ static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, L
         }
     }
     layer_name(name, sizeof name, nm, l, nm->o, "weight");
-    if (ld_copy(L, name, dim, qd, w->wo)) return -1;
+    if (mats && ld_copy(L, name, dim, qd, w->wo)) return -1;
     if (c->o_bias) { layer_name(name, sizeof name, nm, l, nm->o, "bias"); if (ld_copy(L, name, dim, -1, w->bo)) return -1; }
     if (c->gated_mlp) {
         layer_name(name, sizeof name, nm, l, nm->gate, "weight");
-        if (ld_copy(L, name, ffn, dim, w->wup)) return -1;
+        if (mats && ld_copy(L, name, ffn, dim, w->wup)) return -1;
         layer_name(name, sizeof name, nm, l, nm->up, "weight");
-        if (ld_copy(L, name, ffn, dim, w->wup ? w->wup + ffn * dim : NULL)) return -1;
+        if (mats && ld_copy(L, name, ffn, dim, w->wup ? w->wup + ffn * dim : NULL)) return -1;
         if (c->mlp_bias) {
             return lcb_fail(L->err, L->errlen, "%s: mlp_bias = true with a gated MLP is not supported", L->src);
         }
     } else {
         layer_name(name, sizeof name, nm, l, nm->up, "weight");
-        if (ld_copy(L, name, ffn, dim, w->wup)) return -1;
+        if (mats && ld_copy(L, name, ffn, dim, w->wup)) return -1;
         if (c->mlp_bias) { layer_name(name, sizeof name, nm, l, nm->up, "bias"); if (ld_copy(L, name, ffn, -1, w->bup)) return -1; }
     }
     layer_name(name, sizeof name, nm, l, nm->down, "weight");
-    if (ld_copy(L, name, dim, ffn, w->wdown)) return -1;
+    if (mats && ld_copy(L, name, dim, ffn, w->wdown)) return -1;
     if (c->mlp_bias) { layer_name(name, sizeof name, nm, l, nm->down, "bias"); if (ld_copy(L, name, dim, -1, w->bdown)) return -1; }
     return 0;
 }
 
-/* Lay every weight out in one arena (sizes from the config alone). */
-static int model_carve(Model *m, char *err, size_t errlen) {
+/* Lay every weight out in one arena (sizes from the config alone); with qblocks (the bytes of
+ * the layer matrices kept as blocks) those four matrices are left out of the arena and the
+ * blocks get a block of their own. */
+static int model_carve(Model *m, size_t qblocks, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
     const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
-    size_t per_layer = 4 * dim + qkvd * dim + qkvd + dim * qd + dim + up_rows * dim + ffn + dim * ffn + dim;
+    const size_t fm = qblocks ? 0 : 1; /* the layer matrices in fp32 */
+    size_t per_layer = 4 * dim + fm * (qkvd * dim + dim * qd + up_rows * dim + dim * ffn) + qkvd + dim + ffn + dim;
     size_t total = (size_t)c->vocab * dim * (c->tie_embeddings ? 1 : 2) + 2 * dim, lay;
     if (lcb_mul_size(per_layer, c->n_layers, &lay) || total + lay < total || lcb_mul_size(total + lay, sizeof(float), &m->arena_bytes))
         return lcb_fail(err, errlen, "%s: model size overflows", m->source);
@@ -215,6 +311,13 @@ static int model_carve(Model *m, char *err, size_t errlen) {
     m->layers = calloc(c->n_layers, sizeof *m->layers);
     if (!m->arena || !m->layers)
         return lcb_fail(err, errlen, "%s: out of memory: the weights need %.2f GB in fp32", m->source, m->arena_bytes / 1e9);
+    if (qblocks) {
+        m->qblocks = lcb_alloc(LCB_MEM_WEIGHTS, qblocks);
+        m->qmats = calloc((size_t)c->n_layers * 4, sizeof *m->qmats);
+        if (!m->qblocks || !m->qmats)
+            return lcb_fail(err, errlen, "%s: out of memory: the layer matrices need %.2f GB as blocks", m->source, qblocks / 1e9);
+        m->qblocks_bytes = qblocks;
+    }
     float *p = m->arena;
 #define CARVE(dst, count) do { (dst) = p; p += (count); } while (0)
     CARVE(m->embed, (size_t)c->vocab * dim);
@@ -226,10 +329,14 @@ static int model_carve(Model *m, char *err, size_t errlen) {
         LayerWeights *w = &m->layers[l];
         CARVE(w->attn_norm_w, dim); CARVE(w->attn_norm_b, dim);
         CARVE(w->mlp_norm_w, dim); CARVE(w->mlp_norm_b, dim);
-        CARVE(w->wqkv, qkvd * dim); CARVE(w->bqkv, qkvd);
-        CARVE(w->wo, dim * qd); CARVE(w->bo, dim);
-        CARVE(w->wup, up_rows * dim); CARVE(w->bup, ffn);
-        CARVE(w->wdown, dim * ffn); CARVE(w->bdown, dim);
+        CARVE(w->wqkv, fm * qkvd * dim); CARVE(w->bqkv, qkvd);
+        CARVE(w->wo, fm * dim * qd); CARVE(w->bo, dim);
+        CARVE(w->wup, fm * up_rows * dim); CARVE(w->bup, ffn);
+        CARVE(w->wdown, fm * dim * ffn); CARVE(w->bdown, dim);
+        if (qblocks) {
+            w->wqkv = w->wo = w->wup = w->wdown = NULL;
+            for (int i = 0; i < 4; i++) w->q[i] = &m->qmats[4 * (size_t)l + i];
+        }
         if (c->norm != NORM_LAYER) w->attn_norm_b = w->mlp_norm_b = NULL;
         if (c->parallel && c->shared_norm) w->mlp_norm_w = w->mlp_norm_b = NULL;
         if (!c->qkv_bias) w->bqkv = NULL;
@@ -240,10 +347,12 @@ static int model_carve(Model *m, char *err, size_t errlen) {
     return 0;
 }
 
-static int model_load_weights(Model *m, const StFile *st, char *err, size_t errlen) {
+/* The weights from a safetensors checkpoint (st) or a GGUF file (gw; keep_blocks: its layer
+ * matrices as blocks). */
+static int model_load_weights(Model *m, const StFile *st, const GgufWeights *gw, int keep_blocks, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     Names nm = arch_names(c);
-    Loader L = {st, m->source, err, errlen, 1, 0, NULL, 0};
+    Loader L = {.st = st, .gw = gw, .src = m->source, .err = err, .errlen = errlen, .dry = 1, .keep_blocks = gw && keep_blocks};
     char name[512];
     LayerWeights dummy = {0};
     /* pass 1: validate everything */
@@ -256,7 +365,11 @@ static int model_load_weights(Model *m, const StFile *st, char *err, size_t errl
     for (int l = 0; l < c->n_layers; l++)
         if (load_layer(&L, c, &nm, l, &dummy)) return -1;
     /* pass 2: convert */
-    if (model_carve(m, err, errlen)) return -1;
+    if (L.keep_blocks && !L.qbytes) L.qbytes = 1; /* (no layer has a byte: cannot happen, n_layers >= 1) */
+    if (model_carve(m, L.keep_blocks ? L.qbytes : 0, err, errlen)) return -1;
+    L.qblocks = m->qblocks;
+    L.qmats = m->qmats;
+    L.qbytes = 0;
     L.dry = 0;
     int rc = -1;
     snprintf(name, sizeof name, "%s.weight", nm.embed);
@@ -289,7 +402,7 @@ static void fill_normal(float *p, size_t n, float std, uint64_t seed, uint64_t t
 
 static int model_init_random(Model *m, const char *shape, uint64_t seed, char *err, size_t errlen) {
     if (config_random_shape(&m->cfg, shape, err, errlen)) return -1;
-    if (model_carve(m, err, errlen)) return -1;
+    if (model_carve(m, 0, err, errlen)) return -1;
     const ModelConfig *c = &m->cfg;
     const size_t dim = c->dim, qkvd = (size_t)(c->n_heads + 2 * c->n_kv) * c->head_dim;
     fill_normal(m->embed, (size_t)c->vocab * dim, 0.02f, seed, LCB_RNG_EMBED);
@@ -334,8 +447,9 @@ static int parse_random_spec(const char *spec, char *shape, size_t n, uint64_t *
     return 0;
 }
 
-/* Load (or generate) the weights into the host arena in the checkpoint's (out, in) layout. */
-static int model_open_host(Model *m, const char *spec, const char *config_path, char *err, size_t errlen) {
+/* Load (or generate) the weights into the host arena in the checkpoint's (out, in) layout;
+ * keep_blocks: a GGUF's layer matrices stay as its blocks (the CPU forward). */
+static int model_open_host(Model *m, const char *spec, const char *config_path, int keep_blocks, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     snprintf(m->source, sizeof m->source, "%s", spec);
     if (strncmp(spec, "random:", 7) == 0) {
@@ -345,13 +459,13 @@ static int model_open_host(Model *m, const char *spec, const char *config_path, 
         if (model_init_random(m, shape, seed, err, errlen)) { model_free(m); return -1; }
         return 0;
     }
-    if (gguf_model_is(spec)) { /* a GGUF file: engine/gguf_model.c renames and dequantizes its tensors */
+    if (gguf_model_is(spec)) { /* a GGUF file: engine/gguf_model.c names its tensors and reads them */
         if (config_path) return lcb_fail(err, errlen, "%s: a GGUF file carries its own config; --config does not apply", spec);
-        StFile st;
+        GgufWeights gw;
         char label[sizeof m->disk_dtype];
-        if (gguf_model_open(spec, &m->cfg, &st, label, sizeof label, err, errlen)) return -1;
-        int rc = model_load_weights(m, &st, err, errlen);
-        gguf_model_close(&st);
+        if (gguf_weights_open(&gw, spec, &m->cfg, label, sizeof label, err, errlen)) return -1;
+        int rc = model_load_weights(m, NULL, &gw, keep_blocks, err, errlen);
+        gguf_weights_close(&gw);
         if (rc) { model_free(m); return -1; }
         memcpy(m->disk_dtype, label, sizeof label);
         return 0;
@@ -365,7 +479,7 @@ static int model_open_host(Model *m, const char *spec, const char *config_path, 
     if (config_load(&m->cfg, cfgp, err, errlen)) return -1;
     StFile st;
     if (st_open(&st, spec, err, errlen)) return -1;
-    int rc = model_load_weights(m, &st, err, errlen);
+    int rc = model_load_weights(m, &st, NULL, 0, err, errlen);
     st_close(&st);
     if (rc) { model_free(m); return -1; }
     return 0;
@@ -383,17 +497,19 @@ static float *pack_matrix(float *w, int N, int K, float *tmp, float **extra) {
 }
 
 /* Floats packed apart from the arena: matrices whose rows do not fill whole panels, and a tied LM
- * head (its rows stay the embedding table). */
-size_t model_packed_extra(const ModelConfig *c) {
+ * head (its rows stay the embedding table); head_only: the layer matrices are blocks. */
+static size_t packed_extra(const ModelConfig *c, int head_only) {
     int shape[MAT_N][2];
     config_matrices(c, shape);
     size_t extra = 0;
-    for (int i = 0; i < MAT_N; i++) {
+    for (int i = head_only ? MAT_HEAD : 0; i < MAT_N; i++) {
         size_t e = (size_t)shape[i][0] * shape[i][1], ps = gemm_packed_size(shape[i][0], shape[i][1]);
         if (ps != e || (i == MAT_HEAD && c->tie_embeddings)) extra += ps * (i == MAT_HEAD ? 1 : c->n_layers);
     }
     return extra;
 }
+
+size_t model_packed_extra(const ModelConfig *c) { return packed_extra(c, 0); }
 
 /* The CPU forward multiplies by weights packed into column panels (engine/gemm.h: packing once
  * here instead of inside every OpenBLAS call).  Done once after loading; the CUDA upload reads
@@ -402,8 +518,9 @@ static int model_cpu_layout(Model *m, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     int shape[MAT_N][2]; /* (N, K) */
     config_matrices(c, shape);
-    size_t most = 0, extra = model_packed_extra(c);
-    for (int i = 0; i < MAT_N; i++)
+    const int blocks = m->qblocks != NULL; /* the layer matrices are the GGUF's blocks: only the head is packed */
+    size_t most = 0, extra = packed_extra(c, blocks);
+    for (int i = blocks ? MAT_HEAD : 0; i < MAT_N; i++)
         if ((size_t)shape[i][0] * shape[i][1] > most) most = (size_t)shape[i][0] * shape[i][1];
     float *tmp = malloc(most * sizeof(float));
     if (!tmp) return lcb_fail(err, errlen, "%s: out of memory preparing the weights", m->source);
@@ -413,7 +530,7 @@ static int model_cpu_layout(Model *m, char *err, size_t errlen) {
         m->packed_extra_bytes = extra * sizeof(float);
     }
     float *ex = m->packed_extra;
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < c->n_layers && !blocks; l++) {
         LayerWeights *w = &m->layers[l];
         float **mat[4] = {&w->wqkv, &w->wo, &w->wup, &w->wdown};
         for (int i = 0; i < 4; i++) *mat[i] = pack_matrix(*mat[i], shape[i][0], shape[i][1], tmp, &ex);
@@ -429,7 +546,13 @@ static int model_cpu_layout(Model *m, char *err, size_t errlen) {
 }
 
 int model_open(Model *m, const char *spec, const char *config_path, char *err, size_t errlen) {
-    if (model_open_host(m, spec, config_path, err, errlen)) return -1;
+    if (model_open_host(m, spec, config_path, 1, err, errlen)) return -1;
+    if (model_cpu_layout(m, err, errlen)) { model_free(m); return -1; }
+    return 0;
+}
+
+int model_open_fp32(Model *m, const char *spec, char *err, size_t errlen) {
+    if (model_open_host(m, spec, NULL, 0, err, errlen)) return -1;
     if (model_cpu_layout(m, err, errlen)) { model_free(m); return -1; }
     return 0;
 }
@@ -461,7 +584,7 @@ int model_open_tp(Model *m, const char *spec, const char *config_path, int devic
         if (cuda_model_init_random(m, seed, dtype, err, errlen)) { model_free(m); return -1; }
         return 0;
     }
-    if (model_open_host(m, spec, config_path, err, errlen)) return -1;
+    if (model_open_host(m, spec, config_path, 0, err, errlen)) return -1; /* fp32: the upload converts it */
     m->device = device;
     m->tp = tp;
     if (cuda_model_upload(m, dtype, err, errlen)) { model_free(m); return -1; }
@@ -476,6 +599,9 @@ void model_free(Model *m) {
     if (m->dev) cuda_model_free(m);
     lcb_free(LCB_MEM_WEIGHTS, m->arena, m->arena_bytes);
     lcb_free(LCB_MEM_WEIGHTS, m->packed_extra, m->packed_extra_bytes);
+    lcb_free(LCB_MEM_WEIGHTS, m->qblocks, m->qblocks_bytes);
+    lcb_free(LCB_MEM_WORK, m->qscratch, m->qscratch_bytes);
+    free(m->qmats);
     lcb_free(LCB_MEM_WORK, m->ws, m->ws_bytes);
     free(m->pos);
     free(m->layers);
@@ -537,9 +663,33 @@ static void norm_rows(const ModelConfig *c, const float *x, float *y, const floa
     }
 }
 
-/* y (n, out) (+)= x (n, in) W^T (+ bias), W packed by model_cpu_layout */
-static void linear(const float *x, const float *wp, const float *b, float *y, int n, int in, int out, int accumulate) {
-    gemm_packed(x, in, n, in, wp, out, b, y, out, accumulate);
+/* y (n, N) (+)= x (n, K) W^T (+ bias), x rows of stride ldx: W packed by model_cpu_layout (wp),
+ * or the GGUF's blocks (q, dequantized per panel) */
+static void wmul(const Model *m, const float *x, int ldx, int n, int K, const float *wp, const QuantMat *q, int N,
+                 const float *b, float *y, int accumulate) {
+    if (q) gemm_quant(x, ldx, n, q, b, y, N, accumulate, m->qscratch, omp_get_max_threads());
+    else gemm_packed(x, ldx, n, K, wp, N, b, y, N, accumulate);
+}
+
+static void linear(const Model *m, const float *x, const float *wp, const QuantMat *q, const float *b, float *y, int n, int in,
+                   int out, int accumulate) {
+    wmul(m, x, in, n, in, wp, q, out, b, y, accumulate);
+}
+
+/* gemm_quant's per-thread panels for this many threads (grown when the thread count grows) */
+static int qscratch_reserve(Model *m, char *err, size_t errlen) {
+    const int nt = omp_get_max_threads();
+    if (!m->qblocks || nt <= m->qscratch_threads) return 0;
+    const ModelConfig *c = &m->cfg;
+    int K = c->dim;
+    if (c->n_heads * c->head_dim > K) K = c->n_heads * c->head_dim;
+    if (c->ffn > K) K = c->ffn;
+    size_t bytes = gemm_quant_scratch(K) * (size_t)nt * sizeof(float);
+    float *s = lcb_alloc(LCB_MEM_WORK, bytes);
+    if (!s) return lcb_fail(err, errlen, "out of memory: panels of the block matrices for %d threads (%zu bytes)", nt, bytes);
+    lcb_free(LCB_MEM_WORK, m->qscratch, m->qscratch_bytes);
+    m->qscratch = s; m->qscratch_bytes = bytes; m->qscratch_threads = nt;
+    return 0;
 }
 
 static inline float act_apply(LcbAct a, float x) {
@@ -558,7 +708,7 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
     const int dim = c->dim, ffn = c->ffn;
     float *hb = m->hb;
     if (c->gated_mlp) {
-        linear(in, w->wup, NULL, hb, n, dim, 2 * ffn, 0); /* (n, 2 ffn): [gate | up] */
+        linear(m, in, w->wup, w->q[2], NULL, hb, n, dim, 2 * ffn, 0); /* (n, 2 ffn): [gate | up] */
         /* act(gate) * up over the gate half of each row: rows are independent, so in parallel */
         #pragma omp parallel for schedule(static) if (n >= 16)
         for (int i = 0; i < n; i++) {
@@ -569,14 +719,14 @@ static void mlp(const Model *m, const LayerWeights *w, const float *in, float *o
             } else
                 for (int k = 0; k < ffn; k++) g[k] = act_apply(c->act, g[k]) * u[k];
         }
-        gemm_packed(hb, 2 * ffn, n, ffn, w->wdown, dim, w->bdown, out, dim, 1); /* rows of stride 2 ffn */
+        wmul(m, hb, 2 * ffn, n, ffn, w->wdown, w->q[3], dim, w->bdown, out, 1); /* rows of stride 2 ffn */
         return;
     }
-    linear(in, w->wup, w->bup, hb, n, dim, ffn, 0);
+    linear(m, in, w->wup, w->q[2], w->bup, hb, n, dim, ffn, 0);
     #pragma omp parallel for schedule(static) if (n >= 16)
     for (int i = 0; i < n; i++)
         for (int k = 0; k < ffn; k++) hb[(size_t)i * ffn + k] = act_apply(c->act, hb[(size_t)i * ffn + k]);
-    linear(hb, w->wdown, w->bdown, out, n, ffn, dim, 1);
+    linear(m, hb, w->wdown, w->q[3], w->bdown, out, n, ffn, dim, 1);
 }
 
 FwdOut fwdout_shift(const FwdOut *o, size_t k, int vocab) {
@@ -618,7 +768,7 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from
             return lcb_fail(err, errlen, "token id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)(kv->n_past + i), c->vocab);
     if (m->device != LCB_DEVICE_CPU) return cuda_forward(m, kv, ids, n, out_from, out, err, errlen);
     if (!m->cpu_layout) return lcb_fail(err, errlen, "%s: weights not prepared for the CPU forward", m->source);
-    if (ws_reserve(m, n, err, errlen)) return -1;
+    if (ws_reserve(m, n, err, errlen) || qscratch_reserve(m, err, errlen)) return -1;
     const int dim = c->dim, H = c->n_heads, hd = c->head_dim, qd = H * hd;
     const int qkvd = qd + 2 * c->n_kv * hd;
     const int64_t t0 = kv->n_past, S = kv->n_sink, W = kv->window;
@@ -637,7 +787,7 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *w = &m->layers[l];
         norm_rows(c, m->x, m->xn, w->attn_norm_w, w->attn_norm_b, n);
-        linear(m->xn, w->wqkv, w->bqkv, m->qkv, n, dim, qkvd, 0);
+        linear(m, m->xn, w->wqkv, w->q[0], w->bqkv, m->qkv, n, dim, qkvd, 0);
         if (need_qs) {
             for (int i = 0; i < n; i++) memcpy(m->qs + (size_t)i * qd, m->qkv + (size_t)i * qkvd, qd * sizeof(float));
             rope_apply(kv, m->qs, n, qd, H, hd, cs_sink);
@@ -650,10 +800,10 @@ int model_forward(Model *m, KVCache *kv, const int32_t *ids, int n, int out_from
              * QKV projection: the MLP's own norm of the layer input goes there, unless the block
              * shares the attention norm; it is taken before x changes */
             if (!c->shared_norm) norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
-            linear(m->att, w->wo, w->bo, m->x, n, qd, dim, 1);
+            linear(m, m->att, w->wo, w->q[1], w->bo, m->x, n, qd, dim, 1);
             mlp(m, w, m->xn, m->x, n);
         } else {
-            linear(m->att, w->wo, w->bo, m->x, n, qd, dim, 1); /* residual adds in the GEMM */
+            linear(m, m->att, w->wo, w->q[1], w->bo, m->x, n, qd, dim, 1); /* residual adds in the GEMM */
             norm_rows(c, m->x, m->xn, w->mlp_norm_w, w->mlp_norm_b, n);
             mlp(m, w, m->xn, m->x, n);
         }

@@ -13,6 +13,7 @@
 
 #include "engine/config.h"
 #include "engine/kvcache.h"
+#include "engine/quant.h"
 #include "engine/safetensors.h"
 
 #ifdef __cplusplus
@@ -22,7 +23,10 @@ extern "C" {
 /* Shapes as (rows, cols) of the checkpoint: weights are (out, in).  After model_open the CPU
  * path holds the four matrices wqkv, wo, wup, wdown packed into column panels for
  * engine/gemm.h (Model.cpu_layout), as is the LM head; a matrix whose rows do not fill whole
- * panels, and a tied LM head (its rows stay the embedding table), live in Model.packed_extra. */
+ * panels, and a tied LM head (its rows stay the embedding table), live in Model.packed_extra.
+ * A GGUF on the CPU keeps those four as the file's blocks instead (q[], the float pointers
+ * NULL): a 7B Q4_K_M holds 3.9 GB of blocks where fp32 would need 25.9 GB; the embedding table,
+ * the LM head, norms and biases are fp32 as for any checkpoint. */
 typedef struct {
     float *attn_norm_w, *attn_norm_b; /* (dim), bias NULL for RMSNorm */
     float *mlp_norm_w, *mlp_norm_b;   /* (dim); NULL when the MLP reuses the attention norm */
@@ -30,6 +34,7 @@ typedef struct {
     float *wo, *bo;                   /* (dim, H hd), (dim) or NULL */
     float *wup, *bup;                 /* gated: (2 ffn, dim) rows [gate | up]; else (ffn, dim); bias (ffn) or NULL */
     float *wdown, *bdown;             /* (dim, ffn), (dim) or NULL */
+    const QuantMat *q[4];             /* GGUF on the CPU: wqkv, wo, wup, wdown as blocks (same shapes); else NULL */
 } LayerWeights;
 
 typedef struct Model {
@@ -49,6 +54,12 @@ typedef struct Model {
     LayerWeights *layers;     /* (n_layers) */
     float *arena;             /* one block holding every weight above */
     size_t arena_bytes;
+    uint8_t *qblocks;         /* LayerWeights.q[] data: the GGUF's blocks of those matrices */
+    size_t qblocks_bytes;
+    QuantMat *qmats;          /* (n_layers, 4) what LayerWeights.q[] point to */
+    float *qscratch;          /* per-thread panels of gemm_quant */
+    size_t qscratch_bytes;
+    int qscratch_threads;
     /* workspace, grown to the largest chunk seen */
     int ws_rows;
     float *ws;                /* all activation buffers, carved below */
@@ -81,6 +92,10 @@ int model_open_on(Model *m, const char *spec, const char *config_path, int devic
  * caches divided, NCCL all-reduce); tp = 1 is model_open_on. */
 int model_open_tp(Model *m, const char *spec, const char *config_path, int device, const char *dtype, int tp,
                   char *err, size_t errlen);
+/* As model_open, with a GGUF's layer matrices dequantized to fp32 at load and packed (the
+ * host layout that --device cuda uploads from) instead of kept as blocks; both score the same,
+ * bit for bit (tests/test_gguf.c). */
+int model_open_fp32(Model *m, const char *spec, char *err, size_t errlen);
 void model_free(Model *m);
 /* Floats of Model.packed_extra for this shape (lcbench plan predicts them). */
 size_t model_packed_extra(const ModelConfig *c);

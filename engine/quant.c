@@ -188,6 +188,38 @@ static void dq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+typedef void (*BlockFn)(const uint8_t *, float *);
+
+/* The block dequantizer of a block type (NULL for F32, F16, BF16). */
+static BlockFn block_fn(uint32_t t) {
+    switch (t) {
+    case QT_Q8_0: return dq_q8_0;
+    case QT_Q4_0: return dq_q4_0;
+    case QT_Q4_1: return dq_q4_1;
+    case QT_Q5_0: return dq_q5_0;
+    case QT_Q5_1: return dq_q5_1;
+    case QT_Q4_K: return dq_q4_k;
+    case QT_Q5_K: return dq_q5_k;
+    case QT_Q6_K: return dq_q6_k;
+    default: return NULL;
+    }
+}
+
+/* n values of the float types from p (n whole blocks for the others, fn their dequantizer). */
+static void dq_run(uint32_t t, BlockFn fn, const uint8_t *p, float *dst, size_t n) {
+    switch (t) {
+    case QT_F32: memcpy(dst, p, n * 4); return;
+    case QT_F16: for (size_t i = 0; i < n; i++) dst[i] = ld_half(p + 2 * i); return;
+    case QT_BF16:
+        for (size_t i = 0; i < n; i++) { uint32_t u = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16; memcpy(dst + i, &u, 4); }
+        return;
+    default: {
+        const int bs = types[t].block, ts = types[t].size;
+        for (size_t i = 0; i < n / bs; i++) fn(p + i * ts, dst + i * bs);
+    }
+    }
+}
+
 int quant_dequantize(uint32_t t, const void *src, float *dst, size_t n, char *err, size_t errlen) {
     const uint8_t *p = src;
     if (!quant_supported(t))
@@ -195,21 +227,38 @@ int quant_dequantize(uint32_t t, const void *src, float *dst, size_t n, char *er
                         quant_type_name(t) ? quant_type_name(t) : "unknown", t);
     const int bs = types[t].block, ts = types[t].size;
     if (n % bs) return lcb_fail(err, errlen, "%zu values of type %s: not a whole number of %d-value blocks", n, types[t].name, bs);
+    BlockFn fn = block_fn(t);
+    if (!fn) { dq_run(t, NULL, p, dst, n); return 0; }
     const size_t nb = n / bs;
-    switch (t) {
-    case QT_F32: memcpy(dst, p, n * 4); return 0;
-    case QT_F16: for (size_t i = 0; i < n; i++) dst[i] = ld_half(p + 2 * i); return 0;
-    case QT_BF16:
-        for (size_t i = 0; i < n; i++) { uint32_t u = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16; memcpy(dst + i, &u, 4); }
-        return 0;
-    default: break;
-    }
-    void (*fn)(const uint8_t *, float *) = t == QT_Q8_0 ? dq_q8_0 : t == QT_Q4_0 ? dq_q4_0 : t == QT_Q4_1 ? dq_q4_1
-                                         : t == QT_Q5_0 ? dq_q5_0 : t == QT_Q5_1 ? dq_q5_1 : t == QT_Q4_K ? dq_q4_k
-                                         : t == QT_Q5_K ? dq_q5_k : dq_q6_k;
     #pragma omp parallel for schedule(static) if (nb >= 4096)
     for (size_t i = 0; i < nb; i++) fn(p + i * ts, dst + i * bs);
     return 0;
+}
+
+void quant_panel(const QuantMat *m, int r0, int nr, int ld, float *dst, float *tmp) {
+    const int K = m->K;
+    /* the segment of each row: rows of one panel may straddle two segments */
+    const uint8_t *src[nr > 0 ? nr : 1];
+    uint32_t type[nr > 0 ? nr : 1];
+    for (int j = 0, s = 0, base = 0; j < nr; j++) {
+        while (r0 + j >= base + m->seg[s].rows) base += m->seg[s++].rows;
+        src[j] = m->seg[s].data + (size_t)(r0 + j - base) * m->seg[s].row_bytes;
+        type[j] = m->seg[s].type;
+    }
+    for (int k0 = 0; k0 < K; k0 += QUANT_SLAB) {
+        const int kn = K - k0 < QUANT_SLAB ? K - k0 : QUANT_SLAB;
+        for (int j = 0; j < nr; j++) {
+            const uint32_t t = type[j];
+            /* kn is whole blocks: k0 is a multiple of 256 and K of the block size */
+            dq_run(t, block_fn(t), src[j] + (size_t)(k0 / types[t].block) * types[t].size, tmp + (size_t)j * QUANT_SLAB, (size_t)kn);
+        }
+        float *d = dst + (size_t)k0 * ld;
+        for (int k = 0; k < kn; k++, d += ld) {
+            int j = 0;
+            for (; j < nr; j++) d[j] = tmp[(size_t)j * QUANT_SLAB + k];
+            for (; j < ld; j++) d[j] = 0.f;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- quantization (round to nearest) */
@@ -245,16 +294,21 @@ static void minmax(const float *x, int n, float *mn, float *mx) {
     for (int j = 1; j < n; j++) { *mn = fminf(*mn, x[j]); *mx = fmaxf(*mx, x[j]); }
 }
 
-static void q_q4_1(const float *x, uint8_t *b) {
+/* Q4_1 / Q5_1: x ~ d q + m over the block's range, m its minimum, d = range / nmax (both fp16
+ * at b, b + 2); q gets the 32 levels. */
+static void q_affine(const float *x, int nmax, uint8_t *b, int *q) {
     float mn, mx;
     minmax(x, 32, &mn, &mx);
-    const float d = (mx - mn) / 15, id = d ? 1 / d : 0;
+    const float d = (mx - mn) / nmax, id = d ? 1 / d : 0;
     st_half(b, d);
     st_half(b + 2, mn);
-    for (int j = 0; j < 16; j++) {
-        int q0 = clampi((int)((x[j] - mn) * id + 0.5f), 0, 15), q1 = clampi((int)((x[j + 16] - mn) * id + 0.5f), 0, 15);
-        b[4 + j] = (uint8_t)(q0 | q1 << 4);
-    }
+    for (int j = 0; j < 32; j++) q[j] = clampi((int)((x[j] - mn) * id + 0.5f), 0, nmax);
+}
+
+static void q_q4_1(const float *x, uint8_t *b) {
+    int q[32];
+    q_affine(x, 15, b, q);
+    for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
 }
 
 static void put_u32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
@@ -272,16 +326,12 @@ static void q_q5_0(const float *x, uint8_t *b) {
 }
 
 static void q_q5_1(const float *x, uint8_t *b) {
-    float mn, mx;
-    minmax(x, 32, &mn, &mx);
-    const float d = (mx - mn) / 31, id = d ? 1 / d : 0;
-    st_half(b, d);
-    st_half(b + 2, mn);
+    int q[32];
+    q_affine(x, 31, b, q);
     uint32_t qh = 0;
     for (int j = 0; j < 16; j++) {
-        int q0 = clampi((int)((x[j] - mn) * id + 0.5f), 0, 31), q1 = clampi((int)((x[j + 16] - mn) * id + 0.5f), 0, 31);
-        b[8 + j] = (uint8_t)((q0 & 0x0f) | (q1 & 0x0f) << 4);
-        qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+        b[8 + j] = (uint8_t)((q[j] & 0x0f) | (q[j + 16] & 0x0f) << 4);
+        qh |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
     }
     put_u32(b + 4, qh);
 }

@@ -51,6 +51,30 @@ int quant_dequantize(uint32_t type, const void *src, float *dst, size_t n, char 
  * reference quantizers lay them out (not its error-minimising search). */
 int quant_quantize(uint32_t type, const float *src, void *dst, size_t n, char *err, size_t errlen);
 
+/* A weight matrix kept as its blocks (a GGUF tensor on the CPU, engine/gemm.h gemm_quant):
+ * N rows of K values, row r in the segment that holds it, as the file stores it (row_bytes per
+ * row, whole blocks).  A fused matrix ([q | k | v], [gate | up]) is one segment per tensor,
+ * which may differ in type (Q4_K_M files hold Q4_K and Q6_K side by side). */
+typedef struct {
+    uint32_t type;            /* a quant_supported type */
+    int rows;
+    size_t row_bytes;
+    const uint8_t *data;      /* (rows, row_bytes) */
+} QuantSeg;
+
+typedef struct {
+    int N, K;                 /* (out, in) */
+    int n_seg;
+    QuantSeg seg[3];
+} QuantMat;
+
+/* Rows r0 .. r0 + nr - 1 of m as a column panel of `ld` columns: dst[k ld + j] = W[r0 + j][k],
+ * 0 for nr <= j < ld (nr <= ld).  tmp: ld * QUANT_SLAB floats of scratch (the rows are
+ * dequantized QUANT_SLAB values at a time, then transposed).  The values are
+ * quant_dequantize's, bit for bit. */
+#define QUANT_SLAB 256
+void quant_panel(const QuantMat *m, int r0, int nr, int ld, float *dst, float *tmp);
+
 /* fp32 -> fp16 / bf16, rounding to nearest even (NaN stays NaN). */
 uint16_t quant_f32_to_f16(float f);
 uint16_t quant_f32_to_bf16(float f);

@@ -78,7 +78,7 @@ static void test_strided(void **state) {
                     for (size_t i = 0; i < (size_t)n * ldx; i++) x[i] = frand();
                     for (size_t i = 0; i < (size_t)n * ldy; i++) y0[i] = y[i] = frand();
                     const float alpha = mode ? 0.125f : 1.f;
-                    gemm_strided(x, ldx, n, K, B, ldw, N, alpha, y, ldy, mode);
+                    gemm_strided(x, ldx, n, K, B, ldw, N, alpha, y, ldy, mode, NULL);
                     double d = check(x, ldx, n, K, W, N, NULL, y0, ldy, mode, alpha, y);
                     if (d > 1e-5) fail_msg("strided N %d K %d n %d mode %d: relative error %.3g", N, K, n, mode, d);
                     if (d > worst) worst = d;

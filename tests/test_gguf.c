@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,6 +383,17 @@ static void test_metadata_types(void **state) {
     gguf_close(&f);
 }
 
+/* The least metadata of a Llama model lcbench reads (64 wide, 1 layer, 4 heads, MLP 128), into a
+ * fresh g: a test adds the key or tensor it is about. */
+static void gw_llama_min(GW *g) {
+    gw_init(g);
+    gw_str(g, "general.architecture", "llama");
+    gw_u32(g, "llama.embedding_length", 64);
+    gw_u32(g, "llama.block_count", 1);
+    gw_u32(g, "llama.attention.head_count", 4);
+    gw_u32(g, "llama.feed_forward_length", 128);
+}
+
 /* A valid small file as bytes, built by `build` into g. */
 static void base_file(GW *g) {
     gw_init(g);
@@ -617,6 +629,67 @@ static double *score(const char *spec, const char *config, const int32_t *ids, s
     return nll;
 }
 
+/* dense NLLs of a GGUF on the CPU with `threads` OpenMP threads and chunks of `chunk` (0: the
+ * default): its layer matrices as blocks (model_open) or dequantized at load (model_open_fp32) */
+static double *score_gguf(const char *path, int fp32, int threads, size_t chunk, const int32_t *ids, size_t T, size_t *arena_bytes) {
+    char err[LCB_ERRLEN];
+    Model m;
+    if ((fp32 ? model_open_fp32(&m, path, err, sizeof err) : model_open(&m, path, NULL, err, sizeof err))) fail_msg("%s: %s", path, err);
+    if (!fp32) {
+        /* the blocks are the file's bytes of the layer matrices, and the arena has no fp32 copy of them */
+        GgufFile g;
+        if (gguf_open(&g, path, err, sizeof err)) fail_msg("%s", err);
+        uint64_t mats = 0;
+        for (uint64_t i = 0; i < g.n_tensors; i++) {
+            const char *n = g.tensors[i].name;
+            if (!strncmp(n, "blk.", 4) && strstr(n, ".weight") && g.tensors[i].n_dims == 2) mats += g.tensors[i].nbytes;
+        }
+        gguf_close(&g);
+        assert_int_equal(m.qblocks_bytes, mats);
+        assert_null(m.layers[0].wqkv);
+    }
+    *arena_bytes = m.arena_bytes;
+    Strategy s;
+    assert_int_equal(strategy_parse(&s, "dense", err, sizeof err), 0);
+    double *nll = malloc(T * sizeof *nll);
+    int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    int rc = strategy_score(&s, &m, ids, T, chunk, nll, err, sizeof err);
+    omp_set_num_threads(before);
+    if (rc) fail_msg("%s: %s", path, err);
+    model_free(&m);
+    return nll;
+}
+
+/* The CPU keeps a GGUF's layer matrices as blocks and dequantizes them per panel: the NLLs equal
+ * those of the weights dequantized at load (the layout before, and the one --device cuda
+ * uploads), bit for bit, with 1, 2 or 3 threads and in chunks of any size. */
+static void expect_blocks_equal_fp32(const char *path, const int32_t *ids, size_t T) {
+    char err[LCB_ERRLEN];
+    ModelConfig c;
+    if (config_load(&c, path, err, sizeof err)) fail_msg("%s", err);
+    size_t qd = (size_t)c.n_heads * c.head_dim, qkvd = qd + 2 * (size_t)c.n_kv * c.head_dim;
+    size_t mats = (size_t)c.n_layers * c.dim * (qkvd + qd + (c.gated_mlp ? 3 : 2) * (size_t)c.ffn);
+    /* chunk sizes change the rounding (SPEC §1), so each is compared with its own reference */
+    const struct { size_t chunk; int threads[3]; } runs[] = {{0, {1, 2, 3}}, {5, {1, 3, 0}}, {1, {1, 0, 0}}};
+    for (size_t r = 0; r < N_OF(runs); r++) {
+        size_t fp32_arena, arena;
+        double *ref = score_gguf(path, 1, 1, runs[r].chunk, ids, T, &fp32_arena);
+        for (int k = 0; k < 3 && runs[r].threads[k]; k++) {
+            const int th = runs[r].threads[k];
+            double *b = score_gguf(path, 0, th, runs[r].chunk, ids, T, &arena);
+            /* the fp32 arena less exactly the four layer matrices: no fp32 copy of them is kept */
+            assert_int_equal(arena + mats * sizeof(float), fp32_arena);
+            for (size_t i = 0; i + 1 < T; i++)
+                if (memcmp(&b[i], &ref[i], sizeof *b))
+                    fail_msg("%s: step %zu: NLL %.17g with blocks (%d threads, chunk %zu), %.17g dequantized at load", path, i, b[i], th,
+                             runs[r].chunk, ref[i]);
+            free(b);
+        }
+        free(ref);
+    }
+}
+
 static double max_diff(const double *a, const double *b, size_t n) {
     double d = 0;
     for (size_t i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i]));
@@ -642,6 +715,7 @@ static void test_fixture_models(void **state) {
             snprintf(path, sizeof path, "%s/%s-%s.gguf", tu_tmpdir(), fx, quant_type_name(t));
             write_fixture_gguf(fx, t, path);
             double *g = score(path, NULL, ids, T);
+            expect_blocks_equal_fp32(path, ids, T);
             double d = max_diff(hf, g, T - 1);
             /* F32: the same fp32 weights, the same forward: identical.  The rest is the
              * rounding of the weights, which these random-weight fixtures (no structure, 64
@@ -707,12 +781,7 @@ static void test_model_config(void **state) {
     gw_free(&g);
     assert_int_not_equal(model_open(&m, path, NULL, err, sizeof err), 0);
     assert_non_null(strstr(err, "qwen2"));
-    gw_init(&g);
-    gw_str(&g, "general.architecture", "llama");
-    gw_u32(&g, "llama.embedding_length", 64);
-    gw_u32(&g, "llama.block_count", 1);
-    gw_u32(&g, "llama.attention.head_count", 4);
-    gw_u32(&g, "llama.feed_forward_length", 128);
+    gw_llama_min(&g);
     gw_str(&g, "llama.rope.scaling.type", "yarn");
     gw_tensor(&g, "token_embd.weight", QT_F32, 8, 64, NULL);
     gw_write(&g, path);
@@ -721,12 +790,7 @@ static void test_model_config(void **state) {
     assert_non_null(strstr(err, "yarn"));
     /* the numbers config.json is checked for (config_check_numbers): a norm epsilon of 1e-70
      * (float64 metadata; positive, but it makes the norms NaN) */
-    gw_init(&g);
-    gw_str(&g, "general.architecture", "llama");
-    gw_u32(&g, "llama.embedding_length", 64);
-    gw_u32(&g, "llama.block_count", 1);
-    gw_u32(&g, "llama.attention.head_count", 4);
-    gw_u32(&g, "llama.feed_forward_length", 128);
+    gw_llama_min(&g);
     double eps = 1e-70;
     gw_key(&g, "llama.attention.layer_norm_rms_epsilon", GGUF_FLOAT64);
     b_put(&g.kv, &eps, 8);
@@ -988,6 +1052,7 @@ static void test_llama_cpp_files(void **state) {
         size_t T;
         int32_t *ids = tu_json_ids(ref, &T);
         double *hf = score(dir, cases[i].config, ids, T), *g = score(path, NULL, ids, T), mean = 0;
+        expect_blocks_equal_fp32(path, ids, T);
         for (size_t k = 0; k + 1 < T; k++) mean += fabs(g[k] - hf[k]) / (double)(T - 1);
         double d = max_diff(hf, g, T - 1);
         print_message("%-24s (llama.cpp) vs HF %s: |dNLL| max %.2g mean %.2g\n", cases[i].file, cases[i].fx, d, mean);
@@ -1008,6 +1073,7 @@ static void test_llama_cpp_files(void **state) {
         if (tokenizer_encode(t, text, strlen(text), 1, &ids, &T, err, sizeof err)) fail_msg("%s", err);
         tokenizer_free(t);
         double *hf = score("models/lcb-2.5m", NULL, ids, T), *g = score(path, NULL, ids, T), mean = 0;
+        expect_blocks_equal_fp32(path, ids, T);
         for (size_t k = 0; k + 1 < T; k++) mean += fabs(g[k] - hf[k]) / (double)(T - 1);
         double d = max_diff(hf, g, T - 1);
         /* measured 0.52 / 0.11 (Q4_K_M of a 160-wide model is mostly Q5_0: rows of 160 and

@@ -4,7 +4,7 @@
  * gguf_open must either refuse it with a message or publish tensor infos that lie inside the
  * data area, with byte sizes matching their type and shape; every tensor of a type lcbench
  * dequantizes is then read and converted (all of its bytes), and the file is mapped to an
- * lcbench config and HF-named tensors as `--model` would.
+ * lcbench config and HF-named tensors as `--model` would, each read again through that mapping.
  */
 #include "tests/fuzz/fuzz_util.h"
 #include "engine/gguf.h"
@@ -35,14 +35,26 @@ int fuzz_gguf_one(const uint8_t *data, size_t size) {
         gguf_type_summary(&g, sum, sizeof sum);
         gguf_close(&g);
         ModelConfig c;
-        StFile st;
+        GgufWeights gw;
         char label[8];
-        if (gguf_model_open(path, &c, &st, label, sizeof label, err, sizeof err) == 0) {
+        if (gguf_weights_open(&gw, path, &c, label, sizeof label, err, sizeof err) == 0) {
             FUZZ_CHECK(c.dim > 0 && c.n_heads > 0 && c.n_kv > 0 && c.n_heads % c.n_kv == 0, "config %d %d %d", c.dim, c.n_heads, c.n_kv);
-            for (size_t i = 0; i < st.n_tensors; i++) FUZZ_CHECK(st_find(&st, st.tensors[i].name) == &st.tensors[i], "st_find(%s)", st.tensors[i].name);
-            gguf_model_close(&st);
+            for (size_t i = 0; i < gw.n; i++) {
+                const GgufWeight *w = &gw.w[i];
+                FUZZ_CHECK(gguf_weights_find(&gw, w->name) == w, "gguf_weights_find(%s)", w->name);
+                /* every tensor read as --model reads it: blocks with the Q/K rows un-permuted, and fp32 */
+                uint8_t *raw = malloc(w->t->nbytes ? w->t->nbytes : 1);
+                float *f = malloc(w->t->numel ? w->t->numel * sizeof(float) : 1);
+                FUZZ_CHECK(raw && f, "malloc for %s", w->name);
+                FUZZ_CHECK(gguf_weights_read(&gw, w, raw, err, sizeof err) == 0, "gguf_weights_read(%s): %s", w->name, err);
+                int rc = gguf_weights_read_f32(&gw, w, f, err, sizeof err);
+                FUZZ_CHECK((rc == 0) == (quant_supported(w->t->type) != 0), "gguf_weights_read_f32 on %s returned %d", w->name, rc);
+                free(raw);
+                free(f);
+            }
+            gguf_weights_close(&gw);
         } else
-            FUZZ_CHECK(err[0] != 0, "gguf_model_open failed without a message");
+            FUZZ_CHECK(err[0] != 0, "gguf_weights_open failed without a message");
     } else {
         FUZZ_CHECK(err[0] != 0, "gguf_open failed without a message");
     }
