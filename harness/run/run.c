@@ -222,22 +222,26 @@ typedef struct {
     /* cache snapshots for fast resume (harness/run/kvsnap.h): stream protocol only */
     char snap_path[4200];        /* "" = off */
     double snap_seconds, t_snap;
+    double snap_cost;            /* seconds the last snapshot took to write */
     int snap_warned;
 } RunState;
 
-/* After a committed batch: the cache as of the committed cursor, at most every snap_seconds.
+/* After a committed batch: the cache as of the committed cursor, at most every snap_seconds,
+ * and, for a state that takes long to write (a dense cache of millions of tokens), no more
+ * than a tenth of the run's time (the wait grows by 9x the last write; 0 = every commit stays).
  * A snapshot that cannot be written costs only resume speed: one note, the run goes on. */
 static void snapshot_after_commit(RunState *x) {
     if (!x->snap_path[0] || !kvsnap_supported(x->s) || x->s->n_fed != x->cursor) return;
     double now = lcb_now();
-    if (x->t_snap > 0 && now - x->t_snap < x->snap_seconds) return;
+    if (x->t_snap > 0 && now - x->t_snap < x->snap_seconds + (x->snap_seconds > 0 ? 9 * x->snap_cost : 0)) return;
     char err[LCB_ERRLEN];
     if (kvsnap_save(x->snap_path, x->r->id, x->r->model_hash, x->s, err, sizeof err)) {
         if (!x->snap_warned) cli_error("run", "note: %s (a resume will re-feed the stream instead)", err);
         x->snap_warned = 1;
         return;
     }
-    x->t_snap = now;
+    x->t_snap = lcb_now();
+    x->snap_cost = x->t_snap - now;
 }
 
 /* RunRestoreFn: the run's snapshot, if it is there and matches */
