@@ -157,7 +157,7 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         fprintf(out, "  %s  %lld tokens  model %.12s\n", nz(b->r.dataset), (long long)b->r.tokens, nz(b->r.model_hash));
         /* a baseline without a measured outcome: not comparable (never "running and fluent") */
         const char *bs = store_status_display(b->r.status, b->r.host, b->r.pid);
-        if (strcmp(bs, "done") && strcmp(bs, "oom")) {
+        if (!store_status_final(store_status_shown(b->r.status, b->r.host, b->r.pid))) {
             missing++;
             fprintf(out, "  baseline run %lld ended %s: not comparable (no complete result to judge against): %s\n", (long long)b->r.id, bs,
                     o->allow_missing ? "skipped (--allow-missing)" : "REGRESSION (baseline not comparable)");
@@ -176,7 +176,7 @@ int gate_compare(const RepDb *base, const RepDb *cur, const GateOptions *o, FILE
         char pb[32], pc[32];
         fprintf(out, "  runs: baseline %lld (%s, lcbench %s)  new %lld (%s, lcbench %s)\n", (long long)b->r.id, nz(b->r.status),
                 nz(b->r.lcbench_rev), (long long)c->r.id, nz(c->r.status), nz(c->r.lcbench_rev));
-        int b_done = !strcmp(nz(b->r.status), "done"), c_done = !strcmp(nz(c->r.status), "done");
+        int b_done = store_status_parse(b->r.status) == STORE_DONE, c_done = store_status_parse(c->r.status) == STORE_DONE;
         if (b_done && !c_done) {
             pos_str(pc, sizeof pc, c->oom_pos);
             fprintf(out, "  REGRESSION: the new run ended %s (baseline: done)%s%s\n", nz(c->r.status), c->oom_pos >= 0 ? ", OOM at " : "",

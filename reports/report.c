@@ -148,8 +148,7 @@ static int find_name(Name *v, int n, const char *s) {
 }
 
 static int run_complete(const RepRun *x) {
-    const char *st = store_status_display(x->r.status, x->r.host, x->r.pid);
-    return !strcmp(st, "done") || !strcmp(st, "oom");
+    return store_status_final(store_status_shown(x->r.status, x->r.host, x->r.pid));
 }
 
 /* The group key of a stream run: model content, dataset spec and field, tokenizer. */
@@ -256,8 +255,8 @@ static void build_index(Rep *R) {
 /* What a series is, for titles: "sink:4:1020 (4000 tokens)" and, unless done, its status. */
 static void series_title(const Series *v, char *out, size_t n) {
     const RepRun *x = v->x;
-    if (!strcmp(v->status, "done")) snprintf(out, n, "%s (%lld tokens)", nz(x->r.strategy), (long long)x->r.tokens);
-    else if (!strcmp(v->status, "oom") && x->oom_pos >= 0)
+    if (store_status_parse(v->status) == STORE_DONE) snprintf(out, n, "%s (%lld tokens)", nz(x->r.strategy), (long long)x->r.tokens);
+    else if (store_status_parse(v->status) == STORE_OOM && x->oom_pos >= 0)
         snprintf(out, n, "%s (%lld tokens; OOM at %lld)", nz(x->r.strategy), (long long)x->r.tokens, (long long)x->oom_pos);
     else snprintf(out, n, "%s (%lld tokens; %s at %lld of %lld steps)", nz(x->r.strategy), (long long)x->r.tokens, v->status,
                   (long long)x->r.steps_done, (long long)x->r.steps_total);

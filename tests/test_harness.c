@@ -321,7 +321,7 @@ static void test_store_migrates_v1(void **state) {
     assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
     /* the old run's new columns are NULL (unknown), never 0 */
     RunMetrics met;
-    assert_int_equal(run_metrics_read(s.db, 1, &met), 0);
+    assert_int_equal(store_metrics_read(&s, 1, &met, err, sizeof err), 0);
     assert_int_equal(met.bytes, -1);
     assert_true(isnan(met.bits_per_byte) && isnan(met.word_ppl) && isnan(met.ctx_mean_nll));
     store_hash_remember(&s, "/x", 1, 2, "abc");
@@ -334,6 +334,103 @@ static void test_store_migrates_v1(void **state) {
     assert_string_equal(g.status, "done");
     store_run_free(&g);
     store_close(&s);
+}
+
+/* The table names of a results file, sorted, comma-separated. */
+static void table_names(Store *s, char *out, size_t n) {
+    sqlite3_stmt *q;
+    out[0] = 0;
+    assert_int_equal(sqlite3_prepare_v2(s->db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1, &q, NULL), SQLITE_OK);
+    size_t l = 0;
+    while (sqlite3_step(q) == SQLITE_ROW && l < n) l += (size_t)snprintf(out + l, n - l, "%s,", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+}
+
+static int count_steps(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
+    *(int64_t *)ctx += n;
+    return 0;
+}
+
+/* Files written by released versions open with this one and migrate forward, their runs intact:
+ * tests/fixtures/store/lcb-v4.db (schema 4, the current one: tests/fixtures/store/README.md)
+ * and the gate's baseline tests/baseline/lcb-0.8m.db (schema 2).  Each is copied, opened for
+ * writing (which migrates), and must then hold every table a new file has, its run readable
+ * with the numbers it was written with, and bins that its stored NLLs reproduce. */
+static void test_store_released_runs(void **state) {
+    const struct { const char *file; int version; int64_t steps, ctx_steps; const char *strategy; } files[] = {
+        {FIXTURES "/store/lcb-v4.db", 4, 999, 512, "sink:4:252"},
+        {"tests/baseline/lcb-0.8m.db", 2, -1, -1, NULL},   /* -1, NULL: whatever it holds */
+    };
+    char err[LCB_ERRLEN], fresh_tables[1024], path[256];
+    snprintf(path, sizeof path, "%s/fresh.db", tu_tmpdir());
+    Store s;
+    if (store_open(&s, path, err, sizeof err)) fail_msg("%s", err);
+    table_names(&s, fresh_tables, sizeof fresh_tables);
+    store_close(&s);
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        size_t len;
+        char *data = tu_read_file(files[f].file, &len);
+        if (!data) fail_msg("%s: cannot read", files[f].file);
+        snprintf(path, sizeof path, "%s/released-%zu.db", tu_tmpdir(), f);
+        tu_write_file(path, data, len);
+        free(data);
+        /* the file is what it says: its schema version, read-only (no migration) */
+        if (store_open_readonly(&s, path, err, sizeof err)) fail_msg("%s: %s", files[f].file, err);
+        assert_int_equal(store_schema_version(&s), files[f].version);
+        StoreRun before;
+        if (store_run_get(&s, 1, &before, err, sizeof err)) fail_msg("%s: %s", files[f].file, err);
+        store_close(&s);
+
+        if (store_open(&s, path, err, sizeof err)) fail_msg("%s: %s", files[f].file, err);
+        assert_int_equal(store_schema_version(&s), STORE_SCHEMA_VERSION);
+        char tables[1024];
+        table_names(&s, tables, sizeof tables);
+        assert_string_equal(tables, fresh_tables);
+        StoreRun r;
+        if (store_run_get(&s, 1, &r, err, sizeof err)) fail_msg("%s: %s", files[f].file, err);
+        assert_int_equal(store_status_parse(r.status), STORE_DONE);
+        assert_string_equal(r.strategy, before.strategy);
+        assert_string_equal(r.model_hash, before.model_hash);
+        assert_string_equal(r.dataset_hash, before.dataset_hash);
+        assert_int_equal(r.steps_done, before.steps_done);
+        assert_true(r.mean_nll == before.mean_nll);
+        if (files[f].strategy) assert_string_equal(r.strategy, files[f].strategy);
+        if (files[f].steps >= 0) assert_int_equal(r.steps_done, files[f].steps);
+        /* every stored step is still there, and the stored bins are what the steps give */
+        int64_t n = 0;
+        assert_int_equal(store_nll_foreach(&s, 1, count_steps, &n, err, sizeof err), 0);
+        assert_int_equal(n, r.steps_done);
+        StoreBin *all;
+        size_t n_all;
+        assert_int_equal(store_bins_read(&s, 1, "all", &all, &n_all, err, sizeof err), 0);
+        assert_int_equal(n_all, 1);
+        double mean;
+        int64_t steps;
+        StoreBin *b;
+        size_t nb;
+        assert_int_equal(store_bins_compute(&s, 1, r.bin_width, &b, &nb, &mean, &steps, err, sizeof err), 0);
+        assert_int_equal(steps, r.steps_done);
+        assert_true(fabs(mean - all[0].mean_nll) <= 1e-12 * fabs(mean));   /* the same sums, in the same order */
+        assert_true(fabs(mean - r.mean_nll) <= 1e-12 * fabs(mean));
+        free(all);
+        free(b);
+        /* the headline columns: as written (schema 4), or unknown (older files never had them) */
+        RunMetrics met;
+        assert_int_equal(store_metrics_read(&s, 1, &met, err, sizeof err), 0);
+        if (files[f].version >= 4) {
+            assert_int_equal(met.ctx_steps, files[f].ctx_steps);
+            assert_int_equal(met.ctx_steps + met.past_steps, r.steps_done);
+            assert_true(isfinite(met.bits_per_byte) && met.bytes > 0);
+        } else {
+            assert_int_equal(met.ctx_steps, -1);
+            assert_true(isnan(met.bits_per_byte));
+        }
+        /* and the migrated file takes new rows */
+        assert_int_equal(store_event(&s, 1, 0, "test", "after migration", err, sizeof err), 0);
+        store_run_free(&r);
+        store_run_free(&before);
+        store_close(&s);
+    }
 }
 
 /* ---------------------------------------------------------------- end to end */
@@ -881,6 +978,7 @@ int main(void) {
         cmocka_unit_test(test_protocol_plan_errors),
         cmocka_unit_test(test_store_schema),
         cmocka_unit_test(test_store_migrates_v1),
+        cmocka_unit_test(test_store_released_runs),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_interrupt_sigint),
         cmocka_unit_test(test_interrupt_sigterm),

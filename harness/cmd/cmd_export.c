@@ -68,66 +68,31 @@ static void add_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v); else cJSON_AddNullToObject(o, k);
 }
 
-static int is_live(const char *status) { return status && !strcmp(status, "running"); }
+static int is_live(const char *status) { return store_status_parse(status) == STORE_RUNNING; }
 
-/* The run's log2 bins as RepBin (from the bins table, or computed for a run still going). */
-static RepBin *log2_bins(Store *st, const StoreRun *r, size_t *n) {
-    *n = 0;
-    RepBin *v = NULL;
-    size_t cap = 0;
-    if (is_live(r->status)) {
-        StoreBin *b;
-        size_t nb;
-        double mean;
-        int64_t steps;
-        char err[LCB_ERRLEN];
-        if (store_bins_compute(st, r->id, r->bin_width, &b, &nb, &mean, &steps, err, sizeof err)) return NULL;
-        v = malloc((nb ? nb : 1) * sizeof *v);
-        for (size_t i = 0; v && i < nb; i++)
-            if (!strcmp(b[i].kind, "log2"))
-                v[(*n)++] = (RepBin){.lo = b[i].lo, .hi = b[i].hi, .count = b[i].count, .mean_nll = b[i].mean_nll, .ppl = b[i].ppl,
-                                     .se = isnan(b[i].se) ? 0 : b[i].se};
-        free(b);
-        return v;
+/* store_run_columns callback: a column under its own name, by its stored type, NULL as null */
+static int add_column(void *ctx, const StoreVal *v) {
+    cJSON *o = ctx;
+    switch (v->type) {
+    case STORE_VAL_INT: cJSON_AddNumberToObject(o, v->col, (double)v->i); break;
+    case STORE_VAL_REAL: add_num(o, v->col, v->d); break;
+    case STORE_VAL_TEXT: cJSON_AddStringToObject(o, v->col, v->s); break;
+    default: cJSON_AddNullToObject(o, v->col);
     }
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT lo, hi, count, ppl FROM bins WHERE run_id=? AND kind='log2' ORDER BY lo", -1, &q, NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_int64(q, 1, r->id);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        if (*n == cap) { RepBin *nv = realloc(v, (cap = cap ? 2 * cap : 32) * sizeof *nv); if (!nv) break; v = nv; }
-        v[(*n)++] = (RepBin){.lo = sqlite3_column_int64(q, 0), .hi = sqlite3_column_int64(q, 1), .count = sqlite3_column_int64(q, 2),
-                             .ppl = sqlite3_column_type(q, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 3)};
-    }
-    sqlite3_finalize(q);
-    return v;
+    return 0;
 }
 
 cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen) {
     StoreRun r;
     if (store_run_get(st, id, &r, err, errlen)) return NULL;
-    sqlite3_stmt *q;
     cJSON *o = cJSON_CreateObject();
-    if (!o || sqlite3_prepare_v2(st->db, "SELECT * FROM runs WHERE id=?", -1, &q, NULL) != SQLITE_OK) {
-        lcb_fail(err, errlen, "%s: reading run %lld: %s", st->path, (long long)id, o ? sqlite3_errmsg(st->db) : "out of memory");
+    /* every column of the row, under its own name, by its stored type: NULL stays null */
+    if (!o || store_run_columns(st, id, add_column, o, err, errlen)) {
+        if (!o) lcb_fail(err, errlen, "out of memory");
         cJSON_Delete(o);
         store_run_free(&r);
         return NULL;
     }
-    sqlite3_bind_int64(q, 1, id);
-    /* every column of the row, under its own name, by its stored type: NULL stays null */
-    if (sqlite3_step(q) == SQLITE_ROW)
-        for (int i = 0; i < sqlite3_column_count(q); i++) {
-            const char *k = sqlite3_column_name(q, i);
-            switch (sqlite3_column_type(q, i)) {
-            case SQLITE_INTEGER: cJSON_AddNumberToObject(o, k, (double)sqlite3_column_int64(q, i)); break;
-            case SQLITE_FLOAT: add_num(o, k, sqlite3_column_double(q, i)); break;
-            case SQLITE_TEXT: cJSON_AddStringToObject(o, k, (const char *)sqlite3_column_text(q, i)); break;
-            case SQLITE_BLOB: cJSON_AddNullToObject(o, k); break;
-            default: cJSON_AddNullToObject(o, k);
-            }
-        }
-    sqlite3_finalize(q);
     /* derived: what `show` prints in its headline */
     RunMetrics m;
     int live = is_live(r.status);
@@ -137,7 +102,7 @@ cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen) {
         int64_t nall = (m.ctx_steps > 0 ? m.ctx_steps : 0) + (m.past_steps > 0 ? m.past_steps : 0);
         double s = (m.ctx_steps > 0 ? m.ctx_mean_nll * m.ctx_steps : 0) + (m.past_steps > 0 ? m.past_mean_nll * m.past_steps : 0);
         mean = nall ? s / nall : NAN;
-    } else run_metrics_read(st->db, id, &m);
+    } else if (store_metrics_read(st, id, &m, err, errlen)) { cJSON_Delete(o); store_run_free(&r); return NULL; }
     cJSON_AddStringToObject(o, "status_shown", store_status_display(r.status, r.host, r.pid));
     add_num(o, "ppl_all", exp(mean));
     add_num(o, "ppl_in_context", exp(m.ctx_mean_nll));
@@ -145,7 +110,7 @@ cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen) {
     add_num(o, "ppl_past_context", exp(m.past_mean_nll));
     add_num(o, "ppl_past_context_stderr", exp(m.past_mean_nll) * m.past_se);
     size_t nb;
-    RepBin *lb = log2_bins(st, &r, &nb);
+    RepBin *lb = run_log2_bins(st, &r, &nb, err, errlen);
     int64_t cp = lb ? rep_collapse_pos(lb, nb, r.max_pos, REP_COLLAPSE_FACTOR, NULL) : -1;
     free(lb);
     add_num(o, "collapse_pos", cp >= 0 ? (double)cp : NAN);
@@ -153,16 +118,9 @@ cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen) {
     add_num(o, "cache_tokens", ct >= 0 ? (double)ct : NAN);
     add_num(o, "cache_over_context", ct >= 0 && r.max_pos > 0 ? (double)ct / r.max_pos : NAN);
     double tps = NAN, pw = NAN, pk = NAN, pwk = NAN;
-    if (sqlite3_prepare_v2(st->db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(work_bytes), COUNT(*),"
-                                   " (SELECT tokens_per_s FROM samples WHERE run_id=?1 ORDER BY rowid DESC LIMIT 1) FROM samples WHERE run_id=?1",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, id);
-        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 3) > 0) {
-            pw = sqlite3_column_double(q, 0); pk = sqlite3_column_double(q, 1); pwk = sqlite3_column_double(q, 2);
-            tps = sqlite3_column_double(q, 4);
-        }
-        sqlite3_finalize(q);
-    }
+    StoreSamplePeaks peaks;
+    if (store_samples_peaks(st, id, &peaks, err, errlen)) { cJSON_Delete(o); store_run_free(&r); return NULL; }
+    if (peaks.n > 0) { pw = peaks.weights; pk = peaks.kv; pwk = peaks.work; tps = peaks.last_tokens_per_s; }
     add_num(o, "tokens_per_s", tps);
     add_num(o, "peak_weights_bytes", pw);
     add_num(o, "peak_kv_bytes", pk);
@@ -203,19 +161,15 @@ cJSON *run_export_bins(Store *st, int64_t id, const char *kind, char *err, size_
             free(b);
         }
     } else {
-        sqlite3_stmt *q;
-        if (sqlite3_prepare_v2(st->db, "SELECT kind, lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND (?2 IS NULL OR kind=?2)"
-                                       " ORDER BY CASE kind WHEN 'log2' THEN 0 WHEN 'linear' THEN 1 ELSE 2 END, lo", -1, &q, NULL) != SQLITE_OK)
-            rc = lcb_fail(err, errlen, "%s: reading bins: %s", st->path, sqlite3_errmsg(st->db));
-        else {
-            sqlite3_bind_int64(q, 1, id);
-            if (kind) sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC); else sqlite3_bind_null(q, 2);
-#define REAL(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? NAN : sqlite3_column_double(q, k))
-            while (sqlite3_step(q) == SQLITE_ROW)
-                cJSON_AddItemToArray(a, bin_object((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 2),
-                                                   sqlite3_column_int64(q, 3), REAL(4), REAL(5), REAL(6)));
-#undef REAL
-            sqlite3_finalize(q);
+        static const char *const kinds[] = {"log2", "linear", "all"};   /* the order of store_bins_compute */
+        for (size_t k = 0; k < 3 && !rc; k++) {
+            if (kind && strcmp(kind, kinds[k])) continue;
+            StoreBin *b;
+            size_t nb;
+            if ((rc = store_bins_read(st, id, kinds[k], &b, &nb, err, errlen))) break;
+            for (size_t i = 0; i < nb; i++)
+                cJSON_AddItemToArray(a, bin_object(b[i].kind, b[i].lo, b[i].hi, b[i].count, b[i].mean_nll, b[i].ppl, b[i].se));
+            free(b);
         }
     }
     store_run_free(&r);

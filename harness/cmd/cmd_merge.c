@@ -1,7 +1,7 @@
 /*
  * cmd_merge.c — `lcbench merge SHARD... -o ALL.db`: results files (Slurm array shards, or
  * any lcbench results files) into one, runs renumbered, every row that hangs off a run copied
- * with it, duplicates skipped (sweep_merge in sweep_store.c).  Merging again is a no-op.
+ * with it, duplicates skipped (store_merge in harness/store/store_sweep.c).  Merging again is a no-op.
  */
 #include "engine/common.h"
 #include "harness/cmd/cli.h"
@@ -50,11 +50,11 @@ int cmd_merge(int argc, char **argv) {
             return cli_usage_error(&c, "-o %s is also a SHARD", out);
         }
     int rc = 0;
-    MergeStats tot = {0};
+    StoreMergeStats tot = {0};
     for (int i = 0; i < n; i++) {
         char err[LCB_ERRLEN];
-        MergeStats ms;
-        if (sweep_merge(out, shards[i], &ms, err, sizeof err)) { cli_error("merge", "%s", err); rc = 1; continue; }
+        StoreMergeStats ms;
+        if (store_merge(out, shards[i], &ms, err, sizeof err)) { cli_error("merge", "%s", err); rc = 1; continue; }
         fprintf(stderr, "merge: %s: %lld runs added, %lld updated, %lld already in %s\n", shards[i], (long long)ms.added, (long long)ms.replaced,
                 (long long)ms.skipped, out);
         tot.added += ms.added; tot.replaced += ms.replaced; tot.skipped += ms.skipped;

@@ -51,21 +51,18 @@ int cmd_runs(int argc, char **argv) {
     Store st;
     int orc = store_open_readonly(&st, db, err, sizeof err);   /* a listing never writes (nor creates) the file */
     if (orc) { cli_error("runs", "--db %s", err); return orc == -2 ? EXIT_USAGE : 1; }
-    sqlite3_stmt *q;
-    const char *sql = "SELECT id, status, host, pid, started, model, strategy, protocol, ctx, stride, dataset, steps_done, steps_total,"
-                      " (SELECT mean_nll FROM bins WHERE run_id=runs.id AND kind='all') FROM runs"
-                      " WHERE id > (SELECT COALESCE(MAX(id), 0) FROM runs) - ?1 OR ?1 = 0 ORDER BY id";
-    if (sqlite3_prepare_v2(st.db, sql, -1, &q, NULL) != SQLITE_OK) { cli_error("runs", "%s: %s", db, sqlite3_errmsg(st.db)); store_close(&st); return 1; }
-    sqlite3_bind_int64(q, 1, (int64_t)limit);
+    int64_t *ids;
+    size_t n_ids;
+    if (store_runs_ids(&st, (int64_t)limit, &ids, &n_ids, err, sizeof err)) { cli_error("runs", "%s", err); store_close(&st); return 1; }
+    int rc = 0;
     if (json || csv) {
         cJSON *rows = cJSON_CreateArray();
-        int rc = rows ? 0 : 1;
-        while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-            cJSON *o = run_export_object(&st, sqlite3_column_int64(q, 0), err, sizeof err);
+        if (!rows) { cli_error("runs", "out of memory"); rc = 1; }
+        for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+            cJSON *o = run_export_object(&st, ids[i], err, sizeof err);
             if (!o) { cli_error("runs", "%s", err); rc = 1; break; }
             cJSON_AddItemToArray(rows, o);
         }
-        sqlite3_finalize(q);
         if (rc == 0 && csv && run_export_csv(stdout, rows)) { cli_error("runs", "write error"); rc = 1; }
         if (rc == 0 && json) {
             char *t = cJSON_Print(rows);
@@ -73,28 +70,31 @@ int cmd_runs(int argc, char **argv) {
             free(t);
         }
         cJSON_Delete(rows);
+        free(ids);
         store_close(&st);
         return rc;
     }
     printf("%-5s %-11s %-20s %-16s %-14s %-16s %-16s %-21s %s\n", "id", "status", "started", "model", "strategy", "protocol", "dataset", "steps", "ppl");
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+        StoreRun r;
+        StoreBin *all = NULL;
+        size_t n_all = 0;
+        if (store_run_get(&st, ids[i], &r, err, sizeof err)) { cli_error("runs", "%s", err); rc = 1; break; }
+        if (store_bins_read(&st, r.id, "all", &all, &n_all, err, sizeof err)) { cli_error("runs", "%s", err); rc = 1; store_run_free(&r); break; }
         char proto[64], steps[64], ppl[32] = "-";
-        const char *p = (const char *)sqlite3_column_text(q, 7);
-        int64_t L = sqlite3_column_int64(q, 8), S = sqlite3_column_int64(q, 9);
-        if (p && strcmp(p, "stream") && S) snprintf(proto, sizeof proto, "%s %lld/%lld", p, (long long)L, (long long)S);
-        else if (p && strcmp(p, "stream")) snprintf(proto, sizeof proto, "%s %lld", p, (long long)L);
+        const char *p = r.protocol;
+        if (p && strcmp(p, "stream") && r.stride) snprintf(proto, sizeof proto, "%s %lld/%lld", p, (long long)r.ctx, (long long)r.stride);
+        else if (p && strcmp(p, "stream")) snprintf(proto, sizeof proto, "%s %lld", p, (long long)r.ctx);
         else snprintf(proto, sizeof proto, "%s", p ? p : "?");
-        snprintf(steps, sizeof steps, "%lld/%lld", (long long)sqlite3_column_int64(q, 11), (long long)sqlite3_column_int64(q, 12));
+        snprintf(steps, sizeof steps, "%lld/%lld", (long long)r.steps_done, (long long)r.steps_total);
         /* PPL of the finished aggregate; a run still going (or killed) has none yet */
-        if (sqlite3_column_type(q, 13) != SQLITE_NULL && isfinite(sqlite3_column_double(q, 13)))
-            snprintf(ppl, sizeof ppl, "%.4f", exp(sqlite3_column_double(q, 13)));
-        const char *ds = (const char *)sqlite3_column_text(q, 10);
-        printf("%-5lld %-11s %-20s %-16.16s %-14.14s %-16.16s %-16.16s %-21s %s\n", (long long)sqlite3_column_int64(q, 0),
-               store_status_display((const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2), sqlite3_column_int64(q, 3)),
-               sqlite3_column_text(q, 4) ? (const char *)sqlite3_column_text(q, 4) : "?", base((const char *)sqlite3_column_text(q, 5)),
-               sqlite3_column_text(q, 6) ? (const char *)sqlite3_column_text(q, 6) : "?", proto, ds ? base(ds) : "?", steps, ppl);
+        if (n_all && isfinite(all[0].mean_nll)) snprintf(ppl, sizeof ppl, "%.4f", exp(all[0].mean_nll));
+        printf("%-5lld %-11s %-20s %-16.16s %-14.14s %-16.16s %-16.16s %-21s %s\n", (long long)r.id, store_status_display(r.status, r.host, r.pid),
+               r.started ? r.started : "?", base(r.model), r.strategy ? r.strategy : "?", proto, r.dataset ? base(r.dataset) : "?", steps, ppl);
+        free(all);
+        store_run_free(&r);
     }
-    sqlite3_finalize(q);
+    free(ids);
     store_close(&st);
-    return 0;
+    return rc;
 }

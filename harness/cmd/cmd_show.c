@@ -34,6 +34,25 @@ static int print_nll(void *ctx, int64_t win_start, int64_t pos0, const float *nl
 
 static const char *nz(const char *s) { return s ? s : "-"; }
 
+/* store_events_foreach callbacks: one JSON object per event (ctx: the array); one line each */
+static int event_json(void *ctx, int64_t pos, const char *time, const char *kind, const char *detail) {
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddItemToArray(ctx, e)) { cJSON_Delete(e); return -1; }
+    cJSON_AddNumberToObject(e, "pos", (double)pos);
+    const char *name[] = {"time", "kind", "detail"}, *val[] = {time, kind, detail};
+    for (int k = 0; k < 3; k++)   /* NULL in the file (read as "") is null, as every column of --json */
+        if (val[k][0]) cJSON_AddStringToObject(e, name[k], val[k]); else cJSON_AddNullToObject(e, name[k]);
+    return 0;
+}
+
+static int event_line(void *ctx, int64_t pos, const char *time, const char *kind, const char *detail) {
+    int *first = ctx;
+    if (*first) printf("events:\n");
+    *first = 0;
+    printf("  %-10lld %-20s %-14s %s\n", (long long)pos, time[0] ? time : "-", kind[0] ? kind : "-", detail[0] ? detail : "-");
+    return 0;
+}
+
 static void human_bytes(char *b, size_t n, double v) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int k = 0;
@@ -84,21 +103,8 @@ int cmd_show(int argc, char **argv) {
             if (!b) { cli_error("show", "%s", err); rc = 1; b = cJSON_CreateNull(); }
             cJSON_AddItemToObject(o, "bins", b);
             cJSON *ev = cJSON_AddArrayToObject(o, "events");
-            sqlite3_stmt *q;
-            if (ev && sqlite3_prepare_v2(st.db, "SELECT pos, time, kind, detail FROM events WHERE run_id=? ORDER BY rowid", -1, &q, NULL) == SQLITE_OK) {
-                sqlite3_bind_int64(q, 1, r.id);
-                while (sqlite3_step(q) == SQLITE_ROW) {
-                    cJSON *e = cJSON_CreateObject();
-                    cJSON_AddNumberToObject(e, "pos", (double)sqlite3_column_int64(q, 0));
-                    for (int k = 1; k <= 3; k++) {
-                        const char *name = k == 1 ? "time" : k == 2 ? "kind" : "detail";
-                        if (sqlite3_column_text(q, k)) cJSON_AddStringToObject(e, name, (const char *)sqlite3_column_text(q, k));
-                        else cJSON_AddNullToObject(e, name);
-                    }
-                    cJSON_AddItemToArray(ev, e);
-                }
-                sqlite3_finalize(q);
-            }
+            int erc = ev ? store_events_foreach(&st, r.id, event_json, ev, err, sizeof err) : -1;
+            if (erc) { cli_error("show", "%s", erc > 0 || !ev ? "out of memory" : err); rc = 1; }
             char *t = cJSON_Print(o);
             if (t) printf("%s\n", t); else { cli_error("show", "out of memory"); rc = 1; }
             free(t);
@@ -113,7 +119,8 @@ int cmd_show(int argc, char **argv) {
     }
     const char *status = store_status_display(r.status, r.host, r.pid);
     /* a run without final aggregates: compute them from the NLLs committed so far, in memory */
-    int live = !strcmp(r.status ? r.status : "", "running");
+    StoreStatus shown = store_status_shown(r.status, r.host, r.pid);
+    int live = store_status_parse(r.status) == STORE_RUNNING;
     StoreBin *lb = NULL;
     size_t n_lb = 0;
     if (live) {
@@ -127,9 +134,9 @@ int cmd_show(int argc, char **argv) {
     }
     char result[160];
     if (isfinite(r.mean_nll)) snprintf(result, sizeof result, "mean NLL %.6f  PPL %.4f%s", r.mean_nll, r.ppl, live ? "  (so far)" : "");
-    else snprintf(result, sizeof result, "none (no scored step%s)", strcmp(status, "done") ? " aggregated: the run did not finish" : "");
+    else snprintf(result, sizeof result, "none (no scored step%s)", shown != STORE_DONE ? " aggregated: the run did not finish" : "");
 
-    printf("run %lld  %s%s\n", (long long)r.id, status, !strcmp(status, "stale") ? "  (process gone: lcbench run --resume continues it)" : "");
+    printf("run %lld  %s%s\n", (long long)r.id, status, shown == STORE_STALE ? "  (process gone: lcbench run --resume continues it)" : "");
     printf("  model       %s  (%s, %lld params, %s, max_pos %lld)\n", nz(r.model), nz(r.arch), (long long)r.n_params, nz(r.dtype), (long long)r.max_pos);
     printf("  model hash  %s%s%s\n", nz(r.model_hash), r.model_config ? "  config " : "", r.model_config ? r.model_config : "");
     printf("  tokenizer   %s  %s\n", nz(r.tokenizer), nz(r.tokenizer_hash));
@@ -147,37 +154,23 @@ int cmd_show(int argc, char **argv) {
     printf("  command     %s\n", nz(r.argv));
     RunMetrics met;
     if (live) run_metrics_compute(&st, r.id, r.max_pos, NULL, NULL, 0, &met, err, sizeof err);
-    else run_metrics_read(st.db, r.id, &met);
-    run_headline_print(stdout, st.db, &r, &met, live ? lb : NULL, n_lb);
+    else if (store_metrics_read(&st, r.id, &met, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
+    run_headline_print(stdout, &st, &r, &met, live ? lb : NULL, n_lb);
 
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st.db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"
-                                  " MAX(device_bytes), COUNT(*), AVG(tokens_per_s) FROM samples WHERE run_id=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, r.id);
-        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 6) > 0) {
-            char w[32], k[32], kf[32], wk[32], rs[32];
-            human_bytes(w, sizeof w, sqlite3_column_double(q, 0));
-            human_bytes(k, sizeof k, sqlite3_column_double(q, 1));
-            human_bytes(kf, sizeof kf, sqlite3_column_double(q, 2));
-            human_bytes(wk, sizeof wk, sqlite3_column_double(q, 3));
-            human_bytes(rs, sizeof rs, sqlite3_column_double(q, 4));
-            printf("memory (peak of %lld samples): weights %s, KV %s (formula %s), workspace %s, RSS %s\n",
-                   (long long)sqlite3_column_int64(q, 6), w, k, kf, wk, rs);
-            printf("throughput: %.0f tokens/s (mean over samples)\n", sqlite3_column_double(q, 7));
-        }
-        sqlite3_finalize(q);
+    StoreSamplePeaks pk;
+    if (store_samples_peaks(&st, r.id, &pk, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
+    else if (pk.n > 0) {
+        char w[32], k[32], kf[32], wk[32], rs[32];
+        human_bytes(w, sizeof w, pk.weights);
+        human_bytes(k, sizeof k, pk.kv);
+        human_bytes(kf, sizeof kf, pk.kv_formula);
+        human_bytes(wk, sizeof wk, pk.work);
+        human_bytes(rs, sizeof rs, pk.rss);
+        printf("memory (peak of %lld samples): weights %s, KV %s (formula %s), workspace %s, RSS %s\n", (long long)pk.n, w, k, kf, wk, rs);
+        printf("throughput: %.0f tokens/s (mean over samples)\n", pk.tokens_per_s);
     }
-    if (sqlite3_prepare_v2(st.db, "SELECT pos, time, kind, detail FROM events WHERE run_id=? ORDER BY rowid", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, r.id);
-        int first = 1;
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            if (first) printf("events:\n");
-            first = 0;
-            printf("  %-10lld %-20s %-14s %s\n", (long long)sqlite3_column_int64(q, 0), nz((const char *)sqlite3_column_text(q, 1)),
-                   nz((const char *)sqlite3_column_text(q, 2)), nz((const char *)sqlite3_column_text(q, 3)));
-        }
-        sqlite3_finalize(q);
-    }
+    int first = 1;
+    if (store_events_foreach(&st, r.id, event_line, &first, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
     if (live && strcmp(bins, "none")) {
         printf("bins (%s, by position t = step index in its window, SPEC §1; so far):\n  %-12s %-12s %-10s %-12s %-12s %s\n", bins, "from", "to",
                "steps", "mean NLL", "PPL", "stderr");
@@ -188,21 +181,20 @@ int cmd_show(int argc, char **argv) {
             printf("  %-12lld %-12lld %-10lld %-12.6f %-12.4f %s\n", (long long)lb[i].lo, (long long)lb[i].hi, (long long)lb[i].count,
                    lb[i].mean_nll, lb[i].ppl, se);
         }
-    } else if (strcmp(bins, "none") && sqlite3_prepare_v2(st.db, "SELECT lo, hi, count, mean_nll, ppl, stderr FROM bins WHERE run_id=? AND kind=? ORDER BY lo",
-                                                   -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, r.id);
-        sqlite3_bind_text(q, 2, bins, -1, SQLITE_STATIC);
+    } else if (strcmp(bins, "none")) {
+        StoreBin *sb = NULL;
+        size_t n_sb = 0;
+        if (store_bins_read(&st, r.id, bins, &sb, &n_sb, err, sizeof err)) { cli_error("show", "%s", err); rc = 1; }
         printf("bins (%s, by position t = step index in its window, SPEC §1):\n  %-12s %-12s %-10s %-12s %-12s %s\n", bins, "from", "to",
                "steps", "mean NLL", "PPL", "stderr");
-        while (sqlite3_step(q) == SQLITE_ROW) {
+        for (size_t i = 0; i < n_sb; i++) {
             char se[32] = "-", mean[32] = "-", ppl[32] = "-";   /* one step: no standard error; NULL: not measured */
-            if (sqlite3_column_type(q, 5) != SQLITE_NULL) snprintf(se, sizeof se, "%.6f", sqlite3_column_double(q, 5));
-            if (sqlite3_column_type(q, 3) != SQLITE_NULL) snprintf(mean, sizeof mean, "%.6f", sqlite3_column_double(q, 3));
-            if (sqlite3_column_type(q, 4) != SQLITE_NULL) snprintf(ppl, sizeof ppl, "%.4f", sqlite3_column_double(q, 4));
-            printf("  %-12lld %-12lld %-10lld %-12s %-12s %s\n", (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
-                   (long long)sqlite3_column_int64(q, 2), mean, ppl, se);
+            if (!isnan(sb[i].se)) snprintf(se, sizeof se, "%.6f", sb[i].se);
+            if (!isnan(sb[i].mean_nll)) snprintf(mean, sizeof mean, "%.6f", sb[i].mean_nll);
+            if (!isnan(sb[i].ppl)) snprintf(ppl, sizeof ppl, "%.4f", sb[i].ppl);
+            printf("  %-12lld %-12lld %-10lld %-12s %-12s %s\n", (long long)sb[i].lo, (long long)sb[i].hi, (long long)sb[i].count, mean, ppl, se);
         }
-        sqlite3_finalize(q);
+        free(sb);
     }
     free(lb);
 out:

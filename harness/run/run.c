@@ -481,11 +481,6 @@ static void json_num(cJSON *o, const char *k, double v) {
 
 /* ---------------------------------------------------------------- the headline (run.h) */
 
-void run_metrics_init(RunMetrics *m) {
-    *m = (RunMetrics){.ctx_steps = -1, .past_steps = -1, .ctx_mean_nll = NAN, .ctx_se = NAN, .past_mean_nll = NAN,
-                      .past_se = NAN, .bytes = -1, .words = -1, .bits_per_byte = NAN, .word_ppl = NAN};
-}
-
 typedef struct { int64_t n; double sum, sumsq; } MetAcc;
 typedef struct {
     int64_t max_pos;
@@ -544,7 +539,7 @@ static void met_stats(const MetAcc *a, int64_t *steps, double *mean, double *se)
 
 int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
                         RunMetrics *m, char *err, size_t errlen) {
-    run_metrics_init(m);
+    store_metrics_init(m);
     MetCtx x = {.max_pos = max_pos, .tok = ids ? tok : NULL, .ids = ids, .n_ids = n_ids, .prev_win = -1, .prev_end = -1, .prev_ws = 1};
     if (store_nll_foreach(st, run, metrics_row, &x, err, errlen)) return -1;
     if (x.bad) return lcb_fail(err, errlen, "run %lld: bytes and words of the scored text: %s", (long long)run, x.err);
@@ -557,44 +552,6 @@ int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer
         m->bits_per_byte = x.bytes > 0 ? sum / (M_LN2 * (double)x.bytes) : NAN;
         m->word_ppl = x.words > 0 ? exp(sum / (double)x.words) : NAN;
     }
-    return 0;
-}
-
-static void bind_real(sqlite3_stmt *q, int k, double v) { if (isfinite(v)) sqlite3_bind_double(q, k, v); else sqlite3_bind_null(q, k); }
-static void bind_count(sqlite3_stmt *q, int k, int64_t v) { if (v >= 0) sqlite3_bind_int64(q, k, v); else sqlite3_bind_null(q, k); }
-
-int run_metrics_write(Store *st, int64_t run, const RunMetrics *m, char *err, size_t errlen) {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "UPDATE runs SET ctx_steps=?, ctx_mean_nll=?, ctx_stderr=?, past_steps=?, past_mean_nll=?, past_stderr=?,"
-                                   " scored_bytes=?, scored_words=?, bits_per_byte=?, word_ppl=? WHERE id=?", -1, &q, NULL) != SQLITE_OK)
-        return lcb_fail(err, errlen, "%s: storing the run's headline: %s", st->path, sqlite3_errmsg(st->db));
-    bind_count(q, 1, m->ctx_steps); bind_real(q, 2, m->ctx_mean_nll); bind_real(q, 3, m->ctx_se);
-    bind_count(q, 4, m->past_steps); bind_real(q, 5, m->past_mean_nll); bind_real(q, 6, m->past_se);
-    bind_count(q, 7, m->bytes); bind_count(q, 8, m->words); bind_real(q, 9, m->bits_per_byte); bind_real(q, 10, m->word_ppl);
-    sqlite3_bind_int64(q, 11, run);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: storing the run's headline: %s", st->path, sqlite3_errmsg(st->db));
-    return 0;
-}
-
-int run_metrics_read(sqlite3 *db, int64_t run, RunMetrics *m) {
-    run_metrics_init(m);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "SELECT ctx_steps, ctx_mean_nll, ctx_stderr, past_steps, past_mean_nll, past_stderr,"
-                               " scored_bytes, scored_words, bits_per_byte, word_ppl FROM runs WHERE id=?", -1, &q, NULL) != SQLITE_OK)
-        return strstr(sqlite3_errmsg(db), "no such column") ? 0 : -1;   /* a file older than schema 4: unknown */
-    sqlite3_bind_int64(q, 1, run);
-    if (sqlite3_step(q) == SQLITE_ROW) {
-#define CNT(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, k))
-#define REAL(k) (sqlite3_column_type(q, k) == SQLITE_NULL ? NAN : sqlite3_column_double(q, k))
-        m->ctx_steps = CNT(0); m->ctx_mean_nll = REAL(1); m->ctx_se = REAL(2);
-        m->past_steps = CNT(3); m->past_mean_nll = REAL(4); m->past_se = REAL(5);
-        m->bytes = CNT(6); m->words = CNT(7); m->bits_per_byte = REAL(8); m->word_ppl = REAL(9);
-#undef CNT
-#undef REAL
-    }
-    sqlite3_finalize(q);
     return 0;
 }
 
@@ -621,7 +578,34 @@ static void fmt_ppl(char *b, size_t n, double mean, double se) {
     else snprintf(b, n, "PPL %.4g", p);
 }
 
-void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins) {
+/* The log2 bins of a list of bins as reports' RepBin (an unknown stderr as 0); NULL on no memory. */
+static RepBin *rep_log2(const StoreBin *b, size_t nb, size_t *n) {
+    RepBin *v = malloc((nb ? nb : 1) * sizeof *v);
+    *n = 0;
+    for (size_t i = 0; v && i < nb; i++)
+        if (!strcmp(b[i].kind, "log2"))
+            v[(*n)++] = (RepBin){.lo = b[i].lo, .hi = b[i].hi, .count = b[i].count, .mean_nll = b[i].mean_nll, .ppl = b[i].ppl,
+                                 .se = isnan(b[i].se) ? 0 : b[i].se};
+    return v;
+}
+
+RepBin *run_log2_bins(Store *st, const StoreRun *r, size_t *n, char *err, size_t errlen) {
+    StoreBin *b;
+    size_t nb;
+    double mean;
+    int64_t steps;
+    *n = 0;
+    int rc = store_status_parse(r->status) == STORE_RUNNING
+                 ? store_bins_compute(st, r->id, r->bin_width, &b, &nb, &mean, &steps, err, errlen)
+                 : store_bins_read(st, r->id, "log2", &b, &nb, err, errlen);
+    if (rc) return NULL;
+    RepBin *v = rep_log2(b, nb, n);
+    free(b);
+    if (!v) lcb_fail(err, errlen, "out of memory");
+    return v;
+}
+
+void run_headline_print(FILE *f, Store *st, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins) {
     char a[96], b[96];
     int64_t P = r->max_pos;
     fprintf(f, "headline of run %lld (%s):\n", (long long)r->id, r->status ? r->status : "?");
@@ -633,28 +617,10 @@ void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetric
         else fprintf(f, "  past context  -                          no step past the context\n");
     } else fprintf(f, "  in context    -                          (not recorded: a file older than schema 4)\n");
     /* collapse: reports.h's rule on the log2 bins */
-    RepBin *lb = NULL;
     size_t nl = 0;
-    if (bins) {
-        lb = malloc((n_bins ? n_bins : 1) * sizeof *lb);
-        for (size_t i = 0; lb && i < n_bins; i++)
-            if (!strcmp(bins[i].kind, "log2"))
-                lb[nl++] = (RepBin){.lo = bins[i].lo, .hi = bins[i].hi, .count = bins[i].count, .mean_nll = bins[i].mean_nll,
-                                    .ppl = bins[i].ppl, .se = isnan(bins[i].se) ? 0 : bins[i].se};
-    } else {
-        sqlite3_stmt *q;
-        if (sqlite3_prepare_v2(db, "SELECT lo, hi, count, mean_nll, ppl FROM bins WHERE run_id=? AND kind='log2' ORDER BY lo", -1, &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, r->id);
-            size_t cap = 0;
-            while (sqlite3_step(q) == SQLITE_ROW) {
-                if (nl == cap) { RepBin *nb = realloc(lb, (cap = cap ? 2 * cap : 32) * sizeof *nb); if (!nb) break; lb = nb; }
-                lb[nl++] = (RepBin){.lo = sqlite3_column_int64(q, 0), .hi = sqlite3_column_int64(q, 1), .count = sqlite3_column_int64(q, 2),
-                                    .mean_nll = sqlite3_column_type(q, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 3),
-                                    .ppl = sqlite3_column_type(q, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 4)};
-            }
-            sqlite3_finalize(q);
-        }
-    }
+    char err[LCB_ERRLEN];
+    RepBin *lb = bins ? rep_log2(bins, n_bins, &nl) : run_log2_bins(st, r, &nl, err, sizeof err);
+    if (!lb) fprintf(f, "  (bins: %s)\n", bins ? "out of memory" : err);
     double ref = NAN;
     int64_t cpos = lb ? rep_collapse_pos(lb, nl, P, REP_COLLAPSE_FACTOR, &ref) : -1;
     free(lb);
@@ -670,21 +636,16 @@ void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetric
         fprintf(f, "  per byte      %s bits/byte, word PPL %s  (%lld bytes, %lld words of scored text)\n", bpb, wp, (long long)m->bytes,
                 (long long)m->words);
     } else fprintf(f, "  per byte      -                          no text (a dataset of token ids): bits/byte and word PPL unknown\n");
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(work_bytes), AVG(tokens_per_s), COUNT(*),"
-                               " (SELECT tokens_per_s FROM samples WHERE run_id=?1 ORDER BY rowid DESC LIMIT 1)"
-                               " FROM samples WHERE run_id=?1", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, r->id);
-        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 4) > 0) {
-            char w[32], k[32], wk[32], t[32];
-            fmt_bytes(w, sizeof w, sqlite3_column_double(q, 0));
-            fmt_bytes(k, sizeof k, sqlite3_column_double(q, 1));
-            fmt_bytes(wk, sizeof wk, sqlite3_column_double(q, 2));
-            fmt_count(t, sizeof t, sqlite3_column_double(q, 5));
-            fprintf(f, "  throughput    %s tokens/s\n", t);
-            fprintf(f, "  peak memory   weights %s, KV %s, workspace %s\n", w, k, wk);
-        }
-        sqlite3_finalize(q);
+    StoreSamplePeaks pk;
+    if (store_samples_peaks(st, r->id, &pk, err, sizeof err)) fprintf(f, "  (samples: %s)\n", err);
+    else if (pk.n > 0) {
+        char w[32], k[32], wk[32], t[32];
+        fmt_bytes(w, sizeof w, pk.weights);
+        fmt_bytes(k, sizeof k, pk.kv);
+        fmt_bytes(wk, sizeof wk, pk.work);
+        fmt_count(t, sizeof t, pk.last_tokens_per_s);
+        fprintf(f, "  throughput    %s tokens/s\n", t);
+        fprintf(f, "  peak memory   weights %s, KV %s, workspace %s\n", w, k, wk);
     }
     int64_t ct = run_cache_tokens(r->strategy);
     if (ct < 0) fprintf(f, "  cache         %s keeps every token: past %lld it sees positions the model never saw\n", r->strategy ? r->strategy : "?", (long long)P);
@@ -701,7 +662,7 @@ static void print_summary(Store *st, const StoreRun *r, const RunMetrics *m, con
         else snprintf(res, sizeof res, "no mean NLL (nothing aggregated)");
         printf("run %lld: %s  %lld steps over %lld tokens  %s  %.1f s  (%s)\n", (long long)r->id, r->status,
                (long long)r->steps_done, (long long)r->tokens, res, r->wall_s, db);
-        run_headline_print(stdout, st->db, r, m, NULL, 0);
+        run_headline_print(stdout, st, r, m, NULL, 0);
         printf("details: lcbench show %lld --db %s\n", (long long)r->id, db);
     } else {
         cJSON *o = cJSON_CreateObject();
@@ -713,7 +674,7 @@ static void print_summary(Store *st, const StoreRun *r, const RunMetrics *m, con
             cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
             /* a failed run has no result (its mean would cover the steps before the failure only);
              * oom and interrupted runs report the mean of the `steps` they scored */
-            int failed = !r->status || !strcmp(r->status, "failed");
+            int failed = !r->status || store_status_parse(r->status) == STORE_FAILED;
             json_num(o, "mean_nll", failed ? NAN : r->mean_nll);
             json_num(o, "ppl", failed ? NAN : r->ppl);
             json_num(o, "wall_s", r->wall_s);
@@ -795,377 +756,466 @@ static int resume_conflicts(const RunConfig *c, const StoreRun *r, char *out, si
     return k;
 }
 
-int run_execute(RunConfig *c, int64_t *run_id) {
-    char err[LCB_ERRLEN];
+/* ---------------------------------------------------------------- run_execute, in four steps
+ *
+ *   run_resolve  what to run: a --resume's stored settings, the model, tokenizer, strategy,
+ *                protocol and dataset, each checked (a usage error is refused before anything
+ *                is written), the model opened (an OOM there is a measured outcome)
+ *   run_record   the runs row: a new one with its provenance, or the resumed one marked running
+ *   run_stream   the protocol over the stream, batches committed as it goes; its end status
+ *   run_finish   bins, headline and closing row in one transaction; the summary; the exit status
+ */
+
+/* Everything one run_execute holds from resolve to finish. */
+typedef struct {
+    RunConfig *c;
     Store st;
-    StoreRun r;
-    memset(&r, 0, sizeof r);
-    if (c->resume_id > 0) {
-        /* --resume looks the run up read-only first: a mistyped --db is refused (never created),
-         * and flags that contradict the run are refused before anything is written */
-        Store ro;
-        int orc = store_open_readonly(&ro, c->db_path, err, sizeof err);
-        if (orc) { cli_error("run", "--resume %lld: --db %s", (long long)c->resume_id, err); return orc == -2 ? EXIT_USAGE : 1; }
-        if (store_run_get(&ro, c->resume_id, &r, err, sizeof err)) { cli_error("run", "--resume: %s", err); store_close(&ro); return EXIT_USAGE; }
-        store_close(&ro);
-        char why[2048];
-        int nc = resume_conflicts(c, &r, why, sizeof why);
-        if (nc) {
-            cli_error("run", "--resume %lld: %s conflict%s with the stored run: %s (drop %s: a resumed run keeps its recorded settings)",
-                      (long long)r.id, nc == 1 ? "a flag" : "flags", nc == 1 ? "s" : "", why, nc == 1 ? "it" : "them");
-            store_run_free(&r);
-            return EXIT_USAGE;
-        }
-        /* the device the run was recorded on, unless --device says the same */
-        if (!(c->given & RUN_GIVEN_DEVICE)) {
-            static char dev[8], dtype[8];
-            int tp;
-            stored_device(&r, dev, dtype, &tp);
-            c->device = dev;
-            if (!(c->given & RUN_GIVEN_DTYPE)) c->dtype = dtype[0] ? dtype : NULL;
-            if (!(c->given & RUN_GIVEN_TP)) c->tp = tp;
-        }
-        store_run_free(&r);
-        memset(&r, 0, sizeof r);
-    }
-    if (store_open(&st, c->db_path, err, sizeof err)) { cli_error("run", "%s", err); return 1; }
-    int rc_exit = 1, resuming = c->resume_id > 0;
-    Tokenizer *tok = NULL;
+    StoreRun r;                 /* the row: filled by run_record, or read back on --resume */
+    int resuming;
+    Tokenizer *tok;             /* NULL: a model without a tokenizer (random:, token ids) */
     Dataset d;
-    memset(&d, 0, sizeof d);
+    DatasetOptions dopt;
+    ModelConfig cfg;
     Model m;
-    memset(&m, 0, sizeof m);
-    int model_live = 0;
+    int model_live;             /* 0: the model could not be opened (open_err: an OOM) */
+    int opened;                 /* st is open */
     Strategy s;
-    char model_path[PATH_MAX + 64], tok_path[PATH_MAX + 64] = "", hex[65];
+    const char *spec;           /* the strategy in full (bare sink/window sized from the model) */
+    int64_t steps_total;
+    char model_path[PATH_MAX + 64], tok_path[PATH_MAX + 64], tok_hash[65], hex[65];
+    char quant[512];            /* a GGUF's tensor types ("" otherwise), a model_quant event */
+    char open_err[LCB_ERRLEN];
+    StoreStatus end;            /* how the stream ended (run_stream) */
+    int64_t fail_pos;
+    char err[LCB_ERRLEN];       /* with end != STORE_DONE: why */
+} RunJob;
 
-    if (resuming) {
-        if (store_run_get(&st, c->resume_id, &r, err, sizeof err)) { cli_error("run", "--resume: %s", err); rc_exit = EXIT_USAGE; goto out; }
-        const char *shown = store_status_display(r.status, r.host, r.pid);
-        if (!strcmp(shown, "done")) { cli_error("run", "--resume %lld: the run is already complete", (long long)r.id); rc_exit = EXIT_USAGE; goto out; }
-        if (!strcmp(shown, "running") && !c->force) {
-            cli_error("run", "--resume %lld: the run looks alive (host %s, pid %lld); use --force if it is not", (long long)r.id,
-                      r.host ? r.host : "?", (long long)r.pid);
-            rc_exit = EXIT_USAGE;
-            goto out;
-        }
-        c->model = r.model; c->config = r.model_config; c->tokenizer = r.tokenizer; c->strategy = r.strategy;
-        protocol_parse(r.protocol ? r.protocol : "stream", &c->proto.proto);
-        c->proto.ctx = r.ctx; c->proto.stride = r.stride; c->proto.chunk = r.chunk;
-        c->dataset = r.dataset; c->field = r.dataset_field; c->token_format = r.token_format; c->bos = r.bos;
-        c->tokens = (uint64_t)r.tokens_requested; c->repeat = (int)r.repeat;
-        if (!c->mem_limit) c->mem_limit = (uint64_t)r.mem_limit;
-        r.mem_limit = (int64_t)c->mem_limit;
-        c->batch_tokens = r.batch_tokens; c->bin_width = r.bin_width;
+/* --resume: the stored run, looked up read-only first (a mistyped --db is refused, never
+ * created; flags that contradict the run are refused before anything is written), then its
+ * recorded settings taken as this run's.  0 or the exit status. */
+static int run_resolve_resume(RunJob *j) {
+    RunConfig *c = j->c;
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
+    StoreRun r;
+    Store ro;
+    int orc = store_open_readonly(&ro, c->db_path, err, errlen);
+    if (orc) { cli_error("run", "--resume %lld: --db %s", (long long)c->resume_id, err); return orc == -2 ? EXIT_USAGE : 1; }
+    if (store_run_get(&ro, c->resume_id, &r, err, errlen)) { cli_error("run", "--resume: %s", err); store_close(&ro); return EXIT_USAGE; }
+    store_close(&ro);
+    char why[2048];
+    int nc = resume_conflicts(c, &r, why, sizeof why);
+    if (nc) {
+        cli_error("run", "--resume %lld: %s conflict%s with the stored run: %s (drop %s: a resumed run keeps its recorded settings)",
+                  (long long)r.id, nc == 1 ? "a flag" : "flags", nc == 1 ? "s" : "", why, nc == 1 ? "it" : "them");
+        store_run_free(&r);
+        return EXIT_USAGE;
     }
-    lcb_mem_set_limit((size_t)c->mem_limit);
+    /* the device the run was recorded on, unless --device says the same */
+    if (!(c->given & RUN_GIVEN_DEVICE)) {
+        static char dev[8], dtype[8];
+        int tp;
+        stored_device(&r, dev, dtype, &tp);
+        c->device = dev;
+        if (!(c->given & RUN_GIVEN_DTYPE)) c->dtype = dtype[0] ? dtype : NULL;
+        if (!(c->given & RUN_GIVEN_TP)) c->tp = tp;
+    }
+    store_run_free(&r);
+    return 0;
+}
 
-    /* model, tokenizer */
-    if (c->model) snprintf(model_path, sizeof model_path, "%s", c->model);
+/* The resumed row, from the file opened for writing: not done, not alive elsewhere; its
+ * settings become the configuration (the strings stay owned by j->r). */
+static int run_resolve_stored(RunJob *j) {
+    RunConfig *c = j->c;
+    StoreRun *r = &j->r;
+    if (store_run_get(&j->st, c->resume_id, r, j->err, sizeof j->err)) { cli_error("run", "--resume: %s", j->err); return EXIT_USAGE; }
+    StoreStatus shown = store_status_shown(r->status, r->host, r->pid);
+    if (shown == STORE_DONE) { cli_error("run", "--resume %lld: the run is already complete", (long long)r->id); return EXIT_USAGE; }
+    if (shown == STORE_RUNNING && !c->force) {
+        cli_error("run", "--resume %lld: the run looks alive (host %s, pid %lld); use --force if it is not", (long long)r->id,
+                  r->host ? r->host : "?", (long long)r->pid);
+        return EXIT_USAGE;
+    }
+    c->model = r->model; c->config = r->model_config; c->tokenizer = r->tokenizer; c->strategy = r->strategy;
+    protocol_parse(r->protocol ? r->protocol : "stream", &c->proto.proto);
+    c->proto.ctx = r->ctx; c->proto.stride = r->stride; c->proto.chunk = r->chunk;
+    c->dataset = r->dataset; c->field = r->dataset_field; c->token_format = r->token_format; c->bos = r->bos;
+    c->tokens = (uint64_t)r->tokens_requested; c->repeat = (int)r->repeat;
+    if (!c->mem_limit) c->mem_limit = (uint64_t)r->mem_limit;
+    r->mem_limit = (int64_t)c->mem_limit;
+    c->batch_tokens = r->batch_tokens; c->bin_width = r->bin_width;
+    return 0;
+}
+
+/* The model's path and its tokenizer (its own, a GGUF's tokenizer.ggml.*, or --tokenizer),
+ * loaded and hashed; the config peeked.  0, or 1 after the message. */
+static int run_resolve_model(RunJob *j) {
+    RunConfig *c = j->c;
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
+    if (c->model) snprintf(j->model_path, sizeof j->model_path, "%s", c->model);
     else {
-        lcb_data_path(DEFAULT_MODEL, model_path, sizeof model_path);   /* the install's data folder, then the checkout */
-        if (!file_exists(model_path)) {
-            cli_error("run", "the default model %s is not there (the reference models go in models/); pass --model PATH or random:SHAPE", model_path);
-            goto out;
+        lcb_data_path(DEFAULT_MODEL, j->model_path, sizeof j->model_path);   /* the install's data folder, then the checkout */
+        if (!file_exists(j->model_path)) {
+            cli_error("run", "the default model %s is not there (the reference models go in models/); pass --model PATH or random:SHAPE", j->model_path);
+            return 1;
         }
     }
+    const char *model_path = j->model_path;
     int is_random = !strncmp(model_path, "random:", 7);
-    if (c->tokenizer && *c->tokenizer) snprintf(tok_path, sizeof tok_path, "%s", c->tokenizer);
+    if (c->tokenizer && *c->tokenizer) snprintf(j->tok_path, sizeof j->tok_path, "%s", c->tokenizer);
     else if (!is_random && gguf_model_is(model_path)) {
-        if (gguf_tokenizer_present(model_path)) snprintf(tok_path, sizeof tok_path, "%s", model_path); /* its own tokenizer.ggml.* */
+        if (gguf_tokenizer_present(model_path)) snprintf(j->tok_path, sizeof j->tok_path, "%s", model_path); /* its own tokenizer.ggml.* */
     }
     else if (!is_random) {
         char p[PATH_MAX + 96];
         snprintf(p, sizeof p, "%s/tokenizer.json", model_path);
-        if (file_exists(p)) snprintf(tok_path, sizeof tok_path, "%s", model_path);
+        if (file_exists(p)) snprintf(j->tok_path, sizeof j->tok_path, "%s", model_path);
     }
-    char tok_hash[65] = "";
-    if (tok_path[0]) {
-        if (!(tok = tokenizer_load(tok_path, err, sizeof err))) { cli_error("run", "%s", err); goto out; }
+    if (j->tok_path[0]) {
+        if (!(j->tok = tokenizer_load(j->tok_path, err, errlen))) { cli_error("run", "%s", err); return 1; }
         char f[PATH_MAX + 96];
         struct stat sb;
-        if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(f, sizeof f, "%s/tokenizer.json", tok_path);
-        else snprintf(f, sizeof f, "%s", tok_path);
+        if (stat(j->tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(f, sizeof f, "%s/tokenizer.json", j->tok_path);
+        else snprintf(f, sizeof f, "%s", j->tok_path);
         Sha256 h;
         sha256_init(&h);
-        if (sha256_file(f, &h, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
-        sha256_hex(&h, tok_hash);
+        if (sha256_file(f, &h, err, errlen)) { cli_error("run", "%s", err); return 1; }
+        sha256_hex(&h, j->tok_hash);
     }
-    ModelConfig cfg;
-    if (peek_config(model_path, c->config, &cfg, err, sizeof err)) { cli_error("run", "--model: %s", err); goto out; }
+    if (peek_config(model_path, c->config, &j->cfg, err, errlen)) { cli_error("run", "--model: %s", err); return 1; }
+    return 0;
+}
 
-    /* strategy and protocol: usage errors before anything is recorded */
-    if (strategy_parse(&s, c->strategy ? c->strategy : "sink", err, sizeof err) || strategy_resolve(&s, &cfg, err, sizeof err)) {
-        cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out;
+/* Strategy, protocol and dataset: usage errors before anything is recorded; the model's hash
+ * and a GGUF's tensor types.  0 or the exit status. */
+static int run_resolve_inputs(RunJob *j) {
+    RunConfig *c = j->c;
+    const ModelConfig *cfg = &j->cfg;
+    const char *model_path = j->model_path;
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
+    if (strategy_parse(&j->s, c->strategy ? c->strategy : "sink", err, errlen) || strategy_resolve(&j->s, cfg, err, errlen)) {
+        cli_error("run", "%s", err);
+        return EXIT_USAGE;
     }
-    const char *spec = s.spec;   /* in full: bare sink/window sized from the model */
-    if (c->proto.proto != PROTO_STREAM && c->proto.ctx <= 0) c->proto.ctx = cfg.max_pos;   /* default: the pre-training context */
+    j->spec = j->s.spec;
+    if (c->proto.proto != PROTO_STREAM && c->proto.ctx <= 0) c->proto.ctx = cfg->max_pos;   /* default: the pre-training context */
     if (c->proto.proto == PROTO_LONGLORA && c->proto.stride <= 0) c->proto.stride = 256;
     if (c->proto.proto == PROTO_STRIDE && c->proto.stride <= 0) c->proto.stride = c->proto.ctx / 2 > 0 ? c->proto.ctx / 2 : 1;
 
-    /* dataset */
-    DatasetOptions dopt = {.spec = c->dataset ? c->dataset : DEFAULT_DATASET, .corpus_dir = lcb_corpus_dir(), .field = c->field, .max_tokens = c->tokens,
-                           .repeat = c->repeat};
-    if (dataset_format_parse(c->token_format ? c->token_format : "auto", &dopt.format)) {
+    j->dopt = (DatasetOptions){.spec = c->dataset ? c->dataset : DEFAULT_DATASET, .corpus_dir = lcb_corpus_dir(), .field = c->field,
+                               .max_tokens = c->tokens, .repeat = c->repeat};
+    if (dataset_format_parse(c->token_format ? c->token_format : "auto", &j->dopt.format)) {
         cli_error("run", "--token-format \"%s\" must be auto, text, jsonl, u16, u32 or ids", c->token_format);
-        rc_exit = EXIT_USAGE;
-        goto out;
+        return EXIT_USAGE;
     }
-    if (dataset_bos_parse(c->bos ? c->bos : "auto", &dopt.bos)) {
+    if (dataset_bos_parse(c->bos ? c->bos : "auto", &j->dopt.bos)) {
         cli_error("run", "--bos \"%s\" must be auto, none, first or each-doc", c->bos);
-        rc_exit = EXIT_USAGE;
-        goto out;
+        return EXIT_USAGE;
     }
-    int32_t bos_id = tok ? tokenizer_bos_id(tok) : cfg.bos_id;
-    if (dataset_load(&d, &dopt, tok, bos_id, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
-    if (d.max_id >= cfg.vocab) {
-        cli_error("run", "--dataset %s: token id %d is outside the vocabulary of %s (size %d)", dopt.spec, d.max_id, model_path, cfg.vocab);
-        goto out;
+    int32_t bos_id = j->tok ? tokenizer_bos_id(j->tok) : cfg->bos_id;
+    if (dataset_load(&j->d, &j->dopt, j->tok, bos_id, err, errlen)) { cli_error("run", "%s", err); return 1; }
+    if (j->d.max_id >= cfg->vocab) {
+        cli_error("run", "--dataset %s: token id %d is outside the vocabulary of %s (size %d)", j->dopt.spec, j->d.max_id, model_path, cfg->vocab);
+        return 1;
     }
-    int64_t steps_total, units;
-    if (protocol_plan(&c->proto, d.n, &steps_total, &units, err, sizeof err)) { cli_error("run", "%s", err); rc_exit = EXIT_USAGE; goto out; }
-    if (model_hash(&st, model_path, c->config, hex, err, sizeof err)) { cli_error("run", "%s", err); goto out; }
+    int64_t units;
+    if (protocol_plan(&c->proto, j->d.n, &j->steps_total, &units, err, errlen)) { cli_error("run", "%s", err); return EXIT_USAGE; }
+    if (model_hash(&j->st, model_path, c->config, j->hex, err, errlen)) { cli_error("run", "%s", err); return 1; }
     /* a GGUF's tensor types, recorded as a model_quant event of the run ("Q4_K 48, F32 17, ...") */
-    char quant[512] = "";
-    if (!is_random && !c->config && gguf_model_is(model_path)) {
+    if (strncmp(model_path, "random:", 7) && !c->config && gguf_model_is(model_path)) {
         uint64_t wbytes;
         char types[400];
-        if (gguf_weight_bytes(model_path, &wbytes, types, sizeof types, err, sizeof err)) { cli_error("run", "--model: %s", err); goto out; }
-        snprintf(quant, sizeof quant, "tensors by ggml type: %s; %llu bytes of tensor data", types, (unsigned long long)wbytes);
+        if (gguf_weight_bytes(model_path, &wbytes, types, sizeof types, err, errlen)) { cli_error("run", "--model: %s", err); return 1; }
+        snprintf(j->quant, sizeof j->quant, "tensors by ggml type: %s; %llu bytes of tensor data", types, (unsigned long long)wbytes);
     }
-    if (c->proto.proto == PROTO_CHUNKS_BOS && (cfg.bos_id < 0 || cfg.bos_id >= cfg.vocab)) {
+    if (c->proto.proto == PROTO_CHUNKS_BOS && (cfg->bos_id < 0 || cfg->bos_id >= cfg->vocab)) {
         cli_error("run", "--protocol chunks-bos: %s has no BOS token id (bos_token_id / tokenizer.ggml.bos_token_id)", model_path);
-        rc_exit = EXIT_USAGE;
-        goto out;
+        return EXIT_USAGE;
     }
+    return 0;
+}
 
-    /* device, model and strategy are checked before the run row exists: a run that could never
-     * start is an error, not a recorded run.  An OOM loading the model is a measured outcome
-     * (recorded as an oom run at position 0); any other load failure is not. */
-    if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA && cuda_available(err, sizeof err)) {
+/* Device, model and strategy are checked before the run row exists: a run that could never
+ * start is an error, not a recorded run.  An OOM loading the model is a measured outcome
+ * (recorded as an oom run at position 0: model_live 0, open_err); any other failure is not. */
+static int run_open_model(RunJob *j) {
+    RunConfig *c = j->c;
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
+    if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA && cuda_available(err, errlen)) {
         if (strncmp(err, "--device", 8)) cli_error("run", "--device cuda: %s", err); else cli_error("run", "%s", err);
-        goto out;
+        return 1;
     }
-    char open_err[LCB_ERRLEN] = "";
-    if (model_open_tp(&m, model_path, c->config, lcb_device_parse(c->device), c->dtype, c->tp, err, sizeof err)) {
-        if (!is_oom(err)) { cli_error("run", "--model %s: %s", model_path, err); goto out; }
-        snprintf(open_err, sizeof open_err, "%s", err);
-    } else {
-        model_live = 1;
-        if (strategy_begin(&s, &m, err, sizeof err)) {
-            strategy_end(&s);
-            if (!is_oom(err)) { cli_error("run", "%s (model %s)", err, model_path); rc_exit = EXIT_USAGE; goto out; }
-        } else strategy_end(&s);
+    if (model_open_tp(&j->m, j->model_path, c->config, lcb_device_parse(c->device), c->dtype, c->tp, err, errlen)) {
+        if (!is_oom(err)) { cli_error("run", "--model %s: %s", j->model_path, err); return 1; }
+        snprintf(j->open_err, sizeof j->open_err, "%s", err);
+        return 0;
     }
+    j->model_live = 1;
+    int brc = strategy_begin(&j->s, &j->m, err, errlen);
+    strategy_end(&j->s);
+    if (brc && !is_oom(err)) { cli_error("run", "%s (model %s)", err, j->model_path); return EXIT_USAGE; }
+    return 0;
+}
 
+/* Step 1: what to run.  0 or the exit status (the store is open from here on). */
+static int run_resolve(RunJob *j) {
+    int rc;
+    if (j->resuming && (rc = run_resolve_resume(j))) return rc;
+    if (store_open(&j->st, j->c->db_path, j->err, sizeof j->err)) { cli_error("run", "%s", j->err); return 1; }
+    j->opened = 1;
+    if (j->resuming && (rc = run_resolve_stored(j))) return rc;
+    lcb_mem_set_limit((size_t)j->c->mem_limit);
+    if ((rc = run_resolve_model(j)) || (rc = run_resolve_inputs(j)) || (rc = run_open_model(j))) return rc;
+    return 0;
+}
+
+/* Step 2: the runs row.  A resumed run must still be the same stream of the same model; a new
+ * one is inserted with its provenance, documents and first events in one transaction. */
+static int run_record(RunJob *j) {
+    RunConfig *c = j->c;
+    StoreRun *r = &j->r;
+    Store *st = &j->st;
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
     char now[32], host[256] = "", rev[96], dev[300];
     store_now(now);
     gethostname(host, sizeof host - 1);
-    if (resuming) {
-        if (r.dataset_hash && strcmp(r.dataset_hash, d.hash)) {
-            cli_error("run", "--resume %lld: the dataset's token stream changed (hash %.12s..., recorded %.12s...)", (long long)r.id, d.hash, r.dataset_hash);
-            goto out;
+    if (j->resuming) {
+        if (r->dataset_hash && strcmp(r->dataset_hash, j->d.hash)) {
+            cli_error("run", "--resume %lld: the dataset's token stream changed (hash %.12s..., recorded %.12s...)", (long long)r->id, j->d.hash,
+                      r->dataset_hash);
+            return 1;
         }
-        if (r.model_hash && strcmp(r.model_hash, hex)) {
-            cli_error("run", "--resume %lld: the model's content changed (hash %.12s..., recorded %.12s...)", (long long)r.id, hex, r.model_hash);
-            goto out;
+        if (r->model_hash && strcmp(r->model_hash, j->hex)) {
+            cli_error("run", "--resume %lld: the model's content changed (hash %.12s..., recorded %.12s...)", (long long)r->id, j->hex, r->model_hash);
+            return 1;
         }
-        store_set(&r.status, "running");
-        store_set(&r.host, host);
-        r.pid = getpid();
-        r.threads = omp_get_max_threads();
-        if (store_run_update(&st, &r, err, sizeof err) || store_event(&st, r.id, r.cursor, "resume", NULL, err, sizeof err)) {
+        store_set(&r->status, store_status_name(STORE_RUNNING));
+        store_set(&r->host, host);
+        r->pid = getpid();
+        r->threads = omp_get_max_threads();
+        if (store_run_update(st, r, err, errlen) || store_event(st, r->id, r->cursor, "resume", NULL, err, errlen)) {
             cli_error("run", "%s", err);
-            goto out;
+            return 1;
         }
-    } else {
-        run_git_revision(rev, sizeof rev);
-        if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
-            char gpu[256];
-            cuda_describe(gpu, sizeof gpu);
-            const char *dt = c->dtype ? c->dtype : "bf16";
-            if (c->tp > 1) snprintf(dev, sizeof dev, "cuda %s, tp %d (%d x %s)", dt, c->tp, c->tp, gpu);
-            else snprintf(dev, sizeof dev, "cuda %s (%s)", dt, gpu);
-        } else cpu_name(dev, sizeof dev);
-        r.status = strdup("running");
-        store_set(&r.lcbench_rev, rev);
-        store_set(&r.argv, c->argv_text);
-        store_set(&r.model, model_path);
-        store_set(&r.model_config, c->config);
-        store_set(&r.model_hash, hex);
-        store_set(&r.arch, config_arch_name(cfg.arch));
-        r.n_params = (int64_t)config_n_params(&cfg);
-        r.max_pos = cfg.max_pos;
-        store_set(&r.tokenizer, tok_path[0] ? tok_path : NULL);
-        store_set(&r.tokenizer_hash, tok_hash[0] ? tok_hash : NULL);
-        store_set(&r.strategy, spec);
-        store_set(&r.protocol, protocol_name(c->proto.proto));
-        store_set(&r.bos, dataset_bos_name(d.bos));
-        r.ctx = c->proto.proto == PROTO_STREAM ? 0 : c->proto.ctx;
-        r.stride = c->proto.proto == PROTO_STRIDE || c->proto.proto == PROTO_LONGLORA ? c->proto.stride : 0;
-        r.chunk = c->proto.chunk;
-        store_set(&r.dataset, dopt.spec);
-        store_set(&r.dataset_field, c->field);
-        store_set(&r.token_format, dataset_format_name(dopt.format));
-        store_set(&r.dataset_hash, d.hash);
-        store_set(&r.source_hash, d.source_hash);
-        r.n_docs = (int64_t)d.n_docs;
-        r.passes = d.passes;
-        r.repeat = c->repeat;
-        r.tokens_requested = (int64_t)c->tokens;
-        r.tokens = (int64_t)d.n;
-        r.steps_total = steps_total;
-        r.mem_limit = (int64_t)c->mem_limit;
-        r.batch_tokens = c->batch_tokens;
-        r.bin_width = c->bin_width;
-        r.threads = omp_get_max_threads();
-        store_set(&r.device, dev);
-        store_set(&r.host, host);
-        r.pid = getpid();
-        store_set(&r.started, now);
-        r.mean_nll = r.ppl = NAN;
-        int rc = store_begin(&st, err, sizeof err);
-        if (rc == 0) rc = store_run_insert(&st, &r, err, sizeof err);
-        if (rc == 0) rc = store_docs(&st, r.id, d.doc_pos, d.doc_name, d.n_docs, err, sizeof err);
-        if (rc == 0 && quant[0]) rc = store_event(&st, r.id, 0, "model_quant", quant, err, sizeof err);
-        if (rc == 0 && c->proto.proto != PROTO_STREAM && cfg.max_pos > 0 && c->proto.ctx > cfg.max_pos)
-            rc = store_event(&st, r.id, cfg.max_pos, "ctx_passed", "the window is longer than the model's pre-training context", err, sizeof err);
-        if (rc == 0) rc = store_commit(&st, err, sizeof err);
-        if (rc) { store_rollback(&st); cli_error("run", "%s", err); goto out; }
+        return 0;
     }
-    *run_id = r.id;
-    if (!resuming && d.passes > 1)
+    const ModelConfig *cfg = &j->cfg;
+    const Dataset *d = &j->d;
+    run_git_revision(rev, sizeof rev);
+    if (lcb_device_parse(c->device) == LCB_DEVICE_CUDA) {
+        char gpu[256];
+        cuda_describe(gpu, sizeof gpu);
+        const char *dt = c->dtype ? c->dtype : "bf16";
+        if (c->tp > 1) snprintf(dev, sizeof dev, "cuda %s, tp %d (%d x %s)", dt, c->tp, c->tp, gpu);
+        else snprintf(dev, sizeof dev, "cuda %s (%s)", dt, gpu);
+    } else cpu_name(dev, sizeof dev);
+    store_set(&r->status, store_status_name(STORE_RUNNING));
+    store_set(&r->lcbench_rev, rev);
+    store_set(&r->argv, c->argv_text);
+    store_set(&r->model, j->model_path);
+    store_set(&r->model_config, c->config);
+    store_set(&r->model_hash, j->hex);
+    store_set(&r->arch, config_arch_name(cfg->arch));
+    r->n_params = (int64_t)config_n_params(cfg);
+    r->max_pos = cfg->max_pos;
+    store_set(&r->tokenizer, j->tok_path[0] ? j->tok_path : NULL);
+    store_set(&r->tokenizer_hash, j->tok_hash[0] ? j->tok_hash : NULL);
+    store_set(&r->strategy, j->spec);
+    store_set(&r->protocol, protocol_name(c->proto.proto));
+    store_set(&r->bos, dataset_bos_name(d->bos));
+    r->ctx = c->proto.proto == PROTO_STREAM ? 0 : c->proto.ctx;
+    r->stride = c->proto.proto == PROTO_STRIDE || c->proto.proto == PROTO_LONGLORA ? c->proto.stride : 0;
+    r->chunk = c->proto.chunk;
+    store_set(&r->dataset, j->dopt.spec);
+    store_set(&r->dataset_field, c->field);
+    store_set(&r->token_format, dataset_format_name(j->dopt.format));
+    store_set(&r->dataset_hash, d->hash);
+    store_set(&r->source_hash, d->source_hash);
+    r->n_docs = (int64_t)d->n_docs;
+    r->passes = d->passes;
+    r->repeat = c->repeat;
+    r->tokens_requested = (int64_t)c->tokens;
+    r->tokens = (int64_t)d->n;
+    r->steps_total = j->steps_total;
+    r->mem_limit = (int64_t)c->mem_limit;
+    r->batch_tokens = c->batch_tokens;
+    r->bin_width = c->bin_width;
+    r->threads = omp_get_max_threads();
+    store_set(&r->device, dev);
+    store_set(&r->host, host);
+    r->pid = getpid();
+    store_set(&r->started, now);
+    r->mean_nll = r->ppl = NAN;
+    int rc = store_begin(st, err, errlen);
+    if (rc == 0) rc = store_run_insert(st, r, err, errlen);
+    if (rc == 0) rc = store_docs(st, r->id, d->doc_pos, d->doc_name, d->n_docs, err, errlen);
+    if (rc == 0 && j->quant[0]) rc = store_event(st, r->id, 0, "model_quant", j->quant, err, errlen);
+    if (rc == 0 && c->proto.proto != PROTO_STREAM && cfg->max_pos > 0 && c->proto.ctx > cfg->max_pos)
+        rc = store_event(st, r->id, cfg->max_pos, "ctx_passed", "the window is longer than the model's pre-training context", err, errlen);
+    if (rc == 0) rc = store_commit(st, err, errlen);
+    if (rc) { store_rollback(st); cli_error("run", "%s", err); return 1; }
+    if (d->passes > 1)
         fprintf(stderr, "lcbench run: note: --dataset %s has %llu tokens; it was repeated to reach --tokens %llu (passes %d, recorded)\n",
-                dopt.spec, (unsigned long long)d.repeat_pos, (unsigned long long)c->tokens, d.passes);
+                j->dopt.spec, (unsigned long long)d->repeat_pos, (unsigned long long)c->tokens, d->passes);
+    return 0;
+}
 
-    /* the model, opened above (an OOM there is an OOM of the run, at position cursor) */
+/* Step 3: the stream.  Sets j->end (done, oom, failed, interrupted) with j->err and j->fail_pos,
+ * keeps what was measured (the pending batch), and records the closing event of a run that
+ * did not finish.  x is the run state the protocol's callbacks share. */
+static void run_stream(RunJob *j, RunState *x) {
+    RunConfig *c = j->c;
+    StoreRun *r = &j->r;
     signals_install();
-    const char *end_status = "done";
-    int64_t fail_pos = r.cursor;
-    if (!model_live) { end_status = "oom"; snprintf(err, sizeof err, "%s", open_err); }
-    else store_set(&r.dtype, m.disk_dtype);
+    j->end = STORE_DONE;
+    j->fail_pos = r->cursor;
+    if (!j->model_live) { j->end = STORE_OOM; snprintf(j->err, sizeof j->err, "%s", j->open_err); }
+    else store_set(&r->dtype, j->m.disk_dtype);
 
-    RunState x;
-    memset(&x, 0, sizeof x);
-    x.st = &st; x.r = &r; x.s = &s;
-    x.max_pos = cfg.max_pos;
-    x.ctx_event_done = resuming && (r.protocol && !strcmp(r.protocol, "stream")) && r.cursor > cfg.max_pos;
-    x.repeat_pos = (int64_t)d.repeat_pos;
-    x.repeat_event_done = resuming && r.cursor >= x.repeat_pos;
-    x.pending_ctx_event = x.pending_repeat_event = -1;
-    x.fail_pos = -1;
-    x.cursor = r.cursor;
-    x.stream_pos = r.cursor;
-    x.t_session = x.t_commit = lcb_now();
-    x.wall_before = r.wall_s;
-    x.steps_before = r.steps_done;
-    x.batch_seconds = c->batch_seconds > 0 ? c->batch_seconds : 10;
-    x.progress = c->progress < 0 ? isatty(2) : c->progress;
-    x.bar = x.progress && isatty(2);
-    x.pace_ms = c->pace_ms;
+    x->st = &j->st; x->r = r; x->s = &j->s;
+    x->max_pos = j->cfg.max_pos;
+    x->ctx_event_done = j->resuming && (r->protocol && !strcmp(r->protocol, "stream")) && r->cursor > j->cfg.max_pos;
+    x->repeat_pos = (int64_t)j->d.repeat_pos;
+    x->repeat_event_done = j->resuming && r->cursor >= x->repeat_pos;
+    x->pending_ctx_event = x->pending_repeat_event = -1;
+    x->fail_pos = -1;
+    x->cursor = r->cursor;
+    x->stream_pos = r->cursor;
+    x->t_session = x->t_commit = lcb_now();
+    x->wall_before = r->wall_s;
+    x->steps_before = r->steps_done;
+    x->batch_seconds = c->batch_seconds > 0 ? c->batch_seconds : 10;
+    x->progress = c->progress < 0 ? isatty(2) : c->progress;
+    x->bar = x->progress && isatty(2);
+    x->pace_ms = c->pace_ms;
     if (c->proto.proto == PROTO_STREAM && c->kv_snapshot_seconds >= 0) {
-        kvsnap_path(x.snap_path, sizeof x.snap_path, c->db_path, r.id);
-        x.snap_seconds = c->kv_snapshot_seconds;
+        kvsnap_path(x->snap_path, sizeof x->snap_path, c->db_path, r->id);
+        x->snap_seconds = c->kv_snapshot_seconds;
     }
-    if (resuming) {
+    if (j->resuming) {
         double mean;
         int64_t n;
-        if (store_bins_recompute(&st, r.id, r.bin_width, &mean, &n, err, sizeof err) == 0 && n > 0) x.sum_nll = mean * n;
+        if (store_bins_recompute(&j->st, r->id, r->bin_width, &mean, &n, j->err, sizeof j->err) == 0 && n > 0) x->sum_nll = mean * n;
     }
 
-    /* --- fluency probes (harness/fluency/fluency.h): tables, word list, first probe after the cursor --- */
+    /* --- fluency probes (harness/fluency/fluency.h): word list, first probe after the cursor --- */
     FluencyDict *probe_dict = NULL;
-    if (c->probe_every > 0 && model_live) {
-        if (!(probe_dict = fluency_dict_load(NULL, err, sizeof err))) {
-            cli_error("run", "--probe-every: %s", err);
-            model_live = 0;
-            end_status = "failed";
+    int live = j->model_live;
+    if (c->probe_every > 0 && live) {
+        if (!(probe_dict = fluency_dict_load(NULL, j->err, sizeof j->err))) {
+            cli_error("run", "--probe-every: %s", j->err);
+            live = 0;
+            j->end = STORE_FAILED;
         }
-        x.probe = (FluencyProbe){.every = c->probe_every, .tokens = c->probe_tokens, .tok = tok, .dict = probe_dict,
-                                 .next = (r.cursor / c->probe_every + 1) * c->probe_every};
-        x.ids = d.ids;
-        x.n_ids = (int64_t)d.n;
+        x->probe = (FluencyProbe){.every = c->probe_every, .tokens = c->probe_tokens, .tok = j->tok, .dict = probe_dict,
+                                  .next = (r->cursor / c->probe_every + 1) * c->probe_every};
+        x->ids = j->d.ids;
+        x->n_ids = (int64_t)j->d.n;
     }
     /* --- */
-    if (x.progress) print_header(&r, &s, c->db_path, resuming);
-    int prc = 0;
-    if (model_live) {
-        prc = protocol_run(&c->proto, &s, &m, d.ids, d.n, r.cursor, on_unit, restore_snapshot, &x, &fail_pos, err, sizeof err);
-        if (x.failed) { prc = -1; snprintf(err, sizeof err, "%s", x.err); if (x.fail_pos >= 0) fail_pos = x.fail_pos; }
-        if (prc) end_status = is_oom(err) ? "oom" : "failed";
-        else if (got_signal) end_status = "interrupted";
+    if (x->progress) print_header(r, &j->s, c->db_path, j->resuming);
+    if (live) {
+        int prc = protocol_run(&c->proto, &j->s, &j->m, j->d.ids, j->d.n, r->cursor, on_unit, restore_snapshot, x, &j->fail_pos, j->err,
+                               sizeof j->err);
+        if (x->failed) { prc = -1; snprintf(j->err, sizeof j->err, "%s", x->err); if (x->fail_pos >= 0) j->fail_pos = x->fail_pos; }
+        if (prc) j->end = is_oom(j->err) ? STORE_OOM : STORE_FAILED;
+        else if (got_signal) j->end = STORE_INTERRUPTED;
     }
-    if (x.progress) show_progress(&x, 1);
+    if (x->progress) show_progress(x, 1);
     /* keep what was measured: commit the pending batch, then the closing event */
     char err2[LCB_ERRLEN];
-    if (model_live && m.device != LCB_DEVICE_CPU) gpu_memory_event(&x, err2, sizeof err2);
-    if (x.n_buf > 0 && commit_batch(&x, err2, sizeof err2)) {
+    if (j->model_live && j->m.device != LCB_DEVICE_CPU) gpu_memory_event(x, err2, sizeof err2);
+    if (x->n_buf > 0 && commit_batch(x, err2, sizeof err2)) {
         cli_error("run", "%s", err2);
         /* the last steps are not stored: the run is not done (--resume redoes them) */
-        if (!strcmp(end_status, "done")) { end_status = "failed"; snprintf(err, sizeof err, "%s", err2); fail_pos = x.stream_pos; }
+        if (j->end == STORE_DONE) { j->end = STORE_FAILED; snprintf(j->err, sizeof j->err, "%s", err2); j->fail_pos = x->stream_pos; }
     }
-    if (strcmp(end_status, "done")) {
+    if (j->end != STORE_DONE) {
         char detail[LCB_ERRLEN + 64];
-        int64_t pos = fail_pos;
-        if (!strcmp(end_status, "interrupted")) { snprintf(detail, sizeof detail, "signal %d", (int)got_signal); pos = x.stream_pos; }
-        else snprintf(detail, sizeof detail, "%s", err);
-        if (!strcmp(end_status, "oom") && c->mem_limit) {
+        int64_t pos = j->fail_pos;
+        if (j->end == STORE_INTERRUPTED) { snprintf(detail, sizeof detail, "signal %d", (int)got_signal); pos = x->stream_pos; }
+        else snprintf(detail, sizeof detail, "%s", j->err);
+        if (j->end == STORE_OOM && c->mem_limit) {
             size_t l = strlen(detail);
             snprintf(detail + l, sizeof detail - l, " (--mem-limit %llu bytes%s)", (unsigned long long)c->mem_limit,
                      lcb_mem_limit_hit() ? ", reached" : "");
         }
-        if (store_event(&st, r.id, pos, !strcmp(end_status, "interrupted") ? "interrupted" : !strcmp(end_status, "oom") ? "oom" : "error",
-                        detail, err2, sizeof err2))
-            cli_error("run", "%s", err2);
-        if (strcmp(end_status, "interrupted")) cli_error("run", "run %lld: %s at position %lld: %s", (long long)r.id, end_status, (long long)pos, err);
+        const char *kind = j->end == STORE_INTERRUPTED || j->end == STORE_OOM ? store_status_name(j->end) : "error";
+        if (store_event(&j->st, r->id, pos, kind, detail, err2, sizeof err2)) cli_error("run", "%s", err2);
+        if (j->end != STORE_INTERRUPTED)
+            cli_error("run", "run %lld: %s at position %lld: %s", (long long)r->id, store_status_name(j->end), (long long)pos, j->err);
     }
     signals_restore();
+    fluency_dict_free(probe_dict);
+}
+
+/* Step 4: bins and the closing row in one transaction: on a full disk or a read error the file
+ * keeps its previous bins and a `running` row (shown stale; --resume finishes it) rather than
+ * deleted bins under a `done` status.  Prints the summary; returns the exit status. */
+static int run_finish(RunJob *j, RunState *x) {
+    StoreRun *r = &j->r;
+    Store *st = &j->st;
+    char err2[LCB_ERRLEN], now[32];
     int64_t steps;
-    /* bins and the closing row in one transaction: on a full disk or a read error the file
-     * keeps its previous bins and a `running` row (shown stale; --resume finishes it) rather
-     * than deleted bins under a `done` status */
-    int closed = store_begin(&st, err2, sizeof err2) == 0;
-    if (closed && store_bins_recompute(&st, r.id, r.bin_width, &r.mean_nll, &steps, err2, sizeof err2)) closed = 0;
-    r.ppl = exp(r.mean_nll);
+    int closed = store_begin(st, err2, sizeof err2) == 0;
+    if (closed && store_bins_recompute(st, r->id, r->bin_width, &r->mean_nll, &steps, err2, sizeof err2)) closed = 0;
+    r->ppl = exp(r->mean_nll);
     /* the headline's numbers; bytes and words need the text: none for a dataset of token ids */
     RunMetrics met;
-    run_metrics_init(&met);
-    const Tokenizer *text_tok = d.pretokenized ? NULL : tok;
-    if (closed && run_metrics_compute(&st, r.id, r.max_pos, text_tok, d.ids, d.n, &met, err2, sizeof err2)) {
+    store_metrics_init(&met);
+    const Tokenizer *text_tok = j->d.pretokenized ? NULL : j->tok;
+    if (closed && run_metrics_compute(st, r->id, r->max_pos, text_tok, j->d.ids, j->d.n, &met, err2, sizeof err2)) {
         cli_error("run", "note: %s (bits per byte and word PPL not recorded)", err2);
-        if (run_metrics_compute(&st, r.id, r.max_pos, NULL, NULL, 0, &met, err2, sizeof err2)) closed = 0;
+        if (run_metrics_compute(st, r->id, r->max_pos, NULL, NULL, 0, &met, err2, sizeof err2)) closed = 0;
     }
-    if (closed && run_metrics_write(&st, r.id, &met, err2, sizeof err2)) closed = 0;
+    if (closed && store_metrics_write(st, r->id, &met, err2, sizeof err2)) closed = 0;
     store_now(now);
-    store_set(&r.ended, now);
-    store_set(&r.status, end_status);
-    r.wall_s = x.wall_before + (lcb_now() - x.t_session);
-    if (closed && store_run_update(&st, &r, err2, sizeof err2)) closed = 0;
-    if (closed && store_commit(&st, err2, sizeof err2)) closed = 0;
+    store_set(&r->ended, now);
+    store_set(&r->status, store_status_name(j->end));
+    r->wall_s = x->wall_before + (lcb_now() - x->t_session);
+    if (closed && store_run_update(st, r, err2, sizeof err2)) closed = 0;
+    if (closed && store_commit(st, err2, sizeof err2)) closed = 0;
     if (!closed) {
-        store_rollback(&st);
+        store_rollback(st);
         cli_error("run", "%s", err2);
         cli_error("run", "run %lld: its final status and bins could not be written; the steps committed so far are kept (lcbench run --resume %lld)",
-                  (long long)r.id, (long long)r.id);
-        if (!strcmp(end_status, "done")) end_status = "failed";
-        store_set(&r.status, end_status);
+                  (long long)r->id, (long long)r->id);
+        if (j->end == STORE_DONE) j->end = STORE_FAILED;
+        store_set(&r->status, store_status_name(j->end));
     }
-    if (closed && !strcmp(end_status, "done") && x.snap_path[0]) unlink(x.snap_path); /* nothing left to resume */
-    print_summary(&st, &r, &met, c->db_path, isatty(1));
-    if (x.bar && !isatty(1)) run_headline_print(stderr, st.db, &r, &met, NULL, 0);   /* stdout is JSON: the person reads stderr */
-    if (!strcmp(end_status, "done")) rc_exit = 0;
-    else if (!strcmp(end_status, "interrupted")) rc_exit = 128 + (int)got_signal;
-    else rc_exit = 1;
-    free(x.buf);
-    free(x.seg);
-    fluency_dict_free(probe_dict);
-out:
-    if (model_live) model_free(&m);
-    dataset_free(&d);
-    if (tok) tokenizer_free(tok);
-    if (resuming) { c->model = c->config = c->tokenizer = c->strategy = c->dataset = c->field = c->token_format = c->bos = NULL; }
-    store_run_free(&r);
-    store_close(&st);
+    if (closed && j->end == STORE_DONE && x->snap_path[0]) unlink(x->snap_path); /* nothing left to resume */
+    print_summary(st, r, &met, j->c->db_path, isatty(1));
+    if (x->bar && !isatty(1)) run_headline_print(stderr, st, r, &met, NULL, 0);   /* stdout is JSON: the person reads stderr */
+    return j->end == STORE_DONE ? 0 : j->end == STORE_INTERRUPTED ? 128 + (int)got_signal : 1;
+}
+
+int run_execute(RunConfig *c, int64_t *run_id) {
+    RunJob *j = calloc(1, sizeof *j);
+    if (!j) { cli_error("run", "out of memory"); return 1; }
+    j->c = c;
+    j->resuming = c->resume_id > 0;
+    int rc_exit = run_resolve(j);
+    if (rc_exit == 0 && (rc_exit = run_record(j)) == 0) {
+        *run_id = j->r.id;
+        RunState x;
+        memset(&x, 0, sizeof x);
+        run_stream(j, &x);
+        rc_exit = run_finish(j, &x);
+        free(x.buf);
+        free(x.seg);
+    }
+    if (j->model_live) model_free(&j->m);
+    dataset_free(&j->d);
+    if (j->tok) tokenizer_free(j->tok);
+    if (j->resuming) { c->model = c->config = c->tokenizer = c->strategy = c->dataset = c->field = c->token_format = c->bos = NULL; }
+    store_run_free(&j->r);
+    if (j->opened) store_close(&j->st);
     lcb_mem_set_limit(0);
+    free(j);
     return rc_exit;
 }

@@ -33,6 +33,7 @@
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "harness/store/store.h"
+#include "reports/reports.h"
 #include "strategies/strategy.h"
 
 typedef enum { PROTO_STREAM = 0, PROTO_STRIDE, PROTO_CHUNKS, PROTO_LONGLORA, PROTO_CHUNKS_BOS } RunProtocol;
@@ -134,26 +135,18 @@ void run_git_revision(char *out, size_t n);
  *   bits_per_byte = sum NLL / (ln 2 * bytes), word_ppl = exp(sum NLL / words), lm-eval's
  *                definitions; unknown (-1 / NAN, NULL in the DB) for a dataset of token ids,
  *                which has no text */
-typedef struct {
-    int64_t ctx_steps, past_steps;      /* -1: not recorded (a file older than schema 4) */
-    double ctx_mean_nll, ctx_se;        /* nats; NAN when no such step (se: fewer than 2) */
-    double past_mean_nll, past_se;
-    int64_t bytes, words;               /* -1: no text */
-    double bits_per_byte, word_ppl;     /* NAN: no text */
-} RunMetrics;
-
-void run_metrics_init(RunMetrics *m);   /* everything unknown */
+typedef StoreMetrics RunMetrics;   /* harness/store/store.h: store_metrics_init, _write, _read */
 /* From the run's stored NLLs; tok and ids (the scored stream) NULL: no bytes or words. */
 int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
                         RunMetrics *m, char *err, size_t errlen);
-int run_metrics_write(Store *st, int64_t run, const RunMetrics *m, char *err, size_t errlen);
-/* The stored metrics of a run (any schema: columns a file lacks read as unknown).  0 or -1. */
-int run_metrics_read(sqlite3 *db, int64_t run, RunMetrics *m);
 /* The headline: result with PPL +- stderr in/past the context, bits per byte, word PPL, the
  * collapse position (reports.h's rule, REP_COLLAPSE_FACTOR), tokens/s, peak memory (weights,
  * KV, workspace) and the cache against the context.  log2 bins of the run (NULL: from the
  * bins table). */
-void run_headline_print(FILE *f, sqlite3 *db, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins);
+void run_headline_print(FILE *f, Store *st, const StoreRun *r, const RunMetrics *m, const StoreBin *bins, size_t n_bins);
+/* The run's log2 bins as reports' RepBin: the bins table's, or for a run still going computed
+ * from its NLLs so far (nothing written).  *n of them (malloc'ed), NULL with err. */
+RepBin *run_log2_bins(Store *st, const StoreRun *r, size_t *n, char *err, size_t errlen);
 /* Cache size of a strategy spec in tokens, as attention_sinks counts it (the tokens kept
  * besides the current one: S+W for sink:S:W, W for window:W and recompute:W), -1 unbounded
  * (dense, longlora, s2) or unparsable.  Larger than max_pos: positions past the context. */

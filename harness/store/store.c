@@ -681,8 +681,8 @@ static void bind_val(sqlite3_stmt *st, int k, const StoreVal *v) {
 }
 
 /* "INSERT INTO t (a,b) VALUES (?,?)" or "UPDATE t SET a=?,b=? WHERE key=?" into sql. */
-static int row_sql(char *sql, size_t cap, const char *table, const char *key_col, const StoreVal *v, size_t n) {
-    size_t l = (size_t)snprintf(sql, cap, key_col ? "UPDATE %s SET " : "INSERT INTO %s (", table);
+static int row_sql(char *sql, size_t cap, const char *table, const char *key_col, int or_ignore, const StoreVal *v, size_t n) {
+    size_t l = (size_t)snprintf(sql, cap, key_col ? "UPDATE %s SET " : or_ignore ? "INSERT OR IGNORE INTO %s (" : "INSERT INTO %s (", table);
     for (size_t i = 0; i < n && l < cap; i++)
         l += (size_t)snprintf(sql + l, cap - l, "%s%s%s", i ? "," : "", v[i].col, key_col ? "=?" : "");
     if (l < cap && key_col) l += (size_t)snprintf(sql + l, cap - l, " WHERE %s=?", key_col);
@@ -691,11 +691,11 @@ static int row_sql(char *sql, size_t cap, const char *table, const char *key_col
     return l < cap ? 0 : -1;
 }
 
-static int row_write(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
-                     size_t errlen) {
+static int row_write(Store *s, const char *table, const char *key_col, int64_t key, int or_ignore, const StoreVal *v, size_t n,
+                     char *err, size_t errlen) {
     char sql[2048];
     sqlite3_stmt *st;
-    if (!n || row_sql(sql, sizeof sql, table, key_col, v, n))
+    if (!n || row_sql(sql, sizeof sql, table, key_col, or_ignore, v, n))
         return lcb_fail(err, errlen, "%s: writing %s: %zu columns do not make a statement", s->path, table, n);
     if (prep(s, &st, sql, err, errlen)) return -1;
     for (size_t i = 0; i < n; i++) bind_val(st, (int)i + 1, &v[i]);
@@ -706,14 +706,18 @@ static int row_write(Store *s, const char *table, const char *key_col, int64_t k
 }
 
 int store_row_insert(Store *s, const char *table, const StoreVal *v, size_t n, int64_t *rowid, char *err, size_t errlen) {
-    if (row_write(s, table, NULL, 0, v, n, err, errlen)) return -1;
+    if (row_write(s, table, NULL, 0, 0, v, n, err, errlen)) return -1;
     if (rowid) *rowid = sqlite3_last_insert_rowid(s->db);
     return 0;
 }
 
+int store_row_insert_or_ignore(Store *s, const char *table, const StoreVal *v, size_t n, char *err, size_t errlen) {
+    return row_write(s, table, NULL, 0, 1, v, n, err, errlen);
+}
+
 int store_row_update(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
                      size_t errlen) {
-    return row_write(s, table, key_col, key, v, n, err, errlen);
+    return row_write(s, table, key_col, key, 0, v, n, err, errlen);
 }
 
 /* ---------------------------------------------------------------- reading a run's rows */
@@ -728,16 +732,65 @@ int store_samples_peaks(Store *s, int64_t run, StoreSamplePeaks *p, char *err, s
     sqlite3_stmt *st;
     memset(p, 0, sizeof *p);
     if (prep(s, &st, "SELECT COUNT(*), MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"
-                     " MAX(device_bytes), AVG(tokens_per_s) FROM samples WHERE run_id=?", err, errlen)) return -1;
+                     " MAX(device_bytes), AVG(tokens_per_s),"
+                     " (SELECT tokens_per_s FROM samples WHERE run_id=?1 ORDER BY rowid DESC LIMIT 1) FROM samples WHERE run_id=?1",
+             err, errlen)) return -1;
     sqlite3_bind_int64(st, 1, run);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        double *f[] = {&p->weights, &p->kv, &p->kv_formula, &p->work, &p->rss, &p->device, &p->tokens_per_s};
+        double *f[] = {&p->weights, &p->kv, &p->kv_formula, &p->work, &p->rss, &p->device, &p->tokens_per_s, &p->last_tokens_per_s};
         p->n = sqlite3_column_int64(st, 0);
-        for (int k = 0; k < 7; k++) *f[k] = col_real(st, k + 1);
+        for (int k = 0; k < 8; k++) *f[k] = col_real(st, k + 1);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading samples: %s", s->path, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int store_runs_ids(Store *s, int64_t last, int64_t **ids, size_t *n, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    *ids = NULL;
+    *n = 0;
+    if (prep(s, &st, "SELECT id FROM runs WHERE ?1 = 0 OR id > (SELECT COALESCE(MAX(id), 0) FROM runs) - ?1 ORDER BY id", err, errlen))
+        return -1;
+    sqlite3_bind_int64(st, 1, last);
+    int rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            int64_t *ni = realloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof *ni);
+            if (!ni) { rc = SQLITE_NOMEM; break; }
+            *ids = ni;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(*ids); *ids = NULL; *n = 0;
+        return lcb_fail(err, errlen, "%s: reading runs: %s", s->path, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->db));
+    }
+    return 0;
+}
+
+int store_run_columns(Store *s, int64_t id, StoreColumnFn fn, void *ctx, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (prep(s, &st, "SELECT * FROM runs WHERE id=?", err, errlen)) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st), frc = 0;
+    for (int i = 0; rc == SQLITE_ROW && !frc && i < sqlite3_column_count(st); i++) {
+        StoreVal v = SV_NULL(sqlite3_column_name(st, i));
+        switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER: v = SV_INT(v.col, sqlite3_column_int64(st, i)); break;
+        case SQLITE_FLOAT: v = SV_REAL(v.col, sqlite3_column_double(st, i)); break;
+        case SQLITE_TEXT: v = SV_TEXT(v.col, (const char *)sqlite3_column_text(st, i)); break;
+        default: break;   /* NULL; no column of runs is a BLOB */
+        }
+        frc = fn(ctx, &v);
+    }
+    sqlite3_finalize(st);
+    if (frc) return frc;
+    if (rc == SQLITE_DONE) return lcb_fail(err, errlen, "%s: no run %lld", s->path, (long long)id);
+    if (rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading run %lld: %s", s->path, (long long)id, sqlite3_errmsg(s->db));
     return 0;
 }
 
@@ -745,11 +798,12 @@ int store_events_foreach(Store *s, int64_t run, StoreEventFn fn, void *ctx, char
     sqlite3_stmt *st;
     if (prep(s, &st, "SELECT pos, time, kind, detail FROM events WHERE run_id=? ORDER BY rowid", err, errlen)) return -1;
     sqlite3_bind_int64(st, 1, run);
-    int rc;
+    int rc, frc = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (fn(ctx, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3))) break;
+        if ((frc = fn(ctx, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3)))) break;
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return lcb_fail(err, errlen, "%s: reading events: %s", s->path, sqlite3_errmsg(s->db));
+    if (frc) return frc;
+    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: reading events: %s", s->path, sqlite3_errmsg(s->db));
     return 0;
 }
 
@@ -782,5 +836,50 @@ int store_bins_read(Store *s, int64_t run, const char *kind, StoreBin **bins, si
         free(*bins); *bins = NULL; *n = 0;
         return lcb_fail(err, errlen, "%s: reading bins: %s", s->path, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->db));
     }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the run's headline metrics */
+
+void store_metrics_init(StoreMetrics *m) {
+    *m = (StoreMetrics){.ctx_steps = -1, .past_steps = -1, .ctx_mean_nll = NAN, .ctx_se = NAN, .past_mean_nll = NAN,
+                        .past_se = NAN, .bytes = -1, .words = -1, .bits_per_byte = NAN, .word_ppl = NAN};
+}
+
+/* a count (-1: unknown) and a real (non-finite: unknown) as stored values: NULL when unknown */
+static StoreVal sv_count(const char *col, int64_t v) { return v >= 0 ? SV_INT(col, v) : SV_NULL(col); }
+static StoreVal sv_finite(const char *col, double v) { return isfinite(v) ? SV_REAL(col, v) : SV_NULL(col); }
+
+int store_metrics_write(Store *s, int64_t run, const StoreMetrics *m, char *err, size_t errlen) {
+    const StoreVal v[] = {sv_count("ctx_steps", m->ctx_steps), sv_finite("ctx_mean_nll", m->ctx_mean_nll), sv_finite("ctx_stderr", m->ctx_se),
+                          sv_count("past_steps", m->past_steps), sv_finite("past_mean_nll", m->past_mean_nll),
+                          sv_finite("past_stderr", m->past_se), sv_count("scored_bytes", m->bytes), sv_count("scored_words", m->words),
+                          sv_finite("bits_per_byte", m->bits_per_byte), sv_finite("word_ppl", m->word_ppl)};
+    if (store_row_update(s, "runs", "id", run, v, sizeof v / sizeof *v, err, errlen)) {
+        lcb_prefix(err, errlen, "storing the run's headline");
+        return -1;
+    }
+    return 0;
+}
+
+int store_metrics_read(Store *s, int64_t run, StoreMetrics *m, char *err, size_t errlen) {
+    store_metrics_init(m);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT ctx_steps, ctx_mean_nll, ctx_stderr, past_steps, past_mean_nll, past_stderr,"
+                                  " scored_bytes, scored_words, bits_per_byte, word_ppl FROM runs WHERE id=?", -1, &st, NULL) != SQLITE_OK) {
+        if (strstr(sqlite3_errmsg(s->db), "no such column")) return 0;   /* a file older than schema 4: unknown */
+        return lcb_fail(err, errlen, "%s: reading the run's headline: %s", s->path, sqlite3_errmsg(s->db));
+    }
+    sqlite3_bind_int64(st, 1, run);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+#define CNT(k) (sqlite3_column_type(st, k) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, k))
+        m->ctx_steps = CNT(0); m->ctx_mean_nll = col_real(st, 1); m->ctx_se = col_real(st, 2);
+        m->past_steps = CNT(3); m->past_mean_nll = col_real(st, 4); m->past_se = col_real(st, 5);
+        m->bytes = CNT(6); m->words = CNT(7); m->bits_per_byte = col_real(st, 8); m->word_ppl = col_real(st, 9);
+#undef CNT
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: reading the run's headline: %s", s->path, sqlite3_errmsg(s->db));
     return 0;
 }

@@ -165,23 +165,87 @@ typedef struct {
 #define SV_TEXTN(c, v, n) ((StoreVal){.col = (c), .type = STORE_VAL_TEXT, .s = (v), .len = (int64_t)(n)})
 /* INSERT INTO table (cols) VALUES (?...); *rowid (if non-NULL) = the new row's id. */
 int store_row_insert(Store *s, const char *table, const StoreVal *v, size_t n, int64_t *rowid, char *err, size_t errlen);
+/* The same as INSERT OR IGNORE: a row that would break a unique key is left out, no error. */
+int store_row_insert_or_ignore(Store *s, const char *table, const StoreVal *v, size_t n, char *err, size_t errlen);
 /* UPDATE table SET cols = ? ... WHERE key_col = key. */
 int store_row_update(Store *s, const char *table, const char *key_col, int64_t key, const StoreVal *v, size_t n, char *err,
                      size_t errlen);
 
+/* ---------------------------------------------------------------- the run's headline metrics */
+
+/* The headline columns of a runs row (schema 4; harness/run/run.h computes them):
+ *   ctx_*   steps at in-window position t < max_pos: count, mean NLL, its standard error (nats)
+ *   past_*  steps at t >= max_pos
+ *   bytes, words, bits_per_byte, word_ppl   of the scored text (lm-eval's definitions)
+ * -1 / NAN: unknown, stored as NULL (a dataset of token ids has no text; a file older than
+ * schema 4 has no columns). */
+typedef struct {
+    int64_t ctx_steps, past_steps;      /* -1: not recorded (a file older than schema 4) */
+    double ctx_mean_nll, ctx_se;        /* nats; NAN when no such step (se: fewer than 2) */
+    double past_mean_nll, past_se;
+    int64_t bytes, words;               /* -1: no text */
+    double bits_per_byte, word_ppl;     /* NAN: no text */
+} StoreMetrics;
+void store_metrics_init(StoreMetrics *m);   /* everything unknown */
+int store_metrics_write(Store *s, int64_t run, const StoreMetrics *m, char *err, size_t errlen);
+/* The stored metrics of a run; a file of an older schema (read-only, not migrated) reads unknown. */
+int store_metrics_read(Store *s, int64_t run, StoreMetrics *m, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- reading a run's rows */
 
-/* Peaks of a run's samples (bytes) and their mean throughput; n = 0 when it has none. */
+/* Peaks of a run's samples (bytes), their mean throughput and the last sample's; n = 0 when it
+ * has none. */
 typedef struct {
     int64_t n;
-    double weights, kv, kv_formula, work, rss, device, tokens_per_s;
+    double weights, kv, kv_formula, work, rss, device, tokens_per_s, last_tokens_per_s;
 } StoreSamplePeaks;
 int store_samples_peaks(Store *s, int64_t run, StoreSamplePeaks *p, char *err, size_t errlen);
-/* Every event of a run in the order written: fn(ctx, pos, time, kind, detail) (NULL texts as ""). */
+/* The ids of the last `last` runs (0: every run), ascending: *ids malloc'ed (NULL when none). */
+int store_runs_ids(Store *s, int64_t last, int64_t **ids, size_t *n, char *err, size_t errlen);
+/* Every column of a run's row, the schema's order, under its own name, by its stored type
+ * (INTEGER, REAL, TEXT; NULL and BLOB as STORE_VAL_NULL): fn(ctx, value) per column; a
+ * non-zero return of fn stops the walk and is returned.  A missing run is an error. */
+typedef int (*StoreColumnFn)(void *ctx, const StoreVal *v);
+int store_run_columns(Store *s, int64_t id, StoreColumnFn fn, void *ctx, char *err, size_t errlen);
+/* Every event of a run in the order written: fn(ctx, pos, time, kind, detail) (NULL texts as "");
+ * a non-zero return of fn stops the walk and is returned (err untouched). */
 typedef int (*StoreEventFn)(void *ctx, int64_t pos, const char *time, const char *kind, const char *detail);
 int store_events_foreach(Store *s, int64_t run, StoreEventFn fn, void *ctx, char *err, size_t errlen);
 /* The stored bins of one kind ("log2", "linear", "all") ordered by lo: *bins malloc'ed, kind
  * pointing at a static string; a NULL mean, PPL or stderr reads NAN. */
 int store_bins_read(Store *s, int64_t run, const char *kind, StoreBin **bins, size_t *n, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- sweeps and merge (store_sweep.c) */
+
+/* Record a sweep's plan (once per sweep id; again: nothing changes). */
+int store_sweep_record(Store *s, const char *id, const char *plan_path, const char *plan_text, int n_cells, char *err, size_t errlen);
+/* One attempt of a cell: a sweep_cells row; the run it makes is found afterwards from host,
+ * pid and id_floor (store_sweep_resolve). */
+typedef struct {
+    const char *sweep_id, *cell_key, *args;  /* args: the cell's canonical text */
+    int cell_idx, attempt;                   /* attempt 1, 2, ... */
+    int64_t run_id;                          /* the run resumed, 0 for a new one (stored NULL) */
+    const char *host;
+    int64_t pid, id_floor;                   /* the worker; max runs.id when it was launched */
+} StoreSweepAttempt;
+/* Insert it; *row = its rowid. */
+int store_sweep_attempt(Store *s, const StoreSweepAttempt *a, int64_t *row, char *err, size_t errlen);
+/* The attempt of row ended with exit_status: recorded, runs resolved, *run_id = its run (0: none). */
+int store_sweep_attempt_end(Store *s, int64_t row, int exit_status, int64_t *run_id, char *err, size_t errlen);
+/* Attach runs to attempts that were left without one (a sweep killed mid-cell). */
+int store_sweep_resolve(Store *s, char *err, size_t errlen);
+/* The latest run recorded for a cell key (a done or oom run outranks later attempts): *run_id
+ * (0: none, *status STORE_STATUS_UNKNOWN) and its status as shown (stale for a dead process). */
+int store_sweep_cell(Store *s, const char *key, int64_t *run_id, StoreStatus *status, char *err, size_t errlen);
+/* The largest run id in the file (0 when it holds none). */
+int store_runs_max_id(Store *s, int64_t *id, char *err, size_t errlen);
+/* The position of a run's last oom event; -1 when it has none. */
+int store_oom_pos(Store *s, int64_t run, int64_t *pos, char *err, size_t errlen);
+
+/* Merge the shard file into out (created if missing): runs and their rows, new ids, duplicates
+ * skipped (same start time, command line, model and dataset hashes), a more complete copy of a
+ * run replacing a less complete one.  0, or -1 with err. */
+typedef struct { int64_t added, replaced, skipped; } StoreMergeStats;
+int store_merge(const char *out, const char *shard, StoreMergeStats *ms, char *err, size_t errlen);
 
 #endif

@@ -79,11 +79,11 @@ static int capture(char *const *argv, char *out, size_t n) {
 static int recorded_in(const char *path, const char *key) {
     if (access(path, R_OK)) return 0;
     Store s;
-    char err[LCB_ERRLEN], st[32];
+    char err[LCB_ERRLEN];
     int64_t rid;
+    StoreStatus st;
     if (store_open(&s, path, err, sizeof err)) return 0;
-    int yes = sweep_store_cell(&s, key, &rid, st, sizeof st, err, sizeof err) == 0 &&
-              (!strcmp(st, "done") || !strcmp(st, "oom"));
+    int yes = store_sweep_cell(&s, key, &rid, &st, err, sizeof err) == 0 && rid > 0 && store_status_final(st);
     store_close(&s);
     return yes;
 }
@@ -153,8 +153,8 @@ static int collect(const SweepPlan *p, const SlurmOptions *o, const char *shards
     int rc = 0;
     if (glob(pat, 0, NULL, &g) == 0) {
         for (size_t i = 0; i < g.gl_pathc; i++) {
-            MergeStats ms;
-            if (sweep_merge(o->db, g.gl_pathv[i], &ms, err, sizeof err)) { cli_error("sweep", "merge: %s", err); rc = 1; continue; }
+            StoreMergeStats ms;
+            if (store_merge(o->db, g.gl_pathv[i], &ms, err, sizeof err)) { cli_error("sweep", "merge: %s", err); rc = 1; continue; }
             fprintf(stderr, "sweep %s: merged %s: %lld added, %lld updated, %lld already there\n", p->id, g.gl_pathv[i], (long long)ms.added,
                     (long long)ms.replaced, (long long)ms.skipped);
         }

@@ -8,8 +8,8 @@
  * strategy aliases resolved, defaults of protocol and device made explicit), so that whether a
  * cell is "already recorded" is decided from the results file alone, whichever sweep ran it.
  *
- * Results file side tables (created on demand, IF NOT EXISTS, next to the versioned core
- * schema of store.c, which they reference but do not change):
+ * What a sweep keeps in the results file is written and read through the store
+ * (harness/store/store_sweep.c, tables made by store.c's migrations):
  *   sweeps       id, plan path and text, cell count, creation time
  *   sweep_cells  one row per attempt of a cell: sweep id, cell index and key, the run
  *                arguments, attempt number, the run it produced (NULL until resolved), and
@@ -17,7 +17,7 @@
  *
  * Executors: local (sweep_exec.c: a pool of --jobs worker processes, each one `lcbench run`,
  * retries, resume) and Slurm (slurm.c: a job array, one cell and one DB shard per task, then
- * `lcbench merge`, sweep_merge.c).
+ * `lcbench merge`, store_merge in harness/store/store_sweep.c).
  */
 #ifndef LCB_SWEEP_H
 #define LCB_SWEEP_H
@@ -71,16 +71,6 @@ void sweep_cell_text(const SweepCell *c, char *buf, size_t n);
  * fields of multi-valued axes only; skip_field (-1: none) left out. */
 void sweep_cell_label(const SweepPlan *p, const SweepCell *c, int skip_field, int axes_only, char *buf, size_t n);
 
-/* ---------------------------------------------------------------- results file */
-
-/* Record the plan (once per sweep id). */
-int sweep_store_plan(Store *s, const SweepPlan *p, char *err, size_t errlen);
-/* Attach runs to attempts that were left without one (a sweep killed mid-cell). */
-int sweep_store_resolve(Store *s, char *err, size_t errlen);
-/* The latest run recorded for a cell key: *run_id (0 = none) and its displayed status
- * (done, oom, failed, interrupted, stale, running) into status. */
-int sweep_store_cell(Store *s, const char *key, int64_t *run_id, char *status, size_t n, char *err, size_t errlen);
-
 /* ---------------------------------------------------------------- executors */
 
 typedef struct {
@@ -112,11 +102,5 @@ typedef struct {
 
 /* Slurm executor: exit status as sweep_execute. */
 int slurm_submit(const SweepPlan *p, const SlurmOptions *o);
-
-/* Merge shards into out (created if missing): runs and their rows, new ids, duplicates
- * skipped (same start time, command line, model and dataset hashes), a more complete copy of a
- * run replacing a less complete one.  0, or -1 with err. */
-typedef struct { int64_t added, replaced, skipped; } MergeStats;
-int sweep_merge(const char *out, const char *shard, MergeStats *ms, char *err, size_t errlen);
 
 #endif

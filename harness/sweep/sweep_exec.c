@@ -86,16 +86,6 @@ static int detect_gpus(int *gpus, int max) {
     return n;
 }
 
-static int64_t q_int(Store *s, const char *sql, const char *text) {
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    if (text) sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* The last line of a log file (the error a failed run printed). */
 static void log_tail(const char *path, char *out, size_t n) {
     out[0] = 0;
@@ -149,10 +139,11 @@ static int launch(Exec *x, Slot *sl, int slot_idx, int cell, int attempt, int64_
         args[k++] = "--no-progress";
         args[k] = NULL;
     } else sweep_cell_args(c, x->o->db, args + k);
-    char text[8192], logp[4200], now[32];
+    char text[8192], logp[4200];
     sweep_cell_text(c, text, sizeof text);
     cell_log_path(x, cell, logp, sizeof logp);
-    int64_t floor = q_int(&x->st, "SELECT COALESCE(MAX(id), 0) FROM runs", NULL);
+    int64_t floor;
+    if (store_runs_max_id(&x->st, &floor, err, errlen)) return -1;
     int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0666);
     if (fd < 0) return lcb_fail(err, errlen, "%s: cannot create the cell's log: %s", logp, strerror(errno));
     {   /* a header line per attempt */
@@ -198,24 +189,14 @@ static int launch(Exec *x, Slot *sl, int slot_idx, int cell, int attempt, int64_
         _exit(127);
     }
     close(fd);
-    store_now(now);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(x->st.db, "INSERT INTO sweep_cells (sweep_id, cell_idx, cell_key, args, attempt, run_id, host, pid, id_floor, started)"
-                                     " VALUES (?,?,?,?,?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, x->p->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, cell);
-        sqlite3_bind_text(q, 3, c->key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, text, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 5, attempt);
-        if (resume_id > 0) sqlite3_bind_int64(q, 6, resume_id); else sqlite3_bind_null(q, 6);
-        sqlite3_bind_text(q, 7, x->host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 8, pid);
-        sqlite3_bind_int64(q, 9, floor);
-        sqlite3_bind_text(q, 10, now, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) != SQLITE_DONE) fprintf(stderr, "lcbench sweep: %s: recording the attempt: %s\n", x->o->db, sqlite3_errmsg(x->st.db));
-        sqlite3_finalize(q);
-    }
-    *sl = (Slot){.pid = pid, .cell = cell, .attempt = attempt, .run_id = resume_id, .row = sqlite3_last_insert_rowid(x->st.db), .t0 = lcb_now()};
+    /* the worker runs already: a row that cannot be written is reported, and the run is still
+     * found afterwards by its cell key once a later sweep resolves it */
+    const StoreSweepAttempt a = {.sweep_id = x->p->id, .cell_key = c->key, .args = text, .cell_idx = cell, .attempt = attempt,
+                                 .run_id = resume_id, .host = x->host, .pid = pid, .id_floor = floor};
+    int64_t row = 0;
+    char werr[LCB_ERRLEN];
+    if (store_sweep_attempt(&x->st, &a, &row, werr, sizeof werr)) fprintf(stderr, "lcbench sweep: %s\n", werr);
+    *sl = (Slot){.pid = pid, .cell = cell, .attempt = attempt, .run_id = resume_id, .row = row, .t0 = lcb_now()};
     say(x, cell, "%s (worker %d, attempt %d, log %s)", resume_id > 0 ? "resuming" : "started", slot_idx, attempt, logp);
     return 0;
 }
@@ -223,33 +204,31 @@ static int launch(Exec *x, Slot *sl, int slot_idx, int cell, int attempt, int64_
 /* A worker ended: attach its run, record the exit, classify.  Returns the cell's new state. */
 static CellState reap(Exec *x, Slot *sl, int status, int64_t *resume_id) {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    char sql[256];
-    snprintf(sql, sizeof sql, "UPDATE sweep_cells SET exit_status = %d WHERE rowid = %lld", code, (long long)sl->row);
     char err[LCB_ERRLEN];
-    if (store_exec(&x->st, sql, err, sizeof err)) fprintf(stderr, "lcbench sweep: %s\n", err);
-    if (sweep_store_resolve(&x->st, err, sizeof err)) fprintf(stderr, "lcbench sweep: %s\n", err);
-    snprintf(sql, sizeof sql, "SELECT run_id FROM sweep_cells WHERE rowid = %lld", (long long)sl->row);
-    int64_t rid = q_int(&x->st, sql, NULL);
-    char status_s[32] = "none";
+    int64_t rid = 0;
+    if (sl->row && store_sweep_attempt_end(&x->st, sl->row, code, &rid, err, sizeof err)) fprintf(stderr, "lcbench sweep: %s\n", err);
+    StoreStatus status_v = STORE_STATUS_UNKNOWN;
     double ppl = NAN;
     if (rid > 0) {
         StoreRun r;
         if (store_run_get(&x->st, rid, &r, err, sizeof err) == 0) {
-            snprintf(status_s, sizeof status_s, "%s", store_status_display(r.status, r.host, r.pid));
+            status_v = store_status_shown(r.status, r.host, r.pid);
             ppl = r.ppl;
             store_run_free(&r);
-        }
+        } else fprintf(stderr, "lcbench sweep: %s\n", err);
     }
+    const char *status_s = rid > 0 ? store_status_name(status_v) : "none";
     double dt = lcb_now() - sl->t0;
     int cell = sl->cell;
     *resume_id = 0;
-    if (!strcmp(status_s, "done") || !strcmp(status_s, "oom")) {
+    if (rid > 0 && store_status_final(status_v)) {
         x->n_recorded++;
         x->n_done_now++;
-        if (!strcmp(status_s, "done")) say(x, cell, "done: run %lld, PPL %.4f, %.1f s", (long long)rid, ppl, dt);
+        if (status_v == STORE_DONE) say(x, cell, "done: run %lld, PPL %.4f, %.1f s", (long long)rid, ppl, dt);
         else {
-            snprintf(sql, sizeof sql, "SELECT pos FROM events WHERE run_id = %lld AND kind = 'oom' ORDER BY rowid DESC LIMIT 1", (long long)rid);
-            say(x, cell, "oom: run %lld stopped at position %lld (recorded), %.1f s", (long long)rid, (long long)q_int(&x->st, sql, NULL), dt);
+            int64_t at = -1;
+            if (store_oom_pos(&x->st, rid, &at, err, sizeof err)) fprintf(stderr, "lcbench sweep: %s\n", err);
+            say(x, cell, "oom: run %lld stopped at position %lld (recorded), %.1f s", (long long)rid, (long long)at, dt);
         }
         return CS_RECORDED;
     }
@@ -267,7 +246,7 @@ static CellState reap(Exec *x, Slot *sl, int status, int64_t *resume_id) {
     }
     /* a run cut short but resumable (killed, or interrupted from outside) continues; a failed
      * one starts again */
-    if (rid > 0 && (!strcmp(status_s, "interrupted") || !strcmp(status_s, "stale"))) *resume_id = rid;
+    if (rid > 0 && (status_v == STORE_INTERRUPTED || status_v == STORE_STALE)) *resume_id = rid;
     int retries = x->o->retries;
     if (sl->attempt <= retries) {
         say(x, cell, "%s (exit %d%s%s), attempt %d of %d; retrying%s", status_s, code, tail[0] ? ": " : "", tail, sl->attempt, retries + 1,
@@ -303,7 +282,7 @@ int sweep_execute(const SweepPlan *p, const SweepExecOptions *o) {
     int *attempts = calloc((size_t)p->n_cells, sizeof *attempts);
     Slot *slots = calloc((size_t)jobs, sizeof *slots);
     if (!state || !resume || !attempts || !slots) { cli_error("sweep", "out of memory"); goto out; }
-    if (sweep_store_plan(&x.st, p, err, sizeof err) || sweep_store_resolve(&x.st, err, sizeof err)) {
+    if (store_sweep_record(&x.st, p->id, p->path, p->text, p->n_cells, err, sizeof err) || store_sweep_resolve(&x.st, err, sizeof err)) {
         cli_error("sweep", "%s", err);
         goto out;
     }
@@ -311,11 +290,11 @@ int sweep_execute(const SweepPlan *p, const SweepExecOptions *o) {
     for (int i = 0; i < p->n_cells; i++) {
         if (o->only_cell >= 0 && i != o->only_cell) { state[i] = CS_RECORDED; continue; }
         x.n_total++;
-        char st[32];
-        if (sweep_store_cell(&x.st, p->cells[i].key, &resume[i], st, sizeof st, err, sizeof err)) { cli_error("sweep", "%s", err); goto out; }
-        if (!strcmp(st, "done") || !strcmp(st, "oom")) { state[i] = CS_RECORDED; x.n_recorded++; }
-        else if (!strcmp(st, "interrupted") || !strcmp(st, "stale")) { state[i] = CS_RESUME; n_resume++; }
-        else if (!strcmp(st, "running")) { state[i] = CS_BUSY; n_busy++; }
+        StoreStatus st;
+        if (store_sweep_cell(&x.st, p->cells[i].key, &resume[i], &st, err, sizeof err)) { cli_error("sweep", "%s", err); goto out; }
+        if (store_status_final(st)) { state[i] = CS_RECORDED; x.n_recorded++; }
+        else if (st == STORE_INTERRUPTED || st == STORE_STALE) { state[i] = CS_RESUME; n_resume++; }
+        else if (st == STORE_RUNNING) { state[i] = CS_BUSY; n_busy++; }
         else { state[i] = CS_TODO; resume[i] = 0; }
         if (state[i] != CS_RESUME) resume[i] = 0;
     }
@@ -423,16 +402,18 @@ int sweep_print_grid(const SweepPlan *p, const char *db, char *err, size_t errle
         if (b == nc) snprintf(cols[nc++], sizeof *cols, "%s", k);
         ri[i] = a; ci[i] = b;
         int64_t rid;
-        char s[32];
-        if (sweep_store_cell(&st, c->key, &rid, s, sizeof s, err, errlen)) { rc = -1; goto out; }
-        if (rid > 0 && !strcmp(s, "done")) {
+        StoreStatus s;
+        if (store_sweep_cell(&st, c->key, &rid, &s, err, errlen)) { rc = -1; goto out; }
+        if (rid > 0 && s == STORE_DONE) {
             StoreRun run;
-            if (store_run_get(&st, rid, &run, err, errlen) == 0) { snprintf(val[i], sizeof *val, "%.3f", run.ppl); store_run_free(&run); }
-        } else if (rid > 0 && !strcmp(s, "oom")) {
-            char sql[160];
-            snprintf(sql, sizeof sql, "SELECT pos FROM events WHERE run_id = %lld AND kind = 'oom' ORDER BY rowid DESC LIMIT 1", (long long)rid);
-            snprintf(val[i], sizeof *val, "oom@%lld", (long long)q_int(&st, sql, NULL));
-        } else snprintf(val[i], sizeof *val, "%s", rid > 0 ? s : "-");
+            if (store_run_get(&st, rid, &run, err, errlen)) { rc = -1; goto out; }
+            snprintf(val[i], sizeof *val, "%.3f", run.ppl);
+            store_run_free(&run);
+        } else if (rid > 0 && s == STORE_OOM) {
+            int64_t at;
+            if (store_oom_pos(&st, rid, &at, err, errlen)) { rc = -1; goto out; }
+            snprintf(val[i], sizeof *val, "oom@%lld", (long long)at);
+        } else snprintf(val[i], sizeof *val, "%s", rid > 0 ? store_status_name(s) : "-");
     }
     printf("sweep %s: PPL (oom@P: out of memory at position P)\n", p->id);
     int w0 = 5, w = 12;

@@ -1,6 +1,7 @@
 /*
- * sweep_store.c — what a sweep keeps in the results file (see sweep.h): rows of the `sweeps` and
- * `sweep_cells` side tables (made by store.c's migrations), the lookup that decides whether a cell is already recorded, and
+ * store_sweep.c — what a sweep keeps in the results file (harness/sweep/ calls these): rows of
+ * the `sweeps` and `sweep_cells` tables (made by store.c's migrations), every one written with
+ * bound parameters; the lookup that decides whether a cell is already recorded; and
  * `lcbench merge`, which copies the runs of DB shards (with every row that hangs off them)
  * into one file, skipping the runs it already holds.
  *
@@ -9,34 +10,75 @@
  * may change).  Of two copies, the one with more steps done wins, so merging a shard again
  * after its task went further updates the run in place, and merging twice changes nothing.
  * Child tables are copied by their common columns, so shards of an older schema still merge.
+ * The merge's SQL names tables and columns read from the two schemas (never user input) and
+ * run ids, which are integers.
  */
-#include "harness/sweep/sweep.h"
+#include "harness/store/store.h"
 #include "engine/common.h"
-#include "harness/run/run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int sweep_store_plan(Store *s, const SweepPlan *p, char *err, size_t errlen) {
+/* One integer from a query with one bound integer (k >= 0) or none: *out, dflt when no row. */
+static int query_int(Store *s, const char *sql, int64_t k, int64_t dflt, int64_t *out, const char *what, char *err, size_t errlen) {
     sqlite3_stmt *st;
-    char now[32];
-    store_now(now);
-    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO sweeps (id, plan_path, plan, n_cells, created) VALUES (?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
-        return lcb_fail(err, errlen, "%s: recording the sweep: %s", s->path, sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->text, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, p->n_cells);
-    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    *out = dflt;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return lcb_fail(err, errlen, "%s: reading %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    if (k >= 0) sqlite3_bind_int64(st, 1, k);
     int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: recording the sweep: %s", s->path, sqlite3_errmsg(s->db));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: reading %s: %s", s->path, what, sqlite3_errmsg(s->db));
     return 0;
 }
 
-int sweep_store_resolve(Store *s, char *err, size_t errlen) {
+int store_runs_max_id(Store *s, int64_t *id, char *err, size_t errlen) {
+    return query_int(s, "SELECT MAX(id) FROM runs", -1, 0, id, "runs", err, errlen);
+}
+
+int store_oom_pos(Store *s, int64_t run, int64_t *pos, char *err, size_t errlen) {
+    return query_int(s, "SELECT pos FROM events WHERE run_id = ? AND kind = 'oom' ORDER BY rowid DESC LIMIT 1", run, -1, pos,
+                     "events", err, errlen);
+}
+
+int store_sweep_record(Store *s, const char *id, const char *plan_path, const char *plan_text, int n_cells, char *err, size_t errlen) {
+    char now[32];
+    store_now(now);
+    const StoreVal row[] = {SV_TEXT("id", id), SV_TEXT("plan_path", plan_path), SV_TEXT("plan", plan_text), SV_INT("n_cells", n_cells),
+                            SV_TEXT("created", now)};
+    if (store_row_insert_or_ignore(s, "sweeps", row, sizeof row / sizeof *row, err, errlen)) {
+        lcb_prefix(err, errlen, "recording the sweep");
+        return -1;
+    }
+    return 0;
+}
+
+int store_sweep_attempt(Store *s, const StoreSweepAttempt *a, int64_t *row, char *err, size_t errlen) {
+    char now[32];
+    store_now(now);
+    const StoreVal v[] = {SV_TEXT("sweep_id", a->sweep_id), SV_INT("cell_idx", a->cell_idx), SV_TEXT("cell_key", a->cell_key),
+                          SV_TEXT("args", a->args), SV_INT("attempt", a->attempt),
+                          a->run_id > 0 ? SV_INT("run_id", a->run_id) : SV_NULL("run_id"), SV_TEXT("host", a->host),
+                          SV_INT("pid", a->pid), SV_INT("id_floor", a->id_floor), SV_TEXT("started", now)};
+    *row = 0;
+    if (store_row_insert(s, "sweep_cells", v, sizeof v / sizeof *v, row, err, errlen)) {
+        lcb_prefix(err, errlen, "recording the attempt");
+        return -1;
+    }
+    return 0;
+}
+
+int store_sweep_attempt_end(Store *s, int64_t row, int exit_status, int64_t *run_id, char *err, size_t errlen) {
+    *run_id = 0;
+    const StoreVal v[] = {SV_INT("exit_status", exit_status)};
+    if (store_row_update(s, "sweep_cells", "rowid", row, v, 1, err, errlen) || store_sweep_resolve(s, err, errlen)) return -1;
+    return query_int(s, "SELECT run_id FROM sweep_cells WHERE rowid = ?", row, 0, run_id, "sweep cells", err, errlen);
+}
+
+int store_sweep_resolve(Store *s, char *err, size_t errlen) {
     /* the run a child created: this host, this pid, an id above the floor seen at launch */
     return store_exec(s,
         "UPDATE sweep_cells SET run_id = (SELECT MIN(r.id) FROM runs r WHERE r.host = sweep_cells.host"
@@ -44,10 +86,10 @@ int sweep_store_resolve(Store *s, char *err, size_t errlen) {
         err, errlen);
 }
 
-int sweep_store_cell(Store *s, const char *key, int64_t *run_id, char *status, size_t n, char *err, size_t errlen) {
+int store_sweep_cell(Store *s, const char *key, int64_t *run_id, StoreStatus *status, char *err, size_t errlen) {
     sqlite3_stmt *st;
     *run_id = 0;
-    snprintf(status, n, "none");
+    *status = STORE_STATUS_UNKNOWN;
     /* a cell's latest run; a done (or oom) run anywhere outranks a later failed attempt */
     if (sqlite3_prepare_v2(s->db, "SELECT r.id, r.status, r.host, r.pid FROM sweep_cells c JOIN runs r ON r.id = c.run_id"
                                   " WHERE c.cell_key = ? ORDER BY r.status IN ('done','oom') DESC, r.id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
@@ -56,8 +98,8 @@ int sweep_store_cell(Store *s, const char *key, int64_t *run_id, char *status, s
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *run_id = sqlite3_column_int64(st, 0);
-        snprintf(status, n, "%s", store_status_display((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
-                                                     sqlite3_column_int64(st, 3)));
+        *status = store_status_shown((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+                                     sqlite3_column_int64(st, 3));
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return lcb_fail(err, errlen, "%s: reading sweep cells: %s", s->path, sqlite3_errmsg(s->db));
@@ -111,7 +153,7 @@ static int delete_children(Store *o, int64_t id, char *err, size_t errlen) {
     return 0;
 }
 
-static int merge_runs(Store *o, const char *shard, const MergeCols *mc, MergeStats *ms, char *err, size_t errlen) {
+static int merge_runs(Store *o, const char *shard, const MergeCols *mc, StoreMergeStats *ms, char *err, size_t errlen) {
     sqlite3_stmt *src = NULL, *find = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(o->db, "SELECT id, steps_done, status FROM s.runs ORDER BY id", -1, &src, NULL) != SQLITE_OK ||
@@ -124,16 +166,14 @@ static int merge_runs(Store *o, const char *shard, const MergeCols *mc, MergeSta
     int r;
     while ((r = sqlite3_step(src)) == SQLITE_ROW) {
         int64_t sid = sqlite3_column_int64(src, 0), ssteps = sqlite3_column_int64(src, 1);
-        const char *sstat = (const char *)sqlite3_column_text(src, 2);
-        int sdone = sstat && (!strcmp(sstat, "done") || !strcmp(sstat, "oom"));
+        int sdone = store_status_final(store_status_parse((const char *)sqlite3_column_text(src, 2)));
         sqlite3_reset(find);
         sqlite3_bind_int64(find, 1, sid);
         int64_t to = 0;
         char sql[8400];
         if (sqlite3_step(find) == SQLITE_ROW) {
             int64_t mid = sqlite3_column_int64(find, 0), msteps = sqlite3_column_int64(find, 1);
-            const char *mstat = (const char *)sqlite3_column_text(find, 2);
-            int mdone = mstat && (!strcmp(mstat, "done") || !strcmp(mstat, "oom"));
+            int mdone = store_status_final(store_status_parse((const char *)sqlite3_column_text(find, 2)));
             sqlite3_reset(find);
             if (mdone || (ssteps <= msteps && !sdone)) { ms->skipped++; continue; }
             /* the shard's copy went further: it replaces ours, under our id */
@@ -163,7 +203,7 @@ out:
     return rc;
 }
 
-int sweep_merge(const char *out, const char *shard, MergeStats *ms, char *err, size_t errlen) {
+int store_merge(const char *out, const char *shard, StoreMergeStats *ms, char *err, size_t errlen) {
     Store o;
     memset(ms, 0, sizeof *ms);
     if (access(shard, R_OK)) return lcb_fail(err, errlen, "%s: cannot read the shard", shard);
