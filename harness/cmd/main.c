@@ -39,22 +39,40 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
-/* OpenBLAS 0.3.21 (Debian 12) does not know recent Intel cores (e.g. Sapphire Rapids) and
- * falls back to its generic SSE3 "Prescott" kernels, 3-5x slower.  On a CPU with AVX2 we then
- * restart once with OPENBLAS_CORETYPE naming the newest kernel family it has; the fixture
- * tests pass with these kernels.  An OPENBLAS_CORETYPE set by the user is always respected. */
-static void blas_core_fix(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *core = openblas_get_corename();
-    if (!core || strcasecmp(core, "prescott") != 0) return;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
-    setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell", 1);
-    execv("/proc/self/exe", argv); /* on failure: carry on with the slow kernels */
+/* Settings that the OpenBLAS and OpenMP runtimes read when they load, before main: lcbench
+ * restarts itself once (execv of /proc/self/exe, same pid and arguments) when one is needed.
+ * A variable set by the user is always respected.
+ *
+ * OpenBLAS 0.3.21 (Debian 12) does not know recent Intel cores (e.g. Sapphire Rapids) and falls
+ * back to its generic SSE3 "Prescott" kernels, 3-5x slower.  On a CPU with AVX2, OPENBLAS_CORETYPE
+ * then names the newest kernel family it has; the fixture tests pass with these kernels.
+ *
+ * libgomp's threads spin while they wait for the next parallel region or at a barrier (about
+ * 300,000 polls before they sleep).  On cores shared with other jobs a spinning thread burns the
+ * time its partner, descheduled, needs to reach the barrier: perf of a 2-thread chunks-bos run on
+ * BENCHMARKS.md's 2-core machine under load put 80% of the samples in libgomp's spin, and the run
+ * took 6.1-7.1 s against 1.5-1.6 s with OMP_WAIT_POLICY=passive.  So waiting threads sleep,
+ * unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set.  Only when threads sleep changes, never what
+ * they compute: results stay bit for bit the same. */
+static void runtime_env(char **argv) {
+    int restart = 0;
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        restart = 1;
+    }
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : openblas_get_corename();
+    if (core && strcasecmp(core, "prescott") == 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell", 1);
+            restart = 1;
+        }
+    }
+    if (restart) execv("/proc/self/exe", argv); /* on failure: carry on as we are */
 }
 
 int main(int argc, char **argv) {
-    blas_core_fix(argv);
+    runtime_env(argv);
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
     /* `lcbench help CMD` = `lcbench CMD --help` */
