@@ -264,17 +264,17 @@ static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("b
 static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
 
 /* the other attention kernels on the same fixtures: the scalar one (0) and the flash kernel's
- * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp); 1, the
- * default, ran above */
+ * other launch configurations (1: 8 warps; 2: 4 warps; 3: three stages); 4 (two m-tiles per
+ * warp), the default (-1), ran above */
 static void test_fixtures_bf16_other_attention(void **state) {
     if (!have_gpu()) return;
-    const int variants[] = {0, 2, 3, 4};
+    const int variants[] = {0, 1, 2, 3};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         print_message("attention variant %d\n", variants[v]);
         cuda_op_attention_variant(variants[v]);
         check_fixtures("bf16", TOL_BF16);
     }
-    cuda_op_attention_variant(1);
+    cuda_op_attention_variant(-1);
 }
 
 /* ---------------------------------------------------------------- attention kernel vs CPU twin */
@@ -372,6 +372,9 @@ static void test_attention_kernel_vs_cpu(void **state) {
         {"Mistral sliding window 16", {200, 8, 2, 128, 40, 0, 15, 15 + 200 + 5, 0, 0}},
         {"s2:64", {256, 4, 2, 64, 0, 0, -1, 0, 64, 256}},
         {"s2:32, MQA", {96, 4, 1, 128, 0, 0, -1, 0, 32, 96}},
+        {"s2:128, GQA 6:3 (a KV head's heads rolled and not)", {512, 6, 3, 128, 0, 0, -1, 0, 128, 512}},
+        {"s2:33 (odd group), head_dim 64", {99, 4, 2, 64, 0, 0, -1, 0, 33, 99}},
+        {"s2:16 over 48 (a block holds a key twice)", {48, 2, 2, 64, 0, 0, -1, 0, 16, 48}},
         {"dense, head_dim 32", {100, 4, 2, 32, 7, 0, -1, 0, 0, 0}},
         {"sink:1:15, head_dim 16", {130, 4, 2, 16, 50, 1, 15, 15 + 130 + 3, 0, 0}},
         {"dense, Falcon MQA 71:1, head_dim 64", {45, 71, 1, 64, 10, 0, -1, 0, 0, 0}},

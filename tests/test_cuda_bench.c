@@ -12,7 +12,8 @@
  *       the attention kernel alone on the shapes of the 7B models' chunked forward (4096 queries,
  *       N(0, 1) data): median time of 20 launches and effective TFLOP/s (4 hd H per visible
  *       (query, key) pair), for each kernel variant in VARIANTS (default "1,2,3,4,0": the flash
- *       kernel's configurations, then the scalar one on the first shape only); DTYPE bf16
+ *       kernel's configurations, then the scalar one on the first shape only; -1 the default,
+ *       the configuration it resolves to in the kernel column); DTYPE bf16
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -42,6 +43,7 @@ static int bench_attention(const char *dtype, const char *variants) {
     static const struct { const char *what; CudaAttnShape sh; } shapes[] = {
         {"llama2-7b sink:4:4092, t = 1M", {4096, 32, 32, 128, 1 << 20, 4, 4092, 4092 + 4096, 0, 0}},
         {"llama2-7b window:4096, t = 1M", {4096, 32, 32, 128, 1 << 20, 0, 4096, 4096 + 4096, 0, 0}},
+        {"llama2-7b window:16, t = 1M", {4096, 32, 32, 128, 1 << 20, 0, 16, 16 + 4096, 0, 0}},
         {"llama2-7b dense causal 4096 x 4096", {4096, 32, 32, 128, 0, 0, -1, 0, 0, 0}},
         {"llama2-7b dense 4096 after 4096 (x 8192)", {4096, 32, 32, 128, 4096, 0, -1, 0, 0, 0}},
         {"mistral-7b window 4096 (GQA 32:8), t = 1M", {4096, 32, 8, 128, 1 << 20, 0, 4095, 4095 + 4096, 0, 0}},
@@ -70,7 +72,9 @@ static int bench_attention(const char *dtype, const char *variants) {
                 rc = 1;
                 continue;
             }
-            printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kern ? "flash" : "scalar", ms, fl / (ms * 1e-3) / 1e12);
+            char kname[16];
+            snprintf(kname, sizeof kname, kern ? "flash %d" : "scalar", kern);
+            printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kname, ms, fl / (ms * 1e-3) / 1e12);
             fflush(stdout);
         }
     return rc;

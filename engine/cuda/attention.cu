@@ -21,7 +21,8 @@
  *                      warp owns MT m-tiles of 16 rows.  Key tiles of 64 rows stream through
  *                      STAGES shared-memory buffers by cp.async, one barrier per tile; a warp
  *                      skips tiles none of its rows sees and masks only tiles some row sees in
- *                      part (int32 column bounds per row; per key only under s2).
+ *                      part (int32 column bounds per row; under s2 too: a row's keys are one
+ *                      interval of virtual positions, s2_lo).
  *   attn_scalar_kernel fp32 (the 1e-3 test mode), other head sizes up to 256: one warp per
  *                      (query, head), the same phases and masks, one key at a time.
  * tests/test_cuda.c checks both, every configuration of the first, against a CPU twin in double.
@@ -65,6 +66,18 @@ __device__ __forceinline__ int64_t attn_slot(const AttnArgs &a, int64_t p) {
     int64_t s = p - a.S;
     return a.R ? s % a.R : s;
 }
+
+/* s2 in the flash kernel: the keys the query at t of head h sees, as one interval [*lo, *hi] of
+ * "virtual" positions v in [h2 - G, T - 1] (h2 = G / 2), key v < 0 being position v + T.
+ * s2_visible above, solved for p: heads < H/2 see their group, G (t / G) .. t; the rolled heads
+ * see G ((t - h2) / G) + h2 .. t for t >= h2, and for t < h2 the last group rolled round,
+ * T - (G - h2) .. T - 1 then 0 .. t, i.e. h2 - G .. t.  lo never decreases with t (per kind). */
+__device__ __forceinline__ int64_t s2_lo(const AttnArgs &a, bool rolled, int64_t t) {
+    const int64_t G = a.s2_group, h2 = G / 2;
+    if (!rolled) return G * (t / G);
+    return t >= h2 ? G * ((t - h2) / G) + h2 : h2 - G;
+}
+__device__ __forceinline__ bool s2_rolled(const AttnArgs &a, int h) { return a.s2_h0 + h >= a.s2_heads / 2; }
 
 /* ---------------------------------------------------------------- scalar kernel */
 
@@ -165,8 +178,8 @@ __device__ __forceinline__ float fast_exp2(float x) {
 #define FA_BK 64 /* keys per tile */
 
 /* Launch configurations of the flash kernel, cu_attention_variant = (warps per block, shared-memory
- * stages, 16-row m-tiles per warp): 1 (8, 2, 1), the default; 2 (4, 2, 1); 3 (8, 3, 1);
- * 4 (4, 2, 2).  A block holds 16 x warps x m-tiles rows.  With one m-tile a warp keeps its query
+ * stages, 16-row m-tiles per warp): 1 (8, 2, 1); 2 (4, 2, 1); 3 (8, 3, 1); 4 (4, 2, 2), the
+ * default (attn_default_cfg).  A block holds 16 x warps x m-tiles rows.  With one m-tile a warp keeps its query
  * fragments in registers; with two (FlashAttention-2's 128 x 64 tile on 4 warps) each K/V
  * fragment read from shared memory feeds twice the MMAs, and the queries wait in shared memory
  * (ldmatrix per k-step), as the registers go to the second tile's O and S.  launch_flash_hd. */
@@ -222,10 +235,17 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         attn_row_range(a, t_last, 0, &l, &h);
         lo0 = lo0 < l ? lo0 : l;
         hi0 = hi0 > h ? hi0 : h;
-        attn_row_range(a, t_first, 1, &lo1, &hi1);
-        attn_row_range(a, t_last, 1, &l, &h);
-        lo1 = lo1 < l ? lo1 : l;
-        hi1 = hi1 > h ? hi1 : h;
+        if (!s2) {
+            attn_row_range(a, t_first, 1, &lo1, &hi1);
+            attn_row_range(a, t_last, 1, &l, &h);
+            lo1 = lo1 < l ? lo1 : l;
+            hi1 = hi1 > h ? hi1 : h;
+        } else { /* the kinds of head (rolled or not) among KV head g's query heads, at the first query */
+            const bool any_plain = !s2_rolled(a, g * Gq), any_rolled = s2_rolled(a, g * Gq + Gq - 1);
+            const int64_t lp = any_plain ? s2_lo(a, false, t_first) : INT64_MAX, lr = any_rolled ? s2_lo(a, true, t_first) : INT64_MAX;
+            lo1 = lp < lr ? lp : lr;
+            hi1 = t_last;
+        }
     }
     /* from here on keys are counted from their phase's first one (lo0 = 0: the sinks start at 0) */
     const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1); /* keys per phase */
@@ -238,7 +258,10 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0; /* first key, keys of the phase */
         const int64_t kb = (ph ? lo1 : lo0) + kr;
         T *dk = sK + st * BK * KP, *dv = sV + st * BK * KP;
-        const int64_t slot0 = ph ? attn_slot(a, kb) : 0; /* the tile's first slot; later ones wrap at R */
+        /* the tile's first slot; later ones wrap at R (s2: virtual positions v < 0 are v + T; a loaded
+         * key's v is at most T - 1, so one wrap is enough there too) */
+        const int64_t slot0 = !ph ? 0 : s2 ? (kb < 0 ? kb + a.s2_total : kb) : attn_slot(a, kb);
+        const int64_t wrap = s2 ? a.s2_total : a.R;
 #pragma unroll
         for (int j = 0; j < (BK * VEC + NT - 1) / NT; j++) {
             const int idx = tid + j * NT;
@@ -253,7 +276,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
                     vs = (const T *)a.sv + (size_t)p * kvd + g * HD + c;
                 } else {
                     int64_t s = slot0 + key;
-                    if (a.R && s >= a.R) s -= a.R;
+                    if (wrap && s >= wrap) s -= wrap;
                     const size_t off = (size_t)(s & (CU_PAGE - 1)) * kvd + g * HD + c;
                     ks = (const T *)a.kp[s >> CU_PAGE_SHIFT] + off;
                     vs = (const T *)a.vp[s >> CU_PAGE_SHIFT] + off;
@@ -341,17 +364,20 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             for (int mt = 0; mt < MT; mt++) {
                 const int ra = row0 + 16 * mt, rb = ra + 8;
                 int64_t l, h;
-                attn_row_range(a, a.t0 + ra / Gq, ph, &l, &h);
+                const int64_t tra = a.t0 + ra / Gq, trb = a.t0 + rb / Gq;
+                if (s2 && ph) { l = s2_lo(a, s2_rolled(a, g * Gq + ra % Gq), tra); h = tra; }
+                else attn_row_range(a, tra, ph, &l, &h);
                 loa[mt] = ra < nrows ? (int)(l - base) : -(1 << 30);
                 hia[mt] = ra < nrows ? (int)(h - base) : 1 << 30;
-                attn_row_range(a, a.t0 + rb / Gq, ph, &l, &h);
+                if (s2 && ph) { l = s2_lo(a, s2_rolled(a, g * Gq + rb % Gq), trb); h = trb; }
+                else attn_row_range(a, trb, ph, &l, &h);
                 lob[mt] = rb < nrows ? (int)(l - base) : -(1 << 30);
                 hib[mt] = rb < nrows ? (int)(h - base) : 1 << 30;
             }
         }
-        /* which of this warp's rows see the tile whole, in part or not at all (s2: always in part) */
+        /* which of this warp's rows see the tile whole, in part or not at all */
         const int ke = kr + BK - 1;
-        bool full = !s2, empty = !s2;
+        bool full = true, empty = true;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
             full = full && loa[mt] <= kr && hia[mt] >= ke && lob[mt] <= kr && hib[mt] >= ke;
@@ -396,31 +422,16 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 if (!full) { /* mask: -inf where the key is not visible to the row */
-                    if (!s2) {
-                        /* visible columns of the tile: [lo, hi] relative to its first key, clamped */
-                        const int cla = loa[mt] - kr, cha = hia[mt] - kr, clb = lob[mt] - kr, chb = hib[mt] - kr;
+                    /* visible columns of the tile: [lo, hi] relative to its first key, clamped */
+                    const int cla = loa[mt] - kr, cha = hia[mt] - kr, clb = lob[mt] - kr, chb = hib[mt] - kr;
 #pragma unroll
-                        for (int nt = 0; nt < BK / 8; nt++)
+                    for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
-                            for (int e = 0; e < 4; e++) {
-                                const int col = nt * 8 + quad * 2 + (e & 1);
-                                const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
-                                if (!vis) s[mt][nt][e] = -INFINITY;
-                            }
-                    } else {
-                        const int ra = row0 + 16 * mt, rb = ra + 8;
-                        const int hra = g * Gq + ra % Gq, hrb = g * Gq + rb % Gq;
-                        const int64_t tra = a.t0 + ra / Gq, trb = a.t0 + rb / Gq;
-#pragma unroll
-                        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                            for (int e = 0; e < 4; e++) {
-                                const int k = kr + nt * 8 + quad * 2 + (e & 1);
-                                const int64_t p = lo1 + k;
-                                const bool vis = k < n1 && (e < 2 ? s2_visible(a, hra, tra, p) : s2_visible(a, hrb, trb, p));
-                                if (!vis) s[mt][nt][e] = -INFINITY;
-                            }
-                    }
+                        for (int e = 0; e < 4; e++) {
+                            const int col = nt * 8 + quad * 2 + (e & 1);
+                            const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
+                            if (!vis) s[mt][nt][e] = -INFINITY;
+                        }
                 }
                 /* online softmax: new row max over the quad's 4 threads, rescale O and l,
                  * P = 2^(s sl2 - m sl2) */
@@ -497,7 +508,17 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
 
 /* ---------------------------------------------------------------- launch */
 
-int cu_attention_variant = 1; /* 0 scalar, 1 .. 4 flash configurations; tests and benchmarks set it */
+/* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations; tests and benchmarks set it */
+int cu_attention_variant = -1;
+
+/* The default configuration per head dim, from the device runs of ATTENTION_NOTES.md (one H200,
+ * bf16): 4 (two m-tiles per warp) was the fastest on every shape measured, head_dim 128 (sink,
+ * window, dense, GQA: 246-263 TFLOP/s against 200-229 for 1-3) and 64 (Falcon MQA: 203 against
+ * 160-186); 16 and 32 follow (no spills there). */
+static int attn_default_cfg(int hd) {
+    (void)hd;
+    return 4;
+}
 
 template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
@@ -522,7 +543,7 @@ static int launch_flash_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *er
     case 2: return launch_flash_cfg<T, HD, 4, 2, 1>(a, st, err, errlen);
     case 3: return launch_flash_cfg<T, HD, 8, 3, 1>(a, st, err, errlen);
     case 4: return launch_flash_cfg<T, HD, 4, 2, 2>(a, st, err, errlen);
-    default: return launch_flash_cfg<T, HD, 8, 2, 1>(a, st, err, errlen);
+    default: return launch_flash_cfg<T, HD, 8, 2, 1>(a, st, err, errlen); /* 1 */
     }
 }
 
@@ -540,10 +561,10 @@ static int launch_flash(int cfg, const AttnArgs *a, cudaStream_t st, char *err, 
 
 /* which kernel cu_attention runs for these arguments: 0 scalar, else the flash configuration */
 static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
-    if (variant <= 0 || dt == DT_F32) return 0;
+    if (variant == 0 || dt == DT_F32) return 0;
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
-    return variant <= 4 ? variant : 1;
+    return variant >= 1 && variant <= 4 ? variant : attn_default_cfg(a->hd);
 }
 
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {

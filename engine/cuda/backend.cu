@@ -31,6 +31,7 @@
 #include "engine/kvstate.h"
 #include "engine/rng.h"
 
+#include <cublasLt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -747,6 +748,55 @@ static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int 
     return 0;
 }
 
+/* cuBLASLt handles, one per device, made on first use and kept for the process (gemm_bias) */
+static cublasLtHandle_t lt_handle[64];
+
+/* gemm with the bias (out) added in cuBLASLt's epilogue: y = x W^T + beta y + bias, one pass over y.
+ * 0 done; 1 not done (fp32 mode, or no algorithm for the types: gemm_bias falls back), y untouched. */
+static int gemm_lt_bias(DevModel *d, const void *x, const void *w, float *y, const float *bias, int n, int in, int out, float beta) {
+    if (d->dt == DT_F32 || d->device < 0 || d->device >= 64) return 1;
+    cublasLtHandle_t lt = lt_handle[d->device];
+    if (!lt && cublasLtCreate(&lt_handle[d->device]) != CUBLAS_STATUS_SUCCESS) { lt_handle[d->device] = NULL; return 1; }
+    lt = lt_handle[d->device];
+    const cudaDataType t = dt_cuda(d->dt), bt = CUDA_R_32F;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    const float alpha = 1.f;
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL; /* as stored, column-major: W (in, out), x (in, n), y (out, n) */
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 0, rc = 1;
+    const cublasStatus_t OK = CUBLAS_STATUS_SUCCESS;
+    if (cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == OK &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == OK &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == OK &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == OK &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == OK &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) == OK &&
+        cublasLtMatrixLayoutCreate(&la, t, in, out, in) == OK && cublasLtMatrixLayoutCreate(&lb, t, in, n, in) == OK &&
+        cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, out, n, out) == OK && cublasLtMatmulPreferenceCreate(&pref) == OK &&
+        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &h, &found) == OK && found > 0 &&
+        cublasLtMatmul(lt, op, &alpha, w, la, x, lb, &beta, y, lc, y, lc, &h.algo, NULL, 0, d->st) == OK)
+        rc = 0;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return rc;
+}
+
+/* y = x W^T + beta y (+ bias (out), NULL for none): the bias in the GEMM's epilogue where
+ * cuBLASLt has one for the types, else a separate pass (fp32 mode: the CPU twin's order) */
+static int gemm_bias(DevModel *d, const void *x, const void *w, float *y, const float *bias, int n, int in, int out, float beta,
+                     char *err, size_t errlen) {
+    if (bias && !gemm_lt_bias(d, x, w, y, bias, n, in, out, beta)) return 0;
+    if (gemm(d, x, w, y, n, in, out, beta, err, errlen)) return -1;
+    if (bias) k_add_bias(y, bias, n, out, d->st);
+    return 0;
+}
+
 /* Where a rank's share of a residual add goes: rank 0 adds into x (with the biases), the
  * others into y (zeroed by their first GEMM, beta 0); the all-reduce then sums y into every x. */
 static float *acc_of(const DevModel *d) { return d->rank == 0 ? d->x : d->y; }
@@ -756,9 +806,8 @@ static int mlp(const ModelConfig *c, DevModel *d, const DevLayer *w, int n, char
     const int dim = c->dim, ffn = d->ffn;
     if (gemm(d, d->xn, w->wup, d->hb, n, dim, (c->gated_mlp ? 2 : 1) * ffn, 0.f, err, errlen)) return -1;
     k_act(d->dt, d->hb, w->bup, d->ha, n, ffn, c->gated_mlp, c->act, d->st);
-    if (gemm(d, d->ha, w->wdown, acc_of(d), n, ffn, dim, d->rank > 0 ? 0.f : 1.f, err, errlen)) return -1;
-    if (w->bdown && d->rank == 0) k_add_bias(d->x, w->bdown, n, dim, d->st);
-    return 0;
+    return gemm_bias(d, d->ha, w->wdown, acc_of(d), d->rank == 0 ? w->bdown : NULL, n, ffn, dim, d->rank > 0 ? 0.f : 1.f, err,
+                     errlen);
 }
 
 /* x += the sum over ranks of their partial sums (NCCL all-reduce: rank 0's x, the others' y) */
@@ -817,10 +866,9 @@ static int layer_attn(const ModelConfig *c, KVCache *kv, DevModel *d, DevKV *k, 
     if (c->parallel) {
         if (!c->shared_norm) k_norm(d->dt, d->x, d->xn, w->mlp_norm_w, w->mlp_norm_b, n, dim, ln, eps, d->st);
         if (mlp(c, d, w, n, err, errlen)) return -1;
-        if (gemm(d, d->att, w->wo, acc, n, qd, dim, 1.f, err, errlen)) return -1;
-    } else if (gemm(d, d->att, w->wo, acc, n, qd, dim, d->rank > 0 ? 0.f : 1.f, err, errlen)) return -1;
-    if (w->bo && d->rank == 0) k_add_bias(d->x, w->bo, n, dim, d->st);
-    return 0;
+        return gemm_bias(d, d->att, w->wo, acc, d->rank == 0 ? w->bo : NULL, n, qd, dim, 1.f, err, errlen);
+    }
+    return gemm_bias(d, d->att, w->wo, acc, d->rank == 0 ? w->bo : NULL, n, qd, dim, d->rank > 0 ? 0.f : 1.f, err, errlen);
 }
 
 /* One sub-chunk of n rows: the whole of model_forward's work for them. */

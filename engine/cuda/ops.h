@@ -26,8 +26,9 @@ int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, 
                  char *err, size_t errlen);
 /* out[i] = lcb_rng_normal(seed, tensor, i, 0.02f) for i < n (engine/rng.h), generated on the device */
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen);
-/* tests: which attention kernel the forward pass runs for bf16/fp16: 0 the scalar kernel, 1 the
- * flash kernel (the default), 2 .. 4 its other launch configurations (attention.cu) */
+/* tests: which attention kernel the forward pass runs for bf16/fp16: -1 the default (the flash
+ * kernel's fastest configuration for the head dim, 4 today), 0 the scalar kernel, 1 .. 4 the flash
+ * kernel's launch configurations (attention.cu) */
 void cuda_op_attention_variant(int v);
 
 /* One attention call (engine/cuda/attention.cu, AttnArgs): n queries at positions t0 .. t0+n-1,
