@@ -748,8 +748,16 @@ static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int 
     return 0;
 }
 
-/* cuBLASLt handles, one per device, made on first use and kept for the process (gemm_bias) */
+/* cuBLASLt handles, one per device, made on first use and kept for the process (gemm_bias), and
+ * the heuristic's algorithm per shape (the query costs tens of microseconds: decode calls it
+ * twice a layer a token); found 0 marks a shape with no algorithm */
 static cublasLtHandle_t lt_handle[64];
+typedef struct {
+    int device, dt, n, in, out, found;
+    cublasLtMatmulAlgo_t algo;
+} LtAlgo;
+static LtAlgo lt_algos[32];
+static int lt_nalgos, lt_next;
 
 /* gemm with the bias (out) added in cuBLASLt's epilogue: y = x W^T + beta y + bias, one pass over y.
  * 0 done; 1 not done (fp32 mode, or no algorithm for the types: gemm_bias falls back), y untouched. */
@@ -768,6 +776,12 @@ static int gemm_lt_bias(DevModel *d, const void *x, const void *w, float *y, con
     cublasLtMatmulHeuristicResult_t h;
     int found = 0, rc = 1;
     const cublasStatus_t OK = CUBLAS_STATUS_SUCCESS;
+    LtAlgo *cached = NULL;
+    for (int i = 0; i < lt_nalgos; i++) {
+        const LtAlgo *e = &lt_algos[i];
+        if (e->device == d->device && e->dt == d->dt && e->n == n && e->in == in && e->out == out) { cached = &lt_algos[i]; break; }
+    }
+    if (cached && !cached->found) return 1;
     if (cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == OK &&
         cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == OK &&
         cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == OK &&
@@ -775,10 +789,19 @@ static int gemm_lt_bias(DevModel *d, const void *x, const void *w, float *y, con
         cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == OK &&
         cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) == OK &&
         cublasLtMatrixLayoutCreate(&la, t, in, out, in) == OK && cublasLtMatrixLayoutCreate(&lb, t, in, n, in) == OK &&
-        cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, out, n, out) == OK && cublasLtMatmulPreferenceCreate(&pref) == OK &&
-        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &h, &found) == OK && found > 0 &&
-        cublasLtMatmul(lt, op, &alpha, w, la, x, lb, &beta, y, lc, y, lc, &h.algo, NULL, 0, d->st) == OK)
-        rc = 0;
+        cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, out, n, out) == OK) {
+        if (!cached) {
+            if (cublasLtMatmulPreferenceCreate(&pref) != OK ||
+                cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &h, &found) != OK)
+                found = 0;
+            cached = &lt_algos[lt_nalgos < 32 ? lt_nalgos++ : (lt_next++ & 31)];
+            cached->device = d->device; cached->dt = d->dt; cached->n = n; cached->in = in; cached->out = out;
+            cached->found = found > 0;
+            if (found > 0) cached->algo = h.algo;
+        }
+        if (cached->found && cublasLtMatmul(lt, op, &alpha, w, la, x, lb, &beta, y, lc, y, lc, &cached->algo, NULL, 0, d->st) == OK)
+            rc = 0;
+    }
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (lc) cublasLtMatrixLayoutDestroy(lc);
     if (lb) cublasLtMatrixLayoutDestroy(lb);
