@@ -378,6 +378,59 @@ static int finish_figure(Rep *R, const char *base, int w, int h, Buf *b, int dra
 
 /* ---------------------------------------------------------------- figures */
 
+/* "1,048,576" */
+static void fmt_count(char *out, size_t n, int64_t v) {
+    char t[32];
+    snprintf(t, sizeof t, "%lld", (long long)(v < 0 ? -v : v));
+    size_t l = strlen(t), k = 0;
+    if (v < 0 && k + 1 < n) out[k++] = '-';
+    for (size_t i = 0; i < l && k + 2 < n; i++) {
+        out[k++] = t[i];
+        if ((l - 1 - i) % 3 == 0 && i + 1 < l) out[k++] = ',';
+    }
+    out[k] = 0;
+}
+
+/* What a figure shows, from the data: "lcb-1.5m, lcb-6m on moby-dick, 4,096-65,536 tokens a run" over
+ * the groups given (k < 0: every group), the first three models named. */
+static void scope_title(const Rep *R, int only, char *out, size_t n) {
+    char models[300] = "", datasets[200] = "";
+    int nm = 0, nd = 0;
+    int64_t tlo = -1, thi = -1;
+    for (int k = 0; k < R->n_groups; k++) {
+        if (only >= 0 && k != only) continue;
+        const Group *g = &R->g[k];
+        const char *lab = g->ser[0].x->label;
+        int seen = 0;
+        for (int j = 0; j < k; j++) seen |= (only < 0) && !strcmp(R->g[j].ser[0].x->label, lab);
+        if (!seen) {
+            size_t l = strlen(models);
+            if (nm < 3) snprintf(models + l, sizeof models - l, "%s%s", nm ? ", " : "", lab);
+            nm++;
+        }
+        seen = 0;
+        for (int j = 0; j < k; j++) seen |= (only < 0) && !strcmp(R->g[j].dataset, g->dataset);
+        if (!seen) {
+            size_t l = strlen(datasets);
+            if (nd < 2) snprintf(datasets + l, sizeof datasets - l, "%s%s", nd ? ", " : "", g->dataset);
+            nd++;
+        }
+        for (int i = 0; i < g->n_ser; i++) {
+            int64_t t = g->ser[i].x->r.tokens;
+            if (tlo < 0 || t < tlo) tlo = t;
+            if (t > thi) thi = t;
+        }
+    }
+    if (nm > 3) { size_t l = strlen(models); snprintf(models + l, sizeof models - l, " and %d more", nm - 3); }
+    if (nd > 2) { size_t l = strlen(datasets); snprintf(datasets + l, sizeof datasets - l, " and %d more", nd - 2); }
+    char a[32], b[32];
+    fmt_count(a, sizeof a, tlo);
+    fmt_count(b, sizeof b, thi);
+    if (tlo == thi) snprintf(out, n, "%s on %s, %s tokens a run", models, datasets, a);
+    else snprintf(out, n, "%s on %s, %s-%s tokens a run", models, datasets, a, b);
+}
+
+
 static void ctx_marker(Buf *b, int64_t max_pos, const char *ypos, int right) {
     if (max_pos <= 0) return;
     bprintf(b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)max_pos, (long long)max_pos);
@@ -394,7 +447,9 @@ static int fig_ppl(Rep *R, char *err, size_t errlen) {
         int64_t xmax = 0;
         int any = 0;
         for (int i = 0; i < g->n_ser; i++) if (g->ser[i].x->r.tokens > xmax) xmax = g->ser[i].x->r.tokens;
-        bprintf(&b, "set title '%s: log perplexity against input position (%s stream, one line per KV-cache strategy and length)'\n", gq(g->name), gq(g->dataset));
+        char scope[600];
+        scope_title(R, k, scope, sizeof scope);
+        bprintf(&b, "set title '%s: log perplexity against input position, one line per KV-cache strategy'\n", gq(scope));
         bprintf(&b, "set logscale x 2\nset xrange [16:%lld]\n", (long long)(xmax > 32 ? xmax : 32));
         { char xt[1024]; pos_xtics(xt, sizeof xt, 16, xmax > 32 ? xmax : 32); bprintf(&b, "%s", xt); }
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'log PPL = mean NLL per bin (nats/token)'\n");
@@ -435,7 +490,9 @@ static int fig_memory(Rep *R, char *err, size_t errlen) {
             if (x->r.tokens > xmax) xmax = x->r.tokens;
             if (x->peak_weights > 0) weights = x->peak_weights;
         }
-        bprintf(&b, "set title '%s: memory against position (points: measured at each commit; lines: lcbench plan)'\n", gq(g->name));
+        char scope[600];
+        scope_title(R, k, scope, sizeof scope);
+        bprintf(&b, "set title '%s: memory against position'.\"\\n\".'(points: measured at each commit; lines: lcbench plan)'\n", gq(scope));
         bprintf(&b, "set logscale x 2\nset xrange [256:%lld]\nset logscale y 2\n", (long long)(xmax * 1.15));
         { char xt[1024]; pos_xtics(xt, sizeof xt, 256, (int64_t)(xmax * 1.15)); bprintf(&b, "%s", xt); }
         bprintf(&b, "set xlabel 'input position t (tokens seen, log scale)'\nset ylabel 'memory (MiB, log scale)'\n");
@@ -517,18 +574,25 @@ static const Series *cell_series(const Group *g, int s) {
 static int fig_throughput(Rep *R, char *err, size_t errlen) {
     FILE *f = open_out(R, "data/throughput.dat", err, errlen);
     if (!f) return -1;
-    fprintf(f, "# tokens/s (mean over samples) of each (model, dataset) and strategy, the longest complete run; ? = none\nmodel");
-    for (int s = 0; s < R->n_strats; s++) fprintf(f, " \"%s\"", R->strats[s].name);
+    fprintf(f, "# per (model, dataset) and strategy, the longest complete run: tokens/s (tokens over seconds of its committed batches),\n"
+               "# the lowest and the highest rate of one batch (interval between two samples); ? = none\nmodel");
+    for (int s = 0; s < R->n_strats; s++) fprintf(f, " \"%s\" lo hi", R->strats[s].name);
     fprintf(f, "\n");
-    int have = 0;
+    int have = 0, spread = 0;
+    double ymin = INFINITY;   /* the y axis starts at the power of ten below the slowest batch */
     for (int k = 0; k < R->n_groups; k++) {
         fprintf(f, "\"");
         for (const char *p = R->g[k].name; *p; p++) if (*p != '"' && (unsigned char)*p >= 0x20) fputc(*p, f);
         fprintf(f, "\"");
         for (int s = 0; s < R->n_strats; s++) {
             const Series *v = cell_series(&R->g[k], s);
-            if (v && v->complete && isfinite(v->x->tokens_per_s)) { fprintf(f, " %.1f", v->x->tokens_per_s); have = 1; }
-            else fprintf(f, " ?");
+            if (v && v->complete && isfinite(v->x->tokens_per_s)) {
+                fprintf(f, " %.1f %.1f %.1f", v->x->tokens_per_s, v->x->tps_lo, v->x->tps_hi);
+                have = 1;
+                spread |= v->x->tps_n > 1;
+                if (v->x->tokens_per_s > 0 && v->x->tokens_per_s < ymin) ymin = v->x->tokens_per_s;
+                if (v->x->tps_lo > 0 && v->x->tps_lo < ymin) ymin = v->x->tps_lo;
+            } else fprintf(f, " ? ? ?");
         }
         fprintf(f, "\n");
     }
@@ -536,18 +600,23 @@ static int fig_throughput(Rep *R, char *err, size_t errlen) {
     if (!have) return 0;
     Buf b = {0};
     int threads = 0;
-    char dev[160] = "";
+    char dev[160] = "", scope[600];
     for (size_t i = 0; i < R->d.n; i++) { threads = (int)R->d.runs[i].r.threads; snprintf(dev, sizeof dev, "%s", nz(R->d.runs[i].r.device)); }
-    bprintf(&b, "set title 'throughput of lcbench run (%d thread%s, %s)'\n", threads, threads == 1 ? "" : "s", gq(dev));
-    bprintf(&b, "set datafile missing '?'\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n");
-    bprintf(&b, "set boxwidth 0.9\nset logscale y 10\nset yrange [10:*]\nset ylabel 'tokens per second (log scale)'\nset xlabel 'model'\n");
+    scope_title(R, -1, scope, sizeof scope);
+    bprintf(&b, "set title 'tokens/s: %s (%d thread%s, %s); bars: the run, whiskers: slowest and fastest batch'\n", gq(scope), threads,
+            threads == 1 ? "" : "s", gq(dev));
+    bprintf(&b, "set datafile missing '?'\nset style data histograms\nset style histogram errorbars gap 1 linewidth 1.2\nset style fill solid 0.85 border -1\n");
+    bprintf(&b, "set boxwidth 0.9\nset logscale y 10\nset yrange [%g:*]\nset ylabel 'tokens per second (log scale)'\nset xlabel 'model'\n",
+            isfinite(ymin) ? pow(10, floor(log10(ymin))) : 1.0);
     bprintf(&b, "set grid ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'strategy'\n");
     bprintf(&b, "plot ");
     for (int s = 0; s < R->n_strats; s++)
-        bprintf(&b, "%s'data/throughput.dat' using %d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", s + 2, s + 2,
-                strat_color(R, R->strats[s].name));
-    return finish_figure(R, "throughput", 1000, 480, &b, R->n_strats > 0,
-                         "throughput (tokens/s, mean over the samples of each complete run; dense is O(T) per token)", err, errlen);
+        bprintf(&b, "%s'data/throughput.dat' using %d:%d:%d:xtic(1) title columnheader(%d) linecolor rgb '%s'", s ? ", \\\n  " : "", 3 * s + 2,
+                3 * s + 3, 3 * s + 4, 3 * s + 2, strat_color(R, R->strats[s].name));
+    char cap[400];
+    snprintf(cap, sizeof cap, "throughput: tokens/s of each complete run (bar), the slowest and fastest committed batch (whiskers%s); dense is O(T) per token",
+             spread ? "" : "; every run here has a single batch, so they coincide");
+    return finish_figure(R, "throughput", 1000, 480, &b, R->n_strats > 0, cap, err, errlen);
 }
 
 static int fig_events(Rep *R, char *err, size_t errlen) {
@@ -584,20 +653,24 @@ static int fig_events(Rep *R, char *err, size_t errlen) {
         fprintf(f, "\n\n");
     }
     if (close_out(f, "data/events.dat", err, errlen)) return -1;
+    size_t longest = 0;   /* the left margin fits the longest row label */
     for (row = 0; row < nrows; row++) {
         char t[400];
         snprintf(t, sizeof t, "%s %s %lldK", rowg[row]->name, nz(rows[row]->r.strategy), (long long)(rows[row]->r.tokens / 1000));
         bprintf(&ytics, "%s'%s' %d", row ? ", " : "", gq(t), row);
+        if (strlen(t) > longest) longest = strlen(t);
     }
     int total = 0;
     for (int k = 0; k < nk; k++) total += count[k];
     Buf b = {0};
-    bprintf(&b, "set title 'events on the position axis (collapse: first octave past the context with PPL > %g x the last octave inside it)'\n",
-            R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
+    char scope[600];
+    scope_title(R, -1, scope, sizeof scope);
+    bprintf(&b, "set title '%s: events on the position axis'.\"\\n\".'(collapse: first octave past the context with PPL > %g x the reference on the same steps)'\n",
+            gq(scope), R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
     bprintf(&b, "set logscale x 2\nset xrange [1:%lld]\nset yrange [-0.7:%d]\n", (long long)xmax * 2, nrows > 0 ? nrows : 1);
     { char xt[1024]; pos_xtics(xt, sizeof xt, 1, (int64_t)xmax * 2); bprintf(&b, "%s", xt); }
     bprintf(&b, "set ytics (%s)\nset ytics nomirror\nset xlabel 'input position t (tokens seen, log scale)'\n", ytics.s ? ytics.s : "");
-    bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'event'\nset lmargin 22\n");
+    bprintf(&b, "set grid xtics ytics linecolor rgb '#dddddd'\nset key outside right top box opaque title 'event'\nset lmargin %d\n", (int)(longest * 0.85) + 3);
     bprintf(&b, "set style line 1 linecolor rgb '#cccccc'\n");
     int first = 1;
     bprintf(&b, "plot ");
@@ -635,10 +708,17 @@ static int fig_grid(Rep *R, char *err, size_t errlen) {
     if (ylo > yhi) { ylo = 0; yhi = 10; }
     ylo = floor((ylo - 0.1) * 2) / 2; yhi = ceil((yhi + 0.2) * 2) / 2;
     Buf b = {0};
-    int W = 300 * R->n_strats + 120, H = 230 * R->n_groups + 90;
-    bprintf(&b, "set multiplot layout %d,%d title 'log PPL against input position: models and datasets (rows) x KV-cache strategies (columns); "
+    /* rows = models and datasets, columns = strategies; one model's strategies wrap at 4 a row, so
+     * that 1 model x 7 strategies stays legible (a 2,200-pixel strip does not) */
+    int wrap = R->n_groups == 1 && R->n_strats > 4;
+    int cols = wrap ? 4 : R->n_strats, rows = wrap ? (R->n_strats + 3) / 4 : R->n_groups;
+    int W = 300 * cols + 120, H = 230 * rows + 110;
+    char scope[600];
+    scope_title(R, -1, scope, sizeof scope);
+    bprintf(&b, "set multiplot layout %d,%d title '%s: log PPL against input position, %s'.\"\\n\".'"
                 "dashed: pre-training context; dotted: a run that did not finish' font ',12' margins screen 0.06, 0.99, %.3f, %.3f spacing screen 0.045, %.3f\n",
-            R->n_groups, R->n_strats, 55.0 / H, 1.0 - 70.0 / H, 75.0 / H);
+            rows, cols, gq(scope), wrap ? "one panel per KV-cache strategy" : "models and datasets (rows) x KV-cache strategies (columns)",
+            55.0 / H, 1.0 - 90.0 / H, 75.0 / H);
     { char xt[1024]; pos_xtics(xt, sizeof xt, 1, (int64_t)xmax); bprintf(&b, "%s", xt); }
     bprintf(&b, "set logscale x 2\nset xrange [1:%lld]\nset yrange [%g:%g]\nset xtics font ',8'\nset ytics font ',8'\n",
             (long long)xmax, ylo, yhi);
@@ -646,9 +726,10 @@ static int fig_grid(Rep *R, char *err, size_t errlen) {
     for (int k = 0; k < R->n_groups; k++)
         for (int s = 0; s < R->n_strats; s++) {
             const Group *g = &R->g[k];
+            int panel = k * R->n_strats + s, row = wrap ? panel / cols : k, col = wrap ? panel % cols : s;
             bprintf(&b, "unset arrow\nunset label\nset title '%s, %s' font ',10'\n", gq(g->name), R->strats[s].name);
-            bprintf(&b, "set xlabel %s\nset ylabel %s\n", k == R->n_groups - 1 ? "'position (log)' font ',9'" : "''",
-                    s == 0 ? "'log PPL (nats)' font ',9'" : "''");
+            bprintf(&b, "set xlabel %s\nset ylabel %s\n", row == rows - 1 || (wrap && panel + cols >= R->n_strats) ? "'position (log)' font ',9'" : "''",
+                    col == 0 ? "'log PPL (nats)' font ',9'" : "''");
             if (g->max_pos > 0)
                 bprintf(&b, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dashtype 2 linecolor rgb '#555555'\n", (long long)g->max_pos, (long long)g->max_pos);
             Buf pl = {0};
@@ -757,8 +838,11 @@ static int write_index(Rep *R, char *err, size_t errlen) {
     char t[8192];
     snprintf(t, sizeof t, "Generated by `lcbench report` from `%s` (%zu runs). Positions are the step index t of SPEC §1 (tokens already seen); "
                           "log PPL is the mean NLL in nats/token. Collapse position: the start of the first log2 bin (at least %d steps) at or past "
-                          "the pre-training context whose PPL exceeds %g × the PPL of the last in-context octave [ctx/2, ctx); `lcbench gate` uses the same rule "
-                          "(reports/reports.h says why octaves and why 3: a hard passage of text moves a 1024-token bin by more than 2×).",
+                          "the pre-training context whose PPL exceeds %g × a reference on the same steps: the lowest PPL that a run with a cache the model "
+                          "was trained for (sinks kept, at most ctx tokens attended: sink:S:W with S+W ≤ ctx, or recompute:W) scored on that bin of the "
+                          "same token stream; without such a run, the run's own last in-context octave [ctx/2, ctx). `lcbench gate`, `export` and the "
+                          "run's headline use the same rule (reports/reports.h says why: the text alone, such as an easy table of contents, moves a bin's PPL "
+                          "by more than a cache policy does).",
              R->o->db, R->d.n, REP_COLLAPSE_MIN_STEPS, R->o->collapse_factor > 0 ? R->o->collapse_factor : REP_COLLAPSE_FACTOR);
     para(&o, t);
 
@@ -799,9 +883,10 @@ static int write_index(Rep *R, char *err, size_t errlen) {
              "`lcbench plan` predicts the same categories (tests/test_reports.c checks them against CPU runs).");
     table_begin(&o);
     row_begin(&o);
-    const char *hdr[] = {"run", "model", "strategy", "status", "tokens", "PPL", "ref PPL [ctx/2, ctx)", "collapse at", "fluency", "weights", "KV peak", "workspace", "RSS", "tokens/s"};
-    for (int i = 0; i < 14; i++) cell(&o, 1, "%s", hdr[i]);
-    row_end(&o, 1, 14);
+    const char *hdr[] = {"run", "model", "strategy", "status", "tokens", "PPL", "collapse reference", "worst PPL / reference", "collapse at", "fluency", "weights", "KV peak", "workspace", "RSS", "tokens/s",
+                         "tokens/s of one batch"};
+    for (int i = 0; i < 16; i++) cell(&o, 1, "%s", hdr[i]);
+    row_end(&o, 1, 16);
     for (size_t i = 0; i < R->d.n; i++) {
         const RepRun *x = &R->d.runs[i];
         char v[64], w[32], k[32], wk[32], rs[32];
@@ -812,7 +897,13 @@ static int write_index(Rep *R, char *err, size_t errlen) {
         if (complete) cell(&o, 0, "%s", stt); else cell(&o, 0, "**%s** at %lld of %lld steps", stt, (long long)x->r.steps_done, (long long)x->r.steps_total);
         cell(&o, 0, "%lld", (long long)x->r.tokens);
         fmt_ppl(v, sizeof v, x->all.count && complete ? x->all.ppl : NAN); cell(&o, 0, "%s", v);
-        fmt_ppl(v, sizeof v, x->ref_ppl); cell(&o, 0, "%s", v);
+        /* where R comes from: a reference run on the same steps, or the run's own last in-context octave */
+        const RepCollapse *c = &x->collapse;
+        if (c->matched && c->ref_run == x->r.id) cell(&o, 0, "itself (%s)", c->ref_strategy);
+        else if (c->matched && c->ref_run >= 0) cell(&o, 0, "run %lld (%s)", (long long)c->ref_run, c->ref_strategy);
+        else if (!isnan(c->ref_ppl)) { fmt_ppl(v, sizeof v, c->ref_ppl); cell(&o, 0, "own [%lld, %lld): %s", (long long)(x->r.max_pos / 2), (long long)x->r.max_pos, v); }
+        else cell(&o, 0, "–");
+        if (isfinite(c->worst)) cell(&o, 0, "%.2f× at %lld", c->worst, (long long)c->worst_lo); else cell(&o, 0, "–");
         if (x->collapse_pos >= 0) cell(&o, 0, "%lld", (long long)x->collapse_pos); else cell(&o, 0, complete ? "none" : "–");
         /* a run that did not finish is never called fluent: nobody saw its end */
         if (x->fluency_pos >= 0) cell(&o, 0, "lost at %lld (%s)", (long long)x->fluency_pos, x->fluency_why);
@@ -820,8 +911,10 @@ static int write_index(Rep *R, char *err, size_t errlen) {
         else cell(&o, 0, "not judged (run %s)", stt);
         rep_human_bytes(w, sizeof w, (double)x->peak_weights); rep_human_bytes(k, sizeof k, (double)x->peak_kv);
         rep_human_bytes(wk, sizeof wk, (double)x->peak_work); rep_human_bytes(rs, sizeof rs, (double)x->peak_rss);
-        if (x->peak_weights >= 0) { cell(&o, 0, "%s", w); cell(&o, 0, "%s", k); cell(&o, 0, "%s", wk); cell(&o, 0, "%s", rs); cell(&o, 0, "%.0f", x->tokens_per_s); }
-        else for (int j = 0; j < 5; j++) cell(&o, 0, "–");
+        if (x->peak_weights >= 0) { cell(&o, 0, "%s", w); cell(&o, 0, "%s", k); cell(&o, 0, "%s", wk); cell(&o, 0, "%s", rs);
+            if (isfinite(x->tokens_per_s)) cell(&o, 0, "%.0f", x->tokens_per_s); else cell(&o, 0, "–");
+            if (x->tps_n > 0) cell(&o, 0, "%.0f–%.0f (%lld batches)", x->tps_lo, x->tps_hi, (long long)x->tps_n); else cell(&o, 0, "–");
+        } else for (int j = 0; j < 6; j++) cell(&o, 0, "–");
         row_end(&o, 0, 0);
     }
     table_end(&o);

@@ -6,15 +6,25 @@
  * Everything here reads a results file read-only (sqlite3 directly, never through the
  * migrating store_open), so a committed baseline or someone else's results are never touched.
  *
- * Collapse position (used by report and gate alike): with R = the PPL of the log2 bin
- * [max_pos/2, max_pos) (the last octave inside the pre-training context), the collapse
- * position is the start of the first log2 bin at or after max_pos, holding at least
- * REP_COLLAPSE_MIN_STEPS steps, whose PPL exceeds k x R (k = --collapse-factor, default 3).
- * None: the run never collapsed (or has no bin inside its context to compare with).
- * Why log2 bins and k = 3: text alone moves the PPL of a 1024-token bin by more than 2x on
- * Moby Dick (its "Extracts" pages, around positions 2K-8K, raise every model's PPL, sink and
- * window included, by up to 2.6x over [256, 512)), while a dense run past its context rises
- * by 4x-15x within two octaves.  An octave averages a hard passage away; k = 3 sits between.
+ * Collapse position (used by report, gate, export and the run's headline alike): the start of the
+ * first log2 bin at or after max_pos (the pre-training context), holding at least
+ * REP_COLLAPSE_MIN_STEPS steps, whose PPL exceeds k x a reference R (k = --collapse-factor,
+ * default 3).  R is text-matched when it can be: the lowest PPL that a *reference run* scored on
+ * the same bin (same bounds and step count), a reference run being a run of the same results
+ * file on the same token stream (model hash; dataset spec, field and format; tokenizer hash; BOS
+ * policy; protocol, L, S: runs of different lengths score prefixes of one stream) under a cache
+ * the model was trained for: sinks kept and at most max_pos previous tokens attended
+ * (sink:S:W with S >= 1 and S+W <= max_pos, e.g. the default sink:4:(ctx-4); recompute:W with
+ * W <= max_pos).  A reference run is compared with the best reference, itself included, so it
+ * collapses only against a much better one.  Without any reference run on that stream, R is the
+ * run's own PPL of the log2 bin [max_pos/2, max_pos) (the last octave inside the context).
+ * Why text-matched: the text alone moves the PPL more than a cache policy does.  Moby Dick opens
+ * with its table of contents, ~2,500 tokens of chapter titles at PPL 6-9 for lcb-6m against 75-90
+ * for the chapters, so any in-run reference inside a 512-token context is that easy list, and a
+ * healthy sink run "collapsed" against it at 2048 (3 x 6.5).  Against a reference on the same
+ * steps, the text cancels: dense past the context reaches 4x-6x, window without sinks 2.0x-2.5x
+ * (models/README.md), and k = 3 marks the first only; the worst ratio is reported either way.
+ * None: the run never collapsed (or has nothing to compare with).
  *
  * Fluency verdict of a run: the first position where it lost fluency by any of: a row of the
  * fluency detector's `probes` table whose verdict is not fluent (harness/fluency.h), an event
@@ -41,6 +51,17 @@ typedef struct {
 
 typedef struct { int64_t pos; char kind[48]; char detail[200]; } RepEvent;
 
+/* A run's collapse verdict under the rule above */
+typedef struct {
+    int64_t pos;             /* collapse position, -1 none */
+    int matched;             /* 1: R from reference runs on the same steps; 0: the run's own [max_pos/2, max_pos) */
+    double ref_ppl;          /* R of the bin at pos (none: of the worst bin; unmatched: of [max_pos/2, max_pos)); NAN none */
+    int64_t ref_run;         /* the run R comes from (matched; may be the run itself), -1 otherwise */
+    char ref_strategy[64];   /* that run's strategy */
+    double worst;            /* the largest PPL / R over the bins judged, NAN when none */
+    int64_t worst_lo;        /* its bin's start, -1 none */
+} RepCollapse;
+
 typedef struct {
     StoreRun r;              /* the run row (store.h) */
     char label[128];         /* model folder's base name, e.g. lcb-8m; "final [3fa2c1d4]" (hash prefix) when
@@ -51,13 +72,17 @@ typedef struct {
     RepEvent *ev;            /* every event, ordered by position */
     size_t n_ev;
     int64_t oom_pos;         /* first oom event, -1 none */
-    int64_t collapse_pos;    /* see above, -1 none */
-    double ref_ppl;          /* R of the collapse rule, NAN when there is no such bin */
+    int64_t collapse_pos;    /* see above, -1 none (= collapse.pos) */
+    double ref_ppl;          /* R of the collapse rule (= collapse.ref_ppl), NAN when there is none */
+    RepCollapse collapse;    /* the verdict in full */
     int64_t fluency_pos;     /* first loss of fluency (collapse included), -1 fluent */
     char fluency_why[64];    /* what said so: probe verdict, event kind or "collapse" */
-    /* from the samples table: peaks (bytes) and mean throughput; -1 when no samples */
+    /* from the samples table: peaks (bytes), -1 when no samples; throughput: tokens over seconds of
+     * every interval between samples (one interval per committed batch, the first from position 0
+     * at time 0), and the lowest and highest rate of one interval; NAN / 0 when none */
     int64_t peak_weights, peak_kv, peak_kv_formula, peak_work, peak_rss;
-    double tokens_per_s;
+    double tokens_per_s, tps_lo, tps_hi;
+    int64_t tps_n;           /* intervals measured */
     /* the headline columns of the runs row (schema 4; harness/run.h computes them): PPL in /
      * past the context, bits per byte, word PPL.  Unknown: -1 / NAN (a dataset of token ids
      * has no bytes or words; a file older than schema 4 has none of them) */
@@ -83,9 +108,15 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
 void rep_free(RepDb *d);
 /* The bin of kind log2 that starts at lo, or NULL. */
 const RepBin *rep_bin_at(const RepBin *b, size_t n, int64_t lo);
-/* The collapse position of the rule above over a run's log2 bins (ordered by lo), -1 none;
- * *ref = R, NAN when the run has no bin [max_pos/2, max_pos). */
+/* The collapse position of the rule above without reference runs (R = the run's own bin
+ * [max_pos/2, max_pos)) over its log2 bins (ordered by lo), -1 none; *ref = R, NAN when the run has
+ * no such bin. */
 int64_t rep_collapse_pos(const RepBin *log2, size_t n, int64_t max_pos, double k, double *ref);
+/* The full rule for run r (its log2 bins given, ordered by lo): reference runs looked up in db
+ * (a sqlite3 *; NULL = none).  0, or -1 when the file could not be read. */
+int rep_collapse(void *db, const StoreRun *r, const RepBin *log2, size_t n, double k, RepCollapse *out);
+/* 1 when spec is a cache the model was trained for (a reference of the rule above) */
+int rep_is_reference_strategy(const char *spec, int64_t max_pos);
 
 /* Which numbers `gate` and the report tables judge: token PPL (per bin and overall), or the
  * tokenizer-independent bits per byte or word PPL (overall only: they have no bins). */

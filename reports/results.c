@@ -6,6 +6,7 @@
  */
 #include "reports/reports.h"
 #include "engine/common.h"
+#include "strategies/strategy.h"
 
 #include <math.h>
 #include <sqlite3.h>
@@ -85,22 +86,43 @@ static int load_events(sqlite3 *db, RepRun *x) {
     return 0;
 }
 
+/* Peaks, and the throughput from the samples' positions and elapsed times: the run's rate (tokens
+ * over seconds, all intervals) and the range of the per-interval rates (one interval per committed
+ * batch: from the previous sample, the first from position 0 at time 0). */
 static void load_samples(sqlite3 *db, RepRun *x) {
     sqlite3_stmt *st;
     x->peak_weights = x->peak_kv = x->peak_kv_formula = x->peak_work = x->peak_rss = -1;
-    x->tokens_per_s = NAN;
+    x->tokens_per_s = x->tps_lo = x->tps_hi = NAN;
+    x->tps_n = 0;
     if (sqlite3_prepare_v2(db, "SELECT MAX(weights_bytes), MAX(kv_bytes), MAX(kv_formula_bytes), MAX(work_bytes), MAX(rss_bytes),"
-                               " AVG(tokens_per_s), COUNT(*) FROM samples WHERE run_id=?", -1, &st, NULL) != SQLITE_OK) return;
+                               " COUNT(*) FROM samples WHERE run_id=?", -1, &st, NULL) != SQLITE_OK) return;
     sqlite3_bind_int64(st, 1, x->r.id);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 6) > 0) {
+    int have = 0;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 5) > 0) {
+        have = 1;
         x->peak_weights = sqlite3_column_int64(st, 0);
         x->peak_kv = sqlite3_column_int64(st, 1);
         x->peak_kv_formula = sqlite3_column_int64(st, 2);
         x->peak_work = sqlite3_column_int64(st, 3);
         x->peak_rss = sqlite3_column_int64(st, 4);
-        x->tokens_per_s = sqlite3_column_double(st, 5);
     }
     sqlite3_finalize(st);
+    if (!have || sqlite3_prepare_v2(db, "SELECT pos, elapsed_s FROM samples WHERE run_id=? ORDER BY rowid", -1, &st, NULL) != SQLITE_OK) return;
+    sqlite3_bind_int64(st, 1, x->r.id);
+    double p0 = 0, t0 = 0, sum_p = 0, sum_t = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        double p = (double)sqlite3_column_int64(st, 0), t = sqlite3_column_double(st, 1);
+        double dp = p - p0, dt = t - t0;
+        p0 = p; t0 = t;
+        if (!(dp > 0 && dt > 0)) continue;   /* a resumed session re-feeding from its snapshot, or no time measured */
+        double rate = dp / dt;
+        sum_p += dp; sum_t += dt;
+        if (!x->tps_n || rate < x->tps_lo) x->tps_lo = rate;
+        if (!x->tps_n || rate > x->tps_hi) x->tps_hi = rate;
+        x->tps_n++;
+    }
+    sqlite3_finalize(st);
+    if (sum_t > 0) x->tokens_per_s = sum_p / sum_t;
 }
 
 /* The headline columns of schema 4 (a file older than that has none: unknown).  0 or -1. */
@@ -156,6 +178,124 @@ int64_t rep_collapse_pos(const RepBin *log2, size_t n, int64_t P, double k, doub
     return -1;
 }
 
+/* A cache that the model was trained for: sinks kept (sink:S:W, S >= 1) or a fresh forward
+ * (recompute:W), attending at most max_pos previous tokens (strategy_span). */
+int rep_is_reference_strategy(const char *spec, int64_t max_pos) {
+    if (!spec || max_pos <= 0 || (strncmp(spec, "sink:", 5) && strncmp(spec, "recompute:", 10))) return 0;
+    Strategy s;
+    char err[LCB_ERRLEN];
+    if (strategy_parse(&s, spec, err, sizeof err)) return 0;
+    int64_t span = strategy_span(&s);
+    if (!strncmp(spec, "sink:", 5) && s.n_sink < 1) return 0;
+    return span >= 0 && span <= max_pos;
+}
+
+int rep_collapse(void *vdb, const StoreRun *r, const RepBin *log2, size_t n, double k, RepCollapse *out) {
+    sqlite3 *db = vdb;
+    int64_t P = r->max_pos;
+    memset(out, 0, sizeof *out);
+    out->pos = -1;
+    out->ref_run = -1;
+    out->ref_ppl = out->worst = NAN;
+    out->worst_lo = -1;
+    /* the reference per bin: the lowest PPL of a reference run on the same token stream */
+    double *ref = malloc((n ? n : 1) * sizeof *ref);
+    int64_t *who = malloc((n ? n : 1) * sizeof *who);
+    if (!ref || !who) { free(ref); free(who); return -1; }
+    for (size_t i = 0; i < n; i++) { ref[i] = NAN; who[i] = -1; }
+    size_t n_ref = 0;
+    sqlite3_stmt *q = NULL, *b = NULL;
+    int rc = 0;
+    /* one token stream: the same dataset spec, field and format through the same tokenizer and BOS
+     * policy (runs of different lengths score prefixes of one stream); the bins' bounds and counts
+     * then say which steps are the same */
+    if (db && sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE max_pos=? AND dataset IS ? AND model_hash IS ? AND tokenizer_hash IS ?"
+                                     " AND protocol IS ? AND bos IS ? AND ctx IS ? AND stride IS ? AND dataset_field IS ? AND token_format IS ?"
+                                     " ORDER BY id", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT lo, hi, count, ppl FROM bins WHERE run_id=? AND kind='log2'", -1, &b, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, P);
+        const char *txt[] = {r->dataset, r->model_hash, r->tokenizer_hash, r->protocol, r->bos};
+        for (int j = 0; j < 5; j++) {
+            if (txt[j]) sqlite3_bind_text(q, 2 + j, txt[j], -1, SQLITE_TRANSIENT);
+            else sqlite3_bind_null(q, 2 + j);
+        }
+        sqlite3_bind_int64(q, 7, r->ctx);
+        sqlite3_bind_int64(q, 8, r->stride);
+        if (r->dataset_field) sqlite3_bind_text(q, 9, r->dataset_field, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(q, 9);
+        if (r->token_format) sqlite3_bind_text(q, 10, r->token_format, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(q, 10);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            int64_t id = sqlite3_column_int64(q, 0);
+            StoreRun c;
+            const StoreRun *cr = r;
+            if (id != r->id) {
+                Store s = {.db = db};
+                char err[LCB_ERRLEN];
+                memset(&c, 0, sizeof c);
+                if (store_run_get(&s, id, &c, err, sizeof err)) { rc = -1; break; }
+                cr = &c;
+            }
+            int is_ref = rep_is_reference_strategy(cr->strategy, P);
+            if (is_ref) {
+                n_ref++;
+                if (!out->ref_strategy[0] || id == r->id) snprintf(out->ref_strategy, sizeof out->ref_strategy, "%s", cr->strategy);
+                if (id == r->id) {
+                    for (size_t i = 0; i < n; i++)
+                        if (log2[i].count > 0 && !(ref[i] <= log2[i].ppl)) { ref[i] = log2[i].ppl; who[i] = id; }
+                } else {
+                    sqlite3_reset(b);
+                    sqlite3_bind_int64(b, 1, id);
+                    while (sqlite3_step(b) == SQLITE_ROW) {
+                        int64_t lo = sqlite3_column_int64(b, 0), hi = sqlite3_column_int64(b, 1), cnt = sqlite3_column_int64(b, 2);
+                        if (sqlite3_column_type(b, 3) == SQLITE_NULL) continue;
+                        double p = sqlite3_column_double(b, 3);
+                        for (size_t i = 0; i < n; i++)   /* the same steps: same bounds and count */
+                            if (log2[i].lo == lo && log2[i].hi == hi && log2[i].count == cnt && !(ref[i] <= p)) { ref[i] = p; who[i] = id; }
+                    }
+                }
+            }
+            if (cr != r) store_run_free(&c);
+        }
+    }
+    if (q) sqlite3_finalize(q);
+    if (b) sqlite3_finalize(b);
+    if (rc == 0 && n_ref > 0) {
+        /* text-matched rule: each bin against the reference's PPL on the same steps */
+        out->matched = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (log2[i].lo < P || log2[i].count < REP_COLLAPSE_MIN_STEPS || isnan(ref[i]) || isnan(log2[i].ppl)) continue;
+            double ratio = log2[i].ppl / ref[i];
+            if (isnan(out->worst) || ratio > out->worst) { out->worst = ratio; out->worst_lo = log2[i].lo; }
+            if (out->pos < 0 && ratio > k) { out->pos = log2[i].lo; out->ref_ppl = ref[i]; out->ref_run = who[i]; }
+        }
+        if (out->pos < 0 && out->worst_lo >= 0)
+            for (size_t i = 0; i < n; i++)
+                if (log2[i].lo == out->worst_lo) { out->ref_ppl = ref[i]; out->ref_run = who[i]; }
+        if (out->ref_run >= 0 && out->ref_run != r->id) {
+            /* name the reference the verdict used */
+            Store s = {.db = db};
+            StoreRun c;
+            char err[LCB_ERRLEN];
+            memset(&c, 0, sizeof c);
+            if (!store_run_get(&s, out->ref_run, &c, err, sizeof err)) {
+                snprintf(out->ref_strategy, sizeof out->ref_strategy, "%s", c.strategy ? c.strategy : "?");
+                store_run_free(&c);
+            }
+        } else if (out->ref_run == r->id) snprintf(out->ref_strategy, sizeof out->ref_strategy, "%s", r->strategy ? r->strategy : "?");
+    } else if (rc == 0) {
+        /* no reference run: the run's own last in-context octave */
+        out->pos = rep_collapse_pos(log2, n, P, k, &out->ref_ppl);
+        if (!isnan(out->ref_ppl))
+            for (size_t i = 0; i < n; i++) {
+                if (log2[i].lo < P || log2[i].count < REP_COLLAPSE_MIN_STEPS || isnan(log2[i].ppl)) continue;
+                double ratio = log2[i].ppl / out->ref_ppl;
+                if (isnan(out->worst) || ratio > out->worst) { out->worst = ratio; out->worst_lo = log2[i].lo; }
+            }
+    }
+    free(ref);
+    free(who);
+    return rc;
+}
+
 int rep_metric_parse(const char *s, RepMetric *out) {
     if (!strcmp(s, "ppl")) *out = REP_METRIC_PPL;
     else if (!strcmp(s, "bpb")) *out = REP_METRIC_BPB;
@@ -172,8 +312,10 @@ double rep_run_metric(const RepRun *x, RepMetric m) {
     return x->all.count ? x->all.ppl : NAN;
 }
 
-static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
-    x->collapse_pos = rep_collapse_pos(x->log2, x->n_log2, x->r.max_pos, k, &x->ref_ppl);
+static int derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
+    if (rep_collapse(db, &x->r, x->log2, x->n_log2, k, &x->collapse)) return -1;
+    x->collapse_pos = x->collapse.pos;
+    x->ref_ppl = x->collapse.ref_ppl;
     x->oom_pos = -1;
     x->fluency_pos = -1;
     x->fluency_why[0] = 0;
@@ -198,6 +340,7 @@ static void derive(sqlite3 *db, RepRun *x, double k, int has_probes) {
             sqlite3_finalize(st);
         }
     }
+    return 0;
 }
 
 static void label_of(const char *model, char *out, size_t n) {
@@ -266,7 +409,10 @@ int rep_load(RepDb *d, const char *path, const char *flag, double collapse_facto
             rc = lcb_fail(err, errlen, "%s %s: reading run %lld's headline: %s", flag, path, (long long)x->r.id, sqlite3_errmsg(db));
             break;
         }
-        derive(db, x, collapse_factor > 0 ? collapse_factor : REP_COLLAPSE_FACTOR, has_probes);
+        if (derive(db, x, collapse_factor > 0 ? collapse_factor : REP_COLLAPSE_FACTOR, has_probes)) {
+            rc = lcb_fail(err, errlen, "%s %s: reading the reference runs of run %lld: %s", flag, path, (long long)x->r.id, sqlite3_errmsg(db));
+            break;
+        }
     }
     sqlite3_finalize(st);
     if (rc) { rep_free(d); return -1; }

@@ -10,11 +10,17 @@
  * word_ppl are recomputed from the stored mean NLL (a double) to 1e-9 relative.
  */
 #include "testutil.h"
+#include "datasets/words.h"
+#include "engine/common.h"
+#include "harness/store/store.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define LCB08 "models/lcb-0.8m"
 
@@ -305,6 +311,122 @@ static void test_export(void **state) {
     assert_int_equal(tu_run(NULL, "%s export 9 --db %s --bins", tu_lcbench(), db), 1);
 }
 
+/* ---------------------------------------------------------------- review findings */
+
+/* Word PPL's word count is UTF-8 aware: white space as lm-eval splits words (Python's \s), a
+ * character split between two decoded rows carried over.  The ASCII-only count joined words
+ * separated by U+00A0, U+3000, U+2028 or U+0085 into one. */
+static void test_words_utf8(void **state) {
+    static const struct { const char *s; int64_t words; } cases[] = {
+        {"", 0}, {"a b", 2}, {"  a  ", 1}, {"a\xc2\xa0" "b", 2}, {"a\xe3\x80\x80" "b\xe2\x80\xa8" "c", 3}, {"a\xc2\x85" "b", 2},
+        {"\xe2\x80\x89" "a\xe2\x80\xaf" "b\xe2\x81\x9f", 2}, {"a\x1f" "b", 2},    /* thin and narrow no-break spaces; U+001F as Python */
+        {"caf\xc3\xa9 na\xc3\xafve", 2}, {"\xe2\x80\x8bzw", 1},              /* letters; U+200B is not white space */
+        {"a\xc0\xa0" "b", 1}, {"a\xed\xa0\x80" "b", 1}, {"a\xff b", 2},       /* overlong NBSP, a surrogate, a bad byte: word characters */
+        {"a\xc2 b", 2}, {"\xc2", 1},                                           /* a cut sequence, then a space; a lone lead byte at the end */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].s);
+        Words w;
+        words_init(&w);
+        words_feed(&w, cases[i].s, n);
+        words_end(&w);
+        if (w.words != cases[i].words) fail_msg("case %zu: %lld words, want %lld", i, (long long)w.words, (long long)cases[i].words);
+        words_init(&w);   /* byte by byte: every character split between pieces */
+        for (size_t k = 0; k < n; k++) words_feed(&w, cases[i].s + k, 1);
+        words_end(&w);
+        if (w.words != cases[i].words) fail_msg("case %zu byte by byte: %lld words", i, (long long)w.words);
+    }
+    assert_true(words_is_space(0x3000) && words_is_space(0xa0) && words_is_space(0x2028) && !words_is_space(0x200b) && !words_is_space('x'));
+    /* a run over a text whose words are separated by non-ASCII white space: 5 words a line */
+    char path[300], db[300], *out;
+    snprintf(path, sizeof path, "%s/utf8.txt", tu_tmpdir());
+    snprintf(db, sizeof db, "%s/utf8.db", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 40; i++) fprintf(f, "Whale\xc2\xa0" "ship\xe3\x80\x80" "sea\xe2\x80\xa8" "sail\xc2\x85" "oil %d\n", i);
+    fclose(f);
+    int rc = tu_run(&out, "%s run --db %s --model %s --dataset %s --batch 64 --no-progress 2>/dev/null", tu_lcbench(), db, LCB08, path);
+    if (rc) fail_msg("run: %d\n%s", rc, out);
+    cJSON *j = parse_last_line(out);
+    /* the targets are the text after its first token: 6 words a line, less the first word when
+     * that token is all of it (an ASCII-only count finds 2 a line) */
+    int64_t nw = (int64_t)num(j, "scored_words");
+    if (nw != 40 * 6 && nw != 40 * 6 - 1) fail_msg("%lld words scored, want 240 (or 239)", (long long)nw);
+    cJSON_Delete(j);
+    free(out);
+}
+
+/* The peak RSS (KiB) of the processes a shell command runs, measured in a child of its own (so no
+ * earlier child of this test counts); -1 when the command fails.  ASan's quarantine of freed blocks
+ * is kept small so that a sanitizer build measures what the program holds. */
+static long peak_rss_kib(const char *cmd) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(fd[0]);
+        char full[1400];
+        snprintf(full, sizeof full, "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8\"; export ASAN_OPTIONS; %s", cmd);
+        int rc = system(full);
+        struct rusage ru;
+        getrusage(RUSAGE_CHILDREN, &ru);
+        long v = rc == 0 ? ru.ru_maxrss : -1;
+        _exit(write(fd[1], &v, sizeof v) == sizeof v ? 0 : 1);
+    }
+    close(fd[1]);
+    long v = -1;
+    if (read(fd[0], &v, sizeof v) != sizeof v) v = -1;
+    close(fd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return v;
+}
+
+/* export --steps --json streams: one object a line in one array, memory bounded whatever the run's
+ * length.  A run of 1M steps (written through the store API) exported in a child whose peak RSS is
+ * measured against the same command exporting the run's bins; the former in-memory array of cJSON
+ * objects needed ~0.5 GB more for it. */
+static void test_export_steps_streamed(void **state) {
+    char db[300], err[LCB_ERRLEN];
+    snprintf(db, sizeof db, "%s/long.db", tu_tmpdir());
+    Store st;
+    if (store_open(&st, db, err, sizeof err)) fail_msg("%s", err);
+    StoreRun r;
+    memset(&r, 0, sizeof r);
+    r.status = "done"; r.model = "models/synthetic"; r.model_hash = "ab"; r.strategy = "sink:4:508"; r.protocol = "stream";
+    r.dataset = "synthetic"; r.dataset_hash = "cd"; r.max_pos = 512; r.bin_width = 1024;
+    const int64_t n = 1000000;
+    r.tokens = n + 1;
+    assert_int_equal(store_run_insert(&st, &r, err, sizeof err), 0);
+    float *v = malloc((size_t)n * sizeof *v);
+    for (int64_t t = 0; t < n; t++) v[t] = (float)(3.0 + (t % 97) / 97.0);
+    v[7] = NAN;   /* stored as is: exported as null */
+    for (int64_t k = 0; k < 4; k++) assert_int_equal(store_nll_insert(&st, r.id, k, 0, k * (n / 4), v + k * (n / 4), n / 4, err, sizeof err), 0);
+    free(v);
+    store_close(&st);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s export 1 --db %s --steps --json | awk 'NR <= 3 { print } { last = $0 } END { print last; print NR }' > %s/long.out",
+             tu_lcbench(), db, tu_tmpdir());
+    long big = peak_rss_kib(cmd);
+    snprintf(cmd, sizeof cmd, "%s export 1 --db %s --bins --json > /dev/null", tu_lcbench(), db);
+    long base = peak_rss_kib(cmd);   /* the same process exporting a few bins: what lcbench itself holds */
+    char p[400];
+    snprintf(p, sizeof p, "%s/long.out", tu_tmpdir());
+    char *o = tu_read_file(p, NULL);
+    /* "[", the first object, the second, the last line "]", then the line count: 1M objects + 2 */
+    if (strncmp(o, "[\n{\"win_start\":0,\"pos\":0,\"stream_pos\":0,\"nll\":3}", 47) || !strstr(o, "\n]\n1000002\n"))
+        fail_msg("streamed export:\n%s", o);
+    free(o);
+    fprintf(stderr, "export of %lld steps: peak RSS %ld KiB, of the bins %ld KiB\n", (long long)n, big, base);
+    assert_true(base > 0 && big > 0 && big - base < 64 * 1024);   /* in memory it was > 400 MiB more */
+    /* valid JSON, null for the NaN step */
+    char *out;
+    assert_int_equal(tu_run(&out, "%s export 1 --db %s --steps --json | head -c 2000 | sed -n '2,9p'", tu_lcbench(), db), 0);
+    assert_non_null(strstr(out, "{\"win_start\":0,\"pos\":7,\"stream_pos\":7,\"nll\":null},"));
+    free(out);
+}
+
 /* ---------------------------------------------------------------- gate */
 
 static void test_gate_metric_pair_by(void **state) {
@@ -434,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_summary_metrics),   cmocka_unit_test(test_ids_dataset_null), cmocka_unit_test(test_show_headline),
         cmocka_unit_test(test_terminal_header_and_bar), cmocka_unit_test(test_runs_json_csv), cmocka_unit_test(test_show_json),
         cmocka_unit_test(test_export),            cmocka_unit_test(test_gate_metric_pair_by), cmocka_unit_test(test_results_doc),
+        cmocka_unit_test(test_words_utf8),        cmocka_unit_test(test_export_steps_streamed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

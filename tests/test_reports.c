@@ -28,12 +28,15 @@ typedef struct {
     int64_t tokens;          /* steps = tokens - 1 */
     uint64_t seed;
     double shift;            /* added to every NLL */
-    double collapse_from;    /* > 0: NLL + 2 from this position on (a collapse past 512) */
+    double collapse_from;    /* > 0: NLL + collapse_by (default 2) from this position on (a collapse past 512) */
+    double collapse_by;
+    int64_t easy_until;      /* > 0: NLL - 2 before this position (an easy opening, as Moby Dick's table of contents) */
     int64_t oom_at;          /* >= 0: an oom event here (and steps stop there) */
     const char *model_hash;
     const char *model, *dataset;   /* NULL: models/synthetic-1m, synthetic */
-    const char *strategy;          /* NULL: sink:4:508 */
+    const char *strategy;          /* NULL: window:512 (no sinks: not a reference of the collapse rule, reports.h) */
     int no_bins;                   /* a run killed before its bins were written */
+    const char *token_hash;        /* NULL: the dataset name (the stream's hash; shorter runs of one stream differ) */
 } Synth;
 
 static double urand(uint64_t *s) {
@@ -58,10 +61,10 @@ static void synth_add(const char *path, const Synth *x) {
     r.status = (char *)x->status;
     r.model = (char *)(x->model ? x->model : "models/synthetic-1m");
     r.model_hash = (char *)(x->model_hash ? x->model_hash : "abc123");
-    r.strategy = (char *)(x->strategy ? x->strategy : "sink:4:508");
+    r.strategy = (char *)(x->strategy ? x->strategy : "window:512");
     r.protocol = "stream";
     r.dataset = (char *)(x->dataset ? x->dataset : "synthetic");
-    r.dataset_hash = (char *)(x->dataset ? x->dataset : "d0d0");
+    r.dataset_hash = (char *)(x->token_hash ? x->token_hash : x->dataset ? x->dataset : "d0d0");
     r.tokens = x->tokens;
     r.max_pos = 512;
     r.bin_width = 1024;
@@ -73,7 +76,8 @@ static void synth_add(const char *path, const Synth *x) {
     for (int64_t t = 0; t < n; t++) {
         double u1 = urand(&s), u2 = urand(&s);
         double g = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-        v[t] = (float)(3.5 + g + x->shift + (x->collapse_from > 0 && t >= x->collapse_from ? 2.0 : 0));
+        v[t] = (float)(3.5 + g + x->shift + (x->collapse_from > 0 && t >= x->collapse_from ? (x->collapse_by ? x->collapse_by : 2.0) : 0) -
+                       (t < x->easy_until ? 2.0 : 0));
     }
     assert_int_equal(store_nll_insert(&st, r.id, 0, 0, 0, v, n, err, sizeof err), 0);
     if (x->oom_at >= 0) assert_int_equal(store_event(&st, r.id, x->oom_at, "oom", "out of memory (synthetic)", err, sizeof err), 0);
@@ -600,6 +604,172 @@ static void test_plan_gguf_and_json(void **state) {
     free(out);
 }
 
+/* Review finding (issue 16): the collapse marker fired on sink runs because Moby Dick opens with an
+ * easy table of contents, so the in-context octave [256, 512) was unusually low.  The rule is now
+ * text-matched (reports.h): each bin against a reference run (sinks kept, cache within the context)
+ * on the same steps; a lone reference run is its own reference; only a file without any reference
+ * run falls back to the run's own octave.  Streams here: an opening 2 nats easier up to 2048. */
+static void test_collapse_text_matched(void **state) {
+    (void)state;
+    assert_true(rep_is_reference_strategy("sink:4:508", 512));
+    assert_true(rep_is_reference_strategy("sink:1:252", 512));
+    assert_true(rep_is_reference_strategy("recompute:252", 512));
+    assert_false(rep_is_reference_strategy("sink:4:1020", 512));   /* a cache past the context */
+    assert_false(rep_is_reference_strategy("window:512", 512));    /* no sinks */
+    assert_false(rep_is_reference_strategy("dense", 512));
+    assert_false(rep_is_reference_strategy(NULL, 512));
+    char *db = tmp("tm.db"), err[LCB_ERRLEN];
+    Synth sk = BASE;
+    sk.strategy = "sink:4:508";
+    sk.easy_until = 2048;
+    synth_db(db, &sk);   /* run 1: a healthy sink run over the easy opening */
+    RepDb d;
+    /* alone, the sink run is its own reference: never a collapse (the old rule: 2048, e^2 > 3) */
+    assert_int_equal(rep_load(&d, db, "--db", REP_COLLAPSE_FACTOR, err, sizeof err), 0);
+    assert_int_equal(d.runs[0].collapse_pos, -1);
+    assert_true(d.runs[0].collapse.matched);
+    assert_int_equal(d.runs[0].collapse.ref_run, 1);
+    double own;
+    assert_int_equal(rep_collapse_pos(d.runs[0].log2, d.runs[0].n_log2, 512, REP_COLLAPSE_FACTOR, &own), 2048);   /* what it was */
+    rep_free(&d);
+    Synth w = sk;
+    w.strategy = "window:512";
+    w.collapse_from = 512;
+    w.collapse_by = log(2.0);   /* twice the sink's PPL past the context: below the factor 3 */
+    synth_add(db, &w);          /* run 2 */
+    Synth dn = sk;
+    dn.strategy = "dense";
+    dn.collapse_from = 1024;    /* e^2 = 7.4 x past 1024 */
+    synth_add(db, &dn);         /* run 3 */
+    Synth other = sk;
+    other.strategy = "window:512";
+    other.dataset = "another";  /* another token stream, no reference run there; the text alone changes at 2048 */
+    synth_add(db, &other);      /* run 4 */
+    Synth shorter = dn;
+    shorter.tokens = 4096;
+    shorter.token_hash = "d0d0-4096";   /* a prefix of run 1's stream: another hash, the same steps */
+    synth_add(db, &shorter);    /* run 5 */
+    assert_int_equal(rep_load(&d, db, "--db", REP_COLLAPSE_FACTOR, err, sizeof err), 0);
+    assert_int_equal(d.n, 5);
+    assert_int_equal(d.runs[4].collapse.pos, 1024);
+    assert_true(d.runs[4].collapse.matched && d.runs[4].collapse.ref_run == 1);
+    assert_int_equal(d.runs[0].collapse_pos, -1);
+    const RepCollapse *cw = &d.runs[1].collapse, *cd = &d.runs[2].collapse, *co = &d.runs[3].collapse;
+    assert_int_equal(cw->pos, -1);
+    assert_true(cw->matched && cw->ref_run == 1 && !strcmp(cw->ref_strategy, "sink:4:508"));
+    assert_true(fabs(cw->worst - 2.0) < 1e-3);   /* the same steps: the text cancels exactly */
+    assert_int_equal(cd->pos, 1024);
+    assert_true(cd->matched && cd->ref_run == 1);
+    assert_true(fabs(d.runs[2].log2[0].ppl - d.runs[0].log2[0].ppl) < 1e-9);
+    assert_int_equal(co->matched, 0);            /* fallback: its own [256, 512) */
+    assert_int_equal(co->pos, 2048);             /* the easy opening fools it: why references exist */
+    rep_free(&d);
+    /* the report says where R came from; gate and show use the same verdict */
+    if (!tu_run(NULL, "gnuplot -e \"set terminal pngcairo\" </dev/null")) {
+        char dir[512], p[600], *out;
+        snprintf(dir, sizeof dir, "%s/tm_report", tu_tmpdir());
+        assert_int_equal(tu_run(&out, "%s report --db %s --out %s", tu_lcbench(), db, dir), 0);
+        free(out);
+        snprintf(p, sizeof p, "%s/index.md", dir);
+        char *md = tu_read_file(p, NULL);
+        if (!strstr(md, "| 1 | synthetic-1m | sink:4:508 | done | 16384 |") || !strstr(md, "| itself (sink:4:508) | 1.00× at 512 | none |") ||
+            !strstr(md, "| run 1 (sink:4:508) | 2.00× at ") || !strstr(md, "| run 1 (sink:4:508) | 7.39× at ") || !strstr(md, " | 1024 | lost at 1024 (collapse) |") ||
+            !strstr(md, "| own [256, 512): "))
+            fail_msg("collapse table of %s:\n%s", p, md);
+        free(md);
+    }
+    char *out;
+    assert_int_equal(tu_run(&out, "%s show 2 --db %s", tu_lcbench(), db), 0);
+    if (!strstr(out, "collapse      none") || !strstr(out, "2.00x run 1's (sink:4:508) PPL on the same steps")) fail_msg("show 2:\n%s", out);
+    free(out);
+    assert_int_equal(tu_run(&out, "%s show 3 --db %s", tu_lcbench(), db), 0);
+    if (!strstr(out, "collapse      at position 1024") || !strstr(out, "run 1's (sink:4:508) PPL on the same steps")) fail_msg("show 3:\n%s", out);
+    free(out);
+    assert_int_equal(tu_run(&out, "%s export 3 --bins --json --db %s >/dev/null && %s show 3 --json --db %s", tu_lcbench(), db, tu_lcbench(), db), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    assert_int_equal((int)cJSON_GetObjectItem(j, "collapse_pos")->valuedouble, 1024);
+    cJSON_Delete(j);
+    free(out);
+}
+
+/* issue 16: throughput with its spread (per-batch rates from the samples' positions and times),
+ * titles from the data, one model x 7 strategies wrapped into rows of 4 panels. */
+static void test_report_throughput_titles_layout(void **state) {
+    (void)state;
+    char *db = tmp("tp.db"), err[LCB_ERRLEN];
+    static const char *specs[] = {"dense", "window:508", "window:252", "sink:4:508", "sink:4:252", "recompute:252", "longlora:2"};
+    for (int i = 0; i < 7; i++) {
+        Synth c = BASE;
+        c.strategy = specs[i];
+        c.seed = 1 + i;
+        if (i == 0) synth_db(db, &c); else synth_add(db, &c);
+    }
+    /* samples of run 4: positions 1000, 2000, 4000 at 1 s, 1.5 s, 3.5 s: batches of 1000, 2000 and 1000 tokens/s */
+    Store st;
+    assert_int_equal(store_open(&st, db, err, sizeof err), 0);
+    const double pos[] = {1000, 2000, 4000}, el[] = {1.0, 1.5, 3.5};
+    for (int i = 0; i < 3; i++) {
+        StoreSample x = {.pos = (int64_t)pos[i], .elapsed_s = el[i], .tokens_per_s = pos[i] / el[i], .weights = 1 << 20, .kv = 1 << 16,
+                         .kv_formula = 1 << 16, .work = 1 << 16, .rss = 1 << 24, .device = -1};
+        assert_int_equal(store_sample(&st, 4, &x, err, sizeof err), 0);
+    }
+    store_close(&st);
+    RepDb d;
+    assert_int_equal(rep_load(&d, db, "--db", REP_COLLAPSE_FACTOR, err, sizeof err), 0);
+    const RepRun *x = &d.runs[3];
+    assert_int_equal(x->tps_n, 3);
+    assert_true(fabs(x->tokens_per_s - 4000 / 3.5) < 1e-9);   /* tokens over seconds, not a mean of cumulative rates */
+    assert_true(fabs(x->tps_lo - 1000) < 1e-9 && fabs(x->tps_hi - 2000) < 1e-9);
+    assert_int_equal(d.runs[0].tps_n, 0);
+    assert_true(isnan(d.runs[0].tokens_per_s));
+    rep_free(&d);
+    if (tu_run(NULL, "gnuplot -e \"set terminal pngcairo\" </dev/null")) { print_message("figures skipped: no gnuplot with pngcairo\n"); return; }
+    char dir[512], p[600], *out;
+    snprintf(dir, sizeof dir, "%s/tp_report", tu_tmpdir());
+    int rc = tu_run(&out, "%s report --db %s --out %s", tu_lcbench(), db, dir);
+    if (rc) fail_msg("report failed (%d):\n%s", rc, out);
+    free(out);
+    snprintf(p, sizeof p, "%s/data/throughput.dat", dir);
+    char *dat = tu_read_file(p, NULL);
+    if (!strstr(dat, " 1142.9 1000.0 2000.0")) fail_msg("no rate and range in %s:\n%s", p, dat);
+    free(dat);
+    snprintf(p, sizeof p, "%s/throughput.gp", dir);
+    char *gp = tu_read_file(p, NULL);
+    if (!strstr(gp, "set style histogram errorbars") || !strstr(gp, "using 11:12:13:xtic(1)")) fail_msg("no error bars in %s:\n%s", p, gp);
+    if (!strstr(gp, "synthetic-1m on synthetic, 16,384 tokens a run")) fail_msg("title not from the data in %s", p);
+    free(gp);
+    snprintf(p, sizeof p, "%s/throughput.png", dir);
+    assert_true(png_ok(p));
+    snprintf(p, sizeof p, "%s/grid.gp", dir);
+    gp = tu_read_file(p, NULL);
+    if (!strstr(gp, "set multiplot layout 2,4 title 'synthetic-1m on synthetic, 16,384 tokens a run: log PPL against input position, one panel"))
+        fail_msg("1 model x 7 strategies not wrapped, or the title not from the data, in %s", p);
+    free(gp);
+    const char *titled[] = {"ppl_synthetic-1m.gp", "memory_synthetic-1m.gp"};   /* events.gp: none without events */
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, titled[i]);
+        gp = tu_read_file(p, NULL);
+        if (!strstr(gp, "set title 'synthetic-1m on synthetic, 16,384 tokens a run: ")) fail_msg("title of %s not from the data", p);
+        free(gp);
+    }
+    snprintf(p, sizeof p, "%s/index.md", dir);
+    char *md = tu_read_file(p, NULL);
+    if (!strstr(md, "| 1143 | 1000–2000 (3 batches) |")) fail_msg("no throughput range in %s", p);
+    free(md);
+}
+
+/* the README's `make run` job: the sink-forming reference model, its default cache, then no sinks */
+static void test_make_run_job(void **state) {
+    (void)state;
+    char *out;
+    if (tu_run(&out, "make -s --no-print-directory -n SKIP_DEPS=1 run 2>&1")) fail_msg("make -n run:\n%s", out);
+    if (!strstr(out, "lcbench run --model models/lcb-6m --tokens 64K --strategy sink") ||
+        !strstr(out, "lcbench run --model models/lcb-6m --tokens 64K --strategy window"))
+        fail_msg("make run's job:\n%s", out);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_identical_passes),
@@ -615,6 +785,9 @@ int main(void) {
         cmocka_unit_test(test_gate_not_comparable),
         cmocka_unit_test(test_report_keys_and_killed),
         cmocka_unit_test(test_plan_gguf_and_json),
+        cmocka_unit_test(test_collapse_text_matched),
+        cmocka_unit_test(test_report_throughput_titles_layout),
+        cmocka_unit_test(test_make_run_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

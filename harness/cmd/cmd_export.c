@@ -111,7 +111,8 @@ cJSON *run_export_object(Store *st, int64_t id, char *err, size_t errlen) {
     add_num(o, "ppl_past_context_stderr", exp(m.past_mean_nll) * m.past_se);
     size_t nb;
     RepBin *lb = run_log2_bins(st, &r, &nb, err, errlen);
-    int64_t cp = lb ? rep_collapse_pos(lb, nb, r.max_pos, REP_COLLAPSE_FACTOR, NULL) : -1;
+    RepCollapse col;   /* reports.h's rule: a reference run on the same steps where the file has one */
+    int64_t cp = lb && !rep_collapse(st->db, &r, lb, nb, REP_COLLAPSE_FACTOR, &col) ? col.pos : -1;
     free(lb);
     add_num(o, "collapse_pos", cp >= 0 ? (double)cp : NAN);
     int64_t ct = run_cache_tokens(r.strategy);
@@ -177,8 +178,12 @@ cJSON *run_export_bins(Store *st, int64_t id, const char *kind, char *err, size_
     return a;
 }
 
-static int step_rows(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
-    cJSON *a = ctx;
+/* JSON of the steps, streamed: one array, each element one cJSON object built, printed and freed in
+ * turn, so memory stays bounded whatever the run's length (millions of steps) */
+typedef struct { FILE *f; int64_t n; } StepJson;
+static int step_json(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
+    StepJson *c = ctx;
+    char buf[512];
     for (int64_t j = 0; j < n; j++) {
         cJSON *s = cJSON_CreateObject();
         if (!s) return 1;
@@ -186,9 +191,12 @@ static int step_rows(void *ctx, int64_t win_start, int64_t pos0, const float *nl
         cJSON_AddNumberToObject(s, "pos", (double)(pos0 + j));
         cJSON_AddNumberToObject(s, "stream_pos", (double)(win_start + pos0 + j));
         add_num(s, "nll", nll[j]);
-        cJSON_AddItemToArray(a, s);
+        int ok = cJSON_PrintPreallocated(s, buf, (int)sizeof buf, 0);
+        cJSON_Delete(s);
+        if (!ok) return 1;
+        fprintf(c->f, "%s%s", c->n++ ? ",\n" : "\n", buf);
     }
-    return 0;
+    return ferror(c->f) ? 1 : 0;
 }
 
 /* CSV of the steps without building them all in memory (a run can have millions) */
@@ -210,7 +218,8 @@ static void export_help(void) {
            "  --steps       every scored step from the nll blobs: win_start, pos (in-window position t),\n"
            "                stream_pos (win_start + pos), nll (nats; the target is stream token stream_pos + 1)\n"
            "  --kind K      with --bins: only log2, linear or all (default: every kind)\n"
-           "  --csv         CSV with a header row (default); --json: one JSON array of objects\n"
+           "  --csv         CSV with a header row (default); --json: one JSON array of objects (--steps:\n"
+           "                streamed, one object a line, in bounded memory)\n"
            "  -o FILE       write there instead of stdout\n"
            "  --db PATH     results file (default results.db)\n"
            "Columns and the results file's schema: docs/results.md.\n");
@@ -270,10 +279,10 @@ int cmd_export(int argc, char **argv) {
         else if (!json && !a->child) fputs("kind,lo,hi,count,mean_nll,ppl,stderr\n", f);   /* no bin: the header alone */
         cJSON_Delete(a);
     } else if (json) {
-        cJSON *a = cJSON_CreateArray();
-        if (!a || store_nll_foreach(&st, (int64_t)id, step_rows, a, err, sizeof err)) { cli_error("export", "%s", a ? err : "out of memory"); rc = 1; }
-        else if (write_json(f, a)) { cli_error("export", "%s: write error or out of memory", out ? out : "stdout"); rc = 1; }
-        cJSON_Delete(a);
+        StepJson sj = {f, 0};
+        fputc('[', f);
+        if (store_nll_foreach(&st, (int64_t)id, step_json, &sj, err, sizeof err)) { cli_error("export", "%s", err); rc = 1; }
+        else if (fputs(sj.n ? "\n]\n" : "]\n", f) < 0 || ferror(f)) { cli_error("export", "%s: write error", out ? out : "stdout"); rc = 1; }
     } else {
         StepCsv sc = {f};
         fputs("win_start,pos,stream_pos,nll\n", f);

@@ -18,8 +18,9 @@ static void report_help(void) {
            "  collapse position, peak memory) and the provenance of every run\n"
            "  --db FILE              results file (default results.db)\n"
            "  --out DIR              output folder (created; files in it are replaced)\n"
-           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x the last in-context\n"
-           "                         octave (default 3; the same rule as lcbench gate)\n"
+           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x a reference run's\n"
+           "                         on the same steps (sinks kept, cache within the context), else the\n"
+           "                         run's last in-context octave (default 3; reports/reports.h, as gate)\n"
            "  --gnuplot PATH         gnuplot binary (default gnuplot)\n"
            "  --no-svg               PNG only\n");
 }

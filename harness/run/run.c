@@ -11,6 +11,7 @@
 #include "harness/run/kvsnap.h"
 #include "datasets/dataset.h"
 #include "datasets/sha256.h"
+#include "datasets/words.h"
 #include "engine/backend.h"
 #include "engine/common.h"
 #include "engine/gguf.h"
@@ -488,14 +489,12 @@ typedef struct {
     const Tokenizer *tok;
     const int32_t *ids;
     size_t n_ids;
-    int64_t bytes, words;
+    int64_t bytes;
+    Words words;                 /* UTF-8 aware, white space as lm-eval splits words (datasets/words.h) */
     int64_t prev_win, prev_end;  /* the last row: window start and in-window end (continuation) */
-    int prev_ws;                 /* the last byte of the scored text so far was white space */
     int bad;                     /* a row's targets past the stream, or a decode error */
     char err[LCB_ERRLEN];
 } MetCtx;
-
-static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 static int metrics_row(void *vctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
     MetCtx *x = vctx;
@@ -515,15 +514,12 @@ static int metrics_row(void *vctx, int64_t win_start, int64_t pos0, const float 
     char *text = NULL;
     size_t len = 0;
     if (tokenizer_decode(x->tok, x->ids + a, (size_t)n, 1, &text, &len, x->err, sizeof x->err)) { x->bad = 1; return 1; }
-    int cont = win_start == x->prev_win && pos0 == x->prev_end;
-    int ws = cont ? x->prev_ws : 1;
-    for (size_t i = 0; i < len; i++) {
-        int w = is_ws((unsigned char)text[i]);
-        if (!w && ws) x->words++;
-        ws = w;
+    if (!(win_start == x->prev_win && pos0 == x->prev_end)) {   /* not the continuation of the last row: a new text */
+        words_end(&x->words);
+        x->words.in_word = 0;
     }
+    words_feed(&x->words, text, len);
     x->bytes += (int64_t)len;
-    x->prev_ws = ws;
     x->prev_win = win_start;
     x->prev_end = pos0 + n;
     free(text);
@@ -540,17 +536,19 @@ static void met_stats(const MetAcc *a, int64_t *steps, double *mean, double *se)
 int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
                         RunMetrics *m, char *err, size_t errlen) {
     store_metrics_init(m);
-    MetCtx x = {.max_pos = max_pos, .tok = ids ? tok : NULL, .ids = ids, .n_ids = n_ids, .prev_win = -1, .prev_end = -1, .prev_ws = 1};
+    MetCtx x = {.max_pos = max_pos, .tok = ids ? tok : NULL, .ids = ids, .n_ids = n_ids, .prev_win = -1, .prev_end = -1};
+    words_init(&x.words);
     if (store_nll_foreach(st, run, metrics_row, &x, err, errlen)) return -1;
     if (x.bad) return lcb_fail(err, errlen, "run %lld: bytes and words of the scored text: %s", (long long)run, x.err);
     met_stats(&x.ctx, &m->ctx_steps, &m->ctx_mean_nll, &m->ctx_se);
     met_stats(&x.past, &m->past_steps, &m->past_mean_nll, &m->past_se);
     if (x.tok) {
         double sum = x.ctx.sum + x.past.sum;
+        words_end(&x.words);
         m->bytes = x.bytes;
-        m->words = x.words;
+        m->words = x.words.words;
         m->bits_per_byte = x.bytes > 0 ? sum / (M_LN2 * (double)x.bytes) : NAN;
-        m->word_ppl = x.words > 0 ? exp(sum / (double)x.words) : NAN;
+        m->word_ppl = m->words > 0 ? exp(sum / (double)m->words) : NAN;
     }
     return 0;
 }
@@ -621,14 +619,32 @@ void run_headline_print(FILE *f, Store *st, const StoreRun *r, const RunMetrics 
     char err[LCB_ERRLEN];
     RepBin *lb = bins ? rep_log2(bins, n_bins, &nl) : run_log2_bins(st, r, &nl, err, sizeof err);
     if (!lb) fprintf(f, "  (bins: %s)\n", bins ? "out of memory" : err);
-    double ref = NAN;
-    int64_t cpos = lb ? rep_collapse_pos(lb, nl, P, REP_COLLAPSE_FACTOR, &ref) : -1;
+    /* R: a reference run on the same steps (sinks kept, cache within the context), else the run's own octave */
+    RepCollapse c;
+    const double k = REP_COLLAPSE_FACTOR;
+    int crc = lb ? rep_collapse(st->db, r, lb, nl, k, &c) : -1;
+    double at = NAN;
+    for (size_t i = 0; lb && crc == 0 && i < nl; i++) if (lb[i].lo == c.pos) at = lb[i].ppl;
+    int have_bins = lb != NULL;
     free(lb);
-    if (cpos >= 0)
-        fprintf(f, "  collapse      at position %lld      first log2 bin past the context with PPL > %g x %.4g (the PPL of [%lld, %lld))\n",
-                (long long)cpos, REP_COLLAPSE_FACTOR, ref, (long long)(P / 2), (long long)P);
-    else if (isnan(ref)) fprintf(f, "  collapse      -                          no full in-context octave [%lld, %lld) to compare with\n", (long long)(P / 2), (long long)P);
-    else fprintf(f, "  collapse      none                       no log2 bin past the context above %g x %.4g\n", REP_COLLAPSE_FACTOR, ref);
+    char who[128] = "";
+    if (crc == 0 && c.matched) {
+        if (c.ref_run == r->id) snprintf(who, sizeof who, "this run's own (%s: sinks kept, a cache within the context)", c.ref_strategy);
+        else snprintf(who, sizeof who, "run %lld's (%s)", (long long)c.ref_run, c.ref_strategy);
+    }
+    if (crc) fprintf(f, "  collapse      -                          %s\n", have_bins ? sqlite3_errmsg(st->db) : "no bins");
+    else if (c.matched && c.pos >= 0)
+        fprintf(f, "  collapse      at position %lld      PPL %.4g > %g x %.4g, %s PPL on the same steps\n", (long long)c.pos, at, k, c.ref_ppl, who);
+    else if (c.matched && isfinite(c.worst))
+        fprintf(f, "  collapse      none                       worst log2 bin past the context: %.2fx %s PPL on the same steps, at %lld (a collapse is > %gx)\n",
+                c.worst, who, (long long)c.worst_lo, k);
+    else if (c.matched) fprintf(f, "  collapse      -                          no log2 bin past the context to compare with %s\n", who);
+    else if (c.pos >= 0)
+        fprintf(f, "  collapse      at position %lld      first log2 bin past the context with PPL > %g x %.4g (the PPL of [%lld, %lld); no reference run on this stream)\n",
+                (long long)c.pos, k, c.ref_ppl, (long long)(P / 2), (long long)P);
+    else if (isnan(c.ref_ppl)) fprintf(f, "  collapse      -                          no full in-context octave [%lld, %lld) to compare with\n", (long long)(P / 2), (long long)P);
+    else fprintf(f, "  collapse      none                       no log2 bin past the context above %g x %.4g (the PPL of [%lld, %lld); no reference run on this stream)\n",
+                 k, c.ref_ppl, (long long)(P / 2), (long long)P);
     if (m->bytes >= 0) {
         char bpb[32] = "-", wp[32] = "-";
         if (isfinite(m->bits_per_byte)) snprintf(bpb, sizeof bpb, "%.4f", m->bits_per_byte);
