@@ -264,11 +264,11 @@ static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("b
 static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
 
 /* the other attention kernels on the same fixtures: the scalar one (0) and the flash kernel's
- * other launch configurations (1: 8 warps; 2: 4 warps; 3: three stages); 4 (two m-tiles per
- * warp), the default (-1), ran above */
+ * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp); the default
+ * (-1) ran above, and for the fixtures' short inputs (under 1,024 rows per KV head) it is 1 */
 static void test_fixtures_bf16_other_attention(void **state) {
     if (!have_gpu()) return;
-    const int variants[] = {0, 1, 2, 3};
+    const int variants[] = {0, 2, 3, 4};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         print_message("attention variant %d\n", variants[v]);
         cuda_op_attention_variant(variants[v]);

@@ -511,13 +511,16 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
 /* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations; tests and benchmarks set it */
 int cu_attention_variant = -1;
 
-/* The default configuration per head dim, from the device runs of ATTENTION_NOTES.md (one H200,
- * bf16): 4 (two m-tiles per warp) was the fastest on every shape measured, head_dim 128 (sink,
+/* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): 4 (two
+ * m-tiles per warp) was the fastest on every shape measured (4,096 queries), head_dim 128 (sink,
  * window, dense, GQA: 246-263 TFLOP/s against 200-229 for 1-3) and 64 (Falcon MQA: 203 against
- * 160-186); 16 and 32 follow (no spills there). */
-static int attn_default_cfg(int hd) {
+ * 160-186); 16 and 32 follow (no spills there).  Calls with few rows per KV head (decode: one
+ * query, H / KV rows; short chunks) launch a block or two per KV head, far fewer than the SMs, and
+ * each block streams every key: there 1 keeps the previous default, twice the threads issuing
+ * copies. */
+static int attn_default_cfg(int hd, int rows) {
     (void)hd;
-    return 4;
+    return rows >= 1024 ? 4 : 1;
 }
 
 template <typename T, int HD, int NW, int STAGES, int MT>
@@ -564,7 +567,7 @@ static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     if (variant == 0 || dt == DT_F32) return 0;
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
-    return variant >= 1 && variant <= 4 ? variant : attn_default_cfg(a->hd);
+    return variant >= 1 && variant <= 4 ? variant : attn_default_cfg(a->hd, a->n * (a->H / a->KV));
 }
 
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
@@ -770,6 +773,8 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
 extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) {
     AttnArgs a = {};
     a.hd = head_dim;
+    a.n = 4096; /* the benchmarks' chunk */
+    a.H = a.KV = 1;
     const int dt = dt_parse(dtype);
     return dt < 0 ? 0 : attn_kernel_for(dt, &a, variant);
 }

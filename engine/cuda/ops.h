@@ -27,8 +27,8 @@ int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, 
 /* out[i] = lcb_rng_normal(seed, tensor, i, 0.02f) for i < n (engine/rng.h), generated on the device */
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen);
 /* tests: which attention kernel the forward pass runs for bf16/fp16: -1 the default (the flash
- * kernel's fastest configuration for the head dim, 4 today), 0 the scalar kernel, 1 .. 4 the flash
- * kernel's launch configurations (attention.cu) */
+ * kernel's configuration 4 from 1,024 rows per KV head, 1 below: attn_default_cfg), 0 the scalar
+ * kernel, 1 .. 4 the flash kernel's launch configurations (attention.cu) */
 void cuda_op_attention_variant(int v);
 
 /* One attention call (engine/cuda/attention.cu, AttnArgs): n queries at positions t0 .. t0+n-1,
@@ -51,7 +51,7 @@ int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, c
  * times the visible (query, key) pairs (for s2, counted as if no head were rolled). */
 int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms, double *flops,
                            char *err, size_t errlen);
-/* which kernel a variant runs for dtype and head_dim: 0 the scalar one, else the flash configuration */
+/* which kernel a variant runs for dtype and head_dim (4,096 rows): 0 the scalar one, else the flash configuration */
 int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim);
 
 #ifdef __cplusplus
