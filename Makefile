@@ -62,7 +62,7 @@ ifneq ($(and $(wildcard $(NCCL_DIR)/include/nccl.h),$(NCCL_LIBDIR)),)
 NVFLAGS  += -DLCB_HAVE_NCCL -I$(NCCL_DIR)/include
 LDLIBS   += -L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR) -lnccl
 endif
-CUDA_TEST_BIN := $(BUILD)/tests/test_cuda
+CUDA_TEST_BIN := $(BUILD)/tests/test_cuda $(BUILD)/tests/test_cuda_state
 endif
 
 .PHONY: all deps run corpora test test-unit test-asan test-slurm bench fuzz clean install
@@ -139,9 +139,9 @@ layers:
 	@sh tests/test_layers.sh
 
 # The CUDA backend against the CPU path (tests/test_cuda.c); needs a GPU.
-test-cuda: deps $(BUILD)/lcbench $(BUILD)/tests/test_cuda
+test-cuda: deps $(BUILD)/lcbench $(CUDA_TEST_BIN)
 	@[ -n "$(NVCC)" ] || { echo "test-cuda: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1; }
-	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(BUILD)/tests/test_cuda
+	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(CUDA_TEST_BIN)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks checked too).
 test-asan: deps
