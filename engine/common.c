@@ -217,3 +217,19 @@ int lcb_spawn(char *const argv[], const char *cwd, const char *out_path, const c
         if (errno != EINTR) return lcb_fail(err, errlen, "waiting for %s: %s", argv[0], strerror(errno));
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+void *lcb_grow(void *v, size_t n, size_t *cap, size_t elem, size_t first) {
+    if (n < *cap) return v;
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(v, c * elem);
+    if (p) *cap = c;
+    return p;
+}
+
+int lcb_mkdir_p(const char *path) {
+    char p[8192];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) { errno = ENAMETOOLONG; return -1; }
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') { *s = 0; if (mkdir(p, 0777) && errno != EEXIST) return -1; *s = '/'; }
+    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}

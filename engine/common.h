@@ -87,6 +87,14 @@ double lcb_now(void);
 int lcb_spawn(char *const argv[], const char *cwd, const char *out_path, const char *err_path, char *capture, size_t capn,
                char *err, size_t errlen);
 
+/* An array v of *cap elements of elem bytes, n of them in use, with room for one more: v itself,
+ * or v grown with realloc (capacity doubled, from first; *cap updated).  NULL when out of memory,
+ * v still valid and *cap unchanged. */
+void *lcb_grow(void *v, size_t n, size_t *cap, size_t elem, size_t first);
+
+/* mkdir -p: path and the folders above it (0777 before the umask); 0, or -1 with errno. */
+int lcb_mkdir_p(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

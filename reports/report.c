@@ -984,14 +984,6 @@ static int write_index(Rep *R, char *err, size_t errlen) {
 
 /* ---------------------------------------------------------------- entry */
 
-static int mkdir_p(const char *path) {
-    char p[4300];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') { *s = 0; if (mkdir(p, 0777) && errno != EEXIST) return -1; *s = '/'; }
-    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 int report_write(const ReportOptions *o, char *err, size_t errlen) {
     Rep R;
     memset(&R, 0, sizeof R);
@@ -1001,7 +993,7 @@ int report_write(const ReportOptions *o, char *err, size_t errlen) {
     if (strlen(o->out) > 4000) return lcb_fail(err, errlen, "--out: the path is too long");
     snprintf(data, sizeof data, "%s/data", o->out);
     int rc = 0;
-    if (mkdir_p(data)) rc = lcb_fail(err, errlen, "--out %.4000s: cannot create the folder: %s", o->out, strerror(errno));
+    if (lcb_mkdir_p(data)) rc = lcb_fail(err, errlen, "--out %.4000s: cannot create the folder: %s", o->out, strerror(errno));
     if (rc == 0 && R.d.n == 0) {
         /* a file of passkey results only: the passkey panel alone */
         char md[4200];

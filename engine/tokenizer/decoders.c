@@ -14,17 +14,12 @@ int tokenizer_load_decoder(Loader *L, const cJSON *d, const char *field) {
     Tokenizer *t = L->t;
     if (!d || cJSON_IsNull(d)) return 0;
     t->has_decoder = 1;
-    const char *type = tok_json_str(d, "type");
-    if (!type) return tokenizer_load_fail(L, field, "missing \"type\"");
+    const char *type;
+    if (tokenizer_load_type(L, d, field, "decoders", tokenizer_load_decoder, &type)) return -1;
+    if (!type) return 0;   /* a Sequence, loaded */
     DecStep st;
     memset(&st, 0, sizeof st);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-        if (!cJSON_IsArray(arr)) return tokenizer_load_fail(L, field, "Sequence without \"decoders\" array");
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) if (tokenizer_load_decoder(L, c, field)) return -1;
-        return 0;
-    } else if (!strcmp(type, "Replace")) {
+    if (!strcmp(type, "Replace")) {
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(d, "pattern");
         const char *s = pat ? tok_json_str(pat, "String") : NULL;
         const char *c = tok_json_str(d, "content");

@@ -132,13 +132,9 @@ int tokenizer_load_model(Loader *L, const cJSON *model) {
  * as HF orders its queue); 4-ary halves the depth of a binary heap, which matters for the
  * very long words of SentencePiece-style models (no pre-tokenizer: a whole text is one word). */
 static int heap_push(EncodeCtx *c, HeapItem it) {
-    if (c->heap_n + 1 > c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        HeapItem *p = realloc(c->heap, cap * sizeof *p);
-        if (!p) return -1;
-        c->heap = p;
-        c->heap_cap = cap;
-    }
+    HeapItem *h = lcb_grow(c->heap, c->heap_n, &c->heap_cap, sizeof *h, 64);
+    if (!h) return -1;
+    c->heap = h;
     size_t i = c->heap_n++;
     while (i > 0) {
         size_t par = (i - 1) / 4;
@@ -172,13 +168,9 @@ static HeapItem heap_pop(EncodeCtx *c) {
 }
 
 static int bpe_add_sym(EncodeCtx *c, size_t *ns, int32_t id, size_t len) {
-    if (*ns + 1 > c->syms_cap) {
-        size_t cap = c->syms_cap ? c->syms_cap * 2 : 256;
-        Sym *p = realloc(c->syms, cap * sizeof *p);
-        if (!p) return -1;
-        c->syms = p;
-        c->syms_cap = cap;
-    }
+    Sym *p = lcb_grow(c->syms, *ns, &c->syms_cap, sizeof *p, 256);
+    if (!p) return -1;
+    c->syms = p;
     c->syms[*ns] = (Sym){id, (int32_t)*ns - 1, (int32_t)*ns + 1, (uint32_t)len};
     (*ns)++;
     return 0;

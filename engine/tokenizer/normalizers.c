@@ -11,16 +11,9 @@
 
 int tokenizer_load_normalizer(Loader *L, const cJSON *n, const char *field) {
     Tokenizer *t = L->t;
-    if (!n || cJSON_IsNull(n)) return 0;
-    const char *type = tok_json_str(n, "type");
-    if (!type) return tokenizer_load_fail(L, field, "missing \"type\"");
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(arr)) return tokenizer_load_fail(L, field, "Sequence without \"normalizers\" array");
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) if (tokenizer_load_normalizer(L, c, field)) return -1;
-        return 0;
-    }
+    const char *type;
+    if (tokenizer_load_type(L, n, field, "normalizers", tokenizer_load_normalizer, &type)) return -1;
+    if (!type) return 0;   /* a Sequence, loaded */
     NormStep st;
     memset(&st, 0, sizeof st);
     if (!strcmp(type, "Prepend")) {

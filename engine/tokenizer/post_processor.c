@@ -21,18 +21,12 @@ static int tokenizer_push_ids(int32_t **v, size_t *n, const int32_t *ids, size_t
 
 int tokenizer_load_post(Loader *L, const cJSON *p, const char *field) {
     Tokenizer *t = L->t;
-    if (!p || cJSON_IsNull(p)) return 0;
-    const char *type = tok_json_str(p, "type");
-    if (!type) return tokenizer_load_fail(L, field, "missing \"type\"");
+    const char *type;
+    if (tokenizer_load_type(L, p, field, "processors", tokenizer_load_post, &type)) return -1;
+    if (!type) return 0;   /* a Sequence, loaded */
     int32_t *pre = NULL, *suf = NULL;
     size_t npre = 0, nsuf = 0;
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "processors");
-        if (!cJSON_IsArray(arr)) return tokenizer_load_fail(L, field, "Sequence without \"processors\" array");
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) if (tokenizer_load_post(L, c, field)) return -1;
-        return 0;
-    } else if (!strcmp(type, "ByteLevel")) {
+    if (!strcmp(type, "ByteLevel")) {
         return 0; /* only trims offsets */
     } else if (!strcmp(type, "TemplateProcessing")) {
         const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");

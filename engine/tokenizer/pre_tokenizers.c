@@ -39,18 +39,12 @@ static int tokenizer_parse_behavior(Loader *L, const cJSON *o, const char *field
 }
 
 int tokenizer_load_pre(Loader *L, const cJSON *p, const char *field) {
-    if (!p || cJSON_IsNull(p)) return 0;
-    const char *type = tok_json_str(p, "type");
-    if (!type) return tokenizer_load_fail(L, field, "missing \"type\"");
+    const char *type;
+    if (tokenizer_load_type(L, p, field, "pretokenizers", tokenizer_load_pre, &type)) return -1;
+    if (!type) return 0;   /* a Sequence, loaded */
     PreStep st;
     memset(&st, 0, sizeof st);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(arr)) return tokenizer_load_fail(L, field, "Sequence without \"pretokenizers\" array");
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) if (tokenizer_load_pre(L, c, field)) return -1;
-        return 0;
-    } else if (!strcmp(type, "Split")) {
+    if (!strcmp(type, "Split")) {
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
         if (!pat) return tokenizer_load_fail(L, field, "Split without \"pattern\"");
         st.kind = PRE_SPLIT;
@@ -128,13 +122,9 @@ void tokenizer_init_bytemap(Tokenizer *t) {
 }
 
 static int tok_ctx_push_seg(EncodeCtx *c, size_t s, size_t e, int m) {
-    if (c->segs_n + 1 > c->segs_cap) {
-        size_t cap = c->segs_cap ? c->segs_cap * 2 : 64;
-        Seg *p = realloc(c->segs, cap * sizeof *p);
-        if (!p) return -1;
-        c->segs = p;
-        c->segs_cap = cap;
-    }
+    Seg *p = lcb_grow(c->segs, c->segs_n, &c->segs_cap, sizeof *p, 64);
+    if (!p) return -1;
+    c->segs = p;
     c->segs[c->segs_n++] = (Seg){s, e, m};
     return 0;
 }

@@ -53,6 +53,20 @@ int tokenizer_load_fail(Loader *L, const char *field, const char *fmt, ...) {
     return -1;
 }
 
+int tokenizer_load_type(Loader *L, const cJSON *o, const char *field, const char *items, TokLoadFn load, const char **type) {
+    *type = NULL;
+    if (!o || cJSON_IsNull(o)) return 0;   /* the section is absent */
+    *type = tok_json_str(o, "type");
+    if (!*type) return tokenizer_load_fail(L, field, "missing \"type\"");
+    if (strcmp(*type, "Sequence")) return 0;
+    *type = NULL;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, items);
+    if (!cJSON_IsArray(arr)) return tokenizer_load_fail(L, field, "Sequence without \"%s\" array", items);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, arr) if (load(L, c, field)) return -1;
+    return 0;
+}
+
 /* Strings a tokenizer.json inserts into the text being encoded (Prepend, Replace content,
  * Metaspace replacement) must be valid UTF-8: the split regexes then run with
  * PCRE2_NO_UTF_CHECK, and PCRE2 (JIT) on invalid UTF-8 read out of bounds (fuzz_tokenizer).
@@ -330,12 +344,9 @@ static void tok_plist_free(PieceList *l) {
 }
 
 int tok_plist_grow(PieceList *l) {
-    if (l->n < l->cap) return 0;
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    Piece *v = realloc(l->v, cap * sizeof *v);
+    Piece *v = lcb_grow(l->v, l->n, &l->cap, sizeof *v, 64);
     if (!v) return -1;
     l->v = v;
-    l->cap = cap;
     return 0;
 }
 
@@ -356,13 +367,9 @@ int tok_plist_add_token(PieceList *l, int32_t id) {
 }
 
 int tok_ctx_push_id(EncodeCtx *c, int32_t id) {
-    if (c->n_ids + 1 > c->ids_cap) {
-        size_t cap = c->ids_cap ? c->ids_cap * 2 : 256;
-        int32_t *p = realloc(c->ids, cap * sizeof *p);
-        if (!p) return -1;
-        c->ids = p;
-        c->ids_cap = cap;
-    }
+    int32_t *p = lcb_grow(c->ids, c->n_ids, &c->ids_cap, sizeof *p, 256);
+    if (!p) return -1;
+    c->ids = p;
     c->ids[c->n_ids++] = id;
     return 0;
 }

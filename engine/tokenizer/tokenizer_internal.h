@@ -250,6 +250,11 @@ void tok_pairmap_put(PairMap *m, int32_t a, int32_t b, uint32_t rank, int32_t ne
 int tok_pairmap_get(const PairMap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id);
 
 /* tokenizer.c */
+/* A section's "type" (normalizer, pre-tokenizer, post-processor, decoder): *type; NULL for an
+ * absent (missing or null) section, and for a Sequence once each element of its array `items`
+ * was loaded with load.  0, or -1 with the loader's error. */
+typedef int (*TokLoadFn)(Loader *L, const cJSON *o, const char *field);
+int tokenizer_load_type(Loader *L, const cJSON *o, const char *field, const char *items, TokLoadFn load, const char **type);
 int tokenizer_load_fail(Loader *L, const char *field, const char *fmt, ...);
 int tokenizer_check_utf8(Loader *L, const char *field, const char *what, const char *s, size_t n);
 const char *tok_json_str(const cJSON *o, const char *key);

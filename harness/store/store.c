@@ -757,11 +757,9 @@ int store_runs_ids(Store *s, int64_t last, int64_t **ids, size_t *n, char *err, 
     int rc;
     size_t cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            int64_t *ni = realloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof *ni);
-            if (!ni) { rc = SQLITE_NOMEM; break; }
-            *ids = ni;
-        }
+        int64_t *ni = lcb_grow(*ids, *n, &cap, sizeof *ni, 64);
+        if (!ni) { rc = SQLITE_NOMEM; break; }
+        *ids = ni;
         (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
@@ -822,11 +820,9 @@ int store_bins_read(Store *s, int64_t run, const char *kind, StoreBin **bins, si
     int rc;
     size_t cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            StoreBin *nb = realloc(*bins, (cap = cap ? 2 * cap : 64) * sizeof *nb);
-            if (!nb) { rc = SQLITE_NOMEM; break; }
-            *bins = nb;
-        }
+        StoreBin *nb = lcb_grow(*bins, *n, &cap, sizeof *nb, 64);
+        if (!nb) { rc = SQLITE_NOMEM; break; }
+        *bins = nb;
         (*bins)[(*n)++] = (StoreBin){.kind = k, .lo = sqlite3_column_int64(st, 0), .hi = sqlite3_column_int64(st, 1),
                                      .count = sqlite3_column_int64(st, 2), .mean_nll = col_real(st, 3), .ppl = col_real(st, 4),
                                      .se = col_real(st, 5)};

@@ -47,13 +47,6 @@ typedef struct {
 
 typedef enum { CS_TODO, CS_RESUME, CS_RECORDED, CS_BUSY, CS_FAILED, CS_RUNNING } CellState;
 
-static int mkdir_p(const char *path) {
-    char p[8192];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') { *s = 0; if (mkdir(p, 0777) && errno != EEXIST) return -1; *s = '/'; }
-    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
-}
 
 /* The CPUs this process may use, in order. */
 static int allowed_cpus(int *cpus, int max) {
@@ -315,7 +308,7 @@ int sweep_execute(const SweepPlan *p, const SweepExecOptions *o) {
         rc_exit = 0;
         goto out;
     }
-    if (n_run > 0 && mkdir_p(logdir)) { cli_error("sweep", "%s: cannot create the log folder: %s", logdir, strerror(errno)); goto out; }
+    if (n_run > 0 && lcb_mkdir_p(logdir)) { cli_error("sweep", "%s: cannot create the log folder: %s", logdir, strerror(errno)); goto out; }
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
