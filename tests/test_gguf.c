@@ -551,6 +551,8 @@ static void permute_rows(float *w, int64_t rows, int64_t cols, int nh) {
 }
 
 static const char *wf_drop, *wf_extra; /* a tensor to leave out / to add (hostile models) */
+static const char *wf_retype;            /* a tensor whose type id is written as wf_retype_to */
+static uint32_t wf_retype_to;
 
 static void write_fixture_gguf(const char *fx, uint32_t type, const char *path) {
     char dir[256], cfgp[300], err[LCB_ERRLEN];
@@ -607,7 +609,8 @@ static void write_fixture_gguf(const char *fx, uint32_t type, const char *path) 
         }
         uint32_t tt = QT_F32;
         if (rows) tt = cols % quant_block_size(type) == 0 ? type : QT_F16;
-        gw_tensor(&g, name, tt, rows, cols, x);
+        WTensor *w = gw_tensor(&g, name, tt, rows, cols, x);
+        if (wf_retype && !strcmp(name, wf_retype)) w->force_type = (int)wf_retype_to;
         free(x);
     }
     if (wf_extra) gw_tensor(&g, wf_extra, QT_F32, 0, 64, NULL);
@@ -813,6 +816,17 @@ static void test_model_config(void **state) {
     assert_int_not_equal(model_open(&m, path, NULL, err, sizeof err), 0);
     assert_non_null(strstr(err, "model.layers.2.mlp.down_proj.weight"));
     assert_non_null(strstr(err, "missing"));
+    /* a layer matrix of a type ggml knows but lcbench cannot dequantize (IQ4_NL: 18-byte blocks
+     * of 32, the size of Q4_0's, so the file itself is consistent): refused by name whether the
+     * matrix would stay as blocks or be dequantized at load */
+    wf_retype = "blk.1.ffn_down.weight";
+    wf_retype_to = 20;
+    write_fixture_gguf("llama_gqa", QT_Q4_0, path);
+    wf_retype = NULL;
+    for (int fp32 = 0; fp32 < 2; fp32++) {
+        assert_int_not_equal(fp32 ? model_open_fp32(&m, path, err, sizeof err) : model_open(&m, path, NULL, err, sizeof err), 0);
+        if (!strstr(err, "blk.1.ffn_down.weight") || !strstr(err, "IQ4_NL")) fail_msg("an IQ4_NL matrix: \"%s\"", err);
+    }
 }
 
 /* the CLI takes a GGUF wherever it takes a folder: score, and its stdout equals the folder's */
