@@ -392,7 +392,7 @@ static void fmt_count(char *out, size_t n, int64_t v) {
 }
 
 /* What a figure shows, from the data: "lcb-1.5m, lcb-6m on moby-dick, 4,096-65,536 tokens a run" over
- * the groups given (k < 0: every group), the first three models named. */
+ * the groups given (k < 0: every group), the first four models named. */
 static void scope_title(const Rep *R, int only, char *out, size_t n) {
     char models[300] = "", datasets[200] = "";
     int nm = 0, nd = 0;
@@ -405,7 +405,7 @@ static void scope_title(const Rep *R, int only, char *out, size_t n) {
         for (int j = 0; j < k; j++) seen |= (only < 0) && !strcmp(R->g[j].ser[0].x->label, lab);
         if (!seen) {
             size_t l = strlen(models);
-            if (nm < 3) snprintf(models + l, sizeof models - l, "%s%s", nm ? ", " : "", lab);
+            if (nm < 4) snprintf(models + l, sizeof models - l, "%s%s", nm ? ", " : "", lab);
             nm++;
         }
         seen = 0;
@@ -421,7 +421,7 @@ static void scope_title(const Rep *R, int only, char *out, size_t n) {
             if (t > thi) thi = t;
         }
     }
-    if (nm > 3) { size_t l = strlen(models); snprintf(models + l, sizeof models - l, " and %d more", nm - 3); }
+    if (nm > 4) { size_t l = strlen(models); snprintf(models + l, sizeof models - l, " and %d more", nm - 4); }
     if (nd > 2) { size_t l = strlen(datasets); snprintf(datasets + l, sizeof datasets - l, " and %d more", nd - 2); }
     char a[32], b[32];
     fmt_count(a, sizeof a, tlo);
@@ -603,7 +603,7 @@ static int fig_throughput(Rep *R, char *err, size_t errlen) {
     char dev[160] = "", scope[600];
     for (size_t i = 0; i < R->d.n; i++) { threads = (int)R->d.runs[i].r.threads; snprintf(dev, sizeof dev, "%s", nz(R->d.runs[i].r.device)); }
     scope_title(R, -1, scope, sizeof scope);
-    bprintf(&b, "set title 'tokens/s: %s (%d thread%s, %s); bars: the run, whiskers: slowest and fastest batch'\n", gq(scope), threads,
+    bprintf(&b, "set title 'tokens/s: %s'.\"\\n\".'(%d thread%s, %s; bars: the run, whiskers: its slowest and fastest batch)'\n", gq(scope), threads,
             threads == 1 ? "" : "s", gq(dev));
     bprintf(&b, "set datafile missing '?'\nset style data histograms\nset style histogram errorbars gap 1 linewidth 1.2\nset style fill solid 0.85 border -1\n");
     bprintf(&b, "set boxwidth 0.9\nset logscale y 10\nset yrange [%g:*]\nset ylabel 'tokens per second (log scale)'\nset xlabel 'model'\n",
@@ -913,7 +913,7 @@ static int write_index(Rep *R, char *err, size_t errlen) {
         rep_human_bytes(wk, sizeof wk, (double)x->peak_work); rep_human_bytes(rs, sizeof rs, (double)x->peak_rss);
         if (x->peak_weights >= 0) { cell(&o, 0, "%s", w); cell(&o, 0, "%s", k); cell(&o, 0, "%s", wk); cell(&o, 0, "%s", rs);
             if (isfinite(x->tokens_per_s)) cell(&o, 0, "%.0f", x->tokens_per_s); else cell(&o, 0, "–");
-            if (x->tps_n > 0) cell(&o, 0, "%.0f–%.0f (%lld batches)", x->tps_lo, x->tps_hi, (long long)x->tps_n); else cell(&o, 0, "–");
+            if (x->tps_n > 0) cell(&o, 0, "%.0f–%.0f (%lld batch%s)", x->tps_lo, x->tps_hi, (long long)x->tps_n, x->tps_n == 1 ? "" : "es"); else cell(&o, 0, "–");
         } else for (int j = 0; j < 6; j++) cell(&o, 0, "–");
         row_end(&o, 0, 0);
     }

@@ -19,8 +19,8 @@
  * collapses only against a much better one.  Without any reference run on that stream, R is the
  * run's own PPL of the log2 bin [max_pos/2, max_pos) (the last octave inside the context).
  * Why text-matched: the text alone moves the PPL more than a cache policy does.  Moby Dick opens
- * with its table of contents, ~2,500 tokens of chapter titles at PPL 6-9 for lcb-6m against 75-90
- * for the chapters, so any in-run reference inside a 512-token context is that easy list, and a
+ * with its table of contents, 2K-3K tokens of chapter titles at PPL 6.5-9.4 for lcb-6m against
+ * 81-89 for the chapters from 4K on, so any in-run reference inside a 512-token context is that easy list, and a
  * healthy sink run "collapsed" against it at 2048 (3 x 6.5).  Against a reference on the same
  * steps, the text cancels: dense past the context reaches 4x-6x, window without sinks 2.0x-2.5x
  * (models/README.md), and k = 3 marks the first only; the worst ratio is reported either way.
