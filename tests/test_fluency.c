@@ -436,6 +436,38 @@ static void test_run_probes_bit_identical(void **state) {
     free(out);
 }
 
+/* Probes sit at the multiples of --probe-every whatever the chunk: the stream's feeds are cut there
+ * (a GPU's default chunk of 4096 once swallowed every probe of a 3000-token run). */
+static void test_run_probes_chunk_independent(void **state) {
+    char path[256], db[256], *out;
+    snprintf(path, sizeof path, "%s/stream_cut.ids", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 900; i++) fprintf(f, "%u ", rnd() % 256);
+    fclose(f);
+    snprintf(db, sizeof db, "%s/probes_cut.db", tu_tmpdir());
+    unlink(db);
+    const char *chunks[] = {"64", "300", "0"};
+    for (int k = 0; k < 3; k++) {
+        int rc = tu_run(&out, "%s run --model random:llama-tiny:5 --dataset %s --strategy sink:4:60 --chunk %s --db %s --probe-every 200 --probe-tokens 8",
+                        tu_lcbench(), path, chunks[k], db);
+        if (rc) fail_msg("--chunk %s: %d %s", chunks[k], rc, out);
+        free(out);
+    }
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    for (int k = 0; k < 3; k++) {
+        sqlite3_stmt *st;
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT group_concat(pos, ' ') FROM (SELECT pos FROM probes WHERE run_id=%d ORDER BY pos)", k + 1);
+        assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        const char *pos = (const char *)sqlite3_column_text(st, 0);
+        if (!pos || strcmp(pos, "201 401 601 801")) fail_msg("--chunk %s: probes at \"%s\", expected 201 401 601 801", chunks[k], pos ? pos : "");
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+}
+
 static void test_cli_usage(void **state) {
     char *out;
     int rc = tu_run(&out, "%s generate --max-new 10", tu_lcbench());
@@ -669,6 +701,7 @@ int main(void) {
         cmocka_unit_test(test_numpy_random),
         cmocka_unit_test(test_passkey_prompt),
         cmocka_unit_test(test_run_probes_bit_identical),
+        cmocka_unit_test(test_run_probes_chunk_independent),
         cmocka_unit_test(test_cli_usage),
         cmocka_unit_test(test_repeat_same_results),
         cmocka_unit_test(test_repeat_linear),

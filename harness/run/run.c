@@ -1130,6 +1130,7 @@ static void run_stream(RunJob *j, RunState *x) {
         }
         x->probe = (FluencyProbe){.every = c->probe_every, .tokens = c->probe_tokens, .tok = j->tok, .dict = probe_dict,
                                   .next = (r->cursor / c->probe_every + 1) * c->probe_every};
+        c->proto.cut_every = c->probe_every;   /* probes at the positions asked, whatever the chunk */
         x->ids = j->d.ids;
         x->n_ids = (int64_t)j->d.n;
     }

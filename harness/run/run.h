@@ -43,6 +43,8 @@ typedef struct {
     int64_t ctx;      /* L: window length (stride, chunks, longlora) */
     int64_t stride;   /* S: window step (stride; longlora, default 256) */
     int64_t chunk;    /* tokens per strategy_feed; 0 = whole window/stream */
+    int64_t cut_every; /* stream: > 0 = no feed crosses a multiple of it (the positions of run
+                        * --probe-every), so that probes sit where asked whatever the chunk */
 } ProtoParams;
 
 const char *protocol_name(RunProtocol p);

@@ -109,6 +109,18 @@ static int scratch_init(Scratch *x, int64_t n, char *err, size_t errlen) {
 
 static void scratch_free(Scratch *x) { free(x->tg); free(x->nl); }
 
+/* Tokens of the stream's feed that starts at t0: a chunk, the rest of the stream, or up to the
+ * next multiple of cut_every, whichever ends first.  A function of t0 alone, so that a resume
+ * re-feeds with the boundaries of the run it continues. */
+static int64_t feed_len(const ProtoParams *p, int64_t chunk, int64_t t0, int64_t end) {
+    int64_t n = end - t0 < chunk ? end - t0 : chunk;
+    if (p->cut_every > 0) {
+        int64_t next = (t0 / p->cut_every + 1) * p->cut_every;
+        if (t0 + n > next) n = next - t0;
+    }
+    return n;
+}
+
 /* The stream protocol.  The model returns NLLs only (on the GPU the log-softmax is fused and
  * no logits leave the device). */
 static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t *ids, size_t T, int64_t cursor,
@@ -128,9 +140,14 @@ static int run_stream(const ProtoParams *p, Strategy *s, Model *m, const int32_t
      * last W tokens) */
     int64_t from = 0;
     if (rc == 0 && cursor > 0 && restore && restore(ctx, s, cursor, &from)) from = 0;
-    if (rc == 0 && cursor > from) rc = strategy_skip(s, ids + from, cursor - from, chunk, err, errlen);
-    for (int64_t t0 = cursor; rc == 0 && t0 < (int64_t)T; t0 += chunk) {
-        int n = (int)((int64_t)T - t0 < chunk ? (int64_t)T - t0 : chunk);
+    ProtoParams q = *p;
+    if (s->ops->whole_input) q.cut_every = 0;   /* one forward over the whole input */
+    for (int64_t t0 = from, n; rc == 0 && t0 < cursor; t0 += n) {
+        n = feed_len(&q, chunk, t0, cursor);
+        rc = strategy_skip(s, ids + t0, n, chunk, err, errlen);
+    }
+    for (int64_t t0 = cursor, n = 0; rc == 0 && t0 < (int64_t)T; t0 += n) {
+        n = feed_len(&q, chunk, t0, (int64_t)T);
         *fail_pos = t0;
         for (int i = 0; i < n; i++) x.tg[i] = t0 + i + 1 < (int64_t)T ? ids[t0 + i + 1] : -1;
         if ((rc = strategy_feed_nll(s, ids + t0, n, x.tg, x.nl, err, errlen))) break;
