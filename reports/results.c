@@ -181,13 +181,10 @@ int64_t rep_collapse_pos(const RepBin *log2, size_t n, int64_t P, double k, doub
 /* A cache that the model was trained for: sinks kept (sink:S:W, S >= 1) or a fresh forward
  * (recompute:W), attending at most max_pos previous tokens (strategy_span). */
 int rep_is_reference_strategy(const char *spec, int64_t max_pos) {
-    if (!spec || max_pos <= 0 || (strncmp(spec, "sink:", 5) && strncmp(spec, "recompute:", 10))) return 0;
     Strategy s;
     char err[LCB_ERRLEN];
-    if (strategy_parse(&s, spec, err, sizeof err)) return 0;
-    int64_t span = strategy_span(&s);
-    if (!strncmp(spec, "sink:", 5) && s.n_sink < 1) return 0;
-    return span >= 0 && span <= max_pos;
+    if (!spec || strategy_parse(&s, spec, err, sizeof err)) return 0;
+    return strategy_as_trained(&s, max_pos);
 }
 
 int rep_collapse(void *vdb, const StoreRun *r, const RepBin *log2, size_t n, double k, RepCollapse *out) {

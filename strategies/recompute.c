@@ -149,6 +149,9 @@ static void recompute_end(Strategy *s) {
     s->priv = NULL;
 }
 
+/* every step is a fresh forward from position 0, as in training */
+static int recompute_as_trained(const Strategy *s) { return 1; }
+
 const StrategyOps strategy_recompute = {
     .name = "recompute",
     .synopsis = "recompute:W",
@@ -163,4 +166,5 @@ const StrategyOps strategy_recompute = {
     .state_load = recompute_state_load,
     .shape = recompute_shape,
     .span = recompute_span,
+    .as_trained = recompute_as_trained,
 };

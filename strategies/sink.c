@@ -35,10 +35,14 @@ static int sink_resolve(Strategy *s, const ModelConfig *c, char *err, size_t err
     return 0;
 }
 
+/* the first tokens stay where training put them, if there is at least one sink */
+static int sink_as_trained(const Strategy *s) { return s->n_sink >= 1; }
+
 const StrategyOps strategy_sink = {
     .name = "sink",
     .synopsis = "sink:S:W",
     .help = "S attention sinks + the W previous tokens (StreamingLLM); bare sink = sink:4:(context-4)",
     .parse = sink_parse,
     .resolve = sink_resolve,
+    .as_trained = sink_as_trained,
 };

@@ -89,6 +89,11 @@ int64_t strategy_span(const Strategy *s) {
     return s->window < 0 ? -1 : s->n_sink + s->window;
 }
 
+int strategy_as_trained(const Strategy *s, int64_t max_pos) {
+    int64_t span = strategy_span(s);
+    return s->ops->as_trained && s->ops->as_trained(s) && max_pos > 0 && span >= 0 && span <= max_pos;
+}
+
 /* Once per process for each (spec, context): a sweep or the probes of one run parse the same
  * spec many times. */
 static void warn_fit(const Strategy *s, int64_t ctx) {

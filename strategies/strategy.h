@@ -78,6 +78,10 @@ typedef struct StrategyOps {
     /* Optional: the most previous tokens one step attends to, for the fit-the-context warning.
      * NULL = s->n_sink + s->window (-1 when the window is unbounded). */
     int64_t (*span)(const Strategy *s);
+    /* Optional: 1 when every step sees what the model saw in training, provided the span fits
+     * its context (the first tokens kept as sinks, or a fresh forward over the window): such a
+     * run is the reference a collapse is judged against (reports/results.c).  NULL = 0. */
+    int (*as_trained)(const Strategy *s);
 } StrategyOps;
 
 struct Strategy {
@@ -122,6 +126,8 @@ int strategy_clone(Strategy *dst, const Strategy *src, const int32_t *hist, int6
 /* The most previous tokens one step attends to (sinks + recent window; recompute:W -> W), -1 when
  * unbounded (dense, longlora, s2) or still open (a bare name before strategy_resolve). */
 int64_t strategy_span(const Strategy *s);
+/* 1 when s attends as in training (ops->as_trained) within a context of max_pos tokens. */
+int strategy_as_trained(const Strategy *s, int64_t max_pos);
 /* 1 when s's state can be saved and loaded (every policy that continues a stream: not s2). */
 int strategy_can_save(const Strategy *s);
 /* The state of s (begun, at s->n_fed) to io, and back into a begun s that was fed nothing (on
