@@ -33,7 +33,7 @@ LDLIBS  := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lpcr
 LDFLAGS := -fopenmp $(SAN)
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard engine/tokenizer/*.c) $(wildcard strategies/*.c) $(filter-out harness/cmd/main.c,$(wildcard harness/*/*.c)) \
-           $(wildcard datasets/*.c) $(wildcard reports/*.c)
+           $(wildcard datasets/*.c) $(wildcard reports/*.c) $(wildcard reports/*/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC := $(filter-out tests/test_cuda%,$(wildcard tests/test_*.c))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -75,7 +75,7 @@ deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
 	  { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; fi
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*/*.h datasets/*.h reports/*.h)
+$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*/*.h datasets/*.h reports/*.h reports/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -132,8 +132,8 @@ test-unit: deps corpora $(BUILD)/lcbench $(TEST_BIN) $(CUDA_TEST_BIN)
 	@sh tests/test_layers.sh
 	@LCBENCH=$(BUILD)/lcbench sh tests/run.sh $(TEST_BIN)
 
-# No #include from a lower layer to a higher one (engine < strategies < datasets < harness; reports:
-# engine, strategies, datasets and harness/store/store.h): tests/test_layers.sh, also run by test-unit.
+# No #include from a lower layer to a higher one (engine < strategies < datasets < reports < harness):
+# tests/test_layers.sh, also run by test-unit.
 .PHONY: layers
 layers:
 	@sh tests/test_layers.sh

@@ -4,7 +4,7 @@
  */
 #include "reports/passkey_panel.h"
 #include "engine/common.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

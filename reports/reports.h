@@ -1,6 +1,6 @@
 /*
  * reports.h — what people read and what CI acts on, built from the SQLite results file
- * (harness/store.h): the run loader shared by `report` and `gate`, the collapse position,
+ * (reports/store/store.h): the run loader shared by `report` and `gate`, the collapse position,
  * the regression gate, the memory planner, and the gnuplot/Markdown/HTML report writer.
  *
  * Everything here reads a results file read-only (sqlite3 directly, never through the
@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 
 #define REP_COLLAPSE_MIN_STEPS 64
 #define REP_COLLAPSE_FACTOR 3.0

@@ -12,7 +12,7 @@
 #include "testutil.h"
 #include "datasets/words.h"
 #include "engine/common.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -28,7 +28,7 @@
 #include "engine/common.h"
 #include "engine/model.h"
 #include "harness/run/run.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "strategies/strategy.h"
 
 #define TOL_STORED 1e-6 /* float32 storage of NLLs around 6: half-ulp 2.4e-7 */

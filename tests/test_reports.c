@@ -11,7 +11,7 @@
 #include "tests/testutil.h"
 #include "engine/common.h"
 #include "engine/config.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "reports/reports.h"
 
 #include <cJSON.h>

@@ -64,6 +64,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_passkey(int argc, char **argv);
 int cmd_fluency(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);      /* harness/cmd/cmd_sweep.c, harness/sweep/ */
-int cmd_merge(int argc, char **argv);      /* harness/cmd/cmd_merge.c, harness/store/store_sweep.c */
+int cmd_merge(int argc, char **argv);      /* harness/cmd/cmd_merge.c, reports/store/store_sweep.c */
 
 #endif

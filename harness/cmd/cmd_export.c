@@ -8,7 +8,7 @@
 #include "engine/common.h"
 #include "harness/cmd/cli.h"
 #include "harness/run/run.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "reports/reports.h"
 
 #include <cJSON.h>

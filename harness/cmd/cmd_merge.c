@@ -1,7 +1,7 @@
 /*
  * cmd_merge.c — `lcbench merge SHARD... -o ALL.db`: results files (Slurm array shards, or
  * any lcbench results files) into one, runs renumbered, every row that hangs off a run copied
- * with it, duplicates skipped (store_merge in harness/store/store_sweep.c).  Merging again is a no-op.
+ * with it, duplicates skipped (store_merge in reports/store/store_sweep.c).  Merging again is a no-op.
  */
 #include "engine/common.h"
 #include "harness/cmd/cli.h"

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "engine/tokenizer.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "strategies/strategy.h"
 
 #define FLUENCY_WORDLIST "/usr/share/dict/american-english"

@@ -20,7 +20,7 @@
 #include "engine/tokenizer.h"
 #include "harness/cmd/cli.h"
 #include "harness/fluency/fluency.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "harness/run/version.h"
 #include "reports/reports.h"
 

@@ -32,7 +32,7 @@
 
 #include "engine/model.h"
 #include "engine/tokenizer.h"
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "reports/reports.h"
 #include "strategies/strategy.h"
 
@@ -137,7 +137,7 @@ void run_git_revision(char *out, size_t n);
  *   bits_per_byte = sum NLL / (ln 2 * bytes), word_ppl = exp(sum NLL / words), lm-eval's
  *                definitions; unknown (-1 / NAN, NULL in the DB) for a dataset of token ids,
  *                which has no text */
-typedef StoreMetrics RunMetrics;   /* harness/store/store.h: store_metrics_init, _write, _read */
+typedef StoreMetrics RunMetrics;   /* reports/store/store.h: store_metrics_init, _write, _read */
 /* From the run's stored NLLs; tok and ids (the scored stream) NULL: no bytes or words. */
 int run_metrics_compute(Store *st, int64_t run, int64_t max_pos, const Tokenizer *tok, const int32_t *ids, size_t n_ids,
                         RunMetrics *m, char *err, size_t errlen);

@@ -9,7 +9,7 @@
  * cell is "already recorded" is decided from the results file alone, whichever sweep ran it.
  *
  * What a sweep keeps in the results file is written and read through the store
- * (harness/store/store_sweep.c, tables made by store.c's migrations):
+ * (reports/store/store_sweep.c, tables made by store.c's migrations):
  *   sweeps       id, plan path and text, cell count, creation time
  *   sweep_cells  one row per attempt of a cell: sweep id, cell index and key, the run
  *                arguments, attempt number, the run it produced (NULL until resolved), and
@@ -17,7 +17,7 @@
  *
  * Executors: local (sweep_exec.c: a pool of --jobs worker processes, each one `lcbench run`,
  * retries, resume) and Slurm (slurm.c: a job array, one cell and one DB shard per task, then
- * `lcbench merge`, store_merge in harness/store/store_sweep.c).
+ * `lcbench merge`, store_merge in reports/store/store_sweep.c).
  */
 #ifndef LCB_SWEEP_H
 #define LCB_SWEEP_H
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 
 /* The run options a plan may set: plan name, `lcbench run` flag, part of the cell key. */
 typedef enum {

@@ -13,7 +13,7 @@
  * The merge's SQL names tables and columns read from the two schemas (never user input) and
  * run ids, which are integers.
  */
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "engine/common.h"
 
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * through one column table so that insert, update and read stay in step), the batch rows, and
  * the per-bin aggregates recomputed from the stored per-step NLLs.
  */
-#include "harness/store/store.h"
+#include "reports/store/store.h"
 #include "engine/common.h"
 
 #include <errno.h>

@@ -20,6 +20,8 @@
  * function with bound parameters.
  * A run commits its steps in batches: one transaction holds a batch's nll rows, its samples
  * and the new cursor, so a crash loses at most the batch in flight.
+ * It lives in reports/, the layer that reads the results file, and includes only engine/; the
+ * run driver and the commands above it (harness/) write through it.
  */
 #ifndef LCB_STORE_H
 #define LCB_STORE_H
