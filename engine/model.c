@@ -298,15 +298,22 @@ static int load_layer(Loader *L, const ModelConfig *c, const Names *nm, int l, L
 /* Lay every weight out in one arena (sizes from the config alone); with qblocks (the bytes of
  * the layer matrices kept as blocks) those four matrices are left out of the arena and the
  * blocks get a block of their own. */
+/* The fp32 arena's bytes; blocks: the layer matrices are kept apart as the GGUF's blocks. */
+static int arena_bytes(const ModelConfig *c, int blocks, size_t *bytes) {
+    const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
+    const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
+    const size_t fm = blocks ? 0 : 1; /* the layer matrices in fp32 */
+    size_t per_layer = 4 * dim + fm * (qkvd * dim + dim * qd + up_rows * dim + dim * ffn) + qkvd + dim + ffn + dim;
+    size_t total = (size_t)c->vocab * dim * (c->tie_embeddings ? 1 : 2) + 2 * dim, lay;
+    return lcb_mul_size(per_layer, c->n_layers, &lay) || total + lay < total || lcb_mul_size(total + lay, sizeof(float), bytes) ? -1 : 0;
+}
+
 static int model_carve(Model *m, size_t qblocks, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = c->dim, hd = c->head_dim, qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv * hd;
     const size_t qkvd = qd + 2 * kvd, ffn = c->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn;
     const size_t fm = qblocks ? 0 : 1; /* the layer matrices in fp32 */
-    size_t per_layer = 4 * dim + fm * (qkvd * dim + dim * qd + up_rows * dim + dim * ffn) + qkvd + dim + ffn + dim;
-    size_t total = (size_t)c->vocab * dim * (c->tie_embeddings ? 1 : 2) + 2 * dim, lay;
-    if (lcb_mul_size(per_layer, c->n_layers, &lay) || total + lay < total || lcb_mul_size(total + lay, sizeof(float), &m->arena_bytes))
-        return lcb_fail(err, errlen, "%s: model size overflows", m->source);
+    if (arena_bytes(c, qblocks != 0, &m->arena_bytes)) return lcb_fail(err, errlen, "%s: model size overflows", m->source);
     m->arena = lcb_calloc(LCB_MEM_WEIGHTS, 1, m->arena_bytes);
     m->layers = calloc(c->n_layers, sizeof *m->layers);
     if (!m->arena || !m->layers)
@@ -347,6 +354,22 @@ static int model_carve(Model *m, size_t qblocks, char *err, size_t errlen) {
     return 0;
 }
 
+/* Every tensor there, of the right shape (a dry loader: nothing is read; L->qbytes sums the
+ * blocks the layer matrices keep). */
+static int ld_validate(Loader *L, const ModelConfig *c, const Names *nm) {
+    char name[512];
+    LayerWeights dummy = {0};
+    snprintf(name, sizeof name, "%s.weight", nm->embed);
+    if (!ld_take(L, name, c->vocab, c->dim)) return -1;
+    if (!c->tie_embeddings) { snprintf(name, sizeof name, "%s.weight", nm->lm_head); if (!ld_take(L, name, c->vocab, c->dim)) return -1; }
+    snprintf(name, sizeof name, "%s.weight", nm->final_norm);
+    if (!ld_take(L, name, c->dim, -1)) return -1;
+    if (c->norm == NORM_LAYER) { snprintf(name, sizeof name, "%s.bias", nm->final_norm); if (!ld_take(L, name, c->dim, -1)) return -1; }
+    for (int l = 0; l < c->n_layers; l++)
+        if (load_layer(L, c, nm, l, &dummy)) return -1;
+    return 0;
+}
+
 /* The weights from a safetensors checkpoint (st) or a GGUF file (gw; keep_blocks: its layer
  * matrices as blocks). */
 static int model_load_weights(Model *m, const StFile *st, const GgufWeights *gw, int keep_blocks, char *err, size_t errlen) {
@@ -354,16 +377,8 @@ static int model_load_weights(Model *m, const StFile *st, const GgufWeights *gw,
     Names nm = arch_names(c);
     Loader L = {.st = st, .gw = gw, .src = m->source, .err = err, .errlen = errlen, .dry = 1, .keep_blocks = gw && keep_blocks};
     char name[512];
-    LayerWeights dummy = {0};
     /* pass 1: validate everything */
-    snprintf(name, sizeof name, "%s.weight", nm.embed);
-    if (!ld_take(&L, name, c->vocab, c->dim)) return -1;
-    if (!c->tie_embeddings) { snprintf(name, sizeof name, "%s.weight", nm.lm_head); if (!ld_take(&L, name, c->vocab, c->dim)) return -1; }
-    snprintf(name, sizeof name, "%s.weight", nm.final_norm);
-    if (!ld_take(&L, name, c->dim, -1)) return -1;
-    if (c->norm == NORM_LAYER) { snprintf(name, sizeof name, "%s.bias", nm.final_norm); if (!ld_take(&L, name, c->dim, -1)) return -1; }
-    for (int l = 0; l < c->n_layers; l++)
-        if (load_layer(&L, c, &nm, l, &dummy)) return -1;
+    if (ld_validate(&L, c, &nm)) return -1;
     /* pass 2: convert */
     if (L.keep_blocks && !L.qbytes) L.qbytes = 1; /* (no layer has a byte: cannot happen, n_layers >= 1) */
     if (model_carve(m, L.keep_blocks ? L.qbytes : 0, err, errlen)) return -1;
@@ -510,6 +525,21 @@ static size_t packed_extra(const ModelConfig *c, int head_only) {
 }
 
 size_t model_packed_extra(const ModelConfig *c) { return packed_extra(c, 0); }
+
+int model_gguf_cpu_bytes(const char *path, uint64_t *bytes, char *err, size_t errlen) {
+    GgufWeights gw;
+    ModelConfig c;
+    char label[64];
+    if (gguf_weights_open(&gw, path, &c, label, sizeof label, err, errlen)) return -1;
+    Names nm = arch_names(&c);
+    Loader L = {.gw = &gw, .src = path, .err = err, .errlen = errlen, .dry = 1, .keep_blocks = 1};
+    size_t arena = 0;
+    int rc = ld_validate(&L, &c, &nm);
+    if (rc == 0 && arena_bytes(&c, 1, &arena)) rc = lcb_fail(err, errlen, "%s: model size overflows", path);
+    gguf_weights_close(&gw);
+    if (rc == 0) *bytes = (uint64_t)arena + L.qbytes + (uint64_t)packed_extra(&c, 1) * sizeof(float);
+    return rc;
+}
 
 /* The CPU forward multiplies by weights packed into column panels (engine/gemm.h: packing once
  * here instead of inside every OpenBLAS call).  Done once after loading; the CUDA upload reads

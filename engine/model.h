@@ -99,6 +99,9 @@ int model_open_fp32(Model *m, const char *spec, char *err, size_t errlen);
 void model_free(Model *m);
 /* Floats of Model.packed_extra for this shape (lcbench plan predicts them). */
 size_t model_packed_extra(const ModelConfig *c);
+/* The bytes a GGUF's weights take on the CPU (model_open: the fp32 arena without the layer
+ * matrices, their blocks as on file, the packed LM head), from its metadata alone. */
+int model_gguf_cpu_bytes(const char *path, uint64_t *bytes, char *err, size_t errlen);
 
 /* Forward n tokens at positions kv->n_past .. +n-1 through the cache, then advance it.
  * Rows out_from .. n-1 produce what `out` asks for (out may be NULL: cache only). */

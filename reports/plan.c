@@ -54,7 +54,8 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
     memset(o, 0, sizeof *o);
     ModelConfig c;
     if (load_config(in, &c, err, errlen)) return -1;
-    if (!in->config && gguf_model_is(in->model)) { /* quantized bytes on file; the CPU still dequantizes at load */
+    const int gguf = !in->config && gguf_model_is(in->model);
+    if (gguf) { /* quantized bytes on file; the CPU keeps the layer matrices so, the GPU dequantizes */
         uint64_t b = 0;
         if (gguf_weight_bytes(in->model, &b, o->file_types, sizeof o->file_types, err, errlen)) return -1;
         o->file_weights = (int64_t)b;
@@ -84,6 +85,11 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
         o->weights = (V * dim * (c.tie_embeddings ? 1 : 2) + 2 * dim + L * per_layer) * 4;
         /* and what model_cpu_layout packs apart (engine/gemm.h) */
         o->weights += (int64_t)model_packed_extra(&c) * 4;
+        uint64_t gb = 0;
+        if (gguf) {
+            if (model_gguf_cpu_bytes(in->model, &gb, err, errlen)) return -1;
+            o->weights = (int64_t)gb;
+        }
     }
 
     const int64_t chunk = sh.chunk;

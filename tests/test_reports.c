@@ -358,6 +358,8 @@ static void test_plan_matches_cpu_runs(void **state) {
     plan_check("models/lcb-0.8m", "dense", 1500, 256);   /* doubling KV: 2048-token capacity */
     plan_check("models/lcb-0.8m", "recompute:64", 300, 256);
     plan_check("models/lcb-2.5m", "sink:4:508", 1200, 256);
+    /* a GGUF on the CPU keeps its layer matrices as blocks (6.8 MiB here, not the 12.1 of fp32) */
+    plan_check("tests/fixtures/gguf/lcb-2.5m-Q4_K_M.gguf", "sink:4:100", 1200, 256);
 }
 
 static void test_plan_shapes_and_errors(void **state) {

@@ -11,19 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void plan_help(void) {
-    printf("usage: lcbench plan --model M --strategy S --tokens N [--chunk N] [--device cpu|cuda] [--json]\n"
-           "  predicts the memory of `lcbench run --protocol stream` without running (no weights read)\n"
-           "  --model M       checkpoint folder (its config.json only), a config.json, or random:SHAPE\n"
-           "                  (llama2-7b, llama2-13b, llama2-70b, mistral-7b, falcon-7b, pythia-6.9b, ...)\n"
-           "  --config FILE   model config instead of M/config.json\n"
-           "  --strategy S    cache policy spec (default sink = sink:4:(context-4))\n"
-           "  --tokens N      stream length (K/M/G suffixes, powers of 1000)\n"
-           "  --chunk N       tokens per forward pass, as for run (default 256; 0 = whole stream)\n"
-           "  --device D      cpu (fp32, default) or cuda (bf16 weights and KV: an estimate)\n"
-           "  --json          one JSON object on stdout (bytes)\n");
-}
-
 int cmd_plan(int argc, char **argv) {
     Cli c;
     cli_init(&c, "plan", argc, argv);
@@ -32,7 +19,6 @@ int cmd_plan(int argc, char **argv) {
     uint64_t u;
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { plan_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
         if (!strcmp(f, "--model")) { VAL(); in.model = v; }
         else if (!strcmp(f, "--config")) { VAL(); in.config = v; }
@@ -97,11 +83,12 @@ int cmd_plan(int argc, char **argv) {
     printf("plan: %s (%s, %.3g%s params, pre-training context %lld), %s, %llu tokens, chunk %lld, %s %s\n", in.model, r.arch,
            r.n_params >= 1e9 ? r.n_params / 1e9 : r.n_params / 1e6, r.n_params >= 1e9 ? "B" : "M", (long long)r.max_pos, r.strategy, (unsigned long long)in.tokens, (long long)in.chunk,
            in.cuda ? "cuda" : "cpu", r.dtype);
-    printf("  %-11s %12s  %s\n", "weights", w, in.cuda ? "n_params x 2 B (bf16)" : "fp32 arena (n_params x 4 B + norm/bias slots)");
+    printf("  %-11s %12s  %s\n", "weights", w, in.cuda ? "n_params x 2 B (bf16)"
+           : r.file_weights ? "layer matrices as the file's blocks, the rest in fp32" : "fp32 arena (n_params x 4 B + norm/bias slots)");
     if (r.file_weights) {
         char fw[32];
         rep_human_bytes(fw, sizeof fw, (double)r.file_weights);
-        printf("  %-11s %12s  tensor data on file (%s), dequantized to the line above at load\n", "on file", fw, r.file_types);
+        printf("  %-11s %12s  tensor data on file (%s)%s\n", "on file", fw, r.file_types, in.cuda ? ", dequantized to the line above on upload" : "");
     }
     printf("  %-11s %12s  allocated at the end of the stream (the policy keeps %s)\n", "KV cache", k, kf);
     printf("  %-11s %12s  forward buffers for %lld rows (logits scratch included)\n", "workspace", wk, (long long)r.rows);
