@@ -148,12 +148,6 @@ int cmd_bench(int argc, char **argv) {
     uint64_t tokens = 8192, reps = 3;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { /* -h as every command takes it */
-            printf("usage: lcbench bench [--model M] [--tokens N] [--reps R]\n"
-                   "  CPU throughput of dense scoring and sink streaming (default random:llama-10m, 8192 tokens);\n"
-                   "  each rate is the best of R timings (default 3)\n");
-            return 0;
-        }
         if (!strcmp(f, "--model")) { if (!(v = cli_value(&c))) return EXIT_USAGE; model = v; }
         else if (!strcmp(f, "--reps")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;

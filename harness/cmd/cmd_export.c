@@ -212,19 +212,6 @@ static int step_csv(void *ctx, int64_t win_start, int64_t pos0, const float *nll
 
 /* ---------------------------------------------------------------- lcbench export */
 
-static void export_help(void) {
-    printf("usage: lcbench export RUN (--bins | --steps) [--json | --csv] [-o FILE] [--db PATH] [--kind K]\n"
-           "  --bins        the run's per-position bins: kind, lo, hi, count, mean_nll, ppl, stderr\n"
-           "  --steps       every scored step from the nll blobs: win_start, pos (in-window position t),\n"
-           "                stream_pos (win_start + pos), nll (nats; the target is stream token stream_pos + 1)\n"
-           "  --kind K      with --bins: only log2, linear or all (default: every kind)\n"
-           "  --csv         CSV with a header row (default); --json: one JSON array of objects (--steps:\n"
-           "                streamed, one object a line, in bounded memory)\n"
-           "  -o FILE       write there instead of stdout\n"
-           "  --db PATH     results file (default results.db)\n"
-           "Columns and the results file's schema: docs/results.md.\n");
-}
-
 static int write_json(FILE *f, const cJSON *j) {
     char *t = cJSON_Print(j);
     if (!t) return -1;
@@ -242,7 +229,6 @@ int cmd_export(int argc, char **argv) {
     uint64_t id = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { export_help(); return 0; }
         if (!strcmp(f, "--db")) { if (!(v = cli_value(&c))) return EXIT_USAGE; db = v; }
         else if (!strcmp(f, "-o") || !strcmp(f, "--out")) { if (!(v = cli_value(&c))) return EXIT_USAGE; out = v; }
         else if (!strcmp(f, "--kind")) {

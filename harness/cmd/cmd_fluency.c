@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void fluency_help(void) {
-    printf("usage: lcbench fluency [--tokenizer PATH [--window G]] [--words FILE] < text\n"
-           "  --tokenizer PATH   tokenize the text (repetition measured on tokens; else on bytes)\n"
-           "  --window G         classify windows of G tokens (default: the whole text as one)\n"
-           "  --words FILE       word list (default " FLUENCY_WORDLIST ")\n"
-           "Output: one JSON line per window: position, measures, verdict.\n");
-}
-
 static void print_window(int64_t pos, const FluencyMetrics *m) {
     printf("{\"pos\": %lld, \"units\": %lld, \"chars\": %lld, \"newline_run\": %lld, \"newline_frac\": %.4f, \"bad_frac\": %.4f,"
            " \"alpha_frac\": %.4f, \"words\": %lld, \"dict_ratio\": %.4f, \"rep_len\": %lld, \"rep_frac\": %.4f, \"distinct3\": %.4f,"
@@ -36,7 +28,6 @@ int cmd_fluency(int argc, char **argv) {
     uint64_t G = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fluency_help(); return 0; }
         if (!strcmp(f, "--tokenizer")) { if (!(v = cli_value(&c))) return EXIT_USAGE; tokp = v; }
         else if (!strcmp(f, "--words")) { if (!(v = cli_value(&c))) return EXIT_USAGE; words = v; }
         else if (!strcmp(f, "--window")) {

@@ -11,31 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void gate_help(void) {
-    printf("usage: lcbench gate --db NEW --baseline BASE [options]\n"
-           "  pairs runs by model hash, strategy, protocol, dataset and tokens, and fails when a pair regressed:\n"
-           "  a per-bin PPL worse beyond tolerance, a worse fluency verdict, an earlier OOM or collapse\n"
-           "  --db NEW               results file to judge\n"
-           "  --baseline BASE        results file to judge against\n"
-           "  --rel-tol R            a bin's PPL may grow by this fraction (default 0.01)\n"
-           "  --sigma K              ... and by more than K combined stderrs, to fail (default 3)\n"
-           "  --min-steps N          bins with fewer steps are shown, not judged (default 32)\n"
-           "  --pos-tol F            an OOM, collapse or fluency loss counts as earlier when it is earlier\n"
-           "                         by more than this fraction of the baseline's position (default 0)\n"
-           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x a reference\n"
-           "                         run's on the same steps, else the last in-context octave (default 3)\n"
-           "  --metric M             ppl (per bin and overall, default), bpb (bits per byte) or word_ppl:\n"
-           "                         the tokenizer-independent ones over the whole run\n"
-           "  --pair-by FIELDS       which fields pair a run with its baseline, comma-separated from model,\n"
-           "                         strategy, protocol, dataset, tokens (default: all); without model,\n"
-           "                         checkpoint B is gated against checkpoint A\n"
-           "  --allow-missing        a baseline run with no partner, or one that did not finish (failed,\n"
-           "                         killed: not comparable), is not a failure\n"
-           "  --allow-empty          pass even when no pair was compared (default: that fails)\n"
-           "  --verbose              print every bin, not only the regressed ones\n"
-           "Exit status: 0 pass, 1 regression, 2 usage error.\n");
-}
-
 static int parse_real(Cli *c, const char *f, const char *v, double lo, double hi, double *out) {
     char *end;
     double x = strtod(v, &end);
@@ -54,7 +29,6 @@ int cmd_gate(int argc, char **argv) {
     uint64_t u;
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { gate_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
         if (!strcmp(f, "--db")) { VAL(); db = v; }
         else if (!strcmp(f, "--baseline")) { VAL(); base = v; }

@@ -17,29 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void generate_help(void) {
-    printf("usage: lcbench generate --prompt TEXT | --prompts-file FILE [options]\n"
-           "  --model PATH         checkpoint folder (default models/lcb-0.8m)\n"
-           "  --tokenizer PATH     tokenizer.json or a folder holding one (default: the model's)\n"
-           CLI_DEVICE_HELP
-           "  --strategy SPEC      cache policy (default sink = sink:4:(context-4); not s2)\n"
-           "  --prompt TEXT        a prompt (repeatable: a chat of several prompts)\n"
-           "  --prompts-file FILE  one prompt a line (blank lines and #-lines skipped; \\n = newline);\n"
-           "                       the project's set: datasets/prompts/chat.txt\n"
-           "  --max-new N          tokens generated after each prompt (default 512; K/M suffixes)\n"
-           "  --temperature T      0 = greedy (default); > 0 samples\n"
-           "  --top-k K            keep the K most likely tokens (default 0 = all)\n"
-           "  --top-p P            nucleus: smallest set with mass >= P (default 1)\n"
-           "  --seed N             sampler seed (default 0)\n"
-           "  --window G           tokens per classified window (default 128)\n"
-           "  --no-bos             do not start the stream with the tokenizer's BOS\n"
-           "  --words FILE         word list (default " FLUENCY_WORDLIST ", package wamerican)\n"
-           "  --db PATH            results file (default results.db)\n"
-           "  --print              write the prompts and the generated text to stdout (summary to stderr)\n"
-           "Prompts after the first are fed as \"\\n\" + prompt after the previous answer, on the same cache.\n"
-           "Output: one JSON summary line (generation id, tokens, first collapse position and verdict).\n");
-}
-
 typedef struct {
     Store *st;
     int64_t gen_id, prompt_idx;
@@ -131,7 +108,6 @@ int cmd_generate(int argc, char **argv) {
     }
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { generate_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) goto bad; } while (0)
 #define COUNT(var, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, 1, lo, hi, &var)) { cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); goto bad; } } while (0)
 #define REAL(var, ok, what) do { VAL(); char *e_; var = strtod(v, &e_); if (*e_ || !*v || !(ok)) { cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); goto bad; } } while (0)

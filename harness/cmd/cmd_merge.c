@@ -14,16 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void merge_help(void) {
-    printf("usage: lcbench merge SHARD... -o ALL.db\n"
-           "  -o, --out PATH   the merged results file (created if missing; merging into an existing\n"
-           "                   file adds what it lacks)\n"
-           "Each run of each shard is copied with its per-step NLLs, bins, samples, events, document\n"
-           "boundaries and sweep cells, under a new id, plus a `merged` event naming its shard and old\n"
-           "id.  A run already in the output (same start time, command line, model and dataset hashes,\n"
-           "revision) is skipped, unless the shard's copy went further, which then replaces it.\n");
-}
-
 int cmd_merge(int argc, char **argv) {
     Cli c;
     cli_init(&c, "merge", argc, argv);
@@ -32,7 +22,6 @@ int cmd_merge(int argc, char **argv) {
     int n = 0;
     if (!shards) { cli_error("merge", "out of memory"); return 1; }
     for (const char *f; (f = cli_next(&c));) {
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { merge_help(); free(shards); return 0; }
         if (!strcmp(f, "-o") || !strcmp(f, "--out") || !strcmp(f, "--output")) {
             const char *v = cli_value(&c);
             if (!v) { free(shards); return EXIT_USAGE; }

@@ -19,21 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void passkey_help(void) {
-    printf("usage: lcbench passkey [options]\n"
-           "  --model PATH        checkpoint folder (default models/lcb-0.8m)\n"
-           "  --tokenizer PATH    tokenizer.json or a folder holding one (default: the model's)\n"
-           CLI_DEVICE_HELP
-           "  --strategy SPEC     cache policy (repeatable; default dense; not s2)\n"
-           "  --interval N        LongLoRA's --interval (default 256): point i has\n"
-           "                      n_garbage = int(3.75 (i+1) N // 1024 * 1024) filler characters\n"
-           "  --max-tokens M      LongLoRA's --max_tokens (default 4096): M/N points\n"
-           "  --num-tests K       seeds 0 .. K-1 per length (default 10)\n"
-           "  --db PATH           results file (default results.db)\n"
-           "Points with n_garbage = 0 are skipped (numpy's randint(0, 0) refuses them).\n"
-           "Output: per strategy and length, mean prompt tokens and accuracy; one JSON line per point.\n");
-}
-
 static int encode(const Tokenizer *tok, const char *text, size_t len, int special, int32_t **ids, size_t *n, char *err, size_t errlen) {
     return tokenizer_encode(tok, text, len, special, ids, n, err, errlen);
 }
@@ -60,7 +45,6 @@ int cmd_passkey(int argc, char **argv) {
     }
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { passkey_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
 #define COUNT(var, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, 1, lo, hi, &var)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
         int df = cli_device_flag(&c, f, &dev);

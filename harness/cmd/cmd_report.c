@@ -10,28 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void report_help(void) {
-    printf("usage: lcbench report --db FILE --out DIR [--collapse-factor K] [--gnuplot PATH] [--no-svg]\n"
-           "  renders a results file with gnuplot (pngcairo and svg terminals) into DIR:\n"
-           "  per model log PPL and memory against position, throughput, events, the model-size x strategy\n"
-           "  grid, and index.md / index.html with the tables (PPL at context lengths, PPL per bin and strategy,\n"
-           "  collapse position, peak memory) and the provenance of every run\n"
-           "  --db FILE              results file (default results.db)\n"
-           "  --out DIR              output folder (created; files in it are replaced)\n"
-           "  --collapse-factor K    collapse = first log2 bin past the context with PPL > K x a reference run's\n"
-           "                         on the same steps (sinks kept, cache within the context), else the\n"
-           "                         run's last in-context octave (default 3; reports/reports.h, as gate)\n"
-           "  --gnuplot PATH         gnuplot binary (default gnuplot)\n"
-           "  --no-svg               PNG only\n");
-}
-
 int cmd_report(int argc, char **argv) {
     Cli c;
     cli_init(&c, "report", argc, argv);
     ReportOptions o = {.db = "results.db", .gnuplot = "gnuplot", .collapse_factor = REP_COLLAPSE_FACTOR, .svg = 1};
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { report_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
         if (!strcmp(f, "--db")) { VAL(); o.db = v; }
         else if (!strcmp(f, "--out")) { VAL(); o.out = v; }

@@ -10,49 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void run_help(void) {
-    printf("usage: lcbench run [options]            a new run\n"
-           "       lcbench run --resume RUN [--db PATH] [--force]   continue an interrupted run\n"
-           "  --db PATH            results file (default results.db)\n"
-           "  --model PATH         checkpoint folder or random:SHAPE[:SEED] (default models/lcb-0.8m)\n"
-           "  --config FILE        model config instead of PATH/config.json\n"
-           "  --tokenizer PATH     tokenizer.json or a folder holding one (default: the model's)\n"
-           "  --strategy SPEC      cache policy (default sink; `sink` and `window` alone take\n"
-           "                       sink:4:(ctx-4) and window:ctx, ctx = the model's context)\n"
-           "  --protocol P         stream (default), stride, chunks, longlora (SPEC §3)\n"
-           "  --ctx L              window length of stride/chunks/longlora (default: the model's\n"
-           "                       max_position_embeddings)\n"
-           "  --stride S           stride: window step (default L/2); longlora: 256\n"
-           "  --chunk N            tokens per forward pass (default 256 on the CPU, 4096 with --device cuda;\n"
-           "                       0 = whole window/stream)\n"
-           "  --dataset SPEC       comma-separated: moby-dick | sotu | spam-assassin (make corpora),\n"
-           "                       DIR of .txt, FILE.jsonl, FILE.bin (uint16), FILE.u32, FILE.ids, text FILE\n"
-           "                       (default moby-dick)\n"
-           "  --field NAME         JSONL field holding the text (default text)\n"
-           "  --token-format F     how FILE sources are read: auto (by extension), text, jsonl, u16, u32, ids\n"
-           "  --bos P              auto (first for text, none for token files), none, first, each-doc\n"
-           "  --tokens N           stream length, K/M/G suffixes (default: every document once); the\n"
-           "                       documents are concatenated, and repeated if short (recorded)\n"
-           "  --no-repeat          stop at the end of the documents instead of repeating them\n"
-           "  --mem-limit BYTES    cap the engine's allocations (K/M/G = 1024^n); reaching it ends the\n"
-           "                       run with status oom and an oom event at that position\n"
-           "  --batch N            steps per committed batch (default 16384)\n"
-           "  --batch-seconds S    also commit after S seconds (default 10)\n"
-           "  --bin-width N        linear bin width in positions (default 1024); log2 bins always\n"
-           CLI_DEVICE_HELP
-           "  --kv-snapshot-seconds S     stream: snapshot the strategy state (CPU or GPU) beside the DB\n"
-           "                       after a commit at most every S seconds (default 30; 0 = every commit),\n"
-           "                       so that --resume re-feeds only from it; --no-kv-snapshot: never\n"
-           "  --progress, --no-progress   progress line on stderr (default: when it is a terminal)\n"
-           "  --pace-ms N          sleep N ms after each commit (for interruption tests)\n"
-           "  --probe-every N      stream: every N positions, greedily generate G tokens from a copy of the\n"
-           "                       cache (the scored stream is untouched) and record the fluency verdict\n"
-           "  --probe-tokens G     tokens per probe (default 64)\n"
-           "Exit status: 0 done, 1 failed or oom (recorded), 2 usage, 130/143 interrupted by SIGINT/SIGTERM\n"
-           "(resume with --resume RUN).  Output: a progress line and a summary on a terminal, else one\n"
-           "JSON object on stdout.\n");
-}
-
 int cmd_run(int argc, char **argv) {
     Cli c;
     cli_init(&c, "run", argc, argv);
@@ -69,7 +26,6 @@ int cmd_run(int argc, char **argv) {
     uint64_t u;
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { run_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
 #define COUNT(si, lo, hi, what) do { VAL(); if (cli_parse_count(f, v, si, lo, hi, &u)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
         int df = cli_device_flag(&c, f, &dev);

@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void runs_help(void) {
-    printf("usage: lcbench runs [--db PATH] [--limit N] [--json | --csv]\n"
-           "  --db PATH   results file (default results.db)\n"
-           "  --limit N   only the last N runs\n"
-           "  --json      a JSON array, one object per run: every column of its row and the headline's\n"
-           "              values (docs/results.md); --csv: the same as CSV with a header row\n"
-           "Columns: id, status (running, stale, done, oom, interrupted, failed), start time, model,\n"
-           "strategy, protocol (L/S), dataset, steps done/total, PPL over the steps done.\n");
-}
-
 static const char *base(const char *p) {
     if (!p) return "?";
     const char *s = strrchr(p, '/');
@@ -37,7 +27,6 @@ int cmd_runs(int argc, char **argv) {
     int json = 0, csv = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { runs_help(); return 0; }
         if (!strcmp(f, "--db")) { if (!(v = cli_value(&c))) return EXIT_USAGE; db = v; }
         else if (!strcmp(f, "--limit")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;

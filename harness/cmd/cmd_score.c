@@ -13,23 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void score_help(void) {
-    size_t n;
-    const StrategyOps *const *list = strategy_list(&n);
-    printf("usage: lcbench score --model PATH --ids FILE --strategy SPEC [--chunk N] [--device cpu|cuda]\n"
-           "                     [--dtype bf16|fp16|fp32] [--tp N] [--config FILE]\n"
-           "  --model PATH     HF checkpoint folder (config.json + safetensors), or random:SHAPE[:SEED]\n"
-           "  --ids FILE       token ids separated by white space (- for stdin)\n"
-           "  --strategy SPEC  cache policy (default dense):\n");
-    for (size_t i = 0; i < n; i++) printf("                     %-14s %s\n", list[i]->synopsis, list[i]->help);
-    printf("  --chunk N        tokens per forward pass (default 256 on the CPU, 4096 on a GPU; 0 = the whole input)\n"
-           CLI_DEVICE_HELP
-           "  --config FILE    read the model config from FILE instead of PATH/config.json\n"
-           "  --attn-stats     also print to stderr, per layer, the mean attention on position 0\n"
-           "                   (the first token, the usual attention sink) over steps t >= 1 (CPU)\n"
-           "Prints the T-1 per-step NLLs (natural log), one per line.\n");
-}
-
 int cmd_score(int argc, char **argv) {
     Cli c;
     cli_init(&c, "score", argc, argv);
@@ -40,7 +23,6 @@ int cmd_score(int argc, char **argv) {
     int attn_stats = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { score_help(); return 0; }
         int df = cli_device_flag(&c, f, &dev);
         if (df < 0) return EXIT_USAGE;
         if (df) continue;

@@ -15,17 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void show_help(void) {
-    printf("usage: lcbench show RUN [--db PATH] [--bins log2|linear|all|none] [--nll] [--json | --csv]\n"
-           "  --db PATH     results file (default results.db)\n"
-           "  --bins KIND   which per-position bins to print (default log2)\n"
-           "  --nll         print every scored step instead: window start, in-window position, NLL\n"
-           "                (tab-separated, commit order)\n"
-           "  --json        the run as one JSON object: every column of its row, the headline's values,\n"
-           "                its bins and events (docs/results.md)\n"
-           "  --csv         the run's row and headline values as CSV (the columns of lcbench runs --csv)\n");
-}
-
 static int print_nll(void *ctx, int64_t win_start, int64_t pos0, const float *nll, int64_t n) {
     (void)ctx;
     for (int64_t j = 0; j < n; j++) printf("%lld\t%lld\t%.9g\n", (long long)win_start, (long long)(pos0 + j), nll[j]);
@@ -68,7 +57,6 @@ int cmd_show(int argc, char **argv) {
     uint64_t id = 0;
     for (const char *f; (f = cli_next(&c));) {
         const char *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { show_help(); return 0; }
         if (!strcmp(f, "--db")) { if (!(v = cli_value(&c))) return EXIT_USAGE; db = v; }
         else if (!strcmp(f, "--bins")) {
             if (!(v = cli_value(&c))) return EXIT_USAGE;

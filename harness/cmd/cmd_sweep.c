@@ -11,34 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void sweep_help(void) {
-    printf("usage: lcbench sweep PLAN [options]               run the plan's cells here (local executor)\n"
-           "       lcbench sweep PLAN --slurm [--wait] [...]  one Slurm job array, one DB shard per cell\n"
-           "       lcbench sweep PLAN --cell I --db SHARD    run cell I only (what each array task runs)\n"
-           "PLAN: a JSON file listing the matrix (models x strategies x tokens x protocols x devices x\n"
-           "datasets) and run options; see docs/sweeps.md.  Each cell is one `lcbench run`, recorded\n"
-           "under the sweep's id and the cell's key; cells already recorded (done, or oom) are not run\n"
-           "again, interrupted ones are resumed: rerun the same command after an interruption.\n"
-           "  --db PATH        results file (default results.db); with --slurm, where shards are merged\n"
-           "  --jobs N         worker processes (default: the plan's, else one per GPU for cuda cells, else 1)\n"
-           "  --threads N      OMP/OpenBLAS threads per worker (default: cores / jobs); CPU workers get\n"
-           "                   disjoint core groups\n"
-           "  --gpus LIST      GPU indices for cuda cells, e.g. 0,1,2,3 (default: CUDA_VISIBLE_DEVICES,\n"
-           "                   else every /dev/nvidiaN); worker k gets CUDA_VISIBLE_DEVICES=LIST[k]\n"
-           "  --retries N      extra attempts of a failed cell (default: the plan's, else 1)\n"
-           "  --log-dir DIR    per-cell logs (default DB.logs/)\n"
-           "  --dry-run        list the cells, their state and their commands; run nothing\n"
-           "  --status         print the cells' results grid from the results file; run nothing\n"
-           "  --cell I         run only cell I (0-based, the order of --dry-run)\n"
-           "  --slurm          submit a job array with sbatch instead of running here\n"
-           "  --dir DIR        (--slurm) sweep folder: plan copy, sbatch script, shards/, logs/\n"
-           "                   (default sweeps/SWEEP_ID)\n"
-           "  --wait           (--slurm) poll squeue until the array ends, then merge into --db\n"
-           "  --poll S         (--slurm --wait) seconds between polls (default 5)\n"
-           "Exit status: 0 every cell recorded, 1 some cell failed, 2 usage or plan error,\n"
-           "130/143 interrupted (rerun to resume).\n");
-}
-
 int cmd_sweep(int argc, char **argv) {
     Cli c;
     cli_init(&c, "sweep", argc, argv);
@@ -48,7 +20,6 @@ int cmd_sweep(int argc, char **argv) {
     uint64_t u;
     for (const char *f; (f = cli_next(&c));) {
         const char *v = NULL;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { sweep_help(); return 0; }
 #define VAL() do { if (!(v = cli_value(&c))) return EXIT_USAGE; } while (0)
 #define COUNT(lo, hi, what) do { VAL(); if (cli_parse_count(f, v, 1, lo, hi, &u)) return cli_usage_error(&c, "%s \"%s\" must be %s", f, v, what); } while (0)
         if (!strcmp(f, "--db")) { VAL(); db = v; }

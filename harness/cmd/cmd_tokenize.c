@@ -14,15 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void tokenize_help(void) {
-    printf("usage: lcbench tokenize --tokenizer PATH [--bos | --special] [--decode]\n"
-           "  --tokenizer PATH  a tokenizer.json, or a checkpoint folder that holds one\n"
-           "  --bos             prepend the tokenizer's BOS token\n"
-           "  --special         add special tokens as the tokenizer's post-processor does\n"
-           "  --decode          read ids on stdin and print the decoded text instead\n"
-           "Reads UTF-8 text on stdin; prints the ids space-separated on one line.\n");
-}
-
 static char *read_stdin(size_t *len) {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -47,7 +38,6 @@ int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL;
     int bos = 0, special = 0, decode = 0;
     for (const char *f; (f = cli_next(&c));) {
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { tokenize_help(); return 0; }
         if (!strcmp(f, "--tokenizer")) { if (!(path = cli_value(&c))) return EXIT_USAGE; }
         else if (!strcmp(f, "--bos")) bos = 1;
         else if (!strcmp(f, "--special")) special = 1;

@@ -48,11 +48,6 @@ const char *lcb_corpus_dir(void) {
 }
 
 int cmd_version(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: lcbench version   (or lcbench --version)\n"
-               "  the source revision, compiler flags and data folder this binary was built with\n");
-        return 0;
-    }
     if (argc > 1) { fprintf(stderr, "lcbench version: unknown argument \"%s\"\n", argv[1]); return 2; }
     char model[PATH_MAX];
     lcb_data_path("models/lcb-0.8m", model, sizeof model);
