@@ -28,18 +28,6 @@
 
 #define MODEL "random:llama-tiny"
 
-static int64_t db_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *q;
-    int64_t v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return -1; }
-    sqlite3_busy_timeout(h, 5000);
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
-}
-
 static const char *write_ids(size_t T, uint64_t seed) {
     static char path[600];
     snprintf(path, sizeof path, "%s/resume_ids_%llu.ids", tu_tmpdir(), (unsigned long long)seed);
@@ -83,14 +71,14 @@ static void kill9_resume(const char *spec) {
     for (int i = 0; i < 3000 && done < 512; i++) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
-        done = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+        done = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
     }
     if (done < 512) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); fail_msg("%s: fewer than two batches committed", spec); }
     kill(pid, SIGKILL);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    int64_t steps = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    int64_t steps = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
     if (steps >= (int64_t)T - 1) fail_msg("%s: the run finished before the kill", spec);
     struct stat sb;
     if (stat(snap, &sb) != 0) fail_msg("%s: no snapshot %s after %lld steps", spec, snap, (long long)steps);

@@ -37,18 +37,6 @@ static const char *plan_file(const char *name, const char *text) {
     return path;
 }
 
-static int64_t db_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *q;
-    int64_t v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return -1; }
-    sqlite3_busy_timeout(h, 5000);
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
-}
-
 /* ---------------------------------------------------------------- the plan */
 
 static void test_plan_matrix(void **state) {
@@ -173,9 +161,9 @@ static void test_local_sweep(void **state) {
     assert_non_null(strstr(out, "4 of 4 cells recorded (4 this time)"));
     assert_non_null(strstr(out, "| window:32 |") ? out : strstr(out, "window:32 |"));  /* the grid */
     free(out);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=599"), 4);
-    assert_int_equal(db_int(db, "SELECT COUNT(DISTINCT run_id) FROM sweep_cells WHERE sweep_id='local' AND run_id IS NOT NULL"), 4);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM sweeps WHERE id='local' AND n_cells=4"), 1);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=599"), 4);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(DISTINCT run_id) FROM sweep_cells WHERE sweep_id='local' AND run_id IS NOT NULL"), 4);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM sweeps WHERE id='local' AND n_cells=4"), 1);
     /* the same numbers as a plain lcbench run of cell 0 */
     char db2[256];
     snprintf(db2, sizeof db2, "%s/plain.db", tu_tmpdir());
@@ -184,14 +172,14 @@ static void test_local_sweep(void **state) {
     free(out);
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT CAST(ROUND(mean_nll * 1e9) AS INTEGER) FROM runs WHERE id=1");
-    int64_t plain = db_int(db2, sql);
-    assert_int_equal(db_int(db, "SELECT CAST(ROUND(r.mean_nll * 1e9) AS INTEGER) FROM runs r JOIN sweep_cells c ON c.run_id=r.id WHERE c.cell_idx=0"), plain);
+    int64_t plain = tu_db_int(db2, sql);
+    assert_int_equal(tu_db_int(db, "SELECT CAST(ROUND(r.mean_nll * 1e9) AS INTEGER) FROM runs r JOIN sweep_cells c ON c.run_id=r.id WHERE c.cell_idx=0"), plain);
     /* again: nothing runs; --status prints the grid; --dry-run says recorded */
     rc = tu_run(&out, "%s sweep %s --db %s", tu_lcbench(), plan, db);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "4 already recorded, 0 to run"));
     free(out);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs"), 4);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs"), 4);
     rc = tu_run(&out, "%s sweep %s --db %s --status", tu_lcbench(), plan, db);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "sink:4:28"));
@@ -216,9 +204,9 @@ static void test_retries(void **state) {
     assert_non_null(strstr(out, "missing.ids"));         /* the run's own error, from its log */
     assert_non_null(strstr(out, "1 of 2 cells recorded"));
     free(out);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM sweep_cells WHERE cell_idx=1"), 3);
-    assert_int_equal(db_int(db, "SELECT MAX(attempt) FROM sweep_cells WHERE cell_idx=1"), 3);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM sweep_cells WHERE cell_idx=0 AND exit_status=0"), 1);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM sweep_cells WHERE cell_idx=1"), 3);
+    assert_int_equal(tu_db_int(db, "SELECT MAX(attempt) FROM sweep_cells WHERE cell_idx=1"), 3);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM sweep_cells WHERE cell_idx=0 AND exit_status=0"), 1);
 }
 
 /* Interrupt the sweep (SIGTERM, or kill -9 of the sweep alone), then rerun: the runs it
@@ -241,26 +229,26 @@ static void interrupt_resume(int sig, const char *name) {
         execl(tu_lcbench(), "lcbench", "sweep", plan, "--db", db, "--jobs", "2", "--threads", "1", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 600 && db_int(db, "SELECT COUNT(*) FROM runs WHERE steps_done > 0") != 2; i++) usleep(50000);
+    for (int i = 0; i < 600 && tu_db_int(db, "SELECT COUNT(*) FROM runs WHERE steps_done > 0") != 2; i++) usleep(50000);
     kill(pid, sig);
     int st;
     waitpid(pid, &st, 0);
     if (sig == SIGTERM) assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 143);
     else assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     /* the workers end on their own (SIGTERM passed on, or PR_SET_PDEATHSIG): wait for both rows */
-    for (int i = 0; i < 200 && db_int(db, "SELECT COUNT(*) FROM runs WHERE status='interrupted'") != 2; i++) usleep(50000);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs"), 2);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs WHERE status='interrupted'"), 2);   /* TERM passed on, or PDEATHSIG */
-    assert_true(db_int(db, "SELECT MIN(steps_done) FROM runs") < 39999);
+    for (int i = 0; i < 200 && tu_db_int(db, "SELECT COUNT(*) FROM runs WHERE status='interrupted'") != 2; i++) usleep(50000);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs"), 2);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs WHERE status='interrupted'"), 2);   /* TERM passed on, or PDEATHSIG */
+    assert_true(tu_db_int(db, "SELECT MIN(steps_done) FROM runs") < 39999);
     int rc = tu_run(&out, "%s sweep %s --db %s --jobs 2 --threads 1", tu_lcbench(), plan, db);
     if (rc) fail_msg("resumed sweep exited %d:\n%s", rc, out);
     assert_non_null(strstr(out, "2 to run (2 to resume)"));
     assert_non_null(strstr(out, "resuming"));
     free(out);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs"), 2);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=39999"), 2);
-    assert_int_equal(db_int(db, "SELECT SUM(n) FROM nll"), 2 * 39999);
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM events WHERE kind='resume'"), 2);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs"), 2);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=39999"), 2);
+    assert_int_equal(tu_db_int(db, "SELECT SUM(n) FROM nll"), 2 * 39999);
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM events WHERE kind='resume'"), 2);
 }
 
 static void test_interrupt_term(void **state) { interrupt_resume(SIGTERM, "intterm"); }
@@ -283,30 +271,30 @@ static void test_merge(void **state) {
         free(out);
     }
     /* both shards number their run 1 */
-    assert_int_equal(db_int(s0, "SELECT MAX(id) FROM runs"), 1);
-    assert_int_equal(db_int(s1, "SELECT MAX(id) FROM runs"), 1);
+    assert_int_equal(tu_db_int(s0, "SELECT MAX(id) FROM runs"), 1);
+    assert_int_equal(tu_db_int(s1, "SELECT MAX(id) FROM runs"), 1);
     int rc = tu_run(&out, "%s merge %s %s -o %s", tu_lcbench(), s0, s1, all);
     if (rc) fail_msg("merge exited %d:\n%s", rc, out);
     assert_non_null(strstr(out, "\"added\": 2"));
     free(out);
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM runs"), 2);
-    assert_int_equal(db_int(all, "SELECT SUM(n) FROM nll"), 2 * 399);
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM nll"), db_int(s0, "SELECT COUNT(*) FROM nll") + db_int(s1, "SELECT COUNT(*) FROM nll"));
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM bins"), db_int(s0, "SELECT COUNT(*) FROM bins") + db_int(s1, "SELECT COUNT(*) FROM bins"));
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM samples"), db_int(s0, "SELECT COUNT(*) FROM samples") + db_int(s1, "SELECT COUNT(*) FROM samples"));
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM docs"), db_int(s0, "SELECT COUNT(*) FROM docs") + db_int(s1, "SELECT COUNT(*) FROM docs"));
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM events WHERE kind='merged'"), 2);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM runs"), 2);
+    assert_int_equal(tu_db_int(all, "SELECT SUM(n) FROM nll"), 2 * 399);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM nll"), tu_db_int(s0, "SELECT COUNT(*) FROM nll") + tu_db_int(s1, "SELECT COUNT(*) FROM nll"));
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM bins"), tu_db_int(s0, "SELECT COUNT(*) FROM bins") + tu_db_int(s1, "SELECT COUNT(*) FROM bins"));
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM samples"), tu_db_int(s0, "SELECT COUNT(*) FROM samples") + tu_db_int(s1, "SELECT COUNT(*) FROM samples"));
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM docs"), tu_db_int(s0, "SELECT COUNT(*) FROM docs") + tu_db_int(s1, "SELECT COUNT(*) FROM docs"));
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM events WHERE kind='merged'"), 2);
     /* provenance intact: the second run is shard-1's run 1 with its strategy, hashes, argv */
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM runs WHERE id=2 AND strategy='dense' AND argv LIKE '%shard-1.db%' AND length(model_hash)=64"), 1);
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM sweep_cells WHERE run_id=2 AND cell_idx=1 AND sweep_id='shards'"), 1);
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM sweeps"), 1);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM runs WHERE id=2 AND strategy='dense' AND argv LIKE '%shard-1.db%' AND length(model_hash)=64"), 1);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM sweep_cells WHERE run_id=2 AND cell_idx=1 AND sweep_id='shards'"), 1);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM sweeps"), 1);
     /* idempotent: merging again (and a shard twice) adds nothing */
     rc = tu_run(&out, "%s merge %s %s %s -o %s", tu_lcbench(), s0, s1, s0, all);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"added\": 0, \"updated\": 0, \"skipped\": 3"));
     free(out);
-    assert_int_equal(db_int(all, "SELECT COUNT(*) FROM runs"), 2);
-    assert_int_equal(db_int(all, "SELECT SUM(n) FROM nll"), 2 * 399);
+    assert_int_equal(tu_db_int(all, "SELECT COUNT(*) FROM runs"), 2);
+    assert_int_equal(tu_db_int(all, "SELECT SUM(n) FROM nll"), 2 * 399);
     /* lcbench runs and the sweep itself read the merged file: every cell is recorded there */
     rc = tu_run(&out, "%s runs --db %s", tu_lcbench(), all);
     assert_int_equal(rc, 0);
@@ -337,9 +325,9 @@ static void test_merge(void **state) {
     if (rc) fail_msg("merge exited %d:\n%s", rc, out);
     assert_non_null(strstr(out, "0 runs added, 1 updated"));
     free(out);
-    assert_int_equal(db_int(all2, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=399"), 1);
-    assert_int_equal(db_int(all2, "SELECT SUM(n) FROM nll"), 399);
-    assert_int_equal(db_int(all2, "SELECT COUNT(*) FROM events WHERE kind='merged'"), 1);
+    assert_int_equal(tu_db_int(all2, "SELECT COUNT(*) FROM runs WHERE status='done' AND steps_done=399"), 1);
+    assert_int_equal(tu_db_int(all2, "SELECT SUM(n) FROM nll"), 399);
+    assert_int_equal(tu_db_int(all2, "SELECT COUNT(*) FROM events WHERE kind='merged'"), 1);
     /* and the partial one merged after the full one is skipped */
     rc = tu_run(&out, "%s merge %s -o %s", tu_lcbench(), part, all2);
     assert_int_equal(rc, 0);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <cJSON.h>
+#include <sqlite3.h>
 
 #define FIXTURES "tests/fixtures"
 
@@ -101,6 +102,20 @@ static inline int tu_run(char **out, const char *fmt, ...) {
 static inline const char *tu_lcbench(void) {
     const char *b = getenv("LCBENCH");
     return b ? b : "build/lcbench";
+}
+
+/* The first column of the first row of a query on a results file opened read-only, or -1 (the
+ * file or the query failed, or no row). */
+static inline int64_t tu_db_int(const char *db, const char *sql) {
+    sqlite3 *h;
+    sqlite3_stmt *q;
+    int64_t v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return -1; }
+    sqlite3_busy_timeout(h, 5000);
+    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return v;
 }
 
 #endif
