@@ -465,18 +465,7 @@ static Vec db_nll(const char *db, int64_t id) {
     return v;
 }
 
-static char *db_text(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *q;
-    char *out = NULL;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return NULL; }
-    sqlite3_busy_timeout(h, 5000);
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        out = strdup((const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return out;
-}
+static char *db_text(const char *db, const char *sql) { return tu_db_text(db, sql); }
 
 static int64_t db_int(const char *db, const char *sql) {
     char *t = db_text(db, sql);

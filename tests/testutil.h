@@ -106,6 +106,20 @@ static inline const char *tu_lcbench(void) {
 
 /* The first column of the first row of a query on a results file opened read-only, or -1 (the
  * file or the query failed, or no row). */
+/* The first column of the first row as text (malloc'd; NULL for none, a NULL value or an error). */
+static inline char *tu_db_text(const char *db, const char *sql) {
+    sqlite3 *h;
+    sqlite3_stmt *q;
+    char *out = NULL;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { sqlite3_close(h); return NULL; }
+    sqlite3_busy_timeout(h, 5000);
+    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        out = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return out;
+}
+
 static inline int64_t tu_db_int(const char *db, const char *sql) {
     sqlite3 *h;
     sqlite3_stmt *q;
