@@ -80,16 +80,15 @@ int plan_predict(const PlanInput *in, PlanResult *o, char *err, size_t errlen) {
 
     /* weights: model_carve's arena */
     if (in->cuda) o->weights = (int64_t)o->n_params * 2;
-    else {
+    else if (gguf) { /* the layer matrices as the file's blocks (engine/model.c) */
+        uint64_t gb = 0;
+        if (model_gguf_cpu_bytes(in->model, &gb, err, errlen)) return -1;
+        o->weights = (int64_t)gb;
+    } else {
         int64_t per_layer = 4 * dim + qkvd * dim + qkvd + dim * qd + dim + up_rows * dim + ffn + dim * ffn + dim;
         o->weights = (V * dim * (c.tie_embeddings ? 1 : 2) + 2 * dim + L * per_layer) * 4;
         /* and what model_cpu_layout packs apart (engine/gemm.h) */
         o->weights += (int64_t)model_packed_extra(&c) * 4;
-        uint64_t gb = 0;
-        if (gguf) {
-            if (model_gguf_cpu_bytes(in->model, &gb, err, errlen)) return -1;
-            o->weights = (int64_t)gb;
-        }
     }
 
     const int64_t chunk = sh.chunk;
