@@ -8,11 +8,14 @@
  * which needs the whole input at once; per-step semantics make the split invisible):
  *   host:  positions t and min(t, S+W), RoPE [cos | sin] tables in double -> float, upload
  *   x (n, dim) fp32 = embed[ids]
- *   per layer:  xn = norm(x) (T);  qkv (fp32) = xn Wqkv^T            cuBLAS, fp32 accumulate
- *               rope_store: + bias, rotate q (at t and at the sink position), k; k, v -> cache
+ *   per layer:  xn = norm(x) (T);  qkv (T) = xn Wqkv^T               cuBLAS, fp32 accumulate
+ *               rope_store: + bias (fp32), rotate q (at t and at the sink position), k; k, v -> cache
  *               att = attention(q, qs, cache) (T)                      attention.cu
  *               sequential:  x += att Wo^T (+ bo);  x += mlp(norm2(x))   (GEMM beta = 1)
  *               parallel:    x += mlp(norm2(x) or xn) + att Wo^T (+ biases)
+ *               mlp: h (T) = xn Wup^T; a (T) = act(h (+ bup)); x += a Wdown^T (+ bdown)
+ *               (the QKV and gate/up products are stored in T, as HF's bf16 models store them:
+ *               half the bytes of fp32 written and read again; fp32 mode is all fp32)
  *   head:  per block of CU_LG_ROWS rows: norm, logits (fp32) = xn lm_head^T, fused NLL;
  *          logits go to the host only when the caller asks for them.
  * KV storage: sinks (S slots) per layer, and pages of CU_PAGE slots for the recent keys: a ring
@@ -426,12 +429,17 @@ extern "C" void cuda_model_free(Model *m) {
 
 /* ---------------------------------------------------------------- workspace */
 
+/* One allocation for n rows, 14 buffers each rounded up to 256 bytes (in slots[] order):
+ *   x (n, dim) fp32, xn (n, dim) T, qkv (n, qkvd) T, q, qs, att (n, qd) T, hb (n, up_rows) T,
+ *   ha (n, ffn) T, cs (2 n rot_dim + 1) fp32, lg (CU_LG_ROWS, vocab) fp32 on rank 0, ids, tg (n)
+ *   int32, nll (n) double, y (n, dim) fp32 on ranks > 0.
+ * reports/plan.c (`lcbench plan --device cuda`) predicts it by the same formula: change both. */
 static int ws_reserve(const ModelConfig *c, DevModel *d, int n, char *err, size_t errlen) {
     if (n <= d->ws_rows) return 0;
     const size_t dim = c->dim, qd = (size_t)d->H * c->head_dim, qkvd = qd + 2 * (size_t)d->KV * c->head_dim;
     const size_t ffn = d->ffn, up_rows = (c->gated_mlp ? 2 : 1) * ffn, es = dt_size(d->dt), rd = c->rot_dim;
     const size_t lg = d->rank == 0 ? (size_t)CU_LG_ROWS * c->vocab * 4 : 0, y = d->rank > 0 ? dim * 4 * n : 0;
-    size_t sz[14] = {dim * 4 * n, dim * es * n, qkvd * 4 * n, qd * es * n, qd * es * n, qd * es * n, up_rows * 4 * n,
+    size_t sz[14] = {dim * 4 * n, dim * es * n, qkvd * es * n, qd * es * n, qd * es * n, qd * es * n, up_rows * es * n,
                      ffn * es * n, 2 * rd * 4 * n + 4, lg, (size_t)n * 4, (size_t)n * 4, (size_t)n * 8, y};
     size_t total = 0;
     for (int i = 0; i < 14; i++) total += align256(sz[i]);
@@ -556,6 +564,7 @@ static int kv_materialise(KVCache *kv, const ModelConfig *c, const DevGroup *g, 
         ks->r[r] = k;
         ks->tp = r + 1;
         k->dt = dt;
+        k->device = d->device; /* for cuda_kv_free, which has no model to ask */
         k->L = ks->L;
         k->kvd = d->KV * c->head_dim; /* this rank's KV heads */
         k->R = ks->R;
@@ -602,11 +611,20 @@ extern "C" void cuda_kv_reset(KVCache *kv) {
         for (int64_t s = 0; s < kv->cap; s++) kv->slot_pos[s] = -1;
 }
 
+/* Each rank's storage is freed on the device that holds it (DevKV.device, recorded by
+ * kv_materialise from the model's rank: kv_free has no model to ask); the current device is
+ * left as it was. */
 extern "C" void cuda_kv_free(KVCache *kv) {
     DevKVSet *ks = (DevKVSet *)kv->dev;
     if (ks) {
-        for (int r = 0; r < ks->tp; r++) { cudaSetDevice(r); dev_kv_destroy(ks->r[r]); }
-        cudaSetDevice(0);
+        int cur = -1;
+        if (cudaGetDevice(&cur) != cudaSuccess) { cudaGetLastError(); cur = -1; }
+        for (int r = 0; r < ks->tp; r++) {
+            if (!ks->r[r]) continue;
+            cudaSetDevice(ks->r[r]->device);
+            dev_kv_destroy(ks->r[r]);
+        }
+        if (cur >= 0) cudaSetDevice(cur);
         free(ks);
     }
     kv->dev = NULL;
@@ -739,13 +757,20 @@ extern "C" int cuda_kv_copy(KVCache *dst, const KVCache *src, const Model *m, ch
 
 /* ---------------------------------------------------------------- forward */
 
-/* y (n, out) fp32 = x (n, in) W^T (+ beta y), W (out, in) row-major in T */
-static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int in, int out, float beta, char *err, size_t errlen) {
+/* y (n, out) = x (n, in) W^T (+ beta y), W (out, in) row-major in T; y in fp32 (yt = DT_F32) or
+ * in T (yt = d->dt); fp32 accumulation either way (fp32 mode: pedantic, the CPU twin's) */
+static int gemm_to(DevModel *d, const void *x, const void *w, void *y, int yt, int n, int in, int out, float beta, char *err,
+                   size_t errlen) {
     const float alpha = 1.f;
     cudaDataType t = dt_cuda(d->dt);
-    CUBLAS_TRY(cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in, &beta, y, CUDA_R_32F, out,
+    CUBLAS_TRY(cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in, &beta, y, dt_cuda(yt), out,
                             d->dt == DT_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+/* y (n, out) fp32 = x (n, in) W^T (+ beta y) */
+static int gemm(DevModel *d, const void *x, const void *w, float *y, int n, int in, int out, float beta, char *err, size_t errlen) {
+    return gemm_to(d, x, w, y, DT_F32, n, in, out, beta, err, errlen);
 }
 
 /* cuBLASLt handles, one per device, made on first use and kept for the process (gemm_bias), and
@@ -824,10 +849,11 @@ static int gemm_bias(DevModel *d, const void *x, const void *w, float *y, const 
  * others into y (zeroed by their first GEMM, beta 0); the all-reduce then sums y into every x. */
 static float *acc_of(const DevModel *d) { return d->rank == 0 ? d->x : d->y; }
 
-/* acc += mlp(xn) (+ down bias on rank 0); on ranks > 0 this starts y (beta 0) */
+/* acc += mlp(xn) (+ down bias on rank 0); on ranks > 0 this starts y (beta 0).  The gate/up
+ * product hb is this rank's own (its ffn columns), in T. */
 static int mlp(const ModelConfig *c, DevModel *d, const DevLayer *w, int n, char *err, size_t errlen) {
     const int dim = c->dim, ffn = d->ffn;
-    if (gemm(d, d->xn, w->wup, d->hb, n, dim, (c->gated_mlp ? 2 : 1) * ffn, 0.f, err, errlen)) return -1;
+    if (gemm_to(d, d->xn, w->wup, d->hb, d->dt, n, dim, (c->gated_mlp ? 2 : 1) * ffn, 0.f, err, errlen)) return -1;
     k_act(d->dt, d->hb, w->bup, d->ha, n, ffn, c->gated_mlp, c->act, d->st);
     return gemm_bias(d, d->ha, w->wdown, acc_of(d), d->rank == 0 ? w->bdown : NULL, n, ffn, dim, d->rank > 0 ? 0.f : 1.f, err,
                      errlen);
@@ -873,7 +899,7 @@ static int layer_attn(const ModelConfig *c, KVCache *kv, DevModel *d, DevKV *k, 
     const int ln = c->norm == NORM_LAYER;
     const DevLayer *w = &d->L[l];
     k_norm(d->dt, d->x, d->xn, w->attn_norm_w, w->attn_norm_b, n, dim, ln, eps, d->st);
-    if (gemm(d, d->xn, w->wqkv, d->qkv, n, dim, qkvd, 0.f, err, errlen)) return -1;
+    if (gemm_to(d, d->xn, w->wqkv, d->qkv, d->dt, n, dim, qkvd, 0.f, err, errlen)) return -1; /* T: rope_store adds the bias */
     char *sinks = (char *)k->sinks;
     size_t sink_layer = (size_t)S * kvd * dt_size(d->dt);
     void *const *kp = k->dpages ? k->dpages + (size_t)(2 * l) * k->maxpages : NULL;

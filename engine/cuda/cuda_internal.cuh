@@ -4,7 +4,10 @@
  * hang off Model.dev and KVCache.dev, and the kernel launchers each .cu file provides.
  *
  * Storage types: weights, the K/V cache and GEMM inputs are in the model's dtype T (fp32, bf16
- * or fp16); the residual stream, GEMM outputs, norms' statistics, softmax and NLL are fp32.
+ * or fp16), and so are the QKV and gate/up products (as HF stores them: cuBLAS accumulates in
+ * fp32 and rounds once on the write; the kernels that read them add biases in fp32); the
+ * residual stream, the output and down projections (accumulated into it), the logits, norms'
+ * statistics, softmax and NLL are fp32.
  */
 #ifndef LCB_CUDA_INTERNAL_CUH
 #define LCB_CUDA_INTERNAL_CUH
@@ -17,6 +20,7 @@
 
 #include "engine/backend.h"
 #include "engine/common.h"
+#include "engine/cuda/ops.h"
 #include "engine/kvcache.h"
 #include "engine/model.h"
 
@@ -63,8 +67,8 @@ void cu_free(void *p, size_t bytes, int cat);
 
 /* ---------------------------------------------------------------- device state */
 
-#define CU_ROWS_MAX 4096   /* rows per internal sub-chunk; a ring holds W + CU_ROWS_MAX slots */
-#define CU_LG_ROWS 512     /* logits rows per LM-head block */
+/* CU_ROWS_MAX (rows per internal sub-chunk; a ring holds W + CU_ROWS_MAX slots) and CU_LG_ROWS
+ * (logits rows per LM-head block): engine/cuda/ops.h, plain C, which reports/plan.c reads too */
 #define CU_PAGE_SHIFT 10   /* KV pages of 1024 token slots */
 #define CU_PAGE (1 << CU_PAGE_SHIFT)
 
@@ -94,9 +98,9 @@ typedef struct {
     float *x;                      /* (rows, dim) residual stream (replicated across ranks) */
     float *y;                      /* (rows, dim) this rank's partial sum, ranks > 0 (all-reduced into x) */
     void *xn;                      /* T (rows, dim) normed input of a GEMM */
-    float *qkv;                    /* (rows, qkvd) QKV projection */
+    void *qkv;                     /* T (rows, qkvd) QKV projection, bias not yet added */
     void *q, *qs, *att;            /* T (rows, H hd): queries at t, at the sink position, attention out */
-    float *hb;                     /* (rows, up_rows ffn) up projection */
+    void *hb;                      /* T (rows, up_rows ffn) [gate | up] projection, bias not yet added */
     void *ha;                      /* T (rows, ffn) activated MLP hidden */
     float *cs;                     /* (2 rows, rot_dim) RoPE [cos | sin]: absolute, then sink positions */
     float *lg;                     /* (CU_LG_ROWS, vocab) logits */
@@ -121,6 +125,7 @@ typedef struct {
 
 typedef struct {
     int dt;                        /* storage type: the model's */
+    int device;                    /* the CUDA device holding it (its rank's DevModel.device) */
     int L, kvd;                    /* layers; this GPU's KV dims */
     int64_t R;                     /* ring slots (W + CU_ROWS_MAX), 0 = dense (slot = position - S) */
     void *sinks;                   /* T (L, 2, S, kvd): sink keys, values */
@@ -145,10 +150,10 @@ typedef struct {
 void k_embed(int dt, const void *embed, const int32_t *ids, float *x, int n, int dim, cudaStream_t st);
 void k_norm(int dt, const float *x, void *y, const float *w, const float *b, int n, int dim, int layer_norm,
             float eps, cudaStream_t st);
-/* rows of qkv (+ bias) -> rotated q (and q at the sink positions) in T, rotated k and v into
- * the cache (sinks, pages) */
+/* rows of qkv (T, + the fp32 bias in fp32) -> rotated q (and q at the sink positions) in T,
+ * rotated k and v into the cache (sinks, pages) */
 typedef struct {
-    const float *qkv; const float *bqkv; int ldqkv;
+    const void *qkv; const float *bqkv; int ldqkv; /* qkv: T (n, ldqkv) */
     void *q, *qs;                   /* qs NULL: no sink rotation needed */
     const float *cs, *cs_sink;      /* (n, rot_dim) */
     int n, H, KV, hd, half;
@@ -158,8 +163,8 @@ typedef struct {
 } RopeArgs;
 void k_rope_store(int dt, const RopeArgs *a, cudaStream_t st);
 void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
-/* gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) */
-void k_act(int dt, const float *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);
+/* h, out in T; gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) (in fp32) */
+void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);
 void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cudaStream_t st);
 /* p[i] = lcb_rng_normal(seed, tensor, i, std) (engine/rng.h: ~N(0, std^2), model.c's fill_normal bit for bit) */
 void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t tensor, cudaStream_t st);

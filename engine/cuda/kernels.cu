@@ -94,31 +94,33 @@ __device__ __forceinline__ float act_f(int a, float x) {
     return x;
 }
 
+/* h and out in T (the gate/up GEMM writes T); the activation and the bias in fp32 */
 template <typename T>
-__global__ void act_kernel(const float *h, const float *bias, T *out, size_t total, int ffn, int gated, int act) {
+__global__ void act_kernel(const T *h, const float *bias, T *out, size_t total, int ffn, int gated, int act) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     size_t r = i / ffn, k = i % ffn;
     float v;
-    if (gated) v = act_f(act, h[r * 2 * ffn + k]) * h[r * 2 * ffn + ffn + k];
-    else v = act_f(act, h[i] + (bias ? bias[k] : 0.f));
+    if (gated) v = act_f(act, to_f(h[r * 2 * ffn + k])) * to_f(h[r * 2 * ffn + ffn + k]);
+    else v = act_f(act, to_f(h[i]) + (bias ? bias[k] : 0.f));
     out[i] = from_f<T>(v);
 }
 
-void k_act(int dt, const float *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st) {
+void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st) {
     size_t total = (size_t)n * ffn;
-    DISPATCH_T(dt, act_kernel<T><<<blocks_for(total, 256), 256, 0, st>>>(h, bias, (T *)out, total, ffn, gated, act));
+    DISPATCH_T(dt, act_kernel<T><<<blocks_for(total, 256), 256, 0, st>>>((const T *)h, bias, (T *)out, total, ffn, gated, act));
 }
 
 /* ---------------------------------------------------------------- RoPE + KV store */
 
-/* One block per chunk row.  q heads: rotate at t (-> q) and, if asked, at the sink position
- * (-> qs); k heads: rotate at t; k and v go to the sink slot t (t < S) or to the recent slot
- * t - S (mod R for a ring), i.e. page (slot >> CU_PAGE_SHIFT). */
+/* One block per chunk row of qkv (T, as the QKV GEMM wrote it; the bias is added in fp32).
+ * q heads: rotate at t (-> q) and, if asked, at the sink position (-> qs); k heads: rotate at
+ * t; k and v go to the sink slot t (t < S) or to the recent slot t - S (mod R for a ring), i.e.
+ * page (slot >> CU_PAGE_SHIFT). */
 template <typename T>
 __global__ void rope_store_kernel(RopeArgs a) {
     const int i = blockIdx.x, hd = a.hd, half = a.half, qd = a.H * hd, kvd = a.KV * hd;
-    const float *row = a.qkv + (size_t)i * a.ldqkv;
+    const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
     const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
     const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
     const int64_t t = a.t0 + i;
@@ -137,12 +139,12 @@ __global__ void rope_store_kernel(RopeArgs a) {
     /* every element of q and k: e = head * hd + d */
     for (int e = threadIdx.x; e < qd + kvd; e += blockDim.x) {
         const int d = e % hd;
-        const float *hp = row + (e - d); /* the head's first element */
+        const T *hp = row + (e - d); /* the head's first element */
         float bh = a.bqkv ? a.bqkv[e] : 0.f;
-        float xv = row[e] + bh, out = xv, outs = xv;
+        float xv = to_f(row[e]) + bh, out = xv, outs = xv;
         if (d < 2 * half) {
             int f = d < half ? d : d - half;
-            float other = hp[d < half ? d + half : d - half] + (a.bqkv ? a.bqkv[(e - d) + (d < half ? d + half : d - half)] : 0.f);
+            float other = to_f(hp[d < half ? d + half : d - half]) + (a.bqkv ? a.bqkv[(e - d) + (d < half ? d + half : d - half)] : 0.f);
             /* rotate-half: [a, b] -> [a c - b s, b c + a s] */
             out = d < half ? xv * c[f] - other * s[f] : xv * c[f] + other * s[f];
             outs = d < half ? xv * cz[f] - other * sz[f] : xv * cz[f] + other * sz[f];
@@ -154,7 +156,7 @@ __global__ void rope_store_kernel(RopeArgs a) {
     }
     for (int e = threadIdx.x; e < kvd; e += blockDim.x) {
         float bv = a.bqkv ? a.bqkv[qd + kvd + e] : 0.f;
-        vdst[e] = from_f<T>(row[qd + kvd + e] + bv);
+        vdst[e] = from_f<T>(to_f(row[qd + kvd + e]) + bv);
     }
 }
 

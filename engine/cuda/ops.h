@@ -1,7 +1,9 @@
 /*
  * ops.h — single CUDA kernels callable from C on host arrays, fp32, so that tests can check
  * each kernel against its CPU twin (tests/test_cuda.c).  Each call copies in, runs one kernel,
- * copies out and returns 0, or -1 with err.  Not used by the forward pass.
+ * copies out and returns 0, or -1 with err.  Not used by the forward pass.  Also the forward
+ * pass's sizing constants, plain C, so that C code sizing its workspace (reports/plan.c) reads
+ * the backend's own values.
  */
 #ifndef LCB_CUDA_OPS_H
 #define LCB_CUDA_OPS_H
@@ -12,6 +14,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* the CUDA forward's sizing (engine/cuda/backend.cu: ws_reserve, forward_rows) */
+#define CU_ROWS_MAX 4096   /* rows per internal sub-chunk (all at once under s2); a ring holds W + CU_ROWS_MAX slots */
+#define CU_LG_ROWS 512     /* logits rows per LM-head block */
 
 /* y (n, dim) = RMSNorm (layer_norm = 0) or LayerNorm of x, weights w, bias b (LayerNorm) */
 int cuda_op_norm(const float *x, float *y, const float *w, const float *b, int n, int dim, int layer_norm, float eps,
