@@ -31,26 +31,14 @@
 #include "engine/rng.h"
 #include "strategies/strategy.h"
 
-/* fp32 on the device does the CPU's arithmetic in another order (cuBLAS, block reductions,
- * flash-style online softmax): 1e-3 in NLL is the issue's bound, far above the ~1e-6 we see */
-#define TOL_F32 1e-3
-/* bf16 weights, KV and GEMM inputs (8 bits of mantissa), fp32 accumulation and residual: 5e-2
- * in NLL where the weights are bf16 already (llama_bf16: measured 2.3e-2 on an H100, the
- * activations' rounding alone; vs the CPU on random models, measured 1.3e-2);
- * the fp32-weight fixtures are a different model once rounded to bf16 (every weight moves by up
- * to 2^-9 relative, and these tiny random models have large logit sensitivities): 1e-1 there,
- * measured up to 7.4e-2 on llama_gqa sink:1:15; separating rounding from kernel error needs a CPU
- * run of the rounded weights (not done yet) */
-#define TOL_BF16 5e-2
+/* TU_TOL_F32 and TU_TOL_BF16 (testutil.h, shared with test_cuda_state.c) bound fp32 and bf16
+ * on the device against the CPU; the fp32-weight fixtures are a different model once rounded to
+ * bf16 (every weight moves by up to 2^-9 relative, and these tiny random models have large logit
+ * sensitivities): 1e-1 there, measured up to 7.4e-2 on llama_gqa sink:1:15; separating rounding
+ * from kernel error needs a CPU run of the rounded weights (not done yet) */
 #define TOL_BF16_ROUNDED 1e-1
 /* fp16: 11 bits of mantissa, same structure */
 #define TOL_F16 1e-2
-
-static int have_gpu(void) {
-    char err[LCB_ERRLEN];
-    if (cuda_available(err, sizeof err)) { print_message("skipped: %s\n", err); return 0; }
-    return 1;
-}
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double d = 0;
@@ -67,7 +55,7 @@ static float frand(void) { /* xorshift, uniform in [-1, 1) */
 /* ---------------------------------------------------------------- kernels vs CPU twins */
 
 static void test_kernel_norm(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     const int n = 5, dim = 300;
     float *x = malloc(n * dim * 4), *w = malloc(dim * 4), *b = malloc(dim * 4), *y = malloc(n * dim * 4), *r = malloc(n * dim * 4);
     for (int i = 0; i < n * dim; i++) x[i] = 3 * frand() + (i % 7);
@@ -103,7 +91,7 @@ static float act_cpu(int a, float x) { /* model.c's act_apply */
 }
 
 static void test_kernel_act(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     const int n = 4, ffn = 100;
     float h[4 * 200], bias[100], out[4 * 100], ref[4 * 100];
     for (int i = 0; i < n * 2 * ffn; i++) h[i] = 4 * frand();
@@ -121,7 +109,7 @@ static void test_kernel_act(void **state) {
 }
 
 static void test_kernel_nll(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     const int n = 6, V = 32000;
     float *lg = malloc((size_t)n * V * 4);
     int32_t tg[6] = {0, 5, 31999, 1234, -1, 7};
@@ -139,7 +127,7 @@ static void test_kernel_nll(void **state) {
 }
 
 static void test_kernel_rope(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     ModelConfig c;
     char err[LCB_ERRLEN];
     if (config_random_shape(&c, "pythia-6.9b", err, sizeof err)) fail_msg("%s", err); /* partial rotary, 25 % */
@@ -174,7 +162,7 @@ static void test_kernel_rope(void **state) {
  * Box-Muller fill was exact only as long as glibc's and CUDA's double log/cos/sin rounded to the
  * same float, which nothing guaranteed.) */
 static void test_kernel_fill_normal(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     Model m;
     char err[LCB_ERRLEN];
     if (model_open(&m, "random:llama-tiny:9", NULL, err, sizeof err)) fail_msg("%s", err);
@@ -259,20 +247,21 @@ static void check_fixtures(const char *dtype, double tol_in) {
     print_message("all fixtures %s: max |nll - reference| = %.3g\n", dtype, worst_all);
 }
 
-static void test_fixtures_fp32(void **state) { if (have_gpu()) check_fixtures("fp32", TOL_F32); }
-static void test_fixtures_bf16(void **state) { if (have_gpu()) check_fixtures("bf16", TOL_BF16); }
-static void test_fixtures_fp16(void **state) { if (have_gpu()) check_fixtures("fp16", TOL_F16); }
+static void test_fixtures_fp32(void **state) { if (tu_have_gpu()) check_fixtures("fp32", TU_TOL_F32); }
+static void test_fixtures_bf16(void **state) { if (tu_have_gpu()) check_fixtures("bf16", TU_TOL_BF16); }
+static void test_fixtures_fp16(void **state) { if (tu_have_gpu()) check_fixtures("fp16", TOL_F16); }
 
-/* the other attention kernels on the same fixtures: the scalar one (0) and the flash kernel's
- * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp); the default
- * (-1) ran above, and for the fixtures' short inputs (under 1,024 rows per KV head) it is 1 */
+/* the other attention kernels on the same fixtures: the scalar one (0), the flash kernel's
+ * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp) and the
+ * warpgroup kernel's (5-8, head dims 64 and 128 on sm_90; others fall back); the default (-1) ran
+ * above, and for the fixtures' short inputs (under 1,024 rows per KV head) it is 1 */
 static void test_fixtures_bf16_other_attention(void **state) {
-    if (!have_gpu()) return;
-    const int variants[] = {0, 2, 3, 4};
+    if (!tu_have_gpu()) return;
+    const int variants[] = {0, 2, 3, 4, 5, 6, 7, 8};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         print_message("attention variant %d\n", variants[v]);
         cuda_op_attention_variant(variants[v]);
-        check_fixtures("bf16", TOL_BF16);
+        check_fixtures("bf16", TU_TOL_BF16);
     }
     cuda_op_attention_variant(-1);
 }
@@ -360,7 +349,7 @@ static void attn_cpu(const CudaAttnShape *sh, const float *q, const float *qs, c
  * the CPU twin on fresh random data, by ||out - ref|| / ||ref||, with the output poisoned (NaN)
  * before each run. */
 static void test_attention_kernel_vs_cpu(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     static const struct { const char *what; CudaAttnShape sh; } cases[] = {
         {"dense causal", {300, 4, 4, 128, 0, 0, -1, 0, 0, 0}},
         {"dense, long history, GQA 4:1", {200, 8, 2, 64, 1000, 0, -1, 0, 0, 0}},
@@ -401,7 +390,7 @@ static void test_attention_kernel_vs_cpu(void **state) {
             attn_cpu(sh, q, qs, sk, sv, k, v, ref);
             double rn = 0;
             for (size_t e = 0; e < nq; e++) rn += (double)ref[e] * ref[e];
-            for (int var = 0; var <= (di ? 4 : 0); var++) {
+            for (int var = 0; var <= (di ? CU_ATTN_VARIANTS : 0); var++) {
                 if (cuda_op_attention(dtypes[di], var, sh, q, qs, sk, sv, k, v, slots, out, err, sizeof err))
                     fail_msg("%s %s variant %d: %s", cases[ci].what, dtypes[di], var, err);
                 double dn = 0;
@@ -413,7 +402,7 @@ static void test_attention_kernel_vs_cpu(void **state) {
                 const double rel = sqrt(dn / rn);
                 const int kern = cuda_op_attention_kernel(dtypes[di], var, sh->hd);
                 print_message("attention %-36s %s variant %d (%s): ||cuda - cpu|| / ||cpu|| = %.3g\n", cases[ci].what, dtypes[di], var,
-                              kern ? "flash" : "scalar", rel);
+                              kern >= 5 ? "wgmma" : kern ? "flash" : "scalar", rel);
                 /* every case is checked before the test fails, so that one device run shows them all */
                 if (bad) {
                     print_message("FAIL attention %s %s variant %d: %zu of %zu outputs not finite (unwritten: the NaN poison)\n",
@@ -465,7 +454,7 @@ static double max_nll_diff(const double *a, const double *b, size_t n) {
 /* CUDA (fp32) vs the CPU on random:llama-10m (weights generated on the device from the seed),
  * long enough that the ring wraps and that one chunk is split into sub-chunks (> 4096 rows) */
 static void test_random_policies_vs_cpu(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     const size_t T = 5000;
     int32_t *ids = malloc(T * 4);
     for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 2654435761u) % 4096);
@@ -479,11 +468,11 @@ static void test_random_policies_vs_cpu(void **state) {
             score_on("random:llama-10m:3", LCB_DEVICE_CUDA, "fp32", specs[i], ids, T, chunks[c], b);
             double d = max_nll_diff(a, b, T - 1);
             print_message("random:llama-10m %-12s chunk %4zu fp32: max |cuda - cpu| = %.3g\n", specs[i], chunks[c], d);
-            assert_true(d < TOL_F32);
+            assert_true(d < TU_TOL_F32);
             score_on("random:llama-10m:3", LCB_DEVICE_CUDA, "bf16", specs[i], ids, T, chunks[c], b);
             d = max_nll_diff(a, b, T - 1);
             print_message("random:llama-10m %-12s chunk %4zu bf16: max |cuda - cpu| = %.3g\n", specs[i], chunks[c], d);
-            assert_true(d < TOL_BF16);
+            assert_true(d < TU_TOL_BF16);
         }
     }
     free(ids); free(a); free(b);
@@ -491,7 +480,7 @@ static void test_random_policies_vs_cpu(void **state) {
 
 /* bf16: the same numbers whatever the chunk size (up to GEMM rounding with another M) */
 static void test_chunk_independence_bf16(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     const size_t T = 3000;
     int32_t *ids = malloc(T * 4);
     for (size_t i = 0; i < T; i++) ids[i] = (int32_t)((i * 40503u + 11) % 4096);
@@ -510,7 +499,7 @@ static void test_chunk_independence_bf16(void **state) {
 /* ---------------------------------------------------------------- memory */
 
 static void test_memory_accounting_and_oom(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     char err[LCB_ERRLEN];
     Model m;
     /* deltas: a failed earlier test may have left its model and cache allocated */
@@ -550,13 +539,13 @@ static void test_memory_accounting_and_oom(void **state) {
 /* ---------------------------------------------------------------- tensor parallelism */
 
 static int have_gpus(int n) {
-    if (!have_gpu()) return 0;
+    if (!tu_have_gpu()) return 0;
     if (cuda_device_count() < n) { print_message("skipped: %d CUDA device(s), the test needs %d\n", cuda_device_count(), n); return 0; }
     return 1;
 }
 
 /* every fixture and strategy, fp32, on 2 (and 4) GPUs vs one: the same arithmetic but for the
- * order of the all-reduce's sums and of the split GEMMs' reductions, so TOL_F32 */
+ * order of the all-reduce's sums and of the split GEMMs' reductions, so TU_TOL_F32 */
 static void test_tp_fixtures_fp32(void **state) {
     if (!have_gpus(2)) return;
     char err[LCB_ERRLEN];
@@ -586,7 +575,7 @@ static void test_tp_fixtures_fp32(void **state) {
                     worst = fmax(worst, max_nll_diff(a, b, T - 1));
                 }
                 print_message("%-24s %-12s --tp %d vs 1 GPU, fp32: max |d nll| = %.3g\n", tu_fixtures[f], st->string, tp, worst);
-                assert_true(worst < TOL_F32);
+                assert_true(worst < TU_TOL_F32);
             }
             free(a); free(b); free(ids);
             cJSON_Delete(ref);
@@ -646,13 +635,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tp_fixtures_fp32),
         cmocka_unit_test(test_tp_llama2_7b_bf16),
     };
-    struct CMUnitTest tests[sizeof all / sizeof *all];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        int keep = argc < 2;
-        for (int a = 1; a < argc && !keep; a++) keep = strstr(all[i].name, argv[a]) != NULL;
-        if (keep) tests[n++] = all[i];
-    }
-    if (!n) { fprintf(stderr, "%s: no test matches\n", argv[0]); return 2; }
-    return _cmocka_run_group_tests("test_cuda", tests, n, NULL, NULL);
+    return tu_run_selected("test_cuda", all, sizeof all / sizeof *all, argc, argv);
 }

@@ -14,17 +14,11 @@
  *            uninterrupted run's NLLs bit for bit (`show --nll`, 9 significant digits);
  *   probes:  `run --probe-every` on the GPU (fp32 and bf16) against the CPU: the same number of
  *            probes at the same positions with the same verdicts, and the stream's NLLs within
- *            the tolerances of test_cuda.c (fp32 1e-3 per step; bf16 5e-2 in the mean).
+ *            the tolerances of test_cuda.c (testutil.h: fp32 1e-3 per step; bf16 5e-2 in the mean).
  */
 #include "testutil.h"
 
 #include <math.h>
-#include <signal.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "engine/backend.h"
 #include "engine/common.h"
@@ -32,17 +26,6 @@
 #include "strategies/strategy.h"
 #define LCB_TESTS_STATEIO_RUN
 #include "stateio.h"
-
-/* as test_cuda.c: fp32 on the device reorders the CPU's sums (1e-3 per step); bf16 weights, KV
- * and GEMM inputs (5e-2) */
-#define TOL_F32 1e-3
-#define TOL_BF16 5e-2
-
-static int have_gpu(void) {
-    char err[LCB_ERRLEN];
-    if (cuda_available(err, sizeof err)) { print_message("skipped: %s\n", err); return 0; }
-    return 1;
-}
 
 static void open_on(Model *m, const char *spec, int device, const char *dtype) {
     char err[LCB_ERRLEN];
@@ -52,7 +35,7 @@ static void open_on(Model *m, const char *spec, int device, const char *dtype) {
 /* ---------------------------------------------------------------- state and copies */
 
 static void test_cuda_state_save_load_clone(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     enum { T = 6000, CH = 256 };
     int32_t *ids = malloc(T * sizeof *ids);
     double *ref = malloc(T * sizeof *ref), *got = malloc(T * sizeof *got);
@@ -113,15 +96,6 @@ static void test_cuda_state_save_load_clone(void **state) {
 
 /* ---------------------------------------------------------------- the CLI */
 
-static char *db_text(const char *db, const char *sql) { return tu_db_text(db, sql); }
-
-static int64_t db_int(const char *db, const char *sql) {
-    char *t = db_text(db, sql);
-    int64_t v = t ? strtoll(t, NULL, 10) : -1;
-    free(t);
-    return v;
-}
-
 static const char *write_ids(size_t T) {
     static char path[600];
     snprintf(path, sizeof path, "%s/cuda_state_ids.ids", tu_tmpdir());
@@ -132,70 +106,25 @@ static const char *write_ids(size_t T) {
     return path;
 }
 
-static char *show_nll(const char *db) {
-    char *out;
-    if (tu_run(&out, "%s show 1 --nll --db %s", tu_lcbench(), db)) fail_msg("show --nll: %s", out);
-    return out;
-}
-
+/* one commit per 512 steps: killed after four */
 static void kill9_resume_cuda(const char *spec) {
     const size_t T = 8000;
-    const char *in = write_ids(T);
-    char ref[600], db[600], snap[700], args[1600], cmd[2400], *out;
+    char label[300], ref[600], db[600], args[1600];
+    snprintf(label, sizeof label, "cuda %s", spec);
     snprintf(ref, sizeof ref, "%s/cuda_ref_%.*s.db", tu_tmpdir(), (int)strcspn(spec, ":"), spec);
     snprintf(db, sizeof db, "%s/cuda_kill_%.*s.db", tu_tmpdir(), (int)strcspn(spec, ":"), spec);
-    snprintf(snap, sizeof snap, "%s.run1.kv", db);
-    snprintf(args, sizeof args, "run --model random:llama-1m:4 --device cuda --dtype bf16 --dataset %s --strategy %s --chunk 256 --batch 512 --no-progress",
-             in, spec);
-    int rc = tu_run(&out, "%s %s --db %s", tu_lcbench(), args, ref);
-    if (rc) fail_msg("%s: reference run exited %d: %s", spec, rc, out);
-    free(out);
-    /* paced: one commit per 512 steps and 150 ms after each, a snapshot at every commit */
-    snprintf(cmd, sizeof cmd, "exec %s %s --pace-ms 150 --kv-snapshot-seconds 0 --db %s >/dev/null 2>&1", tu_lcbench(), args, db);
-    pid_t pid = fork();
-    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
-    assert_true(pid > 0);
-    int64_t done = 0;
-    for (int i = 0; i < 6000 && done < 2048; i++) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-        done = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
-    }
-    if (done < 2048) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); fail_msg("%s: fewer than four batches committed in 60 s", spec); }
-    kill(pid, SIGKILL);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    int64_t steps = db_int(db, "SELECT steps_done FROM runs WHERE id=1");
-    if (steps >= (int64_t)T - 1) fail_msg("%s: the run finished before the kill", spec);
-    struct stat sb;
-    if (stat(snap, &sb) != 0) fail_msg("%s: no snapshot %s after %lld steps", spec, snap, (long long)steps);
-    rc = tu_run(&out, "%s run --resume 1 --db %s --no-progress", tu_lcbench(), db);
-    if (rc) fail_msg("%s: resume exited %d: %s", spec, rc, out);
-    if (!strstr(out, "resuming from the cache snapshot at position")) fail_msg("%s: the resume did not start from the snapshot: %s", spec, out);
-    free(out);
-    if (stat(snap, &sb) == 0) fail_msg("%s: the snapshot outlived the finished run", spec);
-    char *a = show_nll(db), *b = show_nll(ref);
-    size_t lines = 0;
-    for (char *p = b; *p; p++) lines += *p == '\n';
-    assert_int_equal(lines, T - 1);
-    if (strcmp(a, b)) {
-        size_t i = 0;
-        while (a[i] && a[i] == b[i]) i++;
-        fail_msg("cuda %s: resumed NLLs differ from the uninterrupted run's near byte %zu: \"%.60s\" vs \"%.60s\"", spec, i, a + i, b + i);
-    }
-    print_message("cuda %s: killed after %lld steps (snapshot %lld bytes), resumed from it: %zu NLLs equal to the uninterrupted run's\n",
-                  spec, (long long)steps, (long long)sb.st_size, lines);
-    free(a);
-    free(b);
+    snprintf(args, sizeof args, "--model random:llama-1m:4 --device cuda --dtype bf16 --dataset %s --strategy %s --chunk 256 --batch 512",
+             write_ids(T), spec);
+    tu_kill9_resume(&(TuKill9){.label = label, .args = args, .ref_db = ref, .db = db, .tokens = T, .kill_after = 2048, .wait_s = 60});
 }
 
-static void test_cuda_kill9_resume_sink(void **state) { if (have_gpu()) kill9_resume_cuda("sink:4:300"); }
-static void test_cuda_kill9_resume_dense(void **state) { if (have_gpu()) kill9_resume_cuda("dense"); }
+static void test_cuda_kill9_resume_sink(void **state) { if (tu_have_gpu()) kill9_resume_cuda("sink:4:300"); }
+static void test_cuda_kill9_resume_dense(void **state) { if (tu_have_gpu()) kill9_resume_cuda("dense"); }
 
 /* Probes from a GPU copy of the cache against the CPU's, on the reference model (real text, so
  * that verdicts are not all alike): runs 1 (cpu), 2 (cuda fp32), 3 (cuda bf16) in one file. */
 static void test_cuda_probes_vs_cpu(void **state) {
-    if (!have_gpu()) return;
+    if (!tu_have_gpu()) return;
     char db[600], *out;
     snprintf(db, sizeof db, "%s/cuda_probes.db", tu_tmpdir());
     unlink(db);
@@ -210,13 +139,13 @@ static void test_cuda_probes_vs_cpu(void **state) {
     for (int i = 0; i < 3; i++) {
         char sql[256];
         snprintf(sql, sizeof sql, "SELECT group_concat(verdict, ' ') FROM (SELECT verdict FROM probes WHERE run_id=%d ORDER BY pos)", i + 1);
-        v[i] = db_text(db, sql);
+        v[i] = tu_db_text(db, sql);
         snprintf(sql, sizeof sql, "SELECT group_concat(pos, ' ') FROM (SELECT pos FROM probes WHERE run_id=%d ORDER BY pos)", i + 1);
-        pos[i] = db_text(db, sql);
+        pos[i] = tu_db_text(db, sql);
         print_message("probes %-28s at %s: %s\n", dev[i], pos[i] ? pos[i] : "-", v[i] ? v[i] : "-");
         assert_non_null(v[i]);
     }
-    assert_int_equal(db_int(db, "SELECT COUNT(*) FROM probes WHERE run_id=1"), 5); /* 500 .. 2500 */
+    assert_int_equal(tu_db_int(db, "SELECT COUNT(*) FROM probes WHERE run_id=1"), 5); /* 500 .. 2500 */
     for (int i = 1; i < 3; i++) {
         assert_string_equal(pos[i], pos[0]);
         if (strcmp(v[i], v[0])) fail_msg("%s: probe verdicts \"%s\", on the CPU \"%s\"", dev[i], v[i], v[0]);
@@ -245,13 +174,13 @@ static void test_cuda_probes_vs_cpu(void **state) {
         free(o2);
     }
     print_message("stream cuda fp32 vs cpu: max |d nll| = %.3g\n", worst);
-    assert_true(worst < TOL_F32);
-    char *dt = db_text(db, "SELECT printf('%.9f', abs((SELECT mean_nll FROM runs WHERE id=3) - (SELECT mean_nll FROM runs WHERE id=1)))");
+    assert_true(worst < TU_TOL_F32);
+    char *dt = tu_db_text(db, "SELECT printf('%.9f', abs((SELECT mean_nll FROM runs WHERE id=3) - (SELECT mean_nll FROM runs WHERE id=1)))");
     assert_non_null(dt);
     double dm = strtod(dt, NULL);
     free(dt);
     print_message("stream cuda bf16 vs cpu: |d mean nll| = %.3g\n", dm);
-    assert_true(dm < TOL_BF16);
+    assert_true(dm < TU_TOL_BF16);
     for (int i = 0; i < 3; i++) { free(v[i]); free(pos[i]); }
 }
 
@@ -262,13 +191,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cuda_kill9_resume_dense),
         cmocka_unit_test(test_cuda_probes_vs_cpu),
     };
-    struct CMUnitTest tests[sizeof all / sizeof *all];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        int keep = argc < 2;
-        for (int a = 1; a < argc && !keep; a++) keep = strstr(all[i].name, argv[a]) != NULL;
-        if (keep) tests[n++] = all[i];
-    }
-    if (!n) { fprintf(stderr, "%s: no test matches\n", argv[0]); return 2; }
-    return _cmocka_run_group_tests("test_cuda_state", tests, n, NULL, NULL);
+    return tu_run_selected("test_cuda_state", all, sizeof all / sizeof *all, argc, argv);
 }

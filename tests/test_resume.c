@@ -14,12 +14,7 @@
  */
 #include "testutil.h"
 
-#include <signal.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "engine/common.h"
 #include "engine/model.h"
@@ -42,64 +37,16 @@ static const char *write_ids(size_t T, uint64_t seed) {
     return path;
 }
 
-static char *show_nll(const char *db) {
-    char *out;
-    if (tu_run(&out, "%s show 1 --nll --db %s", tu_lcbench(), db)) fail_msg("show --nll: %s", out);
-    return out;
-}
-
 /* ---------------------------------------------------------------- kill -9, then --resume */
 
+/* one commit per 256 steps: killed after two */
 static void kill9_resume(const char *spec) {
     const size_t T = 3000;
-    const char *in = write_ids(T, 31);
-    char ref[600], db[600], snap[700], args[1600], *out;
+    char ref[600], db[600], args[1600];
     snprintf(ref, sizeof ref, "%s/resume_ref_%.*s.db", tu_tmpdir(), (int)strcspn(spec, ":"), spec);
     snprintf(db, sizeof db, "%s/resume_%.*s.db", tu_tmpdir(), (int)strcspn(spec, ":"), spec);
-    snprintf(snap, sizeof snap, "%s.run1.kv", db);
-    snprintf(args, sizeof args, "run --model %s --dataset %s --strategy %s --chunk 64 --batch 256 --no-progress", MODEL, in, spec);
-    int rc = tu_run(&out, "%s %s --db %s", tu_lcbench(), args, ref);
-    if (rc) fail_msg("%s: reference run exited %d: %s", spec, rc, out);
-    free(out);
-    /* paced: one commit per 256 steps and 150 ms after each, a snapshot at every commit */
-    char cmd[2400];
-    snprintf(cmd, sizeof cmd, "exec %s %s --pace-ms 150 --kv-snapshot-seconds 0 --db %s >/dev/null 2>&1", tu_lcbench(), args, db);
-    pid_t pid = fork();
-    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
-    assert_true(pid > 0);
-    int64_t done = 0;
-    for (int i = 0; i < 3000 && done < 512; i++) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-        done = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
-    }
-    if (done < 512) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); fail_msg("%s: fewer than two batches committed", spec); }
-    kill(pid, SIGKILL);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    int64_t steps = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
-    if (steps >= (int64_t)T - 1) fail_msg("%s: the run finished before the kill", spec);
-    struct stat sb;
-    if (stat(snap, &sb) != 0) fail_msg("%s: no snapshot %s after %lld steps", spec, snap, (long long)steps);
-    rc = tu_run(&out, "%s run --resume 1 --db %s --no-progress", tu_lcbench(), db);
-    if (rc) fail_msg("%s: resume exited %d: %s", spec, rc, out);
-    if (!strstr(out, "resuming from the cache snapshot at position")) fail_msg("%s: the resume did not start from the snapshot: %s", spec, out);
-    free(out);
-    if (stat(snap, &sb) == 0) fail_msg("%s: the snapshot outlived the finished run", spec);
-    char *a = show_nll(db), *b = show_nll(ref);
-    size_t lines = 0;
-    for (char *p = b; *p; p++) lines += *p == '\n';
-    assert_int_equal(lines, T - 1);
-    if (strcmp(a, b)) {
-        size_t i = 0;
-        while (a[i] && a[i] == b[i]) i++;
-        fail_msg("%s: resumed NLLs differ from the uninterrupted run's near byte %zu: \"%.60s\" vs \"%.60s\"", spec, i, a + i, b + i);
-    }
-    print_message("%s: killed after %lld steps, resumed from the snapshot: %zu NLLs equal to the uninterrupted run's\n", spec,
-                  (long long)steps, lines);
-    free(a);
-    free(b);
+    snprintf(args, sizeof args, "--model %s --dataset %s --strategy %s --chunk 64 --batch 256", MODEL, write_ids(T, 31), spec);
+    tu_kill9_resume(&(TuKill9){.label = spec, .args = args, .ref_db = ref, .db = db, .tokens = T, .kill_after = 512, .wait_s = 30});
 }
 
 static void test_kill9_resume_dense(void **state) { kill9_resume("dense"); }
