@@ -274,9 +274,25 @@ static void help_print(const char *text) {
  * BENCHMARKS.md's 2-core machine under load put 80% of the samples in libgomp's spin, and the run
  * took 6.1-7.1 s against 1.5-1.6 s with OMP_WAIT_POLICY=passive.  So waiting threads sleep,
  * unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set.  Only when threads sleep changes, never what
- * they compute: results stay bit for bit the same. */
+ * they compute: results stay bit for bit the same.
+ *
+ * LCB_TRACE_RESTART (set to anything) makes the restart visible, for tests/test_restart.c: each
+ * time this runs, before and after a restart, it writes to stderr a line
+ *   lcbench: runtime_env pid=PID OMP_WAIT_POLICY=V GOMP_SPINCOUNT=V OPENBLAS_CORETYPE=V argv LEN:ARG ...
+ * (V: the value, or "-" for unset; each argument as its length in bytes, a colon and its bytes,
+ * so that empty ones and spaces show), and a line "lcbench: runtime_env restart" before execv. */
+static void runtime_trace(char **argv) {
+    const char *names[] = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_CORETYPE"};
+    fprintf(stderr, "lcbench: runtime_env pid=%ld", (long)getpid());
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) fprintf(stderr, " %s=%s", names[i], getenv(names[i]) ? getenv(names[i]) : "-");
+    fputs(" argv", stderr);
+    for (char **a = argv; *a; a++) fprintf(stderr, " %zu:%s", strlen(*a), *a);
+    fputc('\n', stderr);
+}
+
 static void runtime_env(char **argv) {
-    int restart = 0;
+    int restart = 0, trace = getenv("LCB_TRACE_RESTART") != NULL;
+    if (trace) runtime_trace(argv);
     if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         restart = 1;
@@ -289,7 +305,9 @@ static void runtime_env(char **argv) {
             restart = 1;
         }
     }
-    if (restart) execv("/proc/self/exe", argv); /* on failure: carry on as we are */
+    if (!restart) return;
+    if (trace) fputs("lcbench: runtime_env restart\n", stderr);
+    execv("/proc/self/exe", argv); /* on failure: carry on as we are */
 }
 
 int main(int argc, char **argv) {
