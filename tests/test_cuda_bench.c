@@ -8,6 +8,18 @@
  *   test_cuda_bench oom MODEL CHUNK DTYPE
  *       dense until the first error: one line per chunk with the position, cudaMemGetInfo's
  *       used bytes and the allocator's weights / KV / workspace bytes; then the error
+ *   test_cuda_bench decode MODEL SPEC PROMPT STEPS DTYPE
+ *       the decode path of `lcbench generate`, greedy: a PROMPT-token prompt (random ids, seeded)
+ *       in one forward, then DECODE_WARM warm-up steps and STEPS timed steps of one token each:
+ *       strategy_feed of the token with its logits copied to the host, argmax there
+ *       (sampler_pick), as gen_tokens does.  Prints tokens/s, ms/token and its split: inside
+ *       strategy_feed (median and max of the steps too) and on the host between the calls.
+ *       Then the same through gen_tokens_ex itself (harness/fluency/generate.c: the prompt in
+ *       its chunks of 256, a callback's clock per token), and whether both chose the same
+ *       tokens (the prompt's chunking differs, so they may part where two logits are close).
+ *       Parseable lines: "lcb_decode tokens/s N ms/token N fwd_ms N host_ms N prompt P steps S"
+ *       and "lcb_generate tokens/s N ms/token N prompt P steps S".  DTYPE cpu: the same on the CPU
+ *       forward (fp32), which checks the bench on a machine without a GPU
  *   test_cuda_bench attn [DTYPE [VARIANTS]]
  *       the attention kernel alone on the shapes of the 7B models' chunked forward (4096 queries,
  *       N(0, 1) data): median time of 20 launches and effective TFLOP/s (4 hd H per visible
@@ -25,6 +37,7 @@
 #include "engine/common.h"
 #include "engine/cuda/ops.h"
 #include "engine/model.h"
+#include "harness/fluency/generate.h"
 #include "strategies/strategy.h"
 
 static double mib(size_t b) { return b / 1048576.0; }
@@ -80,10 +93,127 @@ static int bench_attention(const char *dtype, const char *variants) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- decode */
+
+#define DECODE_WARM 8   /* steps before the clock starts (cuBLAS heuristics, first launches) */
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* gen_tokens_ex's callback: the host clock when token i was chosen */
+typedef struct { double *t; int64_t n; } GenClock;
+static int gen_clock(void *ctx, int64_t i, int32_t id) {
+    (void)id;
+    GenClock *g = ctx;
+    if (i < g->n) g->t[i] = lcb_now();
+    return 0;
+}
+
+static int bench_decode(const char *model, const char *spec, int P, int steps, const char *dtype) {
+    char err[LCB_ERRLEN], desc[256];
+    if (P < 1 || steps < 1) { fprintf(stderr, "decode: PROMPT and STEPS must be >= 1\n"); return 2; }
+    const int cpu = !strcmp(dtype, "cpu"); /* the same loops on the CPU forward (a check of this bench without a GPU) */
+    if (!cpu) cuda_describe(desc, sizeof desc);
+    printf("device: %s\n", cpu ? "the CPU" : desc);
+    double t_open = lcb_now();
+    Model m;
+    if (cpu ? model_open(&m, model, NULL, err, sizeof err) : model_open_on(&m, model, NULL, LCB_DEVICE_CUDA, dtype, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    const char *mdt = cpu ? "fp32" : m.dev_dtype;
+    printf("model %s (%s, %.2f B parameters) in %.1f s\n", model, mdt, config_n_params(&m.cfg) / 1e9, lcb_now() - t_open);
+    const int V = m.cfg.vocab, total = DECODE_WARM + steps;
+    int32_t *ids = malloc((size_t)P * 4), *tok = malloc((size_t)total * 4), *gtok = malloc((size_t)(total + 1) * 4);
+    double *fwd = malloc((size_t)total * 8), *tg = malloc((size_t)(total + 1) * 8);
+    /* the host logits as gen_tokens has them: one row, pageable, from the counting allocator */
+    float *lg = lcb_alloc(LCB_MEM_WORK, (size_t)V * sizeof(float));
+    if (!ids || !tok || !gtok || !fwd || !tg || !lg) { fprintf(stderr, "decode: out of memory\n"); return 1; }
+    uint64_t r = 0x243f6a8885a308d3ull;
+    for (int i = 0; i < P; i++) { r ^= r << 13; r ^= r >> 7; r ^= r << 17; ids[i] = (int32_t)(r % V); }
+    int rc = 1;
+    Strategy s;
+    memset(&s, 0, sizeof s);
+    Sampler sm;
+    sampler_init(&sm, 0, 0, 1, 0); /* temperature 0: greedy, argmax with the lowest id on ties */
+    if (strategy_parse(&s, spec, err, sizeof err) || strategy_begin(&s, &m, err, sizeof err)) goto fail;
+
+    /* 1. the loop of gen_tokens, spelled out: the prompt in one forward (only its last row's
+     *    logits come back), then per step: argmax on the host, feed the token, its logits back */
+    double t_pre = lcb_now();
+    if (!s.ops->feed) {
+        FwdOut o = {lg, NULL, NULL};
+        if (model_forward(&m, &s.kv, ids, P, P - 1, &o, err, sizeof err)) goto fail;
+        s.n_fed += P;
+    } else { /* a policy with its own feed: the prompt but its last token without outputs */
+        if (P > 1 && strategy_feed(&s, ids, P - 1, NULL, err, sizeof err)) goto fail;
+        if (strategy_feed(&s, ids + P - 1, 1, lg, err, sizeof err)) goto fail;
+    }
+    t_pre = lcb_now() - t_pre;
+    double t0 = 0, sum_fwd = 0;
+    for (int i = 0; i < total; i++) {
+        double a = lcb_now();
+        if (i == DECODE_WARM) t0 = a;
+        int32_t id = sampler_pick(&sm, lg, V);
+        tok[i] = id;
+        double b = lcb_now();
+        if (strategy_feed(&s, &id, 1, lg, err, sizeof err)) { printf("ERROR at decode step %d\n", i); goto fail; }
+        fwd[i] = lcb_now() - b;
+        if (i >= DECODE_WARM) sum_fwd += fwd[i];
+    }
+    double el = lcb_now() - t0;
+    qsort(fwd + DECODE_WARM, (size_t)steps, sizeof *fwd, cmp_dbl);
+    const double ms = 1e3 * el / steps, fwd_ms = 1e3 * sum_fwd / steps, host_ms = ms - fwd_ms;
+    const double wbytes = cpu ? 0 : (double)cuda_mem_now(LCB_MEM_WEIGHTS);
+    printf("decode %s %s %s: prompt %d in one forward %.1f ms; %d steps after %d warm-up: %.2f s = %.1f tokens/s, %.3f ms/token "
+           "= strategy_feed %.3f ms (median %.3f, max %.3f) + host between calls %.3f ms\n",
+           model, spec, mdt, P, 1e3 * t_pre, steps, DECODE_WARM, el, steps / el, ms, fwd_ms, 1e3 * fwd[DECODE_WARM + steps / 2],
+           1e3 * fwd[total - 1], host_ms);
+    if (!cpu) printf("weights on the device %.2f GiB (the embedding table included): one read per token at 4.8 TB/s (H200 HBM3e peak) is %.3f ms/token = %.0f tokens/s at most\n",
+           wbytes / 1073741824.0, 1e3 * wbytes / 4.8e12, 4.8e12 / wbytes);
+    printf("lcb_decode tokens/s %.2f ms/token %.4f fwd_ms %.4f host_ms %.4f prompt %d steps %d\n", steps / el, ms, fwd_ms, host_ms, P, steps);
+    fflush(stdout);
+    strategy_end(&s);
+
+    /* 2. the same through gen_tokens_ex (harness/fluency/generate.c), a fresh cache */
+    memset(&s, 0, sizeof s);
+    if (strategy_parse(&s, spec, err, sizeof err) || strategy_begin(&s, &m, err, sizeof err)) goto fail;
+    sampler_free(&sm);
+    sampler_init(&sm, 0, 0, 1, 0);
+    GenClock gc = {tg, total + 1};
+    double g0 = lcb_now();
+    /* total + 1 tokens: the last is chosen but not fed, so `total` feeds, the last `steps` timed */
+    if (gen_tokens_ex(&s, ids, P, &sm, gtok, total + 1, gen_clock, &gc, NULL, err, sizeof err)) { printf("ERROR in gen_tokens_ex\n"); goto fail; }
+    const double gel = tg[total] - tg[DECODE_WARM], gms = 1e3 * gel / steps;
+    int agree = 0;
+    while (agree < total && gtok[agree] == tok[agree]) agree++;
+    printf("generate (gen_tokens_ex) %s %s: prompt %d in chunks of 256 %.1f ms; %d steps after %d warm-up: %.2f s = %.1f tokens/s, %.3f ms/token; "
+           "the same tokens as above for the first %d of %d\n",
+           spec, mdt, P, 1e3 * (tg[0] - g0), steps, DECODE_WARM, gel, steps / gel, gms, agree, total);
+    printf("lcb_generate tokens/s %.2f ms/token %.4f prompt %d steps %d\n", steps / gel, gms, P, steps);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "%s\n", err);
+out:
+    strategy_end(&s);
+    sampler_free(&sm);
+    lcb_free(LCB_MEM_WORK, lg, (size_t)V * sizeof(float));
+    model_free(&m);
+    free(ids); free(tok); free(gtok); free(fwd); free(tg);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,4,0");
+    if (argc >= 2 && !strcmp(argv[1], "decode")) {
+        if (argc != 7) { fprintf(stderr, "usage: %s decode MODEL SPEC PROMPT STEPS DTYPE\n", argv[0]); return 2; }
+        return bench_decode(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
+    }
     if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "oom"))) {
-        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE | decode MODEL SPEC PROMPT STEPS DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
         return 2;
     }
     int oom = !strcmp(argv[1], "oom");

@@ -42,6 +42,37 @@ static int cmp_desc(const void *a, const void *b) {
     return (i > j) - (i < j);
 }
 
+/* Selection for top-k over the (p, id) pairs of Sampler.buf (an anonymous struct of sz bytes):
+ * move the k that come first in cmp_desc order to the front, in no particular order, keeping a
+ * heap of the k best so far whose root is the last of them. */
+static void swap_at(char *a, size_t sz, int i, int j) {
+    char t[16];
+    memcpy(t, a + (size_t)i * sz, sz);
+    memcpy(a + (size_t)i * sz, a + (size_t)j * sz, sz);
+    memcpy(a + (size_t)j * sz, t, sz);
+}
+
+static void sift_last(char *a, size_t sz, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k && cmp_desc(a + (size_t)l * sz, a + (size_t)w * sz) > 0) w = l;
+        if (r < k && cmp_desc(a + (size_t)r * sz, a + (size_t)w * sz) > 0) w = r;
+        if (w == i) return;
+        swap_at(a, sz, i, w);
+        i = w;
+    }
+}
+
+static void select_first(void *buf, size_t sz, int n, int k) {
+    char *a = buf;
+    for (int i = k / 2 - 1; i >= 0; i--) sift_last(a, sz, k, i);
+    for (int i = k; i < n; i++)
+        if (cmp_desc(a + (size_t)i * sz, a) < 0) { /* better than the worst kept */
+            swap_at(a, sz, 0, i);
+            sift_last(a, sz, k, 0);
+        }
+}
+
 int32_t sampler_pick(Sampler *s, const float *logits, int vocab) {
     if (s->greedy) {
         int32_t best = 0;
@@ -65,8 +96,14 @@ int32_t sampler_pick(Sampler *s, const float *logits, int vocab) {
     }
     int n = vocab;
     if ((s->top_k > 0 && s->top_k < vocab) || s->top_p < 1) {
-        qsort(s->buf, (size_t)vocab, sizeof *s->buf, cmp_desc);
-        if (s->top_k > 0 && s->top_k < n) n = s->top_k;
+        /* top-k: only the k first in sorted order are read below, so select them, then sort
+         * those k (cmp_desc is a total order: the same k entries in the same order as a sort of
+         * the whole vocabulary, in O(vocab log k) a step instead of O(vocab log vocab)) */
+        if (s->top_k > 0 && s->top_k < n) {
+            n = s->top_k;
+            select_first(s->buf, sizeof *s->buf, vocab, n);
+        }
+        qsort(s->buf, (size_t)n, sizeof *s->buf, cmp_desc);
         sum = 0;
         for (int i = 0; i < n; i++) sum += s->buf[i].p;
         if (s->top_p < 1) {
@@ -86,13 +123,18 @@ int gen_tokens_ex(Strategy *s, const int32_t *prefix, int64_t n_prefix, Sampler 
     const int V = s->m->cfg.vocab;
     if (n_done) *n_done = 0;
     if (n_prefix < 1) return lcb_fail(err, errlen, "generation needs at least one token of context");
-    size_t lbytes = (size_t)GEN_FEED_CHUNK * (size_t)V * sizeof(float);
+    /* Only the prefix's last token's logits are used: the chunks before the last advance the
+     * cache alone (no LM head, no logits copied back from the device), with the same chunk
+     * boundaries, so the cache and the logits are the same to the bit.  The buffer holds the
+     * last chunk's rows, then one row a step. */
+    const int n_last = (int)((n_prefix - 1) % GEN_FEED_CHUNK) + 1;
+    size_t lbytes = (size_t)n_last * (size_t)V * sizeof(float);
     float *lg = lcb_alloc(LCB_MEM_WORK, lbytes);
-    if (!lg) return lcb_fail(err, errlen, "out of memory: logits for %d tokens", GEN_FEED_CHUNK);
+    if (!lg) return lcb_fail(err, errlen, "out of memory: logits for %d tokens", n_last);
     int rc = 0, last = 0;
     for (int64_t t0 = 0; rc == 0 && t0 < n_prefix; t0 += GEN_FEED_CHUNK) {
         int n = (int)(n_prefix - t0 < GEN_FEED_CHUNK ? n_prefix - t0 : GEN_FEED_CHUNK);
-        rc = strategy_feed(s, prefix + t0, n, lg, err, errlen);
+        rc = strategy_feed(s, prefix + t0, n, t0 + n < n_prefix ? NULL : lg, err, errlen);
         last = n - 1;
     }
     for (int64_t i = 0; rc == 0 && i < n_out; i++) {
