@@ -75,14 +75,14 @@ deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
 	  { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; fi
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/tokenizer/*.h strategies/*.h harness/*/*.h datasets/*.h reports/*.h reports/*/*.h)
+$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/cuda/*.h engine/tokenizer/*.h strategies/*.h harness/*/*.h datasets/*.h reports/*.h reports/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # the packed GEMM's micro-kernel: one FMA per multiply-add (ISO C mode defaults to no contraction)
 $(BUILD)/engine/gemm.o: CFLAGS += -ffp-contract=fast
 
-$(BUILD)/%.o: %.cu $(wildcard engine/cuda/*.cuh engine/*.h)
+$(BUILD)/%.o: %.cu $(wildcard engine/cuda/*.cuh engine/cuda/*.h engine/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
 

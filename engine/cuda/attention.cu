@@ -173,6 +173,150 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+/* ---------------------------------------------------------------- tile kernels' shared steps */
+
+/* The block's key range per phase (0 sinks, 1 recent) for its rows' queries t_first .. t_last of
+ * KV head g: the union of their ranges (under s2, from the kinds of head among g's query heads). */
+__device__ __forceinline__ void attn_block_ranges(const AttnArgs &a, int g, int Gq, int64_t t_first, int64_t t_last, int64_t *lo0,
+                                                  int64_t *hi0, int64_t *lo1, int64_t *hi1) {
+    int64_t l, h;
+    attn_row_range(a, t_first, 0, lo0, hi0);
+    attn_row_range(a, t_last, 0, &l, &h);
+    *lo0 = *lo0 < l ? *lo0 : l;
+    *hi0 = *hi0 > h ? *hi0 : h;
+    if (a.s2_group <= 0) {
+        attn_row_range(a, t_first, 1, lo1, hi1);
+        attn_row_range(a, t_last, 1, &l, &h);
+        *lo1 = *lo1 < l ? *lo1 : l;
+        *hi1 = *hi1 > h ? *hi1 : h;
+    } else { /* the kinds of head (rolled or not) among KV head g's query heads, at the first query */
+        const bool any_plain = !s2_rolled(a, g * Gq), any_rolled = s2_rolled(a, g * Gq + Gq - 1);
+        const int64_t lp = any_plain ? s2_lo(a, false, t_first) : INT64_MAX, lr = any_rolled ? s2_lo(a, true, t_first) : INT64_MAX;
+        *lo1 = lp < lr ? lp : lr;
+        *hi1 = t_last;
+    }
+}
+
+/* The slot of a tile's first key kb in phase ph; later keys' slots wrap at R (s2: virtual
+ * positions v < 0 are v + T; a loaded key's v is at most T - 1, so one wrap is enough there too). */
+__device__ __forceinline__ int64_t attn_tile_slot0(const AttnArgs &a, int ph, int64_t kb) {
+    return !ph ? 0 : a.s2_group > 0 ? (kb < 0 ? kb + a.s2_total : kb) : attn_slot(a, kb);
+}
+
+/* Where key p of phase ph (slot s before its wrap at `wrap`) keeps column col of its key and value rows */
+template <typename T>
+__device__ __forceinline__ void attn_kv_src(const AttnArgs &a, int ph, int64_t p, int64_t s, int64_t wrap, int col, int kvd,
+                                            const T **ks, const T **vs) {
+    if (ph == 0) {
+        *ks = (const T *)a.sk + (size_t)p * kvd + col;
+        *vs = (const T *)a.sv + (size_t)p * kvd + col;
+    } else {
+        if (wrap && s >= wrap) s -= wrap;
+        const size_t off = (size_t)(s & (CU_PAGE - 1)) * kvd + col;
+        *ks = (const T *)a.kp[s >> CU_PAGE_SHIFT] + off;
+        *vs = (const T *)a.vp[s >> CU_PAGE_SHIFT] + off;
+    }
+}
+
+/* The A fragments (mma.m16n8k16 layout, see attn_flash_kernel) of rows ra and ra + 8 of phase
+ * ph's queries (a.qs for the sinks, a.q for the rest): a row's query index is row / Gq, its
+ * head g Gq + row % Gq; rows past the end are zeros. */
+template <typename T, int HD>
+__device__ __forceinline__ void attn_load_qfrag(const AttnArgs &a, int ph, int ra, int nrows, int Gq, int g, int quad, uint32_t (*qf)[4]) {
+    const int qd = a.H * HD, rb = ra + 8;
+    const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
+    const bool va = ra < nrows, vb = rb < nrows;
+    const T *qra = qb + (size_t)(va ? ra / Gq : 0) * qd + (size_t)(g * Gq + (va ? ra % Gq : 0)) * HD;
+    const T *qrb = qb + (size_t)(vb ? rb / Gq : 0) * qd + (size_t)(g * Gq + (vb ? rb % Gq : 0)) * HD;
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ks++) {
+        const int c = ks * 16 + quad * 2;
+        qf[ks][0] = va ? *(const uint32_t *)(qra + c) : 0u;
+        qf[ks][1] = vb ? *(const uint32_t *)(qrb + c) : 0u;
+        qf[ks][2] = va ? *(const uint32_t *)(qra + c + 8) : 0u;
+        qf[ks][3] = vb ? *(const uint32_t *)(qrb + c + 8) : 0u;
+    }
+}
+
+/* Row r's visible keys in phase ph as [*lo, *hi] relative to the phase's first key `base` (a
+ * phase spans at most the ring, or the positions of a dense cache: int); rows past the end see
+ * everything (zero queries, never written). */
+__device__ __forceinline__ void attn_row_bounds(const AttnArgs &a, int ph, int r, int nrows, int Gq, int g, int64_t base, int *lo, int *hi) {
+    if (r >= nrows) { *lo = -(1 << 30); *hi = 1 << 30; return; }
+    int64_t l, h;
+    const int64_t t = a.t0 + r / Gq;
+    if (a.s2_group > 0 && ph) { l = s2_lo(a, s2_rolled(a, g * Gq + r % Gq), t); h = t; }
+    else attn_row_range(a, t, ph, &l, &h);
+    *lo = (int)(l - base);
+    *hi = (int)(h - base);
+}
+
+/* One score tile of rows a and b (s: NT8 n-tiles of the C layout; cla .. chb their visible
+ * columns of the tile, clamped by the comparisons): mask unless `full`, the online softmax
+ * (new row max over the quad's 4 threads, O and l rescaled, P = 2^(s sl2 - m sl2)), and P left
+ * in s as packed pairs of T, the A fragments of the PV product. */
+template <typename T, int NT8, int D8>
+__device__ __forceinline__ void attn_softmax_tile(float (*s)[4], float (*o)[4], bool full, int cla, int cha, int clb, int chb, int quad,
+                                                  float sl2, float *ma, float *mb, float *la, float *lb) {
+    if (!full) {
+#pragma unroll
+        for (int nt = 0; nt < NT8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int col = nt * 8 + quad * 2 + (e & 1);
+                const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
+                if (!vis) s[nt][e] = -INFINITY;
+            }
+    }
+    float mxa = *ma, mxb = *mb;
+#pragma unroll
+    for (int nt = 0; nt < NT8; nt++) {
+        mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
+        mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
+    }
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
+    }
+    /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
+    const float ba = mxa == -INFINITY ? 0.f : mxa * sl2, bb = mxb == -INFINITY ? 0.f : mxb * sl2;
+    const float ca = fast_exp2(fmaf(*ma, sl2, -ba)), cb = fast_exp2(fmaf(*mb, sl2, -bb)); /* 0 when m was -inf */
+    *ma = mxa; *mb = mxb;
+    float sa = *la * ca, sb = *lb * cb;
+#pragma unroll
+    for (int d = 0; d < D8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
+#pragma unroll
+    for (int nt = 0; nt < NT8; nt++) {
+        const float p0 = fast_exp2(fmaf(s[nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[nt][1], sl2, -ba));
+        const float p2 = fast_exp2(fmaf(s[nt][2], sl2, -bb)), p3 = fast_exp2(fmaf(s[nt][3], sl2, -bb));
+        sa += p0 + p1; sb += p2 + p3;
+        s[nt][0] = __uint_as_float(MmaOp<T>::pack(p0, p1));
+        s[nt][1] = __uint_as_float(MmaOp<T>::pack(p2, p3));
+    }
+    *la = sa; *lb = sb;
+}
+
+/* rows ra and ra + 8: O / l (l summed over the quad) into a.out */
+template <typename T, int HD>
+__device__ __forceinline__ void attn_store_rows(const AttnArgs &a, float (*o)[4], float la, float lb, int ra, int nrows, int Gq, int g, int quad) {
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        la += __shfl_xor_sync(0xffffffffu, la, off);
+        lb += __shfl_xor_sync(0xffffffffu, lb, off);
+    }
+    const float inva = la > 0 ? 1.f / la : 0.f, invb = lb > 0 ? 1.f / lb : 0.f;
+    const int rb = ra + 8, qd = a.H * HD;
+    T *oa = (T *)a.out + (size_t)(ra / Gq) * qd + (size_t)(g * Gq + ra % Gq) * HD;
+    T *ob = (T *)a.out + (size_t)(rb / Gq) * qd + (size_t)(g * Gq + rb % Gq) * HD;
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) {
+        const int c = d * 8 + quad * 2;
+        if (ra < nrows) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[d][0] * inva, o[d][1] * inva);
+        if (rb < nrows) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[d][2] * invb, o[d][3] * invb);
+    }
+}
+
 /* ---------------------------------------------------------------- flash kernel */
 
 #define FA_BK 64 /* keys per tile */
@@ -229,24 +373,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     /* the block's key range per phase (0 sinks, 1 recent), in tiles: scalars, not arrays indexed by
      * the phase, which would live in local memory */
     int64_t lo0, hi0, lo1, hi1;
-    {
-        int64_t l, h;
-        attn_row_range(a, t_first, 0, &lo0, &hi0);
-        attn_row_range(a, t_last, 0, &l, &h);
-        lo0 = lo0 < l ? lo0 : l;
-        hi0 = hi0 > h ? hi0 : h;
-        if (!s2) {
-            attn_row_range(a, t_first, 1, &lo1, &hi1);
-            attn_row_range(a, t_last, 1, &l, &h);
-            lo1 = lo1 < l ? lo1 : l;
-            hi1 = hi1 > h ? hi1 : h;
-        } else { /* the kinds of head (rolled or not) among KV head g's query heads, at the first query */
-            const bool any_plain = !s2_rolled(a, g * Gq), any_rolled = s2_rolled(a, g * Gq + Gq - 1);
-            const int64_t lp = any_plain ? s2_lo(a, false, t_first) : INT64_MAX, lr = any_rolled ? s2_lo(a, true, t_first) : INT64_MAX;
-            lo1 = lp < lr ? lp : lr;
-            hi1 = t_last;
-        }
-    }
+    attn_block_ranges(a, g, Gq, t_first, t_last, &lo0, &hi0, &lo1, &hi1);
     /* from here on keys are counted from their phase's first one (lo0 = 0: the sinks start at 0) */
     const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1); /* keys per phase */
     const int nt0 = n0 > 0 ? (n0 + BK - 1) / BK : 0, ntiles = nt0 + (n1 + BK - 1) / BK;
@@ -258,10 +385,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0; /* first key, keys of the phase */
         const int64_t kb = (ph ? lo1 : lo0) + kr;
         T *dk = sK + st * BK * KP, *dv = sV + st * BK * KP;
-        /* the tile's first slot; later ones wrap at R (s2: virtual positions v < 0 are v + T; a loaded
-         * key's v is at most T - 1, so one wrap is enough there too) */
-        const int64_t slot0 = !ph ? 0 : s2 ? (kb < 0 ? kb + a.s2_total : kb) : attn_slot(a, kb);
-        const int64_t wrap = s2 ? a.s2_total : a.R;
+        const int64_t slot0 = attn_tile_slot0(a, ph, kb), wrap = s2 ? a.s2_total : a.R;
 #pragma unroll
         for (int j = 0; j < (BK * VEC + NT - 1) / NT; j++) {
             const int idx = tid + j * NT;
@@ -271,16 +395,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             T *sk_dst = dk + key * KP + c, *sv_dst = dv + key * KP + c;
             if (kr + key < kn) {
                 const T *ks, *vs;
-                if (ph == 0) {
-                    ks = (const T *)a.sk + (size_t)p * kvd + g * HD + c;
-                    vs = (const T *)a.sv + (size_t)p * kvd + g * HD + c;
-                } else {
-                    int64_t s = slot0 + key;
-                    if (wrap && s >= wrap) s -= wrap;
-                    const size_t off = (size_t)(s & (CU_PAGE - 1)) * kvd + g * HD + c;
-                    ks = (const T *)a.kp[s >> CU_PAGE_SHIFT] + off;
-                    vs = (const T *)a.vp[s >> CU_PAGE_SHIFT] + off;
-                }
+                attn_kv_src<T>(a, ph, p, slot0 + key, wrap, g * HD + c, kvd, &ks, &vs);
                 cp_async16(sk_dst, ks);
                 cp_async16(sv_dst, vs);
             } else {
@@ -331,23 +446,12 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
         const int kr = (ph ? it - nt0 : it) * BK; /* the tile's first key relative to the phase's */
         if (ph != cur_ph) { /* this warp's queries and row ranges for the phase */
             cur_ph = ph;
-            const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
             if constexpr (QREG) {
-                const int ra = row0, rb = row0 + 8;
-                const bool va = ra < nrows, vb = rb < nrows;
-                const T *qra = qb + (size_t)(va ? ra / Gq : 0) * qd + (size_t)(g * Gq + (va ? ra % Gq : 0)) * HD;
-                const T *qrb = qb + (size_t)(vb ? rb / Gq : 0) * qd + (size_t)(g * Gq + (vb ? rb % Gq : 0)) * HD;
-#pragma unroll
-                for (int ks = 0; ks < HD / 16; ks++) {
-                    const int c = ks * 16 + quad * 2;
-                    qf[ks][0] = va ? *(const uint32_t *)(qra + c) : 0u;
-                    qf[ks][1] = vb ? *(const uint32_t *)(qrb + c) : 0u;
-                    qf[ks][2] = va ? *(const uint32_t *)(qra + c + 8) : 0u;
-                    qf[ks][3] = vb ? *(const uint32_t *)(qrb + c + 8) : 0u;
-                }
+                attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
             } else {
                 /* the warp's 16 MT rows into its own part of sQ (only this warp reads it) */
                 __syncwarp(); /* the previous phase's ldmatrix reads are done */
+                const T *qb = (const T *)(ph == 0 ? a.qs : a.q);
                 T *wq = sQ + warp * MT * 16 * KP;
 #pragma unroll
                 for (int j = 0; j < MT * 16 * VEC / 32; j++) {
@@ -362,17 +466,8 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             const int64_t base = ph ? lo1 : lo0;
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                const int ra = row0 + 16 * mt, rb = ra + 8;
-                int64_t l, h;
-                const int64_t tra = a.t0 + ra / Gq, trb = a.t0 + rb / Gq;
-                if (s2 && ph) { l = s2_lo(a, s2_rolled(a, g * Gq + ra % Gq), tra); h = tra; }
-                else attn_row_range(a, tra, ph, &l, &h);
-                loa[mt] = ra < nrows ? (int)(l - base) : -(1 << 30);
-                hia[mt] = ra < nrows ? (int)(h - base) : 1 << 30;
-                if (s2 && ph) { l = s2_lo(a, s2_rolled(a, g * Gq + rb % Gq), trb); h = trb; }
-                else attn_row_range(a, trb, ph, &l, &h);
-                lob[mt] = rb < nrows ? (int)(l - base) : -(1 << 30);
-                hib[mt] = rb < nrows ? (int)(h - base) : 1 << 30;
+                attn_row_bounds(a, ph, row0 + 16 * mt, nrows, Gq, g, base, &loa[mt], &hia[mt]);
+                attn_row_bounds(a, ph, row0 + 16 * mt + 8, nrows, Gq, g, base, &lob[mt], &hib[mt]);
             }
         }
         /* which of this warp's rows see the tile whole, in part or not at all */
@@ -420,49 +515,9 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
                 }
             }
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                if (!full) { /* mask: -inf where the key is not visible to the row */
-                    /* visible columns of the tile: [lo, hi] relative to its first key, clamped */
-                    const int cla = loa[mt] - kr, cha = hia[mt] - kr, clb = lob[mt] - kr, chb = hib[mt] - kr;
-#pragma unroll
-                    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            const int col = nt * 8 + quad * 2 + (e & 1);
-                            const bool vis = e < 2 ? (col >= cla && col <= cha) : (col >= clb && col <= chb);
-                            if (!vis) s[mt][nt][e] = -INFINITY;
-                        }
-                }
-                /* online softmax: new row max over the quad's 4 threads, rescale O and l,
-                 * P = 2^(s sl2 - m sl2) */
-                float mxa = ma[mt], mxb = mb[mt];
-#pragma unroll
-                for (int nt = 0; nt < BK / 8; nt++) {
-                    mxa = fmaxf(mxa, fmaxf(s[mt][nt][0], s[mt][nt][1]));
-                    mxb = fmaxf(mxb, fmaxf(s[mt][nt][2], s[mt][nt][3]));
-                }
-#pragma unroll
-                for (int off = 1; off < 4; off <<= 1) {
-                    mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
-                    mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
-                }
-                /* a row with nothing visible yet keeps m = -inf: subtract 0 instead */
-                const float ba = mxa == -INFINITY ? 0.f : mxa * sl2, bb = mxb == -INFINITY ? 0.f : mxb * sl2;
-                const float ca = fast_exp2(fmaf(ma[mt], sl2, -ba)), cb = fast_exp2(fmaf(mb[mt], sl2, -bb)); /* 0 when m was -inf */
-                ma[mt] = mxa; mb[mt] = mxb;
-                la[mt] *= ca; lb[mt] *= cb;
-#pragma unroll
-                for (int d = 0; d < HD / 8; d++) { o[mt][d][0] *= ca; o[mt][d][1] *= ca; o[mt][d][2] *= cb; o[mt][d][3] *= cb; }
-                /* P in place of S: packed pairs, read below as the A fragments of the PV product */
-#pragma unroll
-                for (int nt = 0; nt < BK / 8; nt++) {
-                    const float p0 = fast_exp2(fmaf(s[mt][nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[mt][nt][1], sl2, -ba));
-                    const float p2 = fast_exp2(fmaf(s[mt][nt][2], sl2, -bb)), p3 = fast_exp2(fmaf(s[mt][nt][3], sl2, -bb));
-                    la[mt] += p0 + p1; lb[mt] += p2 + p3;
-                    s[mt][nt][0] = __uint_as_float(MmaOp<T>::pack(p0, p1));
-                    s[mt][nt][1] = __uint_as_float(MmaOp<T>::pack(p2, p3));
-                }
-            }
+            for (int mt = 0; mt < MT; mt++)
+                attn_softmax_tile<T, BK / 8, HD / 8>(s[mt], o[mt], full, loa[mt] - kr, hia[mt] - kr, lob[mt] - kr, hib[mt] - kr, quad, sl2,
+                                                     &ma[mt], &mb[mt], &la[mt], &lb[mt]);
             /* O += P V.  A fragment of k-step j (keys 16j .. 16j+15): (row a, keys 16j + 2quad),
              * (row b, same), (row a, + 8), (row b, + 8) = the packed pairs of n-tiles 2j and 2j+1.
              * B fragments by ldmatrix.trans: lane l addresses key row 16j + 8 ((l >> 3) & 1) + (l & 7),
@@ -486,42 +541,230 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     }
     cp_async_wait<0>(); /* no copy outlives the block (only empty groups are left) */
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        float sa = la[mt], sb = lb[mt];
-#pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            sa += __shfl_xor_sync(0xffffffffu, sa, off);
-            sb += __shfl_xor_sync(0xffffffffu, sb, off);
-        }
-        const float inva = sa > 0 ? 1.f / sa : 0.f, invb = sb > 0 ? 1.f / sb : 0.f;
-        const int ra = row0 + 16 * mt, rb = ra + 8;
-        T *oa = (T *)a.out + (size_t)(ra / Gq) * qd + (size_t)(g * Gq + ra % Gq) * HD;
-        T *ob = (T *)a.out + (size_t)(rb / Gq) * qd + (size_t)(g * Gq + rb % Gq) * HD;
-#pragma unroll
-        for (int d = 0; d < HD / 8; d++) {
-            const int c = d * 8 + quad * 2;
-            if (ra < nrows) *(uint32_t *)(oa + c) = MmaOp<T>::pack(o[mt][d][0] * inva, o[mt][d][1] * inva);
-            if (rb < nrows) *(uint32_t *)(ob + c) = MmaOp<T>::pack(o[mt][d][2] * invb, o[mt][d][3] * invb);
-        }
+    for (int mt = 0; mt < MT; mt++) attn_store_rows<T, HD>(a, o[mt], la[mt], lb[mt], row0 + 16 * mt, nrows, Gq, g, quad);
+}
+
+/* ---------------------------------------------------------------- warpgroup kernel (sm_90a) */
+
+/* FlashAttention-3's arithmetic on Hopper's warpgroup MMA (wgmma, PTX ISA "Asynchronous
+ * Warpgroup Level Matrix Multiply-Accumulate"): the same rows, phases, bounds, masks and online
+ * softmax as attn_flash_kernel, but each warpgroup of 4 warps computes a 64 x BK score tile and
+ * its 64 x HD output with single wgmma instructions, the key and value tiles read by the tensor
+ * cores straight from shared memory (no ldmatrix through registers).  A block is NWG warpgroups,
+ * 64 NWG rows; all its threads stream the key tiles through STAGES shared-memory buffers by
+ * cp.async (the ring's slots are not contiguous: no bulk tensor copy), one barrier per tile.
+ *
+ * Operands (PTX ISA, "Matrix Descriptor", "Shared Memory Matrix Layout"; CUTLASS's canonical
+ * GMMA layouts):
+ *   S = Q K^T  m64 n BK k16: A = the queries, from registers (the mma.m16n8k16 A fragments the
+ *              other kernel loads, per warp 16 rows); B = the key tile, K-major (a key's dims
+ *              contiguous), 128-byte swizzle.
+ *   O += P V   m64 n HD k16: A = P from registers (the score accumulators, rounded to T: the
+ *              accumulator layout of m64nN is the A layout of the next product, as in FA2/FA3);
+ *              B = the value tile, MN-major (a key's dims contiguous = N contiguous), transposed
+ *              operand, 128-byte swizzle.
+ * Both tiles are stored as HD / 64 panels of BK rows x 128 bytes (dims 64 p .. 64 p + 63 of each
+ * key), 16-byte chunk c of row r at r 128 + ((c ^ (r mod 8)) 16) within its panel (the
+ * hardware's 128-byte swizzle on a 1024-byte aligned panel).  Descriptors: K (K-major): rows 128
+ * bytes apart, 8-row groups 1024 apart (SBO), a k-step of 16 dims is 32 bytes into the row, the
+ * next 64 dims the next panel.  V (MN-major): 8-key groups 1024 apart (SBO), the next 64 dims the
+ * next panel (LBO), a k-step of 16 keys 2048 bytes. */
+#define WG_BQ 64 /* rows per warpgroup: the M of every wgmma */
+
+/* one wgmma with A (4 x 32 bits: the m16n8k16 A fragment of this warp's 16 rows) in registers
+ * and B by descriptor; accumulate 0 overwrites d */
+template <typename T, int N> struct WgmmaRS;
+#define LCB_WGMMA_RS_N64(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, " \
+                 "{%32, %33, %34, %35}, %37, p, 1, 1, %38;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(desc_b), "n"(TRANS_B))
+
+#define LCB_WGMMA_RS_N128(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %68, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, " \
+                 "{%64, %65, %66, %67}, %69, p, 1, 1, %70;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(desc_b), "n"(TRANS_B))
+
+template <> struct WgmmaRS<__nv_bfloat16, 64> {
+    template <int TRANS_B> static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc_b, int accumulate) {
+        LCB_WGMMA_RS_N64("bf16");
     }
+};
+template <> struct WgmmaRS<__half, 64> {
+    template <int TRANS_B> static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc_b, int accumulate) {
+        LCB_WGMMA_RS_N64("f16");
+    }
+};
+template <> struct WgmmaRS<__nv_bfloat16, 128> {
+    template <int TRANS_B> static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc_b, int accumulate) {
+        LCB_WGMMA_RS_N128("bf16");
+    }
+};
+template <> struct WgmmaRS<__half, 128> {
+    template <int TRANS_B> static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc_b, int accumulate) {
+        LCB_WGMMA_RS_N128("f16");
+    }
+};
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* the compiler must not move an accumulator across the asynchronous product (CUTLASS's
+ * warpgroup_fence_operand) */
+__device__ __forceinline__ void reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+/* ordinary and cp.async stores to shared memory made visible to the tensor cores' (async proxy) reads */
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+/* shared-memory matrix descriptor, 128-byte swizzle */
+__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | (uint64_t)((lbo >> 4) & 0x3FFF) << 16 | (uint64_t)((sbo >> 4) & 0x3FFF) << 32 |
+           (uint64_t)1 << 62;
+}
+
+template <int HD, int BK, int STAGES>
+constexpr size_t wg_smem_bytes() { return (size_t)2 * STAGES * BK * HD * 2 + 1024; /* + alignment of the panels */ }
+
+template <typename T, int HD, int BK, int NWG, int STAGES>
+__global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int BQ = WG_BQ * NWG, NT = 128 * NWG, VEC = HD / 8, PANEL = BK * 128, TILE = (HD / 64) * PANEL;
+    static_assert(HD == 64 || HD == 128, "head_dim of the warpgroup kernel");
+    static_assert(BK == 64 || BK == 128, "key tile of the warpgroup kernel (an n of wgmma)");
+    static_assert(sizeof(T) == 2, "16-bit storage");
+    static_assert(STAGES >= 2 && STAGES <= 4, "pipeline depth");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t sbase = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+    unsigned char *const sgen = smem_raw + (sbase - (uint32_t)__cvta_generic_to_shared(smem_raw));
+    /* stage st: keys at sbase + 2 st TILE, values at + TILE */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
+    const int g = blockIdx.y, Gq = a.H / a.KV, kvd = a.KV * HD;
+    const int nrows = a.n * Gq;
+    const int R0 = blockIdx.x * BQ;
+    const int Rlast = (R0 + BQ < nrows ? R0 + BQ : nrows) - 1;
+    const bool s2 = a.s2_group > 0;
+    const int row0 = R0 + warp * 16 + r8; /* warp w of warpgroup w / 4 holds rows 16 w .. 16 w + 15 of the block */
+
+    int64_t lo0, hi0, lo1, hi1;
+    attn_block_ranges(a, g, Gq, a.t0 + R0 / Gq, a.t0 + Rlast / Gq, &lo0, &hi0, &lo1, &hi1);
+    const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1);
+    const int nt0 = n0 > 0 ? (n0 + BK - 1) / BK : 0, ntiles = nt0 + (n1 + BK - 1) / BK;
+
+    auto load_tile = [&](int it, int st) {
+        const int ph = it < nt0 ? 0 : 1;
+        const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0;
+        const int64_t kb = (ph ? lo1 : lo0) + kr;
+        unsigned char *dk = sgen + (size_t)(2 * st) * TILE, *dv = dk + TILE;
+        const int64_t slot0 = attn_tile_slot0(a, ph, kb), wrap = s2 ? a.s2_total : a.R;
+#pragma unroll
+        for (int j = 0; j < (BK * VEC + NT - 1) / NT; j++) {
+            const int idx = tid + j * NT;
+            if ((BK * VEC) % NT != 0 && idx >= BK * VEC) break;
+            const int key = idx / VEC, c = idx % VEC;
+            const int off = (c >> 3) * PANEL + key * 128 + (((c & 7) ^ (key & 7)) << 4);
+            if (kr + key < kn) {
+                const T *ks, *vs;
+                attn_kv_src<T>(a, ph, kb + key, slot0 + key, wrap, g * HD + c * 8, kvd, &ks, &vs);
+                cp_async16(dk + off, ks);
+                cp_async16(dv + off, vs);
+            } else {
+                *(uint4 *)(dk + off) = make_uint4(0, 0, 0, 0);
+                *(uint4 *)(dv + off) = make_uint4(0, 0, 0, 0);
+            }
+        }
+    };
+
+    float o[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    int loa = 1, hia = 0, lob = 1, hib = 0;
+    const float sl2 = a.scale * 1.4426950408889634f;
+    uint32_t qf[HD / 16][4];
+    int cur_ph = -1;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < ntiles) load_tile(s, s);
+        cp_async_commit();
+    }
+    int st = 0;
+    for (int it = 0; it < ntiles; it++) {
+        cp_async_wait<STAGES - 2>();
+        fence_proxy_async(); /* this thread's copies and zero stores, before the tensor cores read them */
+        __syncthreads();     /* tile it visible to all; every warpgroup is done with tile it - 1's stage */
+        {
+            const int nx = it + STAGES - 1;
+            int sn = st + STAGES - 1;
+            if (sn >= STAGES) sn -= STAGES;
+            if (nx < ntiles) load_tile(nx, sn);
+            cp_async_commit();
+        }
+        const int ph = it < nt0 ? 0 : 1;
+        const int kr = (ph ? it - nt0 : it) * BK;
+        if (ph != cur_ph) {
+            cur_ph = ph;
+            attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
+            const int64_t base = ph ? lo1 : lo0;
+            attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
+            attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
+        }
+        const uint32_t tk = sbase + (uint32_t)(2 * st) * TILE, tv = tk + TILE;
+        /* S = Q K^T over the warpgroup's 64 rows */
+        float s[BK / 8][4];
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++)
+            WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
+        wgmma_commit();
+        wgmma_wait0();
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
+        const int ke = kr + BK - 1;
+        const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
+        attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
+        /* O += P V */
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; j++) {
+            const uint32_t pa[4] = {__float_as_uint(s[2 * j][0]), __float_as_uint(s[2 * j][1]), __float_as_uint(s[2 * j + 1][0]),
+                                    __float_as_uint(s[2 * j + 1][1])};
+            WgmmaRS<T, HD>::template run<1>(&o[0][0], pa, wg_desc(tv + j * 2048, PANEL, 1024), 1);
+        }
+        wgmma_commit();
+        wgmma_wait0();
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
+        if (++st == STAGES) st = 0;
+    }
+    cp_async_wait<0>();
+    attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
+#endif
 }
 
 /* ---------------------------------------------------------------- launch */
 
-/* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations; tests and benchmarks set it */
+/* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations, 5 .. CU_ATTN_VARIANTS
+ * warpgroup configurations; tests and benchmarks set it */
 int cu_attention_variant = -1;
-
-/* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): 4 (two
- * m-tiles per warp) was the fastest on every shape measured (4,096 queries), head_dim 128 (sink,
- * window, dense, GQA: 246-263 TFLOP/s against 200-229 for 1-3) and 64 (Falcon MQA: 203 against
- * 160-186); 16 and 32 follow (no spills there).  Calls with few rows per KV head (decode: one
- * query, H / KV rows; short chunks) launch a block or two per KV head, far fewer than the SMs, and
- * each block streams every key: there 1 keeps the previous default, twice the threads issuing
- * copies. */
-static int attn_default_cfg(int hd, int rows) {
-    (void)hd;
-    return rows >= 1024 ? 4 : 1;
-}
 
 template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
@@ -550,9 +793,45 @@ static int launch_flash_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *er
     }
 }
 
+/* The warpgroup kernel's configurations, cu_attention_variant = (key tile, warpgroups, stages):
+ * 5 (64, 2, 2); 6 (128, 2, 2); 7 (64, 3, 2); 8 (64, 2, 3). */
+template <typename T, int HD, int BK, int NWG, int STAGES>
+static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    constexpr size_t smem = wg_smem_bytes<HD, BK, STAGES>();
+    static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
+    static unsigned attr_set = 0;
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev));
+    if (dev >= 32 || !(attr_set >> dev & 1)) {
+        CU_TRY(cudaFuncSetAttribute(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (dev < 32) attr_set |= 1u << dev;
+    }
+    const int rows = a->n * (a->H / a->KV);
+    dim3 grid((rows + WG_BQ * NWG - 1) / (WG_BQ * NWG), a->KV);
+    attn_wgmma_kernel<T, HD, BK, NWG, STAGES><<<grid, 128 * NWG, smem, st>>>(*a);
+    return 0;
+}
+
+template <typename T, int HD>
+static int launch_wgmma_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    switch (cfg) {
+    case 6: return launch_wgmma_cfg<T, HD, 128, 2, 2>(a, st, err, errlen);
+    case 7: return launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen);
+    case 8: return launch_wgmma_cfg<T, HD, 64, 2, 3>(a, st, err, errlen);
+    default: return launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen); /* 5 */
+    }
+}
+
 /* 1 launched, 0 not covered (dtype or head size), -1 error */
 template <typename T>
 static int launch_flash(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    if (cfg >= 5) {
+        switch (a->hd) {
+        case 64: return launch_wgmma_hd<T, 64>(cfg, a, st, err, errlen) ? -1 : 1;
+        case 128: return launch_wgmma_hd<T, 128>(cfg, a, st, err, errlen) ? -1 : 1;
+        }
+        return 0;
+    }
     switch (a->hd) {
     case 16: return launch_flash_hd<T, 16>(cfg, a, st, err, errlen) ? -1 : 1;
     case 32: return launch_flash_hd<T, 32>(cfg, a, st, err, errlen) ? -1 : 1;
@@ -562,12 +841,48 @@ static int launch_flash(int cfg, const AttnArgs *a, cudaStream_t st, char *err, 
     return 0;
 }
 
-/* which kernel cu_attention runs for these arguments: 0 scalar, else the flash configuration */
+/* the current device runs sm_90a code (the warpgroup kernel), per device, asked once */
+static bool attn_dev_sm90(void) {
+    static signed char known[32];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 32) { cudaGetLastError(); return false; }
+    if (!known[dev]) {
+        int major = 0, minor = 0;
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) { cudaGetLastError(); major = 0; }
+        known[dev] = major == 9 && minor == 0 ? 1 : -1;
+    }
+    return known[dev] > 0;
+}
+
+/* the warpgroup configuration v can take these arguments: head dim 64 or 128, a ring of at
+ * least one key tile, an sm_90 device */
+static bool attn_wgmma_ok(const AttnArgs *a, int v) {
+    const int bk = v == 6 ? 128 : 64;
+    return (a->hd == 64 || a->hd == 128) && !(a->R > 0 && a->R < bk) && attn_dev_sm90();
+}
+
+/* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): from
+ * 1,024 rows per KV head (chunked prefill) the warpgroup kernel's 5 where it can run, else the
+ * flash kernel's 4 (two m-tiles per warp: 246-263 TFLOP/s at head_dim 128 against 200-229 for
+ * 1-3, 203 against 160-186 at 64).  Calls with few rows per KV head (decode: one query, H / KV
+ * rows; short chunks) launch a block or two per KV head, far fewer than the SMs, and each block
+ * streams every key: there 1 keeps the previous default, twice the threads issuing copies. */
+static int attn_default_cfg(const AttnArgs *a) {
+    if (a->n * (a->H / a->KV) < 1024) return 1;
+    return 4; /* the warpgroup kernel (5) becomes the default once measured on the device */
+}
+
+/* which kernel cu_attention runs for these arguments: 0 scalar, else the configuration (1-4
+ * attn_flash_kernel, 5-8 attn_wgmma_kernel; one the arguments or the device cannot take falls
+ * back to the default) */
 static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     if (variant == 0 || dt == DT_F32) return 0;
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
-    return variant >= 1 && variant <= 4 ? variant : attn_default_cfg(a->hd, a->n * (a->H / a->KV));
+    if (variant >= 1 && variant <= 4) return variant;
+    if (variant >= 5 && variant <= CU_ATTN_VARIANTS && attn_wgmma_ok(a, variant)) return variant;
+    return attn_default_cfg(a);
 }
 
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
