@@ -201,6 +201,180 @@ static void test_kernel_fill_normal(void **state) {
     model_free(&m);
 }
 
+/* ---------------------------------------------------------------- 8-wide kernels vs the scalar ones */
+
+/* bit patterns of two float arrays that differ */
+static size_t bits_differ(const float *a, const float *b, size_t n) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) d += memcmp(&a[i], &b[i], 4) != 0;
+    return d;
+}
+
+static const char *const ew_dtypes[] = {"fp32", "bf16", "fp16"};
+
+/* act_vec_kernel (8 columns a thread, 16-byte accesses, rows in blockIdx.y) against act_kernel
+ * (cuda_op_elementwise_scalar): the same expression on the same floats, so bit for bit, bound 0,
+ * for every activation, gated or with a bias, each dtype; ffn 11008 / 8 (the 7B's at tp 8), 104,
+ * 100 (not a multiple of 8: both run the scalar kernel), and 70,000 rows (past gridDim.y's 65,535) */
+static void test_kernel_act_vec(void **state) {
+    if (!tu_have_gpu()) return;
+    const struct { int n, ffn; } shapes[] = {{37, 1376}, {5, 104}, {3, 100}, {70000, 8}};
+    char err[LCB_ERRLEN];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int n = shapes[si].n, ffn = shapes[si].ffn;
+        const size_t on = (size_t)n * ffn;
+        float *h = malloc(on * 2 * 4), *bias = malloc(ffn * 4), *a = malloc(on * 4), *b = malloc(on * 4), *ref = malloc(on * 4);
+        for (size_t i = 0; i < on * 2; i++) h[i] = 4 * frand();
+        for (int i = 0; i < ffn; i++) bias[i] = frand();
+        for (size_t di = 0; di < 3; di++)
+            for (int act = ACT_SILU; act <= ACT_RELU; act++)
+                for (int gated = 0; gated < 2; gated++) {
+                    if (n > 1000 && (act != ACT_SILU || di == 0)) continue; /* the long one: grid-stride rows only */
+                    cuda_op_elementwise_scalar(0);
+                    if (cuda_op_act_dt(ew_dtypes[di], h, gated ? NULL : bias, a, n, ffn, gated, act, err, sizeof err)) fail_msg("%s", err);
+                    cuda_op_elementwise_scalar(1);
+                    if (cuda_op_act_dt(ew_dtypes[di], h, gated ? NULL : bias, b, n, ffn, gated, act, err, sizeof err)) fail_msg("%s", err);
+                    cuda_op_elementwise_scalar(0);
+                    size_t nd = bits_differ(a, b, on);
+                    if (nd) fail_msg("act %d gated %d %s n %d ffn %d: %zu of %zu elements differ from the scalar kernel", act, gated,
+                                     ew_dtypes[di], n, ffn, nd, on);
+                    if (di == 0) { /* fp32: the CPU twin too, as test_kernel_act */
+                        for (int i = 0; i < n; i++)
+                            for (int k = 0; k < ffn; k++)
+                                ref[(size_t)i * ffn + k] = gated ? act_cpu(act, h[(size_t)i * 2 * ffn + k]) * h[(size_t)i * 2 * ffn + ffn + k]
+                                                                 : act_cpu(act, h[(size_t)i * ffn + k] + bias[k]);
+                        double d = max_abs_diff(a, ref, on);
+                        if (d > 1e-5) fail_msg("act %d gated %d n %d ffn %d: max |cuda - cpu| = %g", act, gated, n, ffn, d);
+                    }
+                }
+        print_message("act n %d ffn %d: vector = scalar kernel bit for bit (fp32, bf16, fp16)\n", n, ffn);
+        free(h); free(bias); free(a); free(b); free(ref);
+    }
+}
+
+/* rope_vec_kernel against rope_store_kernel, bit for bit: q, qs (a second table), k and v, with
+ * and without the QKV bias, each dtype, for full rotary (hd 128 / 64), partial (pythia's 25 %:
+ * half 16 of hd 128), hd 80 (48 dims not rotated), GQA / MQA, and half 4 (not a multiple of 8:
+ * both scalar) */
+static void test_kernel_rope_vec(void **state) {
+    if (!tu_have_gpu()) return;
+    const struct { int H, KV, hd, half; } shapes[] = {{4, 2, 128, 64}, {4, 4, 128, 16}, {3, 1, 64, 32}, {2, 2, 80, 16},
+                                                      {2, 1, 64, 4}, {2, 2, 96, 24}, {8, 8, 128, 64}};
+    const int n = 33;
+    char err[LCB_ERRLEN];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int H = shapes[si].H, KV = shapes[si].KV, hd = shapes[si].hd, half = shapes[si].half;
+        const int qd = H * hd, kvd = KV * hd, ld = qd + 2 * kvd;
+        float *qkv = malloc((size_t)n * ld * 4), *bq = malloc((size_t)ld * 4), *cs = malloc((size_t)n * 2 * half * 4),
+              *cz = malloc((size_t)n * 2 * half * 4);
+        float *o[2][4];
+        const size_t on[4] = {(size_t)n * qd, (size_t)n * qd, (size_t)n * kvd, (size_t)n * kvd};
+        for (int r = 0; r < 2; r++)
+            for (int j = 0; j < 4; j++) o[r][j] = malloc(on[j] * 4);
+        for (int i = 0; i < n * ld; i++) qkv[i] = 2 * frand();
+        for (int i = 0; i < ld; i++) bq[i] = frand();
+        for (int i = 0; i < n; i++)
+            for (int f = 0; f < half; f++) {
+                double a1 = 1000.0 * frand(), a2 = 1000.0 * frand();
+                cs[i * 2 * half + f] = (float)cos(a1); cs[i * 2 * half + half + f] = (float)sin(a1);
+                cz[i * 2 * half + f] = (float)cos(a2); cz[i * 2 * half + half + f] = (float)sin(a2);
+            }
+        for (size_t di = 0; di < 3; di++)
+            for (int withb = 0; withb < 2; withb++) {
+                for (int r = 0; r < 2; r++) {
+                    cuda_op_elementwise_scalar(r);
+                    if (cuda_op_rope_store_dt(ew_dtypes[di], qkv, withb ? bq : NULL, cs, cz, o[r][0], withb ? o[r][1] : NULL, o[r][2],
+                                              o[r][3], n, H, KV, hd, half, err, sizeof err)) {
+                        cuda_op_elementwise_scalar(0);
+                        fail_msg("%s", err);
+                    }
+                }
+                cuda_op_elementwise_scalar(0);
+                const char *names[4] = {"q", "qs", "k", "v"};
+                for (int j = 0; j < 4; j++) {
+                    if (j == 1 && !withb) continue;
+                    size_t nd = bits_differ(o[0][j], o[1][j], on[j]);
+                    if (nd) fail_msg("rope H %d KV %d hd %d half %d %s bias %d: %s: %zu of %zu elements differ from the scalar kernel", H, KV,
+                                     hd, half, ew_dtypes[di], withb, names[j], nd, on[j]);
+                }
+            }
+        print_message("rope H %d KV %d hd %d half %d: vector = scalar kernel bit for bit (q, qs, k, v; fp32, bf16, fp16)\n", H, KV, hd, half);
+        for (int r = 0; r < 2; r++)
+            for (int j = 0; j < 4; j++) free(o[r][j]);
+        free(qkv); free(bq); free(cs); free(cz);
+    }
+}
+
+/* float distance in ulps (same-sign finite values; cos / sin tables) */
+static int64_t ulps(float a, float b) {
+    int32_t x, y;
+    memcpy(&x, &a, 4); memcpy(&y, &b, 4);
+    if (x < 0) x = INT32_MIN - x;
+    if (y < 0) y = INT32_MIN - y;
+    return x > y ? (int64_t)x - y : (int64_t)y - x;
+}
+
+/* The device RoPE tables (k_rope_table, what the forward pass now uses) against kvcache.c's
+ * rope_table (the CPU path's and the old host table's formula): cos / sin in double of pos *
+ * inv_freq, rounded to float.  Positions 0 .. 5,000,000 in 41 blocks of 4,096, and the sink
+ * positions of sink:4:2044 (clamped at 2,048) in the first two blocks and the last; inv_freq of
+ * RoPE bases 1e4, 5e5 and 1e6, position interpolation (x 1/4), partial rotary (half 16), half
+ * 128.  CUDA's double cos / sin and glibc's are both within about an ulp of double, so a float can
+ * differ only where the exact value lies within that of a float rounding boundary (~1e-9 of the
+ * values): expected 0, at most 1 ulp allowed; the count is printed. */
+static void test_kernel_rope_table(void **state) {
+    if (!tu_have_gpu()) return;
+    const struct { int half; double base, scale; } sets[] = {{64, 1e4, 1}, {64, 5e5, 1}, {64, 1e4, 0.25}, {16, 1e4, 1}, {64, 1e6, 1}, {128, 1e4, 1}};
+    const int n = 4096, nb = 41;
+    const int64_t last = 5000000;
+    const int64_t S = 4, W = 2044;
+    char err[LCB_ERRLEN];
+    size_t total = 0, mism = 0;
+    int64_t worst = 0;
+    for (size_t si = 0; si < sizeof sets / sizeof *sets; si++) {
+        const int half = sets[si].half;
+        double inv[128];
+        for (int f = 0; f < half; f++) inv[f] = sets[si].scale * pow(sets[si].base, -(double)(2 * f) / (2 * half));
+        KVCache kv;
+        memset(&kv, 0, sizeof kv);
+        kv.rot_half = half;
+        kv.inv_freq = inv;
+        const size_t tn = (size_t)n * 2 * half;
+        float *dev = malloc(tn * 4), *devz = malloc(tn * 4), *host = malloc(tn * 4);
+        int64_t *pos = malloc(n * sizeof *pos);
+        size_t set_mism = 0;
+        for (int b = 0; b < nb; b++) {
+            const int64_t t0 = b == nb - 1 ? last - n + 1 : (int64_t)b * ((last - n) / (nb - 1));
+            const int sink = b < 2 || b == nb - 1;
+            if (cuda_op_rope_table(inv, half, t0, n, S, W, dev, sink ? devz : NULL, err, sizeof err)) fail_msg("%s", err);
+            for (int pass = 0; pass < (sink ? 2 : 1); pass++) {
+                for (int i = 0; i < n; i++) {
+                    pos[i] = t0 + i;
+                    if (pass && pos[i] > S + W) pos[i] = S + W;
+                }
+                rope_table(&kv, pos, n, host);
+                const float *d = pass ? devz : dev;
+                for (size_t e = 0; e < tn; e++) {
+                    if (memcmp(&d[e], &host[e], 4) == 0) continue;
+                    int64_t u = ulps(d[e], host[e]);
+                    if (u > worst) worst = u;
+                    set_mism++;
+                    if (u > 1)
+                        fail_msg("rope table half %d base %g scale %g: position %lld frequency %zu: device %.9g, host %.9g (%lld ulps)", half,
+                                 sets[si].base, sets[si].scale, (long long)pos[(e / (2 * half))], e % (2 * half), d[e], host[e], (long long)u);
+                }
+                total += tn;
+            }
+        }
+        print_message("rope table half %d base %g scale %g: %zu values of %d positions up to %lld differ from the host's by 1 ulp\n", half,
+                      sets[si].base, sets[si].scale, set_mism, nb * n, (long long)last);
+        mism += set_mism;
+        free(dev); free(devz); free(host); free(pos);
+    }
+    print_message("rope table: %zu of %zu floats differ from the host formula (max %lld ulp)\n", mism, total, (long long)worst);
+    assert_true(worst <= 1);
+}
+
 /* ---------------------------------------------------------------- fixtures */
 
 
@@ -623,6 +797,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_kernel_nll),
         cmocka_unit_test(test_kernel_rope),
         cmocka_unit_test(test_kernel_fill_normal),
+        cmocka_unit_test(test_kernel_act_vec),
+        cmocka_unit_test(test_kernel_rope_vec),
+        cmocka_unit_test(test_kernel_rope_table),
         cmocka_unit_test(test_fixtures_fp32),
         cmocka_unit_test(test_fixtures_bf16),
         cmocka_unit_test(test_fixtures_fp16),

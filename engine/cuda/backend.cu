@@ -6,7 +6,8 @@
  *
  * Forward pass of a chunk (split into sub-chunks of at most CU_ROWS_MAX rows, except under s2,
  * which needs the whole input at once; per-step semantics make the split invisible):
- *   host:  positions t and min(t, S+W), RoPE [cos | sin] tables in double -> float, upload
+ *   RoPE [cos | sin] tables of positions t and min(t, S+W), in double -> float, on the device
+ *   (k_rope_table: the host formula's values; inv_freq in the launch parameters)
  *   x (n, dim) fp32 = embed[ids]
  *   per layer:  xn = norm(x) (T);  qkv (T) = xn Wqkv^T               cuBLAS, fp32 accumulate
  *               rope_store: + bias (fp32), rotate q (at t and at the sink position), k; k, v -> cache
@@ -878,7 +879,8 @@ static int allreduce(const DevGroup *g, int n, int dim, char *err, size_t errlen
 #endif
 }
 
-/* cos/sin of pos * inv_freq in double, as rope_table, on all cores */
+/* cos/sin of pos * inv_freq in double, as rope_table, on all cores: forward_rows' fallback where
+ * rot_half > CU_ROPE_TAB_MAXF (else k_rope_table computes the same values on the device) */
 static void host_rope_table(const KVCache *kv, const int64_t *pos, int n, float *cs) {
     const int half = kv->rot_half;
     #pragma omp parallel for schedule(static) if (n >= 64)
@@ -944,19 +946,32 @@ static int forward_rows(Model *m, KVCache *kv, const int32_t *ids, int n, int ou
         ps[i] = (S > 0 && W >= 0 && pa[i] > S + W) ? S + W : pa[i];
         need_qs |= ps[i] != pa[i];
     }
-    if (rd) {
+    /* the tables: on each rank's device (k_rope_table, the host formula's values; inv_freq, this
+     * cache's, in the launch parameters), or on the host where rot_half > CU_ROPE_TAB_MAXF */
+    const int dev_table = rd && kv->rot_half <= CU_ROPE_TAB_MAXF;
+    if (rd && !dev_table) {
         host_rope_table(kv, pa, n, d0->h_cs);
         if (need_qs) host_rope_table(kv, ps, n, d0->h_cs + (size_t)n * rd);
+    }
+    RopeTabArgs ta;
+    memset(&ta, 0, sizeof ta);
+    if (dev_table) {
+        ta.n = n; ta.half = kv->rot_half; ta.t0 = t0; ta.S = S; ta.W = W;
+        memcpy(ta.inv_freq, kv->inv_freq, (size_t)kv->rot_half * sizeof(double));
     }
     memcpy(d0->h_ids, ids, (size_t)n * 4);
     for (int r = 0; r < tp; r++) {
         DevModel *d = g->r[r];
         CU_TRY(cudaSetDevice(d->device));
         if (r > 0) {
-            memcpy(d->h_cs, d0->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4);
+            if (rd && !dev_table) memcpy(d->h_cs, d0->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4);
             memcpy(d->h_ids, d0->h_ids, (size_t)n * 4);
         }
-        if (rd) CU_TRY(cudaMemcpyAsync(d->cs, d->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4, cudaMemcpyHostToDevice, d->st));
+        if (dev_table) {
+            ta.cs = d->cs;
+            ta.cs_sink = need_qs ? d->cs + (size_t)n * rd : NULL;
+            k_rope_table(&ta, d->st);
+        } else if (rd) CU_TRY(cudaMemcpyAsync(d->cs, d->h_cs, (size_t)(need_qs ? 2 : 1) * n * rd * 4, cudaMemcpyHostToDevice, d->st));
         CU_TRY(cudaMemcpyAsync(d->ids, d->h_ids, (size_t)n * 4, cudaMemcpyHostToDevice, d->st));
         k_embed(d->dt, d->embed, d->ids, d->x, n, dim, d->st);
     }

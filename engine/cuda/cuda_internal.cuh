@@ -162,6 +162,20 @@ typedef struct {
     void *const *kp, *const *vp;    /* page tables of this layer */
 } RopeArgs;
 void k_rope_store(int dt, const RopeArgs *a, cudaStream_t st);
+/* RoPE [cos | sin] tables on the device (kernels.cu rope_table_kernel): cs (n, 2 half) at positions
+ * t0 + i, and, if cs_sink, at the sink positions min(t0 + i, S + W) (S > 0, W >= 0; else t0 + i);
+ * inv_freq (half) by value in the launch parameters.  -1 (nothing launched) when half is 0 or
+ * above CU_ROPE_TAB_MAXF: the caller computes the table on the host. */
+#define CU_ROPE_TAB_MAXF 256
+typedef struct {
+    float *cs, *cs_sink;
+    int n, half;
+    int64_t t0, S, W;
+    double inv_freq[CU_ROPE_TAB_MAXF];
+} RopeTabArgs;
+int k_rope_table(const RopeTabArgs *a, cudaStream_t st);
+/* tests: nonzero forces the scalar act / RoPE / norm kernels (ops.h cuda_op_elementwise_scalar) */
+extern int cu_ew_scalar;
 void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
 /* h, out in T; gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) (in fp32) */
 void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);

@@ -19,6 +19,48 @@
 
 static inline unsigned blocks_for(size_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
+/* ---------------------------------------------------------------- 8-wide loads and stores */
+
+/* 8 consecutive T (16 bytes for bf16 / fp16, 32 for fp32) to fp32 and back, with 16-byte
+ * accesses: p must be 16-byte aligned (the launchers check).  The conversions are to_f /
+ * from_f, the scalar kernels' own, so a vector kernel's element is the scalar one's bit for bit. */
+__device__ __forceinline__ void load8(const float *p, float f[8]) {
+    const float4 a = ((const float4 *)p)[0], b = ((const float4 *)p)[1];
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+__device__ __forceinline__ void store8(float *p, const float f[8]) {
+    ((float4 *)p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+    ((float4 *)p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+__device__ __forceinline__ float raw_to_f(unsigned short r, const __nv_bfloat16 *) { return to_f(__ushort_as_bfloat16(r)); }
+__device__ __forceinline__ float raw_to_f(unsigned short r, const __half *) { return to_f(__ushort_as_half(r)); }
+__device__ __forceinline__ unsigned short f_to_raw(float f, const __nv_bfloat16 *) { return __bfloat16_as_ushort(from_f<__nv_bfloat16>(f)); }
+__device__ __forceinline__ unsigned short f_to_raw(float f, const __half *) { return __half_as_ushort(from_f<__half>(f)); }
+template <typename T> /* bf16, fp16 */
+__device__ __forceinline__ void load8(const T *p, float f[8]) {
+    const uint4 u = *(const uint4 *)p;
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        f[2 * j] = raw_to_f((unsigned short)(w[j] & 0xffffu), (const T *)0);
+        f[2 * j + 1] = raw_to_f((unsigned short)(w[j] >> 16), (const T *)0);
+    }
+}
+template <typename T>
+__device__ __forceinline__ void store8(T *p, const float f[8]) {
+    unsigned w[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        w[j] = (unsigned)f_to_raw(f[2 * j], (const T *)0) | ((unsigned)f_to_raw(f[2 * j + 1], (const T *)0) << 16);
+    *(uint4 *)p = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+static inline int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* tests (ops.h cuda_op_elementwise_scalar): nonzero runs the scalar kernels of act, RoPE and
+ * norm even where the vector ones apply */
+int cu_ew_scalar = 0;
+
 /* ---------------------------------------------------------------- embedding */
 
 template <typename T>
@@ -106,7 +148,44 @@ __global__ void act_kernel(const T *h, const float *bias, T *out, size_t total, 
     out[i] = from_f<T>(v);
 }
 
+/* The same, 8 consecutive columns k0 .. k0+7 of a row per thread with 16-byte loads and stores
+ * (ffn % 8 == 0, 16-byte aligned h, out, bias): columns in blockIdx.x, rows in blockIdx.y
+ * (strided past 65,535), no 64-bit division.  Each element is act_kernel's expression on the
+ * same floats (act_f, the same bias add, one rounding to T): bit-identical. */
+template <typename T>
+__global__ void act_vec_kernel(const T *h, const float *bias, T *out, int n, int ffn, int gated, int act) {
+    const int k0 = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (k0 >= ffn) return;
+    const size_t ld = (size_t)(gated ? 2 : 1) * ffn;
+    for (int r = blockIdx.y; r < n; r += gridDim.y) {
+        const T *hr = h + (size_t)r * ld + k0;
+        float a[8], b[8], o[8];
+        load8(hr, a);
+        if (gated) {
+            load8(hr + ffn, b);
+#pragma unroll
+            for (int j = 0; j < 8; j++) o[j] = act_f(act, a[j]) * b[j];
+        } else {
+            if (bias) load8(bias + k0, b);
+            else {
+#pragma unroll
+                for (int j = 0; j < 8; j++) b[j] = 0.f;
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++) o[j] = act_f(act, a[j] + b[j]);
+        }
+        store8(out + (size_t)r * ffn + k0, o);
+    }
+}
+
 void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st) {
+    if (n <= 0 || ffn <= 0) return;
+    if (!cu_ew_scalar && ffn % 8 == 0 && al16(h) && al16(out) && (!bias || al16(bias))) {
+        const int threads = 128;
+        dim3 grid(blocks_for((size_t)ffn / 8, threads), n < 65535 ? n : 65535);
+        DISPATCH_T(dt, act_vec_kernel<T><<<grid, threads, 0, st>>>((const T *)h, bias, (T *)out, n, ffn, gated, act));
+        return;
+    }
     size_t total = (size_t)n * ffn;
     DISPATCH_T(dt, act_kernel<T><<<blocks_for(total, 256), 256, 0, st>>>((const T *)h, bias, (T *)out, total, ffn, gated, act));
 }
@@ -160,8 +239,153 @@ __global__ void rope_store_kernel(RopeArgs a) {
     }
 }
 
+/* The same for the common shape (hd % 8 == 0, half % 8 == 0, every pointer 16-byte aligned):
+ * a work item is 8 consecutive dims d0 .. d0+7 of the first half of a head's rotary dims with
+ * their partners d0+half .., both rotated from one 16-byte load each of T and of the fp32 [cos |
+ * sin] rows, or 8 non-rotated dims, or 8 of v, stored with 16-byte stores.  Per element the
+ * arithmetic is rope_store_kernel's as compiled there (its PTX: bias added first, then
+ * fma(xv, c, -(other * s)) for the first half, fma(xv, c, other * s) for the second, the
+ * product rounded on its own), written with explicit intrinsics so that no contraction can
+ * differ: bit-identical. */
+template <typename T>
+__global__ void rope_vec_kernel(RopeArgs a) {
+    const int i = blockIdx.x, hd = a.hd, half = a.half, qd = a.H * hd, kvd = a.KV * hd;
+    const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
+    const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
+    const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
+    const int64_t t = a.t0 + i;
+    T *kdst, *vdst;
+    if (t < a.S) {
+        kdst = (T *)a.sk + (size_t)t * kvd;
+        vdst = (T *)a.sv + (size_t)t * kvd;
+    } else {
+        int64_t slot = t - a.S;
+        if (a.R) slot %= a.R;
+        size_t off = (size_t)(slot & (CU_PAGE - 1)) * kvd;
+        kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
+        vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
+    }
+    T *q = (T *)a.q + (size_t)i * qd, *qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
+    const int gr = half >> 3, per_head = (hd >> 3) - gr; /* gr rotated pairs of 8, then the non-rotated dims by 8 */
+    const int items = (a.H + a.KV) * per_head;
+    for (int it = threadIdx.x; it < items; it += blockDim.x) {
+        const int h = it / per_head, j = it - h * per_head, hb = h * hd;
+        float x[8], y[8], bx[8], by[8];
+        if (j < gr) {
+            const int f0 = j * 8, el = hb + f0, eh = el + half;
+            float cc[8], ss[8], lo[8], hi[8];
+            load8(row + el, x);
+            load8(row + eh, y);
+            if (a.bqkv) { load8(a.bqkv + el, bx); load8(a.bqkv + eh, by); }
+            else {
+#pragma unroll
+                for (int k = 0; k < 8; k++) bx[k] = by[k] = 0.f;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) { x[k] = x[k] + bx[k]; y[k] = y[k] + by[k]; }
+            load8(c + f0, cc);
+            load8(s + f0, ss);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                lo[k] = __fmaf_rn(x[k], cc[k], -__fmul_rn(y[k], ss[k]));
+                hi[k] = __fmaf_rn(y[k], cc[k], __fmul_rn(x[k], ss[k]));
+            }
+            if (hb < qd) {
+                store8(q + el, lo);
+                store8(q + eh, hi);
+                if (qs) {
+                    load8(cz + f0, cc);
+                    load8(sz + f0, ss);
+#pragma unroll
+                    for (int k = 0; k < 8; k++) {
+                        lo[k] = __fmaf_rn(x[k], cc[k], -__fmul_rn(y[k], ss[k]));
+                        hi[k] = __fmaf_rn(y[k], cc[k], __fmul_rn(x[k], ss[k]));
+                    }
+                    store8(qs + el, lo);
+                    store8(qs + eh, hi);
+                }
+            } else {
+                store8(kdst + (el - qd), lo);
+                store8(kdst + (eh - qd), hi);
+            }
+        } else {
+            const int e = hb + 2 * half + (j - gr) * 8;
+            load8(row + e, x);
+            if (a.bqkv) load8(a.bqkv + e, bx);
+            else {
+#pragma unroll
+                for (int k = 0; k < 8; k++) bx[k] = 0.f;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) x[k] = x[k] + bx[k];
+            if (hb < qd) {
+                store8(q + e, x);
+                if (qs) store8(qs + e, x);
+            } else store8(kdst + (e - qd), x);
+        }
+    }
+    for (int e = threadIdx.x * 8; e < kvd; e += blockDim.x * 8) {
+        float x[8], bx[8];
+        load8(row + qd + kvd + e, x);
+        if (a.bqkv) load8(a.bqkv + qd + kvd + e, bx);
+        else {
+#pragma unroll
+            for (int k = 0; k < 8; k++) bx[k] = 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = x[k] + bx[k];
+        store8(vdst + e, x);
+    }
+}
+
 void k_rope_store(int dt, const RopeArgs *a, cudaStream_t st) {
-    DISPATCH_T(dt, rope_store_kernel<T><<<a->n, 256, 0, st>>>(*a));
+    if (a->n <= 0) return;
+    /* the page pointers are cudaMalloc'd, and slot * kvd elements of T from them is 16-byte
+     * aligned once hd % 8 == 0; sinks: S * kvd elements per layer, the same */
+    const int vec = !cu_ew_scalar && a->hd % 8 == 0 && a->half % 8 == 0 && a->ldqkv % 8 == 0 && al16(a->qkv) && al16(a->q) &&
+                    (!a->qs || al16(a->qs)) && (!a->bqkv || al16(a->bqkv)) && (a->half == 0 || (al16(a->cs) && al16(a->cs_sink))) &&
+                    (!a->sk || (al16(a->sk) && al16(a->sv)));
+    if (vec) DISPATCH_T(dt, rope_vec_kernel<T><<<a->n, 256, 0, st>>>(*a));
+    else DISPATCH_T(dt, rope_store_kernel<T><<<a->n, 256, 0, st>>>(*a));
+}
+
+/* ---------------------------------------------------------------- RoPE table */
+
+/* cs (n, 2 half) = [cos | sin] of (t0 + i) * inv_freq[f], and cs_sink the same at the sink
+ * position (min(t, S + W) when S > 0 and W >= 0), in double and rounded once to float: the
+ * values of kvcache.c's rope_table / backend.cu's host_rope_table (the angle a plain IEEE
+ * product, __dmul_rn so that no contraction can touch it; CUDA's double cos / sin against
+ * glibc's: a float can differ only where the two double results straddle a float rounding
+ * boundary, test_kernel_rope_table counts them).  inv_freq travels in the launch's parameters:
+ * the grid-constant struct is read in place, no device copy per cache. */
+__global__ void rope_table_kernel(const __grid_constant__ RopeTabArgs a) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (int64_t)a.n * a.half) return;
+    const int i = (int)(idx / a.half), f = (int)(idx - (int64_t)i * a.half), half = a.half;
+    const int64_t pos = a.t0 + i;
+    const double fr = a.inv_freq[f];
+    const double ang = __dmul_rn((double)pos, fr);
+    const float cv = (float)cos(ang), sv = (float)sin(ang);
+    float *o = a.cs + (size_t)i * 2 * half;
+    o[f] = cv;
+    o[half + f] = sv;
+    if (a.cs_sink) {
+        const int64_t ps = (a.S > 0 && a.W >= 0 && pos > a.S + a.W) ? a.S + a.W : pos;
+        float *z = a.cs_sink + (size_t)i * 2 * half;
+        if (ps == pos) { z[f] = cv; z[half + f] = sv; }
+        else {
+            const double az = __dmul_rn((double)ps, fr);
+            z[f] = (float)cos(az);
+            z[half + f] = (float)sin(az);
+        }
+    }
+}
+
+int k_rope_table(const RopeTabArgs *a, cudaStream_t st) {
+    if (a->half <= 0 || a->half > CU_ROPE_TAB_MAXF) return -1;
+    if (a->n <= 0) return 0;
+    rope_table_kernel<<<blocks_for((size_t)a->n * a->half, 256), 256, 0, st>>>(*a);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- fused log-softmax NLL */

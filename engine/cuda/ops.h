@@ -62,6 +62,26 @@ int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *
 /* which kernel a variant runs for dtype and head_dim (4,096 rows): 0 the scalar one, else the flash configuration */
 int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim);
 
+/* tests: nonzero runs the scalar (one element per thread) act, RoPE and norm kernels even where
+ * their 8-wide vector versions apply; 0 (the default) lets k_act / k_rope_store / k_norm choose */
+void cuda_op_elementwise_scalar(int on);
+/* The device RoPE tables (kernels.cu rope_table_kernel, what the forward pass uses): cs (n, 2
+ * rot_half) = [cos | sin] of (t0 + i) * inv_freq, and, if cs_sink is not NULL, the same at the
+ * sink positions min(t0 + i, S + W) (when S > 0 and W >= 0); rot_half at most 256. */
+int cuda_op_rope_table(const double *inv_freq, int rot_half, int64_t t0, int n, int64_t S, int64_t W, float *cs, float *cs_sink,
+                       char *err, size_t errlen);
+/* The forward pass's kernels in a storage dtype ("fp32", "bf16", "fp16"): the inputs that the
+ * forward holds in T (h; x's output y; qkv, q, qs, k, v) rounded to it on the device, the outputs
+ * returned as floats (exact); biases, weights, tables fp32.  Shapes as cuda_op_act / cuda_op_norm;
+ * rope_store: qkv (n, (H + 2 KV) hd) plus the bias bqkv ((H + 2 KV) hd, or NULL), q and k
+ * rotated by cs, qs (NULL: none) by cs_sink, v copied, n <= 1024, positions 0 .. n-1. */
+int cuda_op_act_dt(const char *dtype, const float *h, const float *bias, float *out, int n, int ffn, int gated, int act,
+                   char *err, size_t errlen);
+int cuda_op_norm_dt(const char *dtype, const float *x, float *y, const float *w, const float *b, int n, int dim, int layer_norm,
+                    float eps, char *err, size_t errlen);
+int cuda_op_rope_store_dt(const char *dtype, const float *qkv, const float *bqkv, const float *cs, const float *cs_sink, float *q,
+                          float *qs, float *k, float *v, int n, int H, int KV, int hd, int rot_half, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
