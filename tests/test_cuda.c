@@ -305,6 +305,37 @@ static void test_kernel_rope_vec(void **state) {
     }
 }
 
+/* norm_reg_kernel (the row in registers, one pass over x) against norm_kernel: the same
+ * per-thread summation order and block_sum, so bit for bit, bound 0; RMSNorm and LayerNorm, each
+ * dtype, dims 300 (partial last step), 4096 (the 7B's), 5120, 8192 and 16384 (the largest), and
+ * 20000 (above it: both run norm_kernel) */
+static void test_kernel_norm_vec(void **state) {
+    if (!tu_have_gpu()) return;
+    const int dims[] = {300, 4096, 5120, 8192, 16384, 20000};
+    const int n = 9;
+    char err[LCB_ERRLEN];
+    for (size_t si = 0; si < sizeof dims / sizeof *dims; si++) {
+        const int dim = dims[si];
+        const size_t rn = (size_t)n * dim;
+        float *x = malloc(rn * 4), *w = malloc(dim * 4), *b = malloc(dim * 4), *y0 = malloc(rn * 4), *y1 = malloc(rn * 4);
+        for (size_t i = 0; i < rn; i++) x[i] = 3 * frand() + (i % 7);
+        for (int i = 0; i < dim; i++) { w[i] = 1 + frand() * 0.5f; b[i] = frand(); }
+        for (size_t di = 0; di < 3; di++)
+            for (int ln = 0; ln < 2; ln++) {
+                cuda_op_elementwise_scalar(0);
+                if (cuda_op_norm_dt(ew_dtypes[di], x, y0, w, ln ? b : NULL, n, dim, ln, 1e-5f, err, sizeof err)) fail_msg("%s", err);
+                cuda_op_elementwise_scalar(1);
+                if (cuda_op_norm_dt(ew_dtypes[di], x, y1, w, ln ? b : NULL, n, dim, ln, 1e-5f, err, sizeof err)) fail_msg("%s", err);
+                cuda_op_elementwise_scalar(0);
+                size_t nd = bits_differ(y0, y1, rn);
+                if (nd) fail_msg("norm dim %d %s %s: %zu of %zu elements differ from the scalar kernel", dim, ln ? "LayerNorm" : "RMSNorm",
+                                 ew_dtypes[di], nd, rn);
+            }
+        print_message("norm dim %d: register kernel = scalar kernel bit for bit (RMS, Layer; fp32, bf16, fp16)\n", dim);
+        free(x); free(w); free(b); free(y0); free(y1);
+    }
+}
+
 /* float distance in ulps (same-sign finite values; cos / sin tables) */
 static int64_t ulps(float a, float b) {
     int32_t x, y;
@@ -800,6 +831,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_kernel_act_vec),
         cmocka_unit_test(test_kernel_rope_vec),
         cmocka_unit_test(test_kernel_rope_table),
+        cmocka_unit_test(test_kernel_norm_vec),
         cmocka_unit_test(test_fixtures_fp32),
         cmocka_unit_test(test_fixtures_bf16),
         cmocka_unit_test(test_fixtures_fp16),

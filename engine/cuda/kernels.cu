@@ -109,8 +109,69 @@ __global__ void norm_kernel(const float *x, T *y, const float *w, const float *b
     }
 }
 
+/* The same with the row held in registers: each thread loads its NPT elements k = tid + 256 j
+ * (norm_kernel's own, coalesced 4-byte loads, all in flight at once) a single time from memory,
+ * and keeps them for the statistics and the output: one pass over x instead of two (three for
+ * LayerNorm).  Every thread sums its elements in norm_kernel's order (j ascending) and the block
+ * reduction is block_sum, so the statistics are norm_kernel's bit for bit, and each output is
+ * its expression as compiled there (norm_kernel's PTX: fma(x, x, ss), fma(t, t, v), w * (x * r),
+ * fma((x - mean) * r, w, b)), written with explicit intrinsics so that no contraction can
+ * differ: bit-identical.  (16-byte loads would give each thread 4 consecutive elements instead,
+ * another summation order; the loads here are 128 bytes a warp, which the memory system
+ * coalesces the same.) */
+template <typename T, int NPT>
+__global__ void __launch_bounds__(256) norm_reg_kernel(const float *x, T *y, const float *w, const float *b, int dim, int layer_norm, float eps) {
+    __shared__ float sh[32];
+    const float *xi = x + (size_t)blockIdx.x * dim;
+    T *yi = y + (size_t)blockIdx.x * dim;
+    const int t = threadIdx.x, nt = blockDim.x;
+    float v[NPT];
+#pragma unroll
+    for (int j = 0; j < NPT; j++) v[j] = t + j * nt < dim ? xi[t + j * nt] : 0.f;
+    if (!layer_norm) {
+        float ss = 0;
+#pragma unroll
+        for (int j = 0; j < NPT; j++)
+            if (t + j * nt < dim) ss = __fmaf_rn(v[j], v[j], ss);
+        ss = block_sum(ss, sh);
+        float r = rsqrtf(ss / dim + eps);
+#pragma unroll
+        for (int j = 0; j < NPT; j++) {
+            const int k = t + j * nt;
+            if (k < dim) yi[k] = from_f<T>(__fmul_rn(w[k], __fmul_rn(v[j], r)));
+        }
+    } else {
+        float s = 0;
+#pragma unroll
+        for (int j = 0; j < NPT; j++)
+            if (t + j * nt < dim) s = __fadd_rn(s, v[j]);
+        float mean = block_sum(s, sh) / dim, var = 0;
+#pragma unroll
+        for (int j = 0; j < NPT; j++)
+            if (t + j * nt < dim) { float d = __fsub_rn(v[j], mean); var = __fmaf_rn(d, d, var); }
+        float r = rsqrtf(block_sum(var, sh) / dim + eps);
+#pragma unroll
+        for (int j = 0; j < NPT; j++) {
+            const int k = t + j * nt;
+            if (k < dim) yi[k] = from_f<T>(__fmaf_rn(__fmul_rn(__fsub_rn(v[j], mean), r), w[k], b[k]));
+        }
+    }
+}
+
 void k_norm(int dt, const float *x, void *y, const float *w, const float *b, int n, int dim, int layer_norm,
             float eps, cudaStream_t st) {
+    if (n <= 0) return;
+    const int per = (dim + 255) / 256; /* elements per thread */
+    if (!cu_ew_scalar && per <= 64) {
+#define NORM_REG(NPT) DISPATCH_T(dt, norm_reg_kernel<T, NPT><<<n, 256, 0, st>>>(x, (T *)y, w, b, dim, layer_norm, eps))
+        if (per <= 4) NORM_REG(4);
+        else if (per <= 8) NORM_REG(8);
+        else if (per <= 16) NORM_REG(16);
+        else if (per <= 32) NORM_REG(32);
+        else NORM_REG(64);
+#undef NORM_REG
+        return;
+    }
     DISPATCH_T(dt, norm_kernel<T><<<n, 256, 0, st>>>(x, (T *)y, w, b, dim, layer_norm, eps));
 }
 
