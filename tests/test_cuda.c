@@ -458,11 +458,11 @@ static void test_fixtures_fp16(void **state) { if (tu_have_gpu()) check_fixtures
 
 /* the other attention kernels on the same fixtures: the scalar one (0), the flash kernel's
  * other launch configurations (2: 4 warps; 3: three stages; 4: two m-tiles per warp) and the
- * warpgroup kernel's (5-8, head dims 64 and 128 on sm_90; others fall back); the default (-1) ran
+ * warpgroup kernel's (5, 6: head dims 64 and 128 on sm_90; others fall back); the default (-1) ran
  * above, and for the fixtures' short inputs (under 1,024 rows per KV head) it is 1 */
 static void test_fixtures_bf16_other_attention(void **state) {
     if (!tu_have_gpu()) return;
-    const int variants[] = {0, 2, 3, 4, 5, 6, 7, 8};
+    const int variants[] = {0, 2, 3, 4, 5, 6};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         print_message("attention variant %d\n", variants[v]);
         cuda_op_attention_variant(variants[v]);

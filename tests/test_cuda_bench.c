@@ -2,9 +2,10 @@
  * test_cuda_bench.c — the CUDA benchmarks of BENCHMARKS.md as one program over the engine's
  * library (no harness, no store), so that the numbers measure the backend alone:
  *
- *   test_cuda_bench stream MODEL SPEC TOKENS CHUNK DTYPE
+ *   test_cuda_bench stream MODEL SPEC TOKENS CHUNK DTYPE [VARIANT]
  *       feed TOKENS random ids (seeded) through strategy SPEC, CHUNK tokens per forward, NLLs
- *       only (fused on the device); prints wall time, tokens/s and device memory
+ *       only (fused on the device); prints wall time, tokens/s and device memory.  VARIANT: the
+ *       attention kernel's configuration (cuda_op_attention_variant; default -1, the engine's)
  *   test_cuda_bench oom MODEL CHUNK DTYPE
  *       dense until the first error: one line per chunk with the position, cudaMemGetInfo's
  *       used bytes and the allocator's weights / KV / workspace bytes; then the error
@@ -86,7 +87,7 @@ static int bench_attention(const char *dtype, const char *variants) {
                 continue;
             }
             char kname[16];
-            snprintf(kname, sizeof kname, kern ? "flash %d" : "scalar", kern);
+            snprintf(kname, sizeof kname, kern >= 5 ? "wgmma %d" : kern ? "flash %d" : "scalar", kern);
             printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kname, ms, fl / (ms * 1e-3) / 1e12);
             fflush(stdout);
         }
@@ -213,11 +214,12 @@ int main(int argc, char **argv) {
         return bench_decode(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
     }
     if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "oom"))) {
-        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE | oom MODEL CHUNK DTYPE | decode MODEL SPEC PROMPT STEPS DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE [VARIANT] | oom MODEL CHUNK DTYPE | decode MODEL SPEC PROMPT STEPS DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
         return 2;
     }
     int oom = !strcmp(argv[1], "oom");
-    if (argc != (oom ? 5 : 7)) { fprintf(stderr, "%s: wrong number of arguments\n", argv[0]); return 2; }
+    if (argc != (oom ? 5 : 7) && (oom || argc != 8)) { fprintf(stderr, "%s: wrong number of arguments\n", argv[0]); return 2; }
+    if (argc == 8) cuda_op_attention_variant(atoi(argv[7]));
     const char *model = argv[2], *spec = oom ? "dense" : argv[3], *dtype = oom ? argv[4] : argv[6];
     long long tokens = oom ? (1LL << 40) : atoll(argv[4]);
     int chunk = atoi(oom ? argv[3] : argv[5]);

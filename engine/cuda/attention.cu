@@ -12,7 +12,11 @@
  * no key still needed is overwritten).  Under s2 the visibility is LongLoRA's group mask instead
  * (whole input, rolled for the model's heads h >= H/2), exactly kvcache.c's s2_visible.
  *
- * Two kernels:
+ * Three kernels:
+ *   attn_wgmma_kernel  bf16/fp16, head_dim 64 or 128, sm_90 (Hopper): the flash kernel's rows,
+ *                      phases, masks and softmax on warpgroup MMA (wgmma) with the key and value
+ *                      tiles read by the tensor cores from swizzled shared memory; the default
+ *                      for chunked prefill (from 1,024 rows per KV head).
  *   attn_flash_kernel  bf16/fp16, head_dim 16, 32, 64 or 128: FlashAttention-2 on tensor cores
  *                      (mma.sync m16n8k16, fp32 accumulation, P rounded to the storage type for
  *                      the PV product as flash attention does).  A block holds 16 NW MT rows, a
@@ -25,7 +29,7 @@
  *                      interval of virtual positions, s2_lo).
  *   attn_scalar_kernel fp32 (the 1e-3 test mode), other head sizes up to 256: one warp per
  *                      (query, head), the same phases and masks, one key at a time.
- * tests/test_cuda.c checks both, every configuration of the first, against a CPU twin in double.
+ * tests/test_cuda.c checks them all, every configuration, against a CPU twin in double.
  */
 #include "engine/cuda/cuda_internal.cuh"
 #include "engine/cuda/ops.h"
@@ -253,11 +257,13 @@ __device__ __forceinline__ void attn_row_bounds(const AttnArgs &a, int ph, int r
 
 /* One score tile of rows a and b (s: NT8 n-tiles of the C layout; cla .. chb their visible
  * columns of the tile, clamped by the comparisons): mask unless `full`, the online softmax
- * (new row max over the quad's 4 threads, O and l rescaled, P = 2^(s sl2 - m sl2)), and P left
- * in s as packed pairs of T, the A fragments of the PV product. */
+ * (new row max over the quad's 4 threads, l rescaled, P = 2^(s sl2 - m sl2)), and P left in s
+ * as packed pairs of T, the A fragments of the PV product.  O is rescaled here unless o is NULL
+ * (a product into O still in flight: the caller rescales by *ca, *cb once it has landed). */
 template <typename T, int NT8, int D8>
 __device__ __forceinline__ void attn_softmax_tile(float (*s)[4], float (*o)[4], bool full, int cla, int cha, int clb, int chb, int quad,
-                                                  float sl2, float *ma, float *mb, float *la, float *lb) {
+                                                  float sl2, float *ma, float *mb, float *la, float *lb, float *pca = nullptr,
+                                                  float *pcb = nullptr) {
     if (!full) {
 #pragma unroll
         for (int nt = 0; nt < NT8; nt++)
@@ -284,8 +290,11 @@ __device__ __forceinline__ void attn_softmax_tile(float (*s)[4], float (*o)[4], 
     const float ca = fast_exp2(fmaf(*ma, sl2, -ba)), cb = fast_exp2(fmaf(*mb, sl2, -bb)); /* 0 when m was -inf */
     *ma = mxa; *mb = mxb;
     float sa = *la * ca, sb = *lb * cb;
+    if (o) {
 #pragma unroll
-    for (int d = 0; d < D8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
+        for (int d = 0; d < D8; d++) { o[d][0] *= ca; o[d][1] *= ca; o[d][2] *= cb; o[d][3] *= cb; }
+    }
+    if (pca) { *pca = ca; *pcb = cb; }
 #pragma unroll
     for (int nt = 0; nt < NT8; nt++) {
         const float p0 = fast_exp2(fmaf(s[nt][0], sl2, -ba)), p1 = fast_exp2(fmaf(s[nt][1], sl2, -ba));
@@ -626,7 +635,7 @@ template <> struct WgmmaRS<__half, 128> {
 };
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 /* the compiler must not move an accumulator across the asynchronous product (CUTLASS's
  * warpgroup_fence_operand) */
 __device__ __forceinline__ void reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
@@ -701,25 +710,16 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
     uint32_t qf[HD / 16][4];
     int cur_ph = -1;
 
+    /* tiles in flight: D ahead of the one computed, one commit group each */
+    constexpr int D = STAGES - 1;
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; s++) {
+    for (int s = 0; s < D; s++) {
         if (s < ntiles) load_tile(s, s);
         cp_async_commit();
     }
-    int st = 0;
-    for (int it = 0; it < ntiles; it++) {
-        cp_async_wait<STAGES - 2>();
-        fence_proxy_async(); /* this thread's copies and zero stores, before the tensor cores read them */
-        __syncthreads();     /* tile it visible to all; every warpgroup is done with tile it - 1's stage */
-        {
-            const int nx = it + STAGES - 1;
-            int sn = st + STAGES - 1;
-            if (sn >= STAGES) sn -= STAGES;
-            if (nx < ntiles) load_tile(nx, sn);
-            cp_async_commit();
-        }
+    /* this phase's queries and row bounds, for tile it */
+    auto enter_tile = [&](int it) {
         const int ph = it < nt0 ? 0 : 1;
-        const int kr = (ph ? it - nt0 : it) * BK;
         if (ph != cur_ph) {
             cur_ph = ph;
             attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
@@ -727,33 +727,57 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
             attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
             attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
         }
-        const uint32_t tk = sbase + (uint32_t)(2 * st) * TILE, tv = tk + TILE;
-        /* S = Q K^T over the warpgroup's 64 rows */
-        float s[BK / 8][4];
+        return (ph ? it - nt0 : it) * BK; /* the tile's first key relative to its phase's */
+    };
+    /* S = Q K^T over the warpgroup's 64 rows, from stage st's keys (issued, committed, not waited) */
+    auto issue_qk = [&](float (*sc)[4], int st) {
+        const uint32_t tk = sbase + (uint32_t)(2 * st) * TILE;
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < HD / 16; ks++)
-            WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
+            WgmmaRS<T, BK>::template run<0>(&sc[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
         wgmma_commit();
-        wgmma_wait0();
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
-        const int ke = kr + BK - 1;
-        const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
-        attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
-        /* O += P V */
+    };
+    /* O += P V from stage st's values (issued, committed, not waited) */
+    auto issue_pv = [&](const uint32_t (*pf)[4], int st) {
+        const uint32_t tv = sbase + (uint32_t)(2 * st + 1) * TILE;
         wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < BK / 16; j++) {
-            const uint32_t pa[4] = {__float_as_uint(s[2 * j][0]), __float_as_uint(s[2 * j][1]), __float_as_uint(s[2 * j + 1][0]),
-                                    __float_as_uint(s[2 * j + 1][1])};
-            WgmmaRS<T, HD>::template run<1>(&o[0][0], pa, wg_desc(tv + j * 2048, PANEL, 1024), 1);
-        }
+        for (int j = 0; j < BK / 16; j++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[j], wg_desc(tv + j * 2048, PANEL, 1024), 1);
         wgmma_commit();
-        wgmma_wait0();
+    };
+    auto fence_o = [&]() {
 #pragma unroll
         for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
-        if (++st == STAGES) st = 0;
+    };
+    /* the P fragments of the PV product from the packed score tile (see attn_softmax_tile) */
+    auto take_p = [&](uint32_t (*pf)[4], float (*sc)[4]) {
+#pragma unroll
+        for (int j = 0; j < BK / 16; j++) {
+            pf[j][0] = __float_as_uint(sc[2 * j][0]); pf[j][1] = __float_as_uint(sc[2 * j][1]);
+            pf[j][2] = __float_as_uint(sc[2 * j + 1][0]); pf[j][3] = __float_as_uint(sc[2 * j + 1][1]);
+        }
+    };
+    uint32_t pf[BK / 16][4];
+    for (int it = 0; it < ntiles; it++) {
+        const int st = it % STAGES;
+        cp_async_wait<D - 1>(); /* tile it's group complete (D groups were ahead of it) */
+        fence_proxy_async();    /* this thread's copies and zero stores, before the tensor cores read them */
+        __syncthreads();        /* tile it visible to all; every warpgroup is done with the stage reloaded next */
+        if (it + D < ntiles) load_tile(it + D, (it + D) % STAGES); /* the stage of tile it - 1, read no more */
+        cp_async_commit();
+        const int kr = enter_tile(it), ke = kr + BK - 1;
+        float s[BK / 8][4];
+        issue_qk(s, st);
+        wgmma_wait<0>();
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
+        const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
+        attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
+        take_p(pf, s);
+        issue_pv(pf, st);
+        wgmma_wait<0>();
+        fence_o();
     }
     cp_async_wait<0>();
     attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
@@ -793,8 +817,9 @@ static int launch_flash_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *er
     }
 }
 
-/* The warpgroup kernel's configurations, cu_attention_variant = (key tile, warpgroups, stages):
- * 5 (64, 2, 2); 6 (128, 2, 2); 7 (64, 3, 2); 8 (64, 2, 3). */
+/* The warpgroup kernel's configurations, cu_attention_variant = warpgroups: 5 two, 6 three; key
+ * tiles of 64, two stages.  (Tried on the H200, ATTENTION_NOTES.md: key tiles of 128, three
+ * stages, and FlashAttention-3's overlap of the PV product with the next tile's softmax.) */
 template <typename T, int HD, int BK, int NWG, int STAGES>
 static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     constexpr size_t smem = wg_smem_bytes<HD, BK, STAGES>();
@@ -814,12 +839,7 @@ static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
 
 template <typename T, int HD>
 static int launch_wgmma_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
-    switch (cfg) {
-    case 6: return launch_wgmma_cfg<T, HD, 128, 2, 2>(a, st, err, errlen);
-    case 7: return launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen);
-    case 8: return launch_wgmma_cfg<T, HD, 64, 2, 3>(a, st, err, errlen);
-    default: return launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen); /* 5 */
-    }
+    return cfg == 6 ? launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen) : launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen);
 }
 
 /* 1 launched, 0 not covered (dtype or head size), -1 error */
@@ -858,19 +878,20 @@ static bool attn_dev_sm90(void) {
 /* the warpgroup configuration v can take these arguments: head dim 64 or 128, a ring of at
  * least one key tile, an sm_90 device */
 static bool attn_wgmma_ok(const AttnArgs *a, int v) {
-    const int bk = v == 6 ? 128 : 64;
-    return (a->hd == 64 || a->hd == 128) && !(a->R > 0 && a->R < bk) && attn_dev_sm90();
+    (void)v; /* every configuration: key tiles of 64, as the flash kernel's (checked by the caller) */
+    return (a->hd == 64 || a->hd == 128) && attn_dev_sm90();
 }
 
 /* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): from
- * 1,024 rows per KV head (chunked prefill) the warpgroup kernel's 5 where it can run, else the
- * flash kernel's 4 (two m-tiles per warp: 246-263 TFLOP/s at head_dim 128 against 200-229 for
- * 1-3, 203 against 160-186 at 64).  Calls with few rows per KV head (decode: one query, H / KV
- * rows; short chunks) launch a block or two per KV head, far fewer than the SMs, and each block
- * streams every key: there 1 keeps the previous default, twice the threads issuing copies. */
+ * 1,024 rows per KV head (chunked prefill) the warpgroup kernel's 6 where it can run (272-300
+ * TFLOP/s at head_dim 128 on the sink, window, dense and GQA shapes, 214 at 64 for Falcon's MQA;
+ * 5 243-265 and 164), else the flash kernel's 4 (208-263 at 128, 187-203 at 64).  Calls with few
+ * rows per KV head (decode: one query, H / KV rows; short chunks) launch a block or two per KV
+ * head, far fewer than the SMs, and each block streams every key: there the flash kernel's 1,
+ * twice the threads issuing copies. */
 static int attn_default_cfg(const AttnArgs *a) {
     if (a->n * (a->H / a->KV) < 1024) return 1;
-    return 4; /* the warpgroup kernel (5) becomes the default once measured on the device */
+    return attn_wgmma_ok(a, 6) ? 6 : 4;
 }
 
 /* which kernel cu_attention runs for these arguments: 0 scalar, else the configuration (1-4

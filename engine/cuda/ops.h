@@ -36,7 +36,7 @@ int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, ch
  * (attn_default_cfg), 0 the scalar kernel, 1 .. 4 the flash kernel's launch configurations, 5 ..
  * CU_ATTN_VARIANTS the warpgroup (wgmma, sm_90a) kernel's (attention.cu; where the shape or the
  * device cannot take one, the default flash configuration runs) */
-#define CU_ATTN_VARIANTS 8
+#define CU_ATTN_VARIANTS 6
 void cuda_op_attention_variant(int v);
 
 /* One attention call (engine/cuda/attention.cu, AttnArgs): n queries at positions t0 .. t0+n-1,
