@@ -575,6 +575,11 @@ static void test_attention_kernel_vs_cpu(void **state) {
         {"sink:4:20, head_dim 80 (scalar)", {60, 2, 1, 80, 5, 4, 20, 20 + 60 + 1, 0, 0}},
         {"dense, head_dim 256 (scalar)", {40, 2, 2, 256, 0, 0, -1, 0, 0, 0}},
         {"one query, sink:4:500", {1, 8, 8, 128, 777, 4, 500, 500 + 4096, 0, 0}},
+        /* decode shapes with many keys: the flash configurations split the keys (flash-decoding) */
+        {"decode: one query, dense over 20,000 keys, GQA 4:1", {1, 8, 2, 128, 20000, 0, -1, 0, 0, 0}},
+        {"decode: 3 queries, sink:4:8188, ring, head_dim 64", {3, 8, 8, 64, 100000, 4, 8188, 8188 + 4096, 0, 0}},
+        {"decode: one query, window:3000, ring wraps, MQA 16:1", {1, 16, 1, 128, 77777, 0, 3000, 3000 + 4096, 0, 0}},
+        {"decode: one query, sink:4:4092 at t = 5000 (parts of sinks and recent)", {1, 4, 4, 128, 5000, 4, 4092, 4092 + 4096, 0, 0}},
     };
     /* bounds, ||out - ref|| / ||ref||: fp32 (scalar kernel, float sums and expf) far under 1e-5;
      * bf16: the output's own rounding (2^-9 relative, ~1.1e-3 in norm) plus P rounded to bf16

@@ -326,9 +326,55 @@ __device__ __forceinline__ void attn_store_rows(const AttnArgs &a, float (*o)[4]
     }
 }
 
+/* Split over the keys (flash-decoding): rows ra and ra + 8's part blockIdx.z, as
+ * a.part[(z n H + i H + h) (HD + 2) ..]: O unnormalised (HD floats), the raw-score max, the sum. */
+template <int HD>
+__device__ __forceinline__ void attn_store_part(const AttnArgs &a, float (*o)[4], float ma, float mb, float la, float lb, int ra, int nrows,
+                                                int Gq, int g, int quad) {
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+        la += __shfl_xor_sync(0xffffffffu, la, off);
+        lb += __shfl_xor_sync(0xffffffffu, lb, off);
+    }
+    const int rb = ra + 8;
+    const size_t zb = (size_t)blockIdx.z * a.n * a.H;
+    float *pa = a.part + (zb + (size_t)(ra / Gq) * a.H + g * Gq + ra % Gq) * (HD + 2);
+    float *pb = a.part + (zb + (size_t)(rb / Gq) * a.H + g * Gq + rb % Gq) * (HD + 2);
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) {
+        const int c = d * 8 + quad * 2;
+        if (ra < nrows) { pa[c] = o[d][0]; pa[c + 1] = o[d][1]; }
+        if (rb < nrows) { pb[c] = o[d][2]; pb[c + 1] = o[d][3]; }
+    }
+    if (quad == 0 && ra < nrows) { pa[HD] = ma; pa[HD + 1] = la; }
+    if (quad == 0 && rb < nrows) { pb[HD] = mb; pb[HD + 1] = lb; }
+}
+
+/* The parts of each (query, head) row merged: weights 2^((m_z - M) sl2) against the largest raw
+ * max M (0 for a part that saw no key), O = sum w_z O_z / sum w_z l_z.  One block per row, a
+ * thread per dim. */
+template <typename T>
+__global__ void attn_combine_kernel(const float *part, T *out, int rows, int hd, int nz, float sl2) {
+    const int r = blockIdx.x, d = threadIdx.x;
+    if (d >= hd) return;
+    const size_t stride = (size_t)rows * (hd + 2);
+    const float *p = part + (size_t)r * (hd + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < nz; z++) M = fmaxf(M, p[z * stride + hd]);
+    float L = 0.f, O = 0.f;
+    for (int z = 0; z < nz; z++) {
+        const float m = p[z * stride + hd];
+        const float w = m == -INFINITY ? 0.f : exp2f((m - M) * sl2);
+        L += w * p[z * stride + hd + 1];
+        O += w * p[z * stride + d];
+    }
+    out[(size_t)r * hd + d] = from_f<T>(L > 0 ? O / L : 0.f);
+}
+
 /* ---------------------------------------------------------------- flash kernel */
 
 #define FA_BK 64 /* keys per tile */
+#define CU_ATTN_PARTS 32 /* the most parts of a split over the keys (attn_split_parts) */
 
 /* Launch configurations of the flash kernel, cu_attention_variant = (warps per block, shared-memory
  * stages, 16-row m-tiles per warp): 1 (8, 2, 1); 2 (4, 2, 1); 3 (8, 3, 1); 4 (4, 2, 2), the
@@ -386,6 +432,8 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     /* from here on keys are counted from their phase's first one (lo0 = 0: the sinks start at 0) */
     const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1); /* keys per phase */
     const int nt0 = n0 > 0 ? (n0 + BK - 1) / BK : 0, ntiles = nt0 + (n1 + BK - 1) / BK;
+    /* split over the keys (gridDim.z parts, a.part): this block's tiles it_lo .. it_hi - 1 */
+    const int it_lo = (int)((int64_t)ntiles * blockIdx.z / gridDim.z), it_hi = (int)((int64_t)ntiles * (blockIdx.z + 1) / gridDim.z);
 
     /* Tile it's keys into stage st: phase 0 from the sink rows, phase 1 from the pages; keys past
      * the phase's end are zeros (their scores are masked; V must not hold NaN garbage). */
@@ -433,14 +481,14 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     uint32_t qf[QREG ? HD / 16 : 1][4];                /* QREG: the A fragments of Q */
     int cur_ph = -1;
 
-    /* prologue: tiles 0 .. STAGES-2 in flight, one commit group each (empty groups past the end) */
+    /* prologue: tiles it_lo .. it_lo + STAGES-2 in flight, one commit group each (empty groups past the end) */
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
-        if (s < ntiles) load_tile(s, s);
+        if (it_lo + s < it_hi) load_tile(it_lo + s, s);
         cp_async_commit();
     }
     int st = 0;
-    for (int it = 0; it < ntiles; it++) {
+    for (int it = it_lo; it < it_hi; it++) {
         /* groups committed: STAGES - 1 + it; tile it's is complete when at most STAGES - 2 remain */
         cp_async_wait<STAGES - 2>();
         __syncthreads(); /* tile it visible to all; every warp is done with tile it - 1's stage */
@@ -448,7 +496,7 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
             const int nx = it + STAGES - 1;
             int sn = st + STAGES - 1;
             if (sn >= STAGES) sn -= STAGES;
-            if (nx < ntiles) load_tile(nx, sn); /* into the stage tile it - 1 used */
+            if (nx < it_hi) load_tile(nx, sn); /* into the stage tile it - 1 used */
             cp_async_commit();
         }
         const int ph = it < nt0 ? 0 : 1;
@@ -550,7 +598,10 @@ __global__ void __launch_bounds__(32 * NW, 1) attn_flash_kernel(AttnArgs a) {
     }
     cp_async_wait<0>(); /* no copy outlives the block (only empty groups are left) */
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) attn_store_rows<T, HD>(a, o[mt], la[mt], lb[mt], row0 + 16 * mt, nrows, Gq, g, quad);
+    for (int mt = 0; mt < MT; mt++) {
+        if (gridDim.z > 1) attn_store_part<HD>(a, o[mt], ma[mt], mb[mt], la[mt], lb[mt], row0 + 16 * mt, nrows, Gq, g, quad);
+        else attn_store_rows<T, HD>(a, o[mt], la[mt], lb[mt], row0 + 16 * mt, nrows, Gq, g, quad);
+    }
 }
 
 /* ---------------------------------------------------------------- warpgroup kernel (sm_90a) */
@@ -790,6 +841,32 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
  * warpgroup configurations; tests and benchmarks set it */
 int cu_attention_variant = -1;
 
+/* multiprocessors of the current device, asked once per device */
+static int attn_dev_sms(void) {
+    static int known[32];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 32) { cudaGetLastError(); return 1; }
+    if (!known[dev] && cudaDeviceGetAttribute(&known[dev], cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) { cudaGetLastError(); known[dev] = 1; }
+    return known[dev] > 0 ? known[dev] : 1;
+}
+
+/* Parts of the split over the keys (flash-decoding) for a flash launch of bq-row blocks: with
+ * fewer blocks than the multiprocessors (decode: one query, H / KV rows a KV head), each block
+ * streams every key its rows see, so the keys are cut into parts of at least 4 tiles, enough
+ * parts for ~2 blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no split) otherwise and under
+ * s2.  The keys a row sees: its window (S + W + n) or the whole history. */
+static int attn_split_parts(const AttnArgs *a, int bq) {
+    if (a->s2_group > 0) return 1;
+    const int64_t blocks = (int64_t)((a->n * (a->H / a->KV) + bq - 1) / bq) * a->KV, sms = attn_dev_sms();
+    if (blocks * 2 > sms) return 1;
+    int64_t keys = a->t0 + a->n;
+    if (a->W >= 0 && a->S + a->W + a->n < keys) keys = a->S + a->W + a->n;
+    int64_t parts = (2 * sms + blocks - 1) / blocks, most = keys / (4 * FA_BK);
+    if (parts > most) parts = most;
+    if (parts > CU_ATTN_PARTS) parts = CU_ATTN_PARTS;
+    return parts > 1 ? (int)parts : 1;
+}
+
 template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     constexpr size_t smem = fa_smem_bytes<T, HD, NW, STAGES, MT>();
@@ -802,8 +879,11 @@ static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
         if (dev < 32) attr_set |= 1u << dev;
     }
     const int rows = a->n * (a->H / a->KV);
-    dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV);
+    dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV, a->part ? attn_split_parts(a, 16 * NW * MT) : 1);
     attn_flash_kernel<T, HD, NW, STAGES, MT><<<grid, 32 * NW, smem, st>>>(*a);
+    if (grid.z > 1)
+        attn_combine_kernel<T><<<a->n * a->H, (a->hd + 31) & ~31, 0, st>>>(a->part, (T *)a->out, a->n * a->H, a->hd, (int)grid.z,
+                                                                       a->scale * 1.4426950408889634f);
     return 0;
 }
 
@@ -906,12 +986,33 @@ static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     return attn_default_cfg(a);
 }
 
+/* The split's partial rows (CU_ATTN_PARTS x n H x (hd + 2) floats), one buffer per device kept
+ * for the process and grown when a call needs more (workspace in the memory accounting). */
+static int attn_part_reserve(const AttnArgs *a, float **part, char *err, size_t errlen) {
+    static float *buf[32];
+    static size_t bytes[32];
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= 32) return lcb_fail(err, errlen, "CUDA attention: device %d", dev);
+    const size_t need = (size_t)CU_ATTN_PARTS * a->n * a->H * (a->hd + 2) * sizeof(float);
+    if (need > bytes[dev]) {
+        if (buf[dev]) { CU_TRY(cudaDeviceSynchronize()); cu_free(buf[dev], bytes[dev], LCB_MEM_WORK); buf[dev] = NULL; bytes[dev] = 0; }
+        if (cu_alloc((void **)&buf[dev], need, LCB_MEM_WORK, "the attention's split over the keys", err, errlen)) return -1;
+        bytes[dev] = need;
+    }
+    *part = buf[dev];
+    return 0;
+}
+
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     if (a->hd > 256) return lcb_fail(err, errlen, "CUDA attention: head_dim %d > 256 is not supported", a->hd);
     if (a->KV <= 0 || a->H % a->KV) return lcb_fail(err, errlen, "CUDA attention: %d query heads over %d KV heads", a->H, a->KV);
     const int cfg = attn_kernel_for(dt, a, cu_attention_variant);
     int done = 0;
-    if (cfg > 0) done = dt == DT_BF16 ? launch_flash<__nv_bfloat16>(cfg, a, st, err, errlen) : launch_flash<__half>(cfg, a, st, err, errlen);
+    AttnArgs b = *a;
+    b.part = NULL;
+    if (cfg >= 1 && cfg <= 4 && attn_split_parts(a, cfg == 2 ? 64 : 128) > 1 && attn_part_reserve(a, &b.part, err, errlen)) return -1;
+    if (cfg > 0) done = dt == DT_BF16 ? launch_flash<__nv_bfloat16>(cfg, &b, st, err, errlen) : launch_flash<__half>(cfg, &b, st, err, errlen);
     if (done < 0) return -1;
     if (!done) {
         dim3 grid((a->n + 3) / 4, a->H);
@@ -989,7 +1090,7 @@ static int attn_bufs_init(AttnBufs *b, int dt, const CudaAttnShape *sh, int64_t 
     free(h);
     if (e != cudaSuccess) { attn_bufs_free(b); return cu_fail(e, "page tables", __FILE__, __LINE__, err, errlen); }
     AttnArgs a = {b->q, b->qs, b->sk, b->sv, b->tab, b->tab + np, b->out, sh->n, sh->H, sh->KV, sh->hd, sh->t0, sh->S, sh->W, sh->R,
-                  sh->s2_group, sh->s2_total, 0, sh->H, 1.0f / sqrtf((float)sh->hd)};
+                  sh->s2_group, sh->s2_total, 0, sh->H, 1.0f / sqrtf((float)sh->hd), NULL};
     b->a = a;
     return 0;
 }

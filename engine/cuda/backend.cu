@@ -911,7 +911,7 @@ static int layer_attn(const ModelConfig *c, KVCache *kv, DevModel *d, DevKV *k, 
                    sinks ? sinks + (2 * l + 1) * sink_layer : NULL, kp, vp};
     k_rope_store(d->dt, &ra, d->st);
     AttnArgs aa = {d->q, need_qs ? d->qs : d->q, ra.sk, ra.sv, kp, vp, d->att, n, H, d->KV, hd, t0, S, W, k->R,
-                   kv->s2_group, kv->s2_total, d->h0, c->n_heads, 1.0f / sqrtf((float)hd)};
+                   kv->s2_group, kv->s2_total, d->h0, c->n_heads, 1.0f / sqrtf((float)hd), NULL};
     if (cu_attention(d->dt, &aa, d->st, err, errlen)) return -1;
     float *acc = acc_of(d);
     if (c->parallel) {

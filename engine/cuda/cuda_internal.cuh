@@ -202,6 +202,8 @@ typedef struct {
     int s2_h0, s2_heads;            /* s2 rolls the model's heads h0 + h >= heads / 2: with --tp this
                                      * GPU holds heads [h0, h0 + H) of `heads` */
     float scale;
+    float *part;                    /* set by cu_attention for a split over the keys (flash-decoding):
+                                     * gridDim.z parts, each row's unnormalised O, max and sum */
 } AttnArgs;
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen);
 
