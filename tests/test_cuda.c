@@ -548,6 +548,47 @@ static void attn_cpu(const CudaAttnShape *sh, const float *q, const float *qs, c
     free(sc); free(o); free(kr); free(vr); free(which);
 }
 
+/* The decode product (k_gemv: n <= 4 rows, what a one-token step multiplies every weight by)
+ * against a double reference on the same rounded inputs, for shapes the models have (4096 x
+ * 12288, 11008 x 4096) and edges (in not a multiple of 256, out not of 8, 1-4 rows), the fp32
+ * output with and without the residual's beta = 1, the T output: fp32 within 1e-5 of sum |w x|
+ * (fp32 sums), T within its own rounding (2^-8 bf16, 2^-11 fp16, relative) of that. */
+static void test_kernel_gemv(void **state) {
+    if (!tu_have_gpu()) return;
+    static const int shapes[][3] = {{1, 4096, 12288}, {2, 11008, 4096}, {3, 136, 77}, {4, 264, 1000}, {1, 8, 3}, {4, 4096, 32000}};
+    const char *dts[] = {"bf16", "fp16"};
+    char err[LCB_ERRLEN];
+    int bad = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int di = 0; di < 2; di++)
+            for (int mode = 0; mode < 3; mode++) { /* 0 fp32, 1 fp32 + beta 1 y0, 2 T */
+                const int n = shapes[si][0], in = shapes[si][1], out = shapes[si][2];
+                float *x = attn_rand((size_t)n * in, 1, di + 1), *w = attn_rand((size_t)out * in, 1, di + 1);
+                float *y0 = attn_rand((size_t)n * out, 1, 0), *y = malloc((size_t)n * out * 4);
+                const float beta = mode == 1 ? 1.f : 0.f;
+                if (cuda_op_gemv_dt(dts[di], x, w, mode == 1 ? y0 : NULL, y, n, in, out, beta, mode == 2, err, sizeof err))
+                    fail_msg("gemv %s %d x %d x %d: %s", dts[di], n, in, out, err);
+                double worst = 0;
+                for (int r = 0; r < n; r++)
+                    for (int o = 0; o < out; o++) {
+                        double ref = mode == 1 ? y0[(size_t)r * out + o] : 0, mag = fabs(ref);
+                        for (int k = 0; k < in; k++) {
+                            const double p = (double)x[(size_t)r * in + k] * w[(size_t)o * in + k];
+                            ref += p; mag += fabs(p);
+                        }
+                        const double got = y[(size_t)r * out + o];
+                        const double tol = 1e-5 * mag + (mode == 2 ? (di ? 0x1p-11 : 0x1p-8) * fabs(ref) : 0);
+                        const double e = fabs(got - ref);
+                        if (!(e <= tol)) bad++;
+                        if (mag > 0) worst = fmax(worst, e / mag);
+                    }
+                print_message("gemv %s %d x %d x %d %s: worst |y - ref| / sum |w x| = %.3g\n", dts[di], n, in, out,
+                              mode == 0 ? "fp32" : mode == 1 ? "fp32 + y0" : "T", worst);
+                free(x); free(w); free(y0); free(y);
+            }
+    assert_int_equal(bad, 0);
+}
+
 /* Every policy the chunked forward uses, GQA / MQA, the head dims the engine meets (the flash
  * kernel's 16, 32, 64, 128 and the scalar fallback's others), rings that wrap, a chunk's first
  * queries inside the sinks, rows that do not fill a block: each kernel variant and dtype against
@@ -836,6 +877,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_kernel_act_vec),
         cmocka_unit_test(test_kernel_rope_vec),
         cmocka_unit_test(test_kernel_rope_table),
+        cmocka_unit_test(test_kernel_gemv),
         cmocka_unit_test(test_kernel_norm_vec),
         cmocka_unit_test(test_fixtures_fp32),
         cmocka_unit_test(test_fixtures_bf16),

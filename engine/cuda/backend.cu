@@ -762,6 +762,7 @@ extern "C" int cuda_kv_copy(KVCache *dst, const KVCache *src, const Model *m, ch
  * in T (yt = d->dt); fp32 accumulation either way (fp32 mode: pedantic, the CPU twin's) */
 static int gemm_to(DevModel *d, const void *x, const void *w, void *y, int yt, int n, int in, int out, float beta, char *err,
                    size_t errlen) {
+    if (n <= CU_GEMV_ROWS && !k_gemv(d->dt, x, w, y, yt, n, in, out, beta, d->st)) return 0; /* decode: W read at bandwidth */
     const float alpha = 1.f;
     cudaDataType t = dt_cuda(d->dt);
     CUBLAS_TRY(cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in, &beta, y, dt_cuda(yt), out,

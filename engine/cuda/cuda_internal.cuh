@@ -180,6 +180,10 @@ void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
 /* h, out in T; gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) (in fp32) */
 void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);
 void k_nll(const float *lg, const int32_t *tg, double *nll, int n, int vocab, cudaStream_t st);
+/* y (n, out) = x (n, in) W^T (+ beta y), W (out, in) in T (bf16/fp16), y in fp32 (yt DT_F32) or T,
+ * for n <= CU_GEMV_ROWS (decode): 0 launched, 1 not taken (fp32, other n, in % 8, alignment) */
+#define CU_GEMV_ROWS 4
+int k_gemv(int dt, const void *x, const void *w, void *y, int yt, int n, int in, int out, float beta, cudaStream_t st);
 /* p[i] = lcb_rng_normal(seed, tensor, i, std) (engine/rng.h: ~N(0, std^2), model.c's fill_normal bit for bit) */
 void k_fill_normal(int dt, void *p, size_t n, float std, uint64_t seed, uint64_t tensor, cudaStream_t st);
 /* the block dst (rows, cols) of such a tensor: elements base + r * ld + c */

@@ -449,6 +449,74 @@ int k_rope_table(const RopeTabArgs *a, cudaStream_t st) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- decode products */
+
+/* y (NR, out) = x (NR, in) W^T (+ beta y) for the few rows of a decode step: a warp per output,
+ * 16-byte loads of W (each weight read once for all NR rows: the product is W's bytes over the
+ * memory bandwidth), x read the same way (cached), fp32 sums (8 products a lane per load, then
+ * the lanes by shuffles, a fixed order), y in fp32 or in T.  cuBLAS's GEMV-shaped GemmEx reads W
+ * at about half the bandwidth (ATTENTION_NOTES.md, "Decode"). */
+template <typename T, typename Y, int NR>
+__global__ void __launch_bounds__(256) gemv_kernel(const T *__restrict__ x, const T *__restrict__ w, Y *y, int in, int out, float beta) {
+    const int lane = threadIdx.x & 31, o = blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (o >= out) return;
+    const T *wr = w + (size_t)o * in;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.f;
+#pragma unroll 4
+    for (int k = lane * 8; k < in; k += 256) {
+        const uint4 wv = __ldg((const uint4 *)(wr + k));
+        const T *we = (const T *)&wv;
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            const uint4 xv = __ldg((const uint4 *)(x + (size_t)r * in + k));
+            const T *xe = (const T *)&xv;
+            float s = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) s = fmaf(to_f(we[j]), to_f(xe[j]), s);
+            acc[r] += s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+#pragma unroll
+        for (int off = 16; off; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            Y *yo = y + (size_t)r * out + o;
+            *yo = from_f<Y>(beta != 0.f ? acc[r] + beta * to_f(*yo) : acc[r]);
+        }
+    }
+}
+
+template <typename T, typename Y>
+static void gemv_rows(const T *x, const T *w, Y *y, int n, int in, int out, float beta, cudaStream_t st) {
+    const unsigned blocks = blocks_for((size_t)out, 8);
+    switch (n) {
+    case 1: gemv_kernel<T, Y, 1><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    case 2: gemv_kernel<T, Y, 2><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    case 3: gemv_kernel<T, Y, 3><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    default: gemv_kernel<T, Y, 4><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    }
+}
+
+int k_gemv(int dt, const void *x, const void *w, void *y, int yt, int n, int in, int out, float beta, cudaStream_t st) {
+    if (dt == DT_F32 || n < 1 || n > CU_GEMV_ROWS || in % 8 || ((uintptr_t)x | (uintptr_t)w) % 16) return 1;
+    if (dt == DT_BF16) {
+        typedef __nv_bfloat16 T;
+        if (yt == DT_F32) gemv_rows<T, float>((const T *)x, (const T *)w, (float *)y, n, in, out, beta, st);
+        else gemv_rows<T, T>((const T *)x, (const T *)w, (T *)y, n, in, out, beta, st);
+    } else {
+        typedef __half T;
+        if (yt == DT_F32) gemv_rows<T, float>((const T *)x, (const T *)w, (float *)y, n, in, out, beta, st);
+        else gemv_rows<T, T>((const T *)x, (const T *)w, (T *)y, n, in, out, beta, st);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- fused log-softmax NLL */
 
 /* nll[i] = log(sum exp(lg - max)) + max - lg[target]; NAN where target < 0.  One block per row. */

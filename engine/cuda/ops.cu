@@ -226,3 +226,26 @@ extern "C" int cuda_op_rope_store_dt(const char *dtype, const float *qkv, const 
     bufs_free(&B);
     return rc;
 }
+
+/* The decode product (kernels.cu k_gemv) in a storage dtype: x (n, in) and W (out, in) rounded to
+ * T on the device, y (n, out) in fp32 (y_t 0: y0, NULL for zeros, then y = x W^T + beta y0) or in
+ * T (y_t 1, beta 0); the result returned as floats (exact).  An error where k_gemv would not take
+ * the shape (the forward pass then uses cuBLAS). */
+extern "C" int cuda_op_gemv_dt(const char *dtype, const float *x, const float *w, const float *y0, float *y, int n, int in, int out,
+                               float beta, int y_t, char *err, size_t errlen) {
+    const int dt = dt_parse(dtype);
+    if (dt < 0 || dt == DT_F32) return lcb_fail(err, errlen, "cuda_op_gemv_dt: dtype '%s' (bf16 or fp16)", dtype);
+    Bufs B = {};
+    void *dx, *dw, *dy, *df;
+    const size_t ny = (size_t)n * out;
+    if (bufs_add_t(&B, dt, &dx, x, (size_t)n * in, err, errlen) || bufs_add_t(&B, dt, &dw, w, (size_t)out * in, err, errlen) ||
+        bufs_add(&B, &df, NULL, ny * 4, err, errlen)) { bufs_free(&B); return -1; }
+    if (y_t) { if (bufs_add_t(&B, dt, &dy, NULL, ny, err, errlen)) { bufs_free(&B); return -1; } }
+    else if (bufs_add(&B, &dy, y0, ny * 4, err, errlen)) { bufs_free(&B); return -1; }
+    if (!y_t && !y0) CU_TRY(cudaMemset(dy, 0, ny * 4));
+    if (k_gemv(dt, dx, dw, dy, y_t ? dt : DT_F32, n, in, out, beta, 0)) { bufs_free(&B); return lcb_fail(err, errlen, "k_gemv did not take n %d in %d", n, in); }
+    if (!y_t) return finish(y, dy, ny * 4, &B, err, errlen);
+    if (dt == DT_BF16) ops_to_float_kernel<__nv_bfloat16><<<(unsigned)((ny + 255) / 256), 256>>>((const __nv_bfloat16 *)dy, (float *)df, ny);
+    else ops_to_float_kernel<__half><<<(unsigned)((ny + 255) / 256), 256>>>((const __half *)dy, (float *)df, ny);
+    return finish(y, df, ny * 4, &B, err, errlen);
+}
