@@ -253,6 +253,22 @@ void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, 
 
 /* ---------------------------------------------------------------- RoPE + KV store */
 
+/* where position t's key and value rows go: its sink slot (t < S), else its recent slot t - S
+ * (mod R for a ring), i.e. page slot >> CU_PAGE_SHIFT */
+template <typename T>
+__device__ __forceinline__ void rope_kv_dst(const RopeArgs &a, int64_t t, int kvd, T **kdst, T **vdst) {
+    if (t < a.S) {
+        *kdst = (T *)a.sk + (size_t)t * kvd;
+        *vdst = (T *)a.sv + (size_t)t * kvd;
+    } else {
+        int64_t slot = t - a.S;
+        if (a.R) slot %= a.R;
+        const size_t off = (size_t)(slot & (CU_PAGE - 1)) * kvd;
+        *kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
+        *vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
+    }
+}
+
 /* One block per chunk row of qkv (T, as the QKV GEMM wrote it; the bias is added in fp32).
  * q heads: rotate at t (-> q) and, if asked, at the sink position (-> qs); k heads: rotate at
  * t; k and v go to the sink slot t (t < S) or to the recent slot t - S (mod R for a ring), i.e.
@@ -263,18 +279,8 @@ __global__ void rope_store_kernel(RopeArgs a) {
     const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
     const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
     const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
-    const int64_t t = a.t0 + i;
     T *kdst, *vdst;
-    if (t < a.S) {
-        kdst = (T *)a.sk + (size_t)t * kvd;
-        vdst = (T *)a.sv + (size_t)t * kvd;
-    } else {
-        int64_t slot = t - a.S;
-        if (a.R) slot %= a.R;
-        size_t off = (size_t)(slot & (CU_PAGE - 1)) * kvd;
-        kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
-        vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
-    }
+    rope_kv_dst(a, a.t0 + i, kvd, &kdst, &vdst);
     T *q = (T *)a.q + (size_t)i * qd, *qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
     /* every element of q and k: e = head * hd + d */
     for (int e = threadIdx.x; e < qd + kvd; e += blockDim.x) {
@@ -314,18 +320,8 @@ __global__ void rope_vec_kernel(RopeArgs a) {
     const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
     const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
     const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
-    const int64_t t = a.t0 + i;
     T *kdst, *vdst;
-    if (t < a.S) {
-        kdst = (T *)a.sk + (size_t)t * kvd;
-        vdst = (T *)a.sv + (size_t)t * kvd;
-    } else {
-        int64_t slot = t - a.S;
-        if (a.R) slot %= a.R;
-        size_t off = (size_t)(slot & (CU_PAGE - 1)) * kvd;
-        kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
-        vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
-    }
+    rope_kv_dst(a, a.t0 + i, kvd, &kdst, &vdst);
     T *q = (T *)a.q + (size_t)i * qd, *qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
     const int gr = half >> 3, per_head = (hd >> 3) - gr; /* gr rotated pairs of 8, then the non-rotated dims by 8 */
     const int items = (a.H + a.KV) * per_head;
