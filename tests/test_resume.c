@@ -9,12 +9,20 @@
  *   refusals:  a snapshot of another run, model (hash), policy, cache shape, a position past
  *              the cursor, a truncated, extended or altered file and the version-1 format of
  *              older lcbench are each refused with a reason that names it, and leave the
- *              strategy fresh (the resume then re-feeds).
+ *              strategy fresh (the resume then re-feeds);
+ *   background: kvsnap_save_async writes kvsnap_save's file byte for byte from a copy taken
+ *              when it is called (the strategy fed on meanwhile), skips a snapshot while one is
+ *              in flight, falls back to the synchronous write for a state over its memory
+ *              bound, and reports a failed write; a run killed with SIGKILL during a write
+ *              (slowed by LCB_KVSNAP_DELAY_MS) keeps its previous snapshot and resumes from it
+ *              exactly, one stopped with SIGTERM waits for the write (no temporary file left),
+ *              and a finished run leaves neither file.
  * The GPU side (sink and dense on --device cuda, probes from a GPU copy) is in test_cuda.c.
  */
 #include "testutil.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "engine/common.h"
 #include "engine/model.h"
@@ -158,11 +166,156 @@ static void test_snapshot_refusals(void **state) {
     model_free(&other);
 }
 
+/* ---------------------------------------------------------------- background writes */
+
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *p = tu_read_file(a, &na), *q = tu_read_file(b, &nb);
+    int same = na == nb && !memcmp(p, q, na);
+    free(p);
+    free(q);
+    return same;
+}
+
+static int exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static void test_async_snapshot(void **state) {
+    Model m;
+    char err[LCB_ERRLEN], sync_path[600], async_path[600], tmp[700];
+    assert_int_equal(model_open(&m, MODEL, NULL, err, sizeof err), 0);
+    snprintf(sync_path, sizeof sync_path, "%s/async_sync.kv", tu_tmpdir());
+    snprintf(async_path, sizeof async_path, "%s/async.kv", tu_tmpdir());
+    snprintf(tmp, sizeof tmp, "%s.tmp", async_path);
+    int32_t ids[400];
+    for (int i = 0; i < 400; i++) ids[i] = (i * 53 + 11) % m.cfg.vocab;
+    Strategy s = begun(&m, "sink:4:60");
+    assert_int_equal(strategy_skip(&s, ids, 128, 64, err, sizeof err), 0);
+    if (kvsnap_save(sync_path, 7, "abc123", &s, err, sizeof err)) fail_msg("%s", err);
+    /* the copy is taken at the call: the strategy fed on while the thread writes (slowed) */
+    setenv("LCB_KVSNAP_DELAY_MS", "600", 1);
+    KvSnapWriter *w = kvsnap_writer_new(0);
+    unsetenv("LCB_KVSNAP_DELAY_MS");
+    assert_non_null(w);
+    int rc = kvsnap_save_async(w, async_path, 7, "abc123", &s, err, sizeof err);
+    if (rc != KVSNAP_STARTED) fail_msg("save_async: %d %s", rc, rc < 0 ? err : "");
+    assert_int_equal(strategy_skip(&s, ids + 128, 128, 64, err, sizeof err), 0);
+    /* in flight: the next one is skipped, not queued nor waited for */
+    assert_int_equal(kvsnap_save_async(w, async_path, 7, "abc123", &s, err, sizeof err), KVSNAP_BUSY);
+    assert_int_equal(kvsnap_writer_wait(w, 0, err, sizeof err), 1);
+    assert_false(exists(async_path)); /* the rename comes last */
+    if (kvsnap_writer_wait(w, 1, err, sizeof err)) fail_msg("%s", err);
+    assert_false(exists(tmp));
+    if (!same_file(sync_path, async_path)) fail_msg("the background write differs from kvsnap_save's file");
+    Strategy t = begun(&m, "sink:4:60");
+    int64_t at = -1;
+    if (kvsnap_load(async_path, 7, "abc123", &t, 400, &at, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(at, 128);
+    strategy_end(&t);
+    /* again, unslowed, at 256: STARTED, then joined */
+    if (kvsnap_save(sync_path, 7, "abc123", &s, err, sizeof err)) fail_msg("%s", err);
+    if ((rc = kvsnap_save_async(w, async_path, 7, "abc123", &s, err, sizeof err)) != KVSNAP_STARTED) fail_msg("save_async: %d %s", rc, err);
+    if (kvsnap_writer_wait(w, 1, err, sizeof err)) fail_msg("%s", err);
+    assert_true(same_file(sync_path, async_path));
+    /* a write that fails (no such directory) is reported by the wait, once, and leaves no file */
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s/no_such_dir/x.kv", tu_tmpdir());
+    assert_int_equal(kvsnap_save_async(w, bad, 7, "abc123", &s, err, sizeof err), KVSNAP_STARTED);
+    err[0] = 0;
+    assert_int_equal(kvsnap_writer_wait(w, 1, err, sizeof err), -1);
+    if (!strstr(err, "writing the cache snapshot")) fail_msg("the failed write said \"%s\"", err);
+    assert_int_equal(kvsnap_writer_wait(w, 1, err, sizeof err), 0);
+    kvsnap_writer_free(w);
+    /* a state over the memory bound: written synchronously, the same file */
+    assert_int_equal(strategy_skip(&s, ids + 256, 64, 64, err, sizeof err), 0);
+    if (kvsnap_save(sync_path, 7, "abc123", &s, err, sizeof err)) fail_msg("%s", err);
+    KvSnapWriter *small = kvsnap_writer_new(1000);
+    assert_non_null(small);
+    if ((rc = kvsnap_save_async(small, async_path, 7, "abc123", &s, err, sizeof err)) != KVSNAP_WRITTEN) fail_msg("save_async: %d %s", rc, err);
+    assert_int_equal(kvsnap_writer_wait(small, 0, err, sizeof err), 0);
+    assert_true(same_file(sync_path, async_path));
+    /* ... and from then on, even for a state that would fit */
+    assert_int_equal(kvsnap_save_async(small, async_path, 7, "abc123", &s, err, sizeof err), KVSNAP_WRITTEN);
+    kvsnap_writer_free(small);
+    strategy_end(&s);
+    model_free(&m);
+}
+
+/* A run with a snapshot at every commit, each background write slowed to 400 ms, gets `sig`
+ * once a snapshot is on disk and the next one is being written (DB.run1.kv.tmp); then
+ * --resume (its writes slowed too, so that it ends with one in flight) must start from the
+ * snapshot, store the uninterrupted run's NLLs, and leave neither file. */
+static void signal_during_write(int sig) {
+    const size_t T = 3000;
+    char ref[600], db[600], snap[700], tmp[720], args[1600], cmd[4096], *out;
+    const char *name = sig == SIGKILL ? "kill" : "term";
+    snprintf(ref, sizeof ref, "%s/bgwrite_ref_%s.db", tu_tmpdir(), name);
+    snprintf(db, sizeof db, "%s/bgwrite_%s.db", tu_tmpdir(), name);
+    snprintf(snap, sizeof snap, "%s.run1.kv", db);
+    snprintf(tmp, sizeof tmp, "%s.tmp", snap);
+    snprintf(args, sizeof args, "--model %s --dataset %s --strategy dense --chunk 64 --batch 256", MODEL, write_ids(T, 37));
+    int rc = tu_run(&out, "%s run %s --no-progress --db %s", tu_lcbench(), args, ref);
+    if (rc) fail_msg("reference run exited %d: %s", rc, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "exec %s run %s --no-progress --pace-ms 100 --kv-snapshot-seconds 0 --db %s >/dev/null 2>&1", tu_lcbench(), args, db);
+    setenv("LCB_KVSNAP_DELAY_MS", "400", 1);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
+    assert_true(pid > 0);
+    int seen = 0, st;
+    for (int i = 0; i < 3000 && !seen; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        seen = exists(snap) && exists(tmp);
+        if (waitpid(pid, &st, WNOHANG) == pid) { pid = -1; break; }
+    }
+    if (pid < 0) { unsetenv("LCB_KVSNAP_DELAY_MS"); fail_msg("%s: the run ended before a background write was seen in flight", name); }
+    kill(pid, sig);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!seen) { unsetenv("LCB_KVSNAP_DELAY_MS"); fail_msg("%s: no background write seen in flight in 30 s", name); }
+    int64_t steps = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+    if (steps >= (int64_t)T - 1) fail_msg("%s: the run finished before the signal (%lld steps)", name, (long long)steps);
+    if (sig == SIGKILL) {
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) fail_msg("kill: wait status %d", st);
+        /* the rename is the commit: the last snapshot whole, the killed write's temporary stale */
+        assert_true(exists(snap));
+        assert_true(exists(tmp));
+    } else {
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 128 + SIGTERM) fail_msg("term: wait status %d (wanted exit %d)", st, 128 + SIGTERM);
+        /* the write in flight was waited for */
+        if (exists(tmp)) fail_msg("term: the interrupted run left %s", tmp);
+        assert_true(exists(snap));
+        char *status = tu_db_text(db, "SELECT status FROM runs WHERE id=1");
+        assert_non_null(status);
+        assert_string_equal(status, "interrupted");
+        free(status);
+    }
+    rc = tu_run(&out, "%s run --resume 1 --db %s --no-progress --kv-snapshot-seconds 0", tu_lcbench(), db);
+    unsetenv("LCB_KVSNAP_DELAY_MS");
+    if (rc) fail_msg("%s: resume exited %d: %s", name, rc, out);
+    if (!strstr(out, "resuming from the cache snapshot at position")) fail_msg("%s: the resume did not start from the snapshot: %s", name, out);
+    free(out);
+    if (exists(snap) || exists(tmp)) fail_msg("%s: the finished run left %s%s", name, exists(snap) ? snap : "", exists(tmp) ? tmp : "");
+    char *a = tu_show_nll(db), *b = tu_show_nll(ref);
+    if (strcmp(a, b)) fail_msg("%s: resumed NLLs differ from the uninterrupted run's", name);
+    print_message("%s during a background write after %lld steps: resumed exactly, no file left\n", name, (long long)steps);
+    free(a);
+    free(b);
+}
+
+static void test_kill9_during_write(void **state) { signal_during_write(SIGKILL); }
+static void test_sigterm_during_write(void **state) { signal_during_write(SIGTERM); }
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_refusals),
         cmocka_unit_test(test_kill9_resume_dense),
         cmocka_unit_test(test_kill9_resume_recompute),
+        cmocka_unit_test(test_async_snapshot),
+        cmocka_unit_test(test_kill9_during_write),
+        cmocka_unit_test(test_sigterm_during_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

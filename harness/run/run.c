@@ -223,26 +223,47 @@ typedef struct {
     /* cache snapshots for fast resume (harness/run/kvsnap.h): stream protocol only */
     char snap_path[4200];        /* "" = off */
     double snap_seconds, t_snap;
-    double snap_cost;            /* seconds the last snapshot took to write */
+    double snap_cost;            /* seconds the stream stopped for the last snapshot (the copy) */
     int snap_warned;
+    KvSnapWriter *snap_writer;   /* the background write (NULL until the first snapshot) */
 } RunState;
 
+/* A snapshot that cannot be written costs only resume speed: one note, the run goes on. */
+static void snapshot_note(RunState *x, const char *err) {
+    if (!x->snap_warned) cli_error("run", "note: %s (a resume will re-feed the stream instead)", err);
+    x->snap_warned = 1;
+}
+
 /* After a committed batch: the cache as of the committed cursor, at most every snap_seconds,
- * and, for a state that takes long to write (a dense cache of millions of tokens), no more
- * than a tenth of the run's time (the wait grows by 9x the last write; 0 = every commit stays).
- * A snapshot that cannot be written costs only resume speed: one note, the run goes on. */
+ * and, for a state that takes long to copy (a dense cache of millions of tokens), no more than
+ * a tenth of the run's time (the wait grows by 9x the last stop; 0 = every commit stays).  The
+ * stream stops only for the copy into memory; the file is written in the background
+ * (kvsnap_save_async), and a snapshot due while the last one is still being written is
+ * skipped.  A state too large for memory is written here, as before, and its whole write counts. */
 static void snapshot_after_commit(RunState *x) {
     if (!x->snap_path[0] || !kvsnap_supported(x->s) || x->s->n_fed != x->cursor) return;
+    char err[LCB_ERRLEN];
+    int busy = kvsnap_writer_wait(x->snap_writer, 0, err, sizeof err);
+    if (busy < 0) snapshot_note(x, err); /* the last background write failed */
+    if (busy > 0) return;
     double now = lcb_now();
     if (x->t_snap > 0 && now - x->t_snap < x->snap_seconds + (x->snap_seconds > 0 ? 9 * x->snap_cost : 0)) return;
-    char err[LCB_ERRLEN];
-    if (kvsnap_save(x->snap_path, x->r->id, x->r->model_hash, x->s, err, sizeof err)) {
-        if (!x->snap_warned) cli_error("run", "note: %s (a resume will re-feed the stream instead)", err);
-        x->snap_warned = 1;
+    if (!x->snap_writer && !(x->snap_writer = kvsnap_writer_new(0))) { snapshot_note(x, "out of memory: the snapshot writer"); return; }
+    if (kvsnap_save_async(x->snap_writer, x->snap_path, x->r->id, x->r->model_hash, x->s, err, sizeof err) < 0) {
+        snapshot_note(x, err);
         return;
     }
     x->t_snap = lcb_now();
     x->snap_cost = x->t_snap - now;
+}
+
+/* The run ends (done, failed, oom, interrupted): the write in flight finishes first, so the
+ * snapshot left is whole and no temporary file stays behind. */
+static void snapshot_finish(RunState *x) {
+    char err[LCB_ERRLEN];
+    if (kvsnap_writer_wait(x->snap_writer, 1, err, sizeof err)) snapshot_note(x, err);
+    kvsnap_writer_free(x->snap_writer);
+    x->snap_writer = NULL;
 }
 
 /* RunRestoreFn: the run's snapshot, if it is there and matches */
@@ -1143,6 +1164,7 @@ static void run_stream(RunJob *j, RunState *x) {
         if (prc) j->end = is_oom(j->err) ? STORE_OOM : STORE_FAILED;
         else if (got_signal) j->end = STORE_INTERRUPTED;
     }
+    snapshot_finish(x);
     if (x->progress) show_progress(x, 1);
     /* keep what was measured: commit the pending batch, then the closing event */
     char err2[LCB_ERRLEN];
@@ -1205,7 +1227,7 @@ static int run_finish(RunJob *j, RunState *x) {
         if (j->end == STORE_DONE) j->end = STORE_FAILED;
         store_set(&r->status, store_status_name(j->end));
     }
-    if (closed && j->end == STORE_DONE && x->snap_path[0]) unlink(x->snap_path); /* nothing left to resume */
+    if (closed && j->end == STORE_DONE && x->snap_path[0]) kvsnap_remove(x->snap_path); /* nothing left to resume (nor a killed write's temporary) */
     print_summary(st, r, &met, j->c->db_path, isatty(1));
     if (x->bar && !isatty(1)) run_headline_print(stderr, st, r, &met, NULL, 0);   /* stdout is JSON: the person reads stderr */
     return j->end == STORE_DONE ? 0 : j->end == STORE_INTERRUPTED ? 128 + (int)got_signal : 1;
