@@ -253,20 +253,35 @@ void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, 
 
 /* ---------------------------------------------------------------- RoPE + KV store */
 
-/* where position t's key and value rows go: its sink slot (t < S), else its recent slot t - S
- * (mod R for a ring), i.e. page slot >> CU_PAGE_SHIFT */
+/* Chunk row i of the two RoPE kernels: its qkv row (T), its [cos | sin] rows at t and at the
+ * sink position, where its key and value go (the sink slot t < S, else the recent slot t - S mod
+ * R for a ring, i.e. page slot >> CU_PAGE_SHIFT), and its q and qs rows (qs NULL: none). */
+template <typename T> struct RopeRow {
+    const T *row;
+    const float *c, *s, *cz, *sz;
+    T *kdst, *vdst, *q, *qs;
+};
 template <typename T>
-__device__ __forceinline__ void rope_kv_dst(const RopeArgs &a, int64_t t, int kvd, T **kdst, T **vdst) {
+__device__ __forceinline__ RopeRow<T> rope_row(const RopeArgs &a, int i, int qd, int kvd) {
+    RopeRow<T> r;
+    const int half = a.half;
+    const int64_t t = a.t0 + i;
+    r.row = (const T *)a.qkv + (size_t)i * a.ldqkv;
+    r.c = a.cs + (size_t)i * 2 * half; r.s = r.c + half;
+    r.cz = a.cs_sink + (size_t)i * 2 * half; r.sz = r.cz + half;
     if (t < a.S) {
-        *kdst = (T *)a.sk + (size_t)t * kvd;
-        *vdst = (T *)a.sv + (size_t)t * kvd;
+        r.kdst = (T *)a.sk + (size_t)t * kvd;
+        r.vdst = (T *)a.sv + (size_t)t * kvd;
     } else {
         int64_t slot = t - a.S;
         if (a.R) slot %= a.R;
         const size_t off = (size_t)(slot & (CU_PAGE - 1)) * kvd;
-        *kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
-        *vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
+        r.kdst = (T *)a.kp[slot >> CU_PAGE_SHIFT] + off;
+        r.vdst = (T *)a.vp[slot >> CU_PAGE_SHIFT] + off;
     }
+    r.q = (T *)a.q + (size_t)i * qd;
+    r.qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
+    return r;
 }
 
 /* One block per chunk row of qkv (T, as the QKV GEMM wrote it; the bias is added in fp32).
@@ -276,12 +291,7 @@ __device__ __forceinline__ void rope_kv_dst(const RopeArgs &a, int64_t t, int kv
 template <typename T>
 __global__ void rope_store_kernel(RopeArgs a) {
     const int i = blockIdx.x, hd = a.hd, half = a.half, qd = a.H * hd, kvd = a.KV * hd;
-    const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
-    const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
-    const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
-    T *kdst, *vdst;
-    rope_kv_dst(a, a.t0 + i, kvd, &kdst, &vdst);
-    T *q = (T *)a.q + (size_t)i * qd, *qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
+    const auto [row, c, s, cz, sz, kdst, vdst, q, qs] = rope_row<T>(a, i, qd, kvd);
     /* every element of q and k: e = head * hd + d */
     for (int e = threadIdx.x; e < qd + kvd; e += blockDim.x) {
         const int d = e % hd;
@@ -317,12 +327,7 @@ __global__ void rope_store_kernel(RopeArgs a) {
 template <typename T>
 __global__ void rope_vec_kernel(RopeArgs a) {
     const int i = blockIdx.x, hd = a.hd, half = a.half, qd = a.H * hd, kvd = a.KV * hd;
-    const T *row = (const T *)a.qkv + (size_t)i * a.ldqkv;
-    const float *c = a.cs + (size_t)i * 2 * half, *s = c + half;
-    const float *cz = a.cs_sink + (size_t)i * 2 * half, *sz = cz + half;
-    T *kdst, *vdst;
-    rope_kv_dst(a, a.t0 + i, kvd, &kdst, &vdst);
-    T *q = (T *)a.q + (size_t)i * qd, *qs = a.qs ? (T *)a.qs + (size_t)i * qd : NULL;
+    const auto [row, c, s, cz, sz, kdst, vdst, q, qs] = rope_row<T>(a, i, qd, kvd);
     const int gr = half >> 3, per_head = (hd >> 3) - gr; /* gr rotated pairs of 8, then the non-rotated dims by 8 */
     const int items = (a.H + a.KV) * per_head;
     for (int it = threadIdx.x; it < items; it += blockDim.x) {
