@@ -394,12 +394,18 @@ static void test_passkey_prompt(void **state) {
 
 /* ---------------------------------------------------------------- run probes */
 
-static void test_run_probes_bit_identical(void **state) {
-    char path[256], db[256], *out;
-    snprintf(path, sizeof path, "%s/stream.ids", tu_tmpdir());
+/* 900 random ids under 256 into the test folder's file `name` (a run's --dataset), its path in path */
+static void write_stream_ids(char *path, size_t n, const char *name) {
+    snprintf(path, n, "%s/%s", tu_tmpdir(), name);
     FILE *f = fopen(path, "w");
+    assert_non_null(f);
     for (int i = 0; i < 900; i++) fprintf(f, "%u ", rnd() % 256);
     fclose(f);
+}
+
+static void test_run_probes_bit_identical(void **state) {
+    char path[256], db[256], *out;
+    write_stream_ids(path, sizeof path, "stream.ids");
     snprintf(db, sizeof db, "%s/probes.db", tu_tmpdir());
     const char *specs[] = {"sink:4:60", "dense", "recompute:32"};
     for (int k = 0; k < 3; k++) {
@@ -440,10 +446,7 @@ static void test_run_probes_bit_identical(void **state) {
  * (a GPU's default chunk of 4096 once swallowed every probe of a 3000-token run). */
 static void test_run_probes_chunk_independent(void **state) {
     char path[256], db[256], *out;
-    snprintf(path, sizeof path, "%s/stream_cut.ids", tu_tmpdir());
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < 900; i++) fprintf(f, "%u ", rnd() % 256);
-    fclose(f);
+    write_stream_ids(path, sizeof path, "stream_cut.ids");
     snprintf(db, sizeof db, "%s/probes_cut.db", tu_tmpdir());
     unlink(db);
     const char *chunks[] = {"64", "300", "0"};
