@@ -879,7 +879,7 @@ static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
         if (dev < 32) attr_set |= 1u << dev;
     }
     const int rows = a->n * (a->H / a->KV);
-    dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV, a->part ? attn_split_parts(a, 16 * NW * MT) : 1);
+    dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV, a->part ? a->nparts : 1);
     attn_flash_kernel<T, HD, NW, STAGES, MT><<<grid, 32 * NW, smem, st>>>(*a);
     if (grid.z > 1)
         attn_combine_kernel<T><<<a->n * a->H, (a->hd + 31) & ~31, 0, st>>>(a->part, (T *)a->out, a->n * a->H, a->hd, (int)grid.z,
@@ -957,8 +957,7 @@ static bool attn_dev_sm90(void) {
 
 /* the warpgroup configuration v can take these arguments: head dim 64 or 128, a ring of at
  * least one key tile, an sm_90 device */
-static bool attn_wgmma_ok(const AttnArgs *a, int v) {
-    (void)v; /* every configuration: key tiles of 64, as the flash kernel's (checked by the caller) */
+static bool attn_wgmma_ok(const AttnArgs *a) { /* key tiles of 64, as the flash kernel's: the ring checked by the caller */
     return (a->hd == 64 || a->hd == 128) && attn_dev_sm90();
 }
 
@@ -971,7 +970,7 @@ static bool attn_wgmma_ok(const AttnArgs *a, int v) {
  * twice the threads issuing copies. */
 static int attn_default_cfg(const AttnArgs *a) {
     if (a->n * (a->H / a->KV) < 1024) return 1;
-    return attn_wgmma_ok(a, 6) ? 6 : 4;
+    return attn_wgmma_ok(a) ? 6 : 4;
 }
 
 /* which kernel cu_attention runs for these arguments: 0 scalar, else the configuration (1-4
@@ -982,7 +981,7 @@ static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
     if (variant >= 1 && variant <= 4) return variant;
-    if (variant >= 5 && variant <= CU_ATTN_VARIANTS && attn_wgmma_ok(a, variant)) return variant;
+    if (variant >= 5 && variant <= CU_ATTN_VARIANTS && attn_wgmma_ok(a)) return variant;
     return attn_default_cfg(a);
 }
 
@@ -1011,7 +1010,8 @@ int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t e
     int done = 0;
     AttnArgs b = *a;
     b.part = NULL;
-    if (cfg >= 1 && cfg <= 4 && attn_split_parts(a, cfg == 2 ? 64 : 128) > 1 && attn_part_reserve(a, &b.part, err, errlen)) return -1;
+    b.nparts = cfg >= 1 && cfg <= 4 ? attn_split_parts(a, cfg == 2 ? 64 : 128) : 1; /* the flash configurations' block rows */
+    if (b.nparts > 1 && attn_part_reserve(a, &b.part, err, errlen)) return -1;
     if (cfg > 0) done = dt == DT_BF16 ? launch_flash<__nv_bfloat16>(cfg, &b, st, err, errlen) : launch_flash<__half>(cfg, &b, st, err, errlen);
     if (done < 0) return -1;
     if (!done) {

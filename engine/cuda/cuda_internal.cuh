@@ -207,7 +207,8 @@ typedef struct {
                                      * GPU holds heads [h0, h0 + H) of `heads` */
     float scale;
     float *part;                    /* set by cu_attention for a split over the keys (flash-decoding):
-                                     * gridDim.z parts, each row's unnormalised O, max and sum */
+                                     * nparts parts (gridDim.z), each row's unnormalised O, max and sum */
+    int nparts;
 } AttnArgs;
 int cu_attention(int dt, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen);
 
