@@ -13,10 +13,15 @@
  * (whole input, rolled for the model's heads h >= H/2), exactly kvcache.c's s2_visible.
  *
  * Three kernels:
- *   attn_wgmma_kernel  bf16/fp16, head_dim 64 or 128, sm_90 (Hopper): the flash kernel's rows,
- *                      phases, masks and softmax on warpgroup MMA (wgmma) with the key and value
- *                      tiles read by the tensor cores from swizzled shared memory; the default
- *                      for chunked prefill (from 1,024 rows per KV head).
+ *   attn_ws_kernel     bf16/fp16, head_dim 64 or 128, sm_90a (Hopper): attn_wgmma_kernel's
+ *                      arithmetic with a producer warpgroup filling a ring of shared-memory
+ *                      stages (mbarriers) and two consumer warpgroups that never wait for each
+ *                      other (FlashAttention-3's warp specialization, optional ping-pong); the
+ *                      default for chunked prefill (from 1,024 rows per KV head).
+ *   attn_wgmma_kernel  bf16/fp16, head_dim 64 or 128, sm_90a: the flash kernel's rows, phases,
+ *                      masks and softmax on warpgroup MMA (wgmma) with the key and value tiles
+ *                      read by the tensor cores from swizzled shared memory, every warpgroup
+ *                      loading and one block barrier per tile.
  *   attn_flash_kernel  bf16/fp16, head_dim 16, 32, 64 or 128: FlashAttention-2 on tensor cores
  *                      (mma.sync m16n8k16, fp32 accumulation, P rounded to the storage type for
  *                      the PV product as flash attention does).  A block holds 16 NW MT rows, a
@@ -835,10 +840,237 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
 #endif
 }
 
+/* ---------------------------------------------------------------- warp-specialized kernel (sm_90a) */
+
+/* attn_wgmma_kernel's arithmetic (the same operands, layouts, bounds, masks and softmax) with
+ * FlashAttention-3's division of labour, so that one warpgroup's softmax runs under the other's
+ * products instead of every warpgroup waiting at one barrier per tile:
+ *   warpgroup 0  the producer: its 128 threads copy key tile it into stage it mod ST by cp.async
+ *                (keys past the phase's end zero-filled by the copy itself, src-size 0) and each
+ *                arrives on full[stage] once its own copies have landed (cp.async.mbarrier.arrive
+ *                .noinc; full counts 128); before reusing a stage it waits for empty[stage];
+ *   warpgroups 1 and 2  the consumers, 64 rows each: segment j waits for full[tile j], issues
+ *                O += P V of tile j - 1 and S = Q K^T of tile j as one commit group, waits for both,
+ *                releases tile j - 1's stage (lane 0 of each warp arrives on empty: 8 arrivals),
+ *                then runs tile j's softmax; segment ntiles issues the last PV alone.
+ * With PP (ping-pong, FA3) the two consumers take turns issuing their products through two named
+ * barriers (ids 1, 2: consumer w waits on 1 + w before issuing and lets the other go right after),
+ * so the tensor cores run one warpgroup's products while the other computes its softmax.
+ * setmaxnreg hands the producer's registers to the consumers (40 / 232 of the 168 each warp starts
+ * with: 128 x 40 + 256 x 232 = 384 x 168).  The copies are cp.async (the ring's slots are not
+ * contiguous, and a tensor map would be needed per page); the consumers read the tiles through the
+ * tensor cores after acquiring full (CUTLASS's cp.async warp-specialized GMMA pipeline). */
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ bool mbar_try(uint32_t bar, uint32_t parity) {
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    return ok != 0;
+}
+/* until the phase of parity `parity` of the barrier has completed */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) { while (!mbar_try(bar, parity)) {} }
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }
+/* arrive on the barrier once this thread's earlier cp.async copies have landed (counted at init) */
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+/* 16 bytes from gmem, or zeros when bytes is 0 (nothing is read then) */
+__device__ __forceinline__ void cp_async16_zfill(uint32_t saddr, const void *gmem, uint32_t bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void named_sync(uint32_t id, uint32_t threads) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory"); }
+__device__ __forceinline__ void named_arrive(uint32_t id, uint32_t threads) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory"); }
+
+#define WS_THREADS 384 /* a producer warpgroup and two consumers */
+
+template <int HD, int BK, int ST>
+constexpr size_t ws_smem_bytes() { return (size_t)2 * ST * BK * HD * 2 + 1024 + 2 * ST * 8; /* tiles, their alignment, full[] and empty[] */ }
+
+template <typename T, int HD, int BK, int ST, bool PP>
+__global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int NC = 2, BQ = WG_BQ * NC, VEC = HD / 8, PANEL = BK * 128, TILE = (HD / 64) * PANEL;
+    static_assert(HD == 64 || HD == 128, "head_dim of the warpgroup kernel");
+    static_assert(BK == 64 || BK == 128, "key tile of the warpgroup kernel (an n of wgmma)");
+    static_assert(sizeof(T) == 2, "16-bit storage");
+    static_assert(ST >= 2 && ST <= 4, "pipeline depth");
+    static_assert((BK * VEC) % 128 == 0, "a tile's 16-byte chunks spread evenly over the producer's threads");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t sbase = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+    const uint32_t bars = sbase + (uint32_t)(2 * ST * TILE); /* full[s] at bars + 8 s, empty[s] at bars + 8 (ST + s) */
+
+    const int tid = threadIdx.x, wg = tid >> 7;
+    const int g = blockIdx.y, Gq = a.H / a.KV, kvd = a.KV * HD;
+    const int nrows = a.n * Gq;
+    const int R0 = blockIdx.x * BQ;
+    const int Rlast = (R0 + BQ < nrows ? R0 + BQ : nrows) - 1;
+    const bool s2 = a.s2_group > 0;
+
+    int64_t lo0, hi0, lo1, hi1;
+    attn_block_ranges(a, g, Gq, a.t0 + R0 / Gq, a.t0 + Rlast / Gq, &lo0, &hi0, &lo1, &hi1);
+    const int n0 = (int)(hi0 - lo0 + 1), n1 = hi1 < lo1 ? 0 : (int)(hi1 - lo1 + 1);
+    const int nt0 = n0 > 0 ? (n0 + BK - 1) / BK : 0, ntiles = nt0 + (n1 + BK - 1) / BK;
+
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < ST; s++) { mbar_init(bars + 8 * s, 128); mbar_init(bars + 8 * (ST + s), 4 * NC); }
+    }
+    __syncthreads(); /* the barriers initialised before anyone uses them; the last block-wide barrier */
+
+    if (wg == 0) { /* ------------------------------------------------ producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        /* this thread copies 16-byte chunk c of keys key0 + KSTEP i of every tile: c and the swizzle's
+         * row bits (key & 7) are the same for all of them, so the shared-memory offset only steps */
+        constexpr int KSTEP = 128 / VEC, NCH = BK * VEC / 128;
+        const int c = tid % VEC, key0 = tid / VEC, col = g * HD + c * 8;
+        const uint32_t off0 = (uint32_t)((c >> 3) * PANEL + key0 * 128 + (((c & 7) ^ (key0 & 7)) << 4));
+        for (int it = 0; it < ntiles; it++) {
+            const int st = it % ST;
+            if (it >= ST) mbar_wait(bars + 8 * (ST + st), (uint32_t)((it / ST - 1) & 1)); /* the consumers are done with tile it - ST */
+            const int ph = it < nt0 ? 0 : 1;
+            const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0;
+            const int64_t kb = (ph ? lo1 : lo0) + kr;
+            const uint32_t dk = sbase + (uint32_t)(2 * st * TILE) + off0, dv = dk + TILE;
+            /* keys past the phase's end are zero-filled (src-size 0: nothing read, any valid address) */
+            if (ph == 0) {
+                const T *ks = (const T *)a.sk + (size_t)(kb + key0) * kvd + col, *vs = (const T *)a.sv + (size_t)(kb + key0) * kvd + col;
+#pragma unroll
+                for (int i = 0; i < NCH; i++) {
+                    const bool in = kr + key0 + i * KSTEP < kn;
+                    const size_t o = (size_t)i * KSTEP * kvd;
+                    cp_async16_zfill(dk + i * KSTEP * 128, in ? ks + o : (const T *)a.q, in ? 16u : 0u);
+                    cp_async16_zfill(dv + i * KSTEP * 128, in ? vs + o : (const T *)a.q, in ? 16u : 0u);
+                }
+            } else {
+                /* slots are int: a ring, s2's input, or a dense cache's positions (never 2^31 of them in memory);
+                 * a loaded key's slot wraps at most once (wrap 0: no ring) */
+                const int s0 = (int)attn_tile_slot0(a, ph, kb) + key0, wrap = (int)(s2 ? a.s2_total : a.R);
+#pragma unroll
+                for (int i = 0; i < NCH; i++) {
+                    const bool in = kr + key0 + i * KSTEP < kn;
+                    int si = s0 + i * KSTEP;
+                    if (wrap && si >= wrap) si -= wrap;
+                    const T *ks = (const T *)a.q, *vs = ks;
+                    if (in) {
+                        const int po = (int)(si & (CU_PAGE - 1)) * kvd + col;
+                        ks = (const T *)a.kp[si >> CU_PAGE_SHIFT] + po;
+                        vs = (const T *)a.vp[si >> CU_PAGE_SHIFT] + po;
+                    }
+                    cp_async16_zfill(dk + i * KSTEP * 128, ks, in ? 16u : 0u);
+                    cp_async16_zfill(dv + i * KSTEP * 128, vs, in ? 16u : 0u);
+                }
+            }
+            mbar_arrive_cp_async(bars + 8 * st);
+        }
+        asm volatile("cp.async.wait_all;\n" ::: "memory"); /* no copy outlives its thread (they were never committed to a group) */
+    } else { /* ------------------------------------------------ consumers */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int cw = (tid >> 5) - 4, cwg = cw >> 2, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
+        const int row0 = R0 + cw * 16 + r8; /* consumer warp cw holds rows 16 cw .. 16 cw + 15 of the block */
+        float o[HD / 8][4];
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+        float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+        int loa = 1, hia = 0, lob = 1, hib = 0;
+        const float sl2 = a.scale * 1.4426950408889634f;
+        uint32_t qf[HD / 16][4];
+        uint32_t pf[BK / 16][4];
+        int cur_ph = -1;
+        /* tile j landed; this phase's queries and row bounds; the tile's first key relative to its phase's */
+        auto enter = [&](int j) {
+            mbar_wait(bars + 8 * (j % ST), (uint32_t)((j / ST) & 1));
+            const int ph = j < nt0 ? 0 : 1;
+            if (ph != cur_ph) {
+                cur_ph = ph;
+                attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
+                const int64_t base = ph ? lo1 : lo0;
+                attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
+                attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
+            }
+            return (ph ? j - nt0 : j) * BK;
+        };
+        auto pv = [&](int j) { /* O += P V of tile j */
+            const uint32_t tv = sbase + (uint32_t)((2 * (j % ST) + 1) * TILE);
+#pragma unroll
+            for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[k], wg_desc(tv + k * 2048, PANEL, 1024), 1);
+        };
+        auto qk = [&](float (*s)[4], int j) { /* S = Q K^T of tile j */
+            const uint32_t tk = sbase + (uint32_t)(2 * (j % ST) * TILE);
+#pragma unroll
+            for (int ks = 0; ks < HD / 16; ks++)
+                WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
+        };
+        auto landed = [&](float (*s)[4]) {
+            wgmma_wait<0>();
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
+        };
+        auto release = [&](int j) { /* tile j's stage is free: its keys and values are read */
+            __syncwarp();
+            if (lane == 0) mbar_arrive(bars + 8 * (ST + j % ST));
+        };
+        auto softmax = [&](float (*s)[4], int kr) { /* tile j's softmax, P into pf */
+            const int ke = kr + BK - 1;
+            const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
+            attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
+#pragma unroll
+            for (int k = 0; k < BK / 16; k++) {
+                pf[k][0] = __float_as_uint(s[2 * k][0]); pf[k][1] = __float_as_uint(s[2 * k][1]);
+                pf[k][2] = __float_as_uint(s[2 * k + 1][0]); pf[k][3] = __float_as_uint(s[2 * k + 1][1]);
+            }
+        };
+        /* turns (PP): consumer w waits on barrier 1 + w, then lets the next go; the last consumer
+         * opens consumer 0's first turn and skips its own last hand-over, so every barrier is left
+         * with as many arrivals as waits */
+        const uint32_t my_turn = 1 + cwg, next_turn = 1 + (cwg + 1) % NC;
+        if (ntiles > 0) {
+            if (PP && cwg == NC - 1) named_arrive(1, 2 * 128);
+            {
+                float s[BK / 8][4];
+                const int kr = enter(0);
+                if (PP) named_sync(my_turn, 2 * 128);
+                wgmma_fence();
+                qk(s, 0);
+                wgmma_commit();
+                if (PP) named_arrive(next_turn, 2 * 128);
+                landed(s);
+                softmax(s, kr);
+            }
+            for (int j = 1; j < ntiles; j++) {
+                float s[BK / 8][4];
+                const int kr = enter(j);
+                if (PP) named_sync(my_turn, 2 * 128);
+                wgmma_fence();
+                pv(j - 1);
+                qk(s, j);
+                wgmma_commit();
+                if (PP) named_arrive(next_turn, 2 * 128);
+                landed(s);
+                release(j - 1);
+                softmax(s, kr);
+            }
+            float s[BK / 8][4];
+            if (PP) named_sync(my_turn, 2 * 128);
+            wgmma_fence();
+            pv(ntiles - 1);
+            wgmma_commit();
+            if (PP && cwg != NC - 1) named_arrive(next_turn, 2 * 128);
+            landed(s);
+        }
+        attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
+    }
+#endif
+}
+
 /* ---------------------------------------------------------------- launch */
 
-/* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations, 5 .. CU_ATTN_VARIANTS
- * warpgroup configurations; tests and benchmarks set it */
+/* -1 the default (attn_default_cfg), 0 scalar, 1 .. 4 flash configurations, 5 and 6 the barrier
+ * warpgroup kernel's, 7 .. CU_ATTN_VARIANTS the warp-specialized kernel's; tests and benchmarks set it */
 int cu_attention_variant = -1;
 
 /* multiprocessors of the current device, asked once per device */
@@ -917,9 +1149,35 @@ static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
     return 0;
 }
 
+/* The warp-specialized kernel's configurations (key tile, stages, ping-pong): 7 (64, 4, no),
+ * 8 (64, 4, yes), 9 (128, 3, yes), 10 (128, 3, no). */
+template <typename T, int HD, int BK, int ST, bool PP>
+static int launch_ws_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    constexpr size_t smem = ws_smem_bytes<HD, BK, ST>();
+    static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
+    static unsigned attr_set = 0;
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev));
+    if (dev >= 32 || !(attr_set >> dev & 1)) {
+        CU_TRY(cudaFuncSetAttribute(attn_ws_kernel<T, HD, BK, ST, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (dev < 32) attr_set |= 1u << dev;
+    }
+    const int rows = a->n * (a->H / a->KV);
+    dim3 grid((rows + 2 * WG_BQ - 1) / (2 * WG_BQ), a->KV);
+    attn_ws_kernel<T, HD, BK, ST, PP><<<grid, WS_THREADS, smem, st>>>(*a);
+    return 0;
+}
+
 template <typename T, int HD>
 static int launch_wgmma_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
-    return cfg == 6 ? launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen) : launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen);
+    switch (cfg) {
+    case 5: return launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen);
+    case 7: return launch_ws_cfg<T, HD, 64, 4, false>(a, st, err, errlen);
+    case 8: return launch_ws_cfg<T, HD, 64, 4, true>(a, st, err, errlen);
+    case 9: return launch_ws_cfg<T, HD, 128, 3, true>(a, st, err, errlen);
+    case 10: return launch_ws_cfg<T, HD, 128, 3, false>(a, st, err, errlen);
+    default: return launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen); /* 6 */
+    }
 }
 
 /* 1 launched, 0 not covered (dtype or head size), -1 error */
@@ -957,31 +1215,33 @@ static bool attn_dev_sm90(void) {
 
 /* the warpgroup configuration v can take these arguments: head dim 64 or 128, a ring of at
  * least one key tile, an sm_90 device */
-static bool attn_wgmma_ok(const AttnArgs *a) { /* key tiles of 64, as the flash kernel's: the ring checked by the caller */
+static bool attn_wgmma_ok(const AttnArgs *a, int cfg) { /* key tiles of 64 (the ring checked by the caller) or 128 (9, 10) */
+    if ((cfg == 9 || cfg == 10) && a->R > 0 && a->R < 128) return false; /* a tile's slots wrap at most once */
     return (a->hd == 64 || a->hd == 128) && attn_dev_sm90();
 }
 
 /* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): from
- * 1,024 rows per KV head (chunked prefill) the warpgroup kernel's 6 where it can run (272-300
- * TFLOP/s at head_dim 128 on the sink, window, dense and GQA shapes, 214 at 64 for Falcon's MQA;
- * 5 243-265 and 164), else the flash kernel's 4 (208-263 at 128, 187-203 at 64).  Calls with few
- * rows per KV head (decode: one query, H / KV rows; short chunks) launch a block or two per KV
- * head, far fewer than the SMs, and each block streams every key: there the flash kernel's 1,
- * twice the threads issuing copies. */
+ * 1,024 rows per KV head (chunked prefill) the warp-specialized kernel's 9 where it can run
+ * (408-432 TFLOP/s at head_dim 128 on the sink, window, dense and GQA shapes, 297 at 64 for
+ * Falcon's MQA), then the barrier warpgroup kernel's 6 (a ring under 128 slots: 272-300, 213),
+ * else the flash kernel's 4 (208-263 at 128, 187-203 at 64).  Calls with few rows per KV head
+ * (decode: one query, H / KV rows; short chunks) launch a block or two per KV head, far fewer
+ * than the SMs, and each block streams every key: there the flash kernel's 1, twice the threads
+ * issuing copies, split over the keys. */
 static int attn_default_cfg(const AttnArgs *a) {
     if (a->n * (a->H / a->KV) < 1024) return 1;
-    return attn_wgmma_ok(a) ? 6 : 4;
+    return attn_wgmma_ok(a, 9) ? 9 : attn_wgmma_ok(a, 6) ? 6 : 4;
 }
 
 /* which kernel cu_attention runs for these arguments: 0 scalar, else the configuration (1-4
- * attn_flash_kernel, 5-8 attn_wgmma_kernel; one the arguments or the device cannot take falls
+ * attn_flash_kernel, 5-6 attn_wgmma_kernel, 7-10 attn_ws_kernel; one the arguments or the device cannot take falls
  * back to the default) */
 static int attn_kernel_for(int dt, const AttnArgs *a, int variant) {
     if (variant == 0 || dt == DT_F32) return 0;
     if (a->hd != 16 && a->hd != 32 && a->hd != 64 && a->hd != 128) return 0;
     if (a->R > 0 && a->R < FA_BK) return 0; /* a tile's slots wrap at most once (the engine's rings hold W + CU_ROWS_MAX) */
     if (variant >= 1 && variant <= 4) return variant;
-    if (variant >= 5 && variant <= CU_ATTN_VARIANTS && attn_wgmma_ok(a)) return variant;
+    if (variant >= 5 && variant <= CU_ATTN_VARIANTS && attn_wgmma_ok(a, variant)) return variant;
     return attn_default_cfg(a);
 }
 

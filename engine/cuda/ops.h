@@ -33,10 +33,10 @@ int cuda_op_rope(const float *qkv, const float *cs, float *q_out, float *k_out, 
 /* out[i] = lcb_rng_normal(seed, tensor, i, 0.02f) for i < n (engine/rng.h), generated on the device */
 int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t tensor, char *err, size_t errlen);
 /* tests: which attention kernel the forward pass runs for bf16/fp16: -1 the default
- * (attn_default_cfg), 0 the scalar kernel, 1 .. 4 the flash kernel's launch configurations, 5 ..
- * CU_ATTN_VARIANTS the warpgroup (wgmma, sm_90a) kernel's (attention.cu; where the shape or the
- * device cannot take one, the default flash configuration runs) */
-#define CU_ATTN_VARIANTS 6
+ * (attn_default_cfg), 0 the scalar kernel, 1 .. 4 the flash kernel's launch configurations, 5 and
+ * 6 the barrier warpgroup (wgmma, sm_90a) kernel's, 7 .. CU_ATTN_VARIANTS the warp-specialized
+ * one's (attention.cu; where the shape or the device cannot take one, the default runs) */
+#define CU_ATTN_VARIANTS 10
 void cuda_op_attention_variant(int v);
 
 /* One attention call (engine/cuda/attention.cu, AttnArgs): n queries at positions t0 .. t0+n-1,
