@@ -922,45 +922,47 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
 
     if (wg == 0) { /* ------------------------------------------------ producer */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        /* this thread copies 16-byte chunk c of keys key0 + KSTEP i of every tile: c and the swizzle's
-         * row bits (key & 7) are the same for all of them, so the shared-memory offset only steps */
-        constexpr int KSTEP = 128 / VEC, NCH = BK * VEC / 128;
-        const int c = tid % VEC, key0 = tid / VEC, col = g * HD + c * 8;
-        const uint32_t off0 = (uint32_t)((c >> 3) * PANEL + key0 * 128 + (((c & 7) ^ (key0 & 7)) << 4));
+        /* Two threads per key, each copying every other 16-byte chunk of its key and value rows (a
+         * warp's copy reads whole 32-byte sectors of 16 keys): thread tid has keys tid / 2 + 64 k
+         * (k < BK / 64), chunks 2 m + (tid & 1) (m < VEC / 2).  One slot and page lookup per key:
+         * the producer's instructions, not the L2's requests, bound the kernel (ATTENTION_NOTES.md:
+         * eight threads per key, whole 128-byte lines a copy, ran 5-14 % slower). */
+        constexpr int KPT = BK / 64, CPT = VEC / 2;
+        const int par = tid & 1, kq = tid >> 1;
         for (int it = 0; it < ntiles; it++) {
             const int st = it % ST;
             if (it >= ST) mbar_wait(bars + 8 * (ST + st), (uint32_t)((it / ST - 1) & 1)); /* the consumers are done with tile it - ST */
             const int ph = it < nt0 ? 0 : 1;
             const int kr = (ph ? it - nt0 : it) * BK, kn = ph ? n1 : n0;
             const int64_t kb = (ph ? lo1 : lo0) + kr;
-            const uint32_t dk = sbase + (uint32_t)(2 * st * TILE) + off0, dv = dk + TILE;
-            /* keys past the phase's end are zero-filled (src-size 0: nothing read, any valid address) */
-            if (ph == 0) {
-                const T *ks = (const T *)a.sk + (size_t)(kb + key0) * kvd + col, *vs = (const T *)a.sv + (size_t)(kb + key0) * kvd + col;
+            const uint32_t dk = sbase + (uint32_t)(2 * st * TILE), dv = dk + TILE;
+            /* slots are int: a ring, s2's input, or a dense cache's positions (never 2^31 of them in
+             * memory); a loaded key's slot wraps at most once (wrap 0: no ring) */
+            const int s0 = ph ? (int)attn_tile_slot0(a, ph, kb) : 0, wrap = (int)(s2 ? a.s2_total : a.R);
 #pragma unroll
-                for (int i = 0; i < NCH; i++) {
-                    const bool in = kr + key0 + i * KSTEP < kn;
-                    const size_t o = (size_t)i * KSTEP * kvd;
-                    cp_async16_zfill(dk + i * KSTEP * 128, in ? ks + o : (const T *)a.q, in ? 16u : 0u);
-                    cp_async16_zfill(dv + i * KSTEP * 128, in ? vs + o : (const T *)a.q, in ? 16u : 0u);
-                }
-            } else {
-                /* slots are int: a ring, s2's input, or a dense cache's positions (never 2^31 of them in memory);
-                 * a loaded key's slot wraps at most once (wrap 0: no ring) */
-                const int s0 = (int)attn_tile_slot0(a, ph, kb) + key0, wrap = (int)(s2 ? a.s2_total : a.R);
-#pragma unroll
-                for (int i = 0; i < NCH; i++) {
-                    const bool in = kr + key0 + i * KSTEP < kn;
-                    int si = s0 + i * KSTEP;
-                    if (wrap && si >= wrap) si -= wrap;
-                    const T *ks = (const T *)a.q, *vs = ks;
-                    if (in) {
-                        const int po = (int)(si & (CU_PAGE - 1)) * kvd + col;
-                        ks = (const T *)a.kp[si >> CU_PAGE_SHIFT] + po;
-                        vs = (const T *)a.vp[si >> CU_PAGE_SHIFT] + po;
+            for (int k = 0; k < KPT; k++) {
+                const int key = kq + 64 * k;
+                const bool in = kr + key < kn; /* keys past the phase's end are zero-filled (src-size 0: nothing read) */
+                const T *ks = (const T *)a.q, *vs = ks;
+                if (in) {
+                    if (ph == 0) {
+                        ks = (const T *)a.sk + (size_t)(kb + key) * kvd + g * HD;
+                        vs = (const T *)a.sv + (size_t)(kb + key) * kvd + g * HD;
+                    } else {
+                        int sl = s0 + key;
+                        if (wrap && sl >= wrap) sl -= wrap;
+                        const int po = (sl & (CU_PAGE - 1)) * kvd + g * HD;
+                        ks = (const T *)a.kp[sl >> CU_PAGE_SHIFT] + po;
+                        vs = (const T *)a.vp[sl >> CU_PAGE_SHIFT] + po;
                     }
-                    cp_async16_zfill(dk + i * KSTEP * 128, ks, in ? 16u : 0u);
-                    cp_async16_zfill(dv + i * KSTEP * 128, vs, in ? 16u : 0u);
+                }
+                const uint32_t row = (uint32_t)(key * 128), sw = (uint32_t)(key & 7), bytes = in ? 16u : 0u;
+#pragma unroll
+                for (int m = 0; m < CPT; m++) {
+                    const int c = 2 * m + par;
+                    const uint32_t off = (uint32_t)((c >> 3) * PANEL) + row + ((((uint32_t)c & 7u) ^ sw) << 4);
+                    cp_async16_zfill(dk + off, in ? ks + 8 * c : ks, bytes);
+                    cp_async16_zfill(dv + off, in ? vs + 8 * c : vs, bytes);
                 }
             }
             mbar_arrive_cp_async(bars + 8 * st);
@@ -977,7 +979,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
         int loa = 1, hia = 0, lob = 1, hib = 0;
         const float sl2 = a.scale * 1.4426950408889634f;
         uint32_t qf[HD / 16][4];
-        uint32_t pf[BK / 16][4];
+        uint32_t pf[BK / 16][4]; /* P of the tile whose PV product is next */
         int cur_ph = -1;
         /* tile j landed; this phase's queries and row bounds; the tile's first key relative to its phase's */
         auto enter = [&](int j) {
@@ -992,7 +994,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             }
             return (ph ? j - nt0 : j) * BK;
         };
-        auto pv = [&](int j) { /* O += P V of tile j */
+        auto pv = [&](const uint32_t (*pf)[4], int j) { /* O += P V of tile j */
             const uint32_t tv = sbase + (uint32_t)((2 * (j % ST) + 1) * TILE);
 #pragma unroll
             for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[k], wg_desc(tv + k * 2048, PANEL, 1024), 1);
@@ -1003,10 +1005,11 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             for (int ks = 0; ks < HD / 16; ks++)
                 WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
         };
-        auto landed = [&](float (*s)[4]) {
-            wgmma_wait<0>();
+        auto fence_o = [&]() {
 #pragma unroll
             for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
+        };
+        auto fence_s = [&](float (*s)[4]) {
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
         };
@@ -1014,7 +1017,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             __syncwarp();
             if (lane == 0) mbar_arrive(bars + 8 * (ST + j % ST));
         };
-        auto softmax = [&](float (*s)[4], int kr) { /* tile j's softmax, P into pf */
+        /* tile j's softmax, O rescaled (the product into it has landed), P into pf */
+        auto softmax = [&](float (*s)[4], int kr) {
             const int ke = kr + BK - 1;
             const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
             attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
@@ -1028,6 +1032,24 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
          * opens consumer 0's first turn and skips its own last hand-over, so every barrier is left
          * with as many arrivals as waits */
         const uint32_t my_turn = 1 + cwg, next_turn = 1 + (cwg + 1) % NC;
+        /* segment j (1 <= j < ntiles): tile j - 1's PV and tile j's S as one commit group, then tile
+         * j's softmax.  (FlashAttention-3's intra-warpgroup overlap, the softmax under the PV with P
+         * in a second buffer, ran no faster here: ATTENTION_NOTES.md.) */
+        auto step = [&](int j) {
+            float s[BK / 8][4];
+            const int kr = enter(j);
+            if (PP) named_sync(my_turn, 2 * 128);
+            wgmma_fence();
+            pv(pf, j - 1);
+            qk(s, j);
+            wgmma_commit();
+            if (PP) named_arrive(next_turn, 2 * 128);
+            wgmma_wait<0>();
+            fence_o();
+            fence_s(s);
+            release(j - 1);
+            softmax(s, kr);
+        };
         if (ntiles > 0) {
             if (PP && cwg == NC - 1) named_arrive(1, 2 * 128);
             {
@@ -1038,29 +1060,19 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
                 qk(s, 0);
                 wgmma_commit();
                 if (PP) named_arrive(next_turn, 2 * 128);
-                landed(s);
+                wgmma_wait<0>();
+                fence_s(s);
                 softmax(s, kr);
             }
-            for (int j = 1; j < ntiles; j++) {
-                float s[BK / 8][4];
-                const int kr = enter(j);
-                if (PP) named_sync(my_turn, 2 * 128);
-                wgmma_fence();
-                pv(j - 1);
-                qk(s, j);
-                wgmma_commit();
-                if (PP) named_arrive(next_turn, 2 * 128);
-                landed(s);
-                release(j - 1);
-                softmax(s, kr);
-            }
-            float s[BK / 8][4];
+            for (int j = 1; j < ntiles; j++) step(j);
+            /* the last tile's PV */
             if (PP) named_sync(my_turn, 2 * 128);
             wgmma_fence();
-            pv(ntiles - 1);
+            pv(pf, ntiles - 1);
             wgmma_commit();
             if (PP && cwg != NC - 1) named_arrive(next_turn, 2 * 128);
-            landed(s);
+            wgmma_wait<0>();
+            fence_o();
         }
         attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
     }
