@@ -707,6 +707,63 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr, uint32_t lbo, uint32
 template <int HD, int BK, int STAGES>
 constexpr size_t wg_smem_bytes() { return (size_t)2 * STAGES * BK * HD * 2 + 1024; /* + alignment of the panels */ }
 
+/* A warp's 16 rows in the warpgroup kernels (rows row0 and row0 + 8 of each thread): the output
+ * accumulators, the online softmax's running max (raw score) and sums, and the current phase's
+ * query fragments and visible keys (relative to the phase's first key; rows past the end see
+ * everything: zero queries, never written). */
+template <typename T, int HD, int BK>
+struct WgRows {
+    float o[HD / 8][4];
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    int loa = 1, hia = 0, lob = 1, hib = 0;
+    uint32_t qf[HD / 16][4];
+    int cur_ph = -1;
+    __device__ __forceinline__ WgRows() {
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    }
+    /* tile it of the block's (nt0 sink tiles, then the recent keys'): the phase's queries and
+     * bounds when the phase changes; returns the tile's first key relative to its phase's */
+    __device__ __forceinline__ int enter(const AttnArgs &a, int it, int nt0, int64_t lo0, int64_t lo1, int row0, int nrows, int Gq, int g,
+                                         int quad) {
+        const int ph = it < nt0 ? 0 : 1;
+        if (ph != cur_ph) {
+            cur_ph = ph;
+            attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
+            const int64_t base = ph ? lo1 : lo0;
+            attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
+            attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
+        }
+        return (ph ? it - nt0 : it) * BK;
+    }
+    /* the warp's rows all see the key tile starting at kr whole (no mask needed) */
+    __device__ __forceinline__ bool full(int kr) const {
+        const int ke = kr + BK - 1;
+        return __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
+    }
+    /* the tile's softmax (attn_softmax_tile), O rescaled, and P as the PV product's A fragments */
+    __device__ __forceinline__ void softmax(float (*s)[4], uint32_t (*pf)[4], int kr, int quad, float sl2) {
+        attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full(kr), loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
+#pragma unroll
+        for (int j = 0; j < BK / 16; j++) {
+            pf[j][0] = __float_as_uint(s[2 * j][0]); pf[j][1] = __float_as_uint(s[2 * j][1]);
+            pf[j][2] = __float_as_uint(s[2 * j + 1][0]); pf[j][3] = __float_as_uint(s[2 * j + 1][1]);
+        }
+    }
+    /* the compiler must not move O across an asynchronous product into it */
+    __device__ __forceinline__ void fence_o() {
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
+    }
+};
+
+/* the same for a score tile */
+template <int NT8>
+__device__ __forceinline__ void wg_fence_s(float (*s)[4]) {
+#pragma unroll
+    for (int nt = 0; nt < NT8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
+}
+
 template <typename T, int HD, int BK, int NWG, int STAGES>
 __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -757,14 +814,8 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         }
     };
 
-    float o[HD / 8][4];
-#pragma unroll
-    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
-    int loa = 1, hia = 0, lob = 1, hib = 0;
+    WgRows<T, HD, BK> w;
     const float sl2 = a.scale * 1.4426950408889634f;
-    uint32_t qf[HD / 16][4];
-    int cur_ph = -1;
 
     /* tiles in flight: D ahead of the one computed, one commit group each */
     constexpr int D = STAGES - 1;
@@ -773,25 +824,13 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         if (s < ntiles) load_tile(s, s);
         cp_async_commit();
     }
-    /* this phase's queries and row bounds, for tile it */
-    auto enter_tile = [&](int it) {
-        const int ph = it < nt0 ? 0 : 1;
-        if (ph != cur_ph) {
-            cur_ph = ph;
-            attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
-            const int64_t base = ph ? lo1 : lo0;
-            attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
-            attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
-        }
-        return (ph ? it - nt0 : it) * BK; /* the tile's first key relative to its phase's */
-    };
     /* S = Q K^T over the warpgroup's 64 rows, from stage st's keys (issued, committed, not waited) */
     auto issue_qk = [&](float (*sc)[4], int st) {
         const uint32_t tk = sbase + (uint32_t)(2 * st) * TILE;
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < HD / 16; ks++)
-            WgmmaRS<T, BK>::template run<0>(&sc[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
+            WgmmaRS<T, BK>::template run<0>(&sc[0][0], w.qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
         wgmma_commit();
     };
     /* O += P V from stage st's values (issued, committed, not waited) */
@@ -799,20 +838,8 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         const uint32_t tv = sbase + (uint32_t)(2 * st + 1) * TILE;
         wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < BK / 16; j++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[j], wg_desc(tv + j * 2048, PANEL, 1024), 1);
+        for (int j = 0; j < BK / 16; j++) WgmmaRS<T, HD>::template run<1>(&w.o[0][0], pf[j], wg_desc(tv + j * 2048, PANEL, 1024), 1);
         wgmma_commit();
-    };
-    auto fence_o = [&]() {
-#pragma unroll
-        for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
-    };
-    /* the P fragments of the PV product from the packed score tile (see attn_softmax_tile) */
-    auto take_p = [&](uint32_t (*pf)[4], float (*sc)[4]) {
-#pragma unroll
-        for (int j = 0; j < BK / 16; j++) {
-            pf[j][0] = __float_as_uint(sc[2 * j][0]); pf[j][1] = __float_as_uint(sc[2 * j][1]);
-            pf[j][2] = __float_as_uint(sc[2 * j + 1][0]); pf[j][3] = __float_as_uint(sc[2 * j + 1][1]);
-        }
     };
     uint32_t pf[BK / 16][4];
     for (int it = 0; it < ntiles; it++) {
@@ -822,21 +849,18 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         __syncthreads();        /* tile it visible to all; every warpgroup is done with the stage reloaded next */
         if (it + D < ntiles) load_tile(it + D, (it + D) % STAGES); /* the stage of tile it - 1, read no more */
         cp_async_commit();
-        const int kr = enter_tile(it), ke = kr + BK - 1;
+        const int kr = w.enter(a, it, nt0, lo0, lo1, row0, nrows, Gq, g, quad);
         float s[BK / 8][4];
         issue_qk(s, st);
         wgmma_wait<0>();
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
-        const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
-        attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
-        take_p(pf, s);
+        wg_fence_s<BK / 8>(s);
+        w.softmax(s, pf, kr, quad, sl2);
         issue_pv(pf, st);
         wgmma_wait<0>();
-        fence_o();
+        w.fence_o();
     }
     cp_async_wait<0>();
-    attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
+    attn_store_rows<T, HD>(a, w.o, w.la, w.lb, row0, nrows, Gq, g, quad);
 #endif
 }
 
@@ -972,61 +996,28 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = (tid >> 5) - 4, cwg = cw >> 2, lane = tid & 31, quad = lane & 3, r8 = lane >> 2;
         const int row0 = R0 + cw * 16 + r8; /* consumer warp cw holds rows 16 cw .. 16 cw + 15 of the block */
-        float o[HD / 8][4];
-#pragma unroll
-        for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-        float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
-        int loa = 1, hia = 0, lob = 1, hib = 0;
+        WgRows<T, HD, BK> w;
         const float sl2 = a.scale * 1.4426950408889634f;
-        uint32_t qf[HD / 16][4];
         uint32_t pf[BK / 16][4]; /* P of the tile whose PV product is next */
-        int cur_ph = -1;
         /* tile j landed; this phase's queries and row bounds; the tile's first key relative to its phase's */
         auto enter = [&](int j) {
             mbar_wait(bars + 8 * (j % ST), (uint32_t)((j / ST) & 1));
-            const int ph = j < nt0 ? 0 : 1;
-            if (ph != cur_ph) {
-                cur_ph = ph;
-                attn_load_qfrag<T, HD>(a, ph, row0, nrows, Gq, g, quad, qf);
-                const int64_t base = ph ? lo1 : lo0;
-                attn_row_bounds(a, ph, row0, nrows, Gq, g, base, &loa, &hia);
-                attn_row_bounds(a, ph, row0 + 8, nrows, Gq, g, base, &lob, &hib);
-            }
-            return (ph ? j - nt0 : j) * BK;
+            return w.enter(a, j, nt0, lo0, lo1, row0, nrows, Gq, g, quad);
         };
         auto pv = [&](const uint32_t (*pf)[4], int j) { /* O += P V of tile j */
             const uint32_t tv = sbase + (uint32_t)((2 * (j % ST) + 1) * TILE);
 #pragma unroll
-            for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[k], wg_desc(tv + k * 2048, PANEL, 1024), 1);
+            for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&w.o[0][0], pf[k], wg_desc(tv + k * 2048, PANEL, 1024), 1);
         };
         auto qk = [&](float (*s)[4], int j) { /* S = Q K^T of tile j */
             const uint32_t tk = sbase + (uint32_t)(2 * (j % ST) * TILE);
 #pragma unroll
             for (int ks = 0; ks < HD / 16; ks++)
-                WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
-        };
-        auto fence_o = [&]() {
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) { reg_fence(o[d][0]); reg_fence(o[d][1]); reg_fence(o[d][2]); reg_fence(o[d][3]); }
-        };
-        auto fence_s = [&](float (*s)[4]) {
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++) { reg_fence(s[nt][0]); reg_fence(s[nt][1]); reg_fence(s[nt][2]); reg_fence(s[nt][3]); }
+                WgmmaRS<T, BK>::template run<0>(&s[0][0], w.qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
         };
         auto release = [&](int j) { /* tile j's stage is free: its keys and values are read */
             __syncwarp();
             if (lane == 0) mbar_arrive(bars + 8 * (ST + j % ST));
-        };
-        /* tile j's softmax, O rescaled (the product into it has landed), P into pf */
-        auto softmax = [&](float (*s)[4], int kr) {
-            const int ke = kr + BK - 1;
-            const bool full = __all_sync(0xffffffffu, loa <= kr && hia >= ke && lob <= kr && hib >= ke);
-            attn_softmax_tile<T, BK / 8, HD / 8>(s, o, full, loa - kr, hia - kr, lob - kr, hib - kr, quad, sl2, &ma, &mb, &la, &lb);
-#pragma unroll
-            for (int k = 0; k < BK / 16; k++) {
-                pf[k][0] = __float_as_uint(s[2 * k][0]); pf[k][1] = __float_as_uint(s[2 * k][1]);
-                pf[k][2] = __float_as_uint(s[2 * k + 1][0]); pf[k][3] = __float_as_uint(s[2 * k + 1][1]);
-            }
         };
         /* turns (PP): consumer w waits on barrier 1 + w, then lets the next go; the last consumer
          * opens consumer 0's first turn and skips its own last hand-over, so every barrier is left
@@ -1045,14 +1036,14 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             wgmma_commit();
             if (PP) named_arrive(next_turn, 2 * 128);
             wgmma_wait<0>();
-            fence_o();
-            fence_s(s);
+            w.fence_o();
+            wg_fence_s<BK / 8>(s);
             release(j - 1);
-            softmax(s, kr);
+            w.softmax(s, pf, kr, quad, sl2);
         };
         if (ntiles > 0) {
             if (PP && cwg == NC - 1) named_arrive(1, 2 * 128);
-            {
+            { /* the first segment peeled (no PV yet): products issued under an if are serialized by ptxas */
                 float s[BK / 8][4];
                 const int kr = enter(0);
                 if (PP) named_sync(my_turn, 2 * 128);
@@ -1061,8 +1052,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
                 wgmma_commit();
                 if (PP) named_arrive(next_turn, 2 * 128);
                 wgmma_wait<0>();
-                fence_s(s);
-                softmax(s, kr);
+                wg_fence_s<BK / 8>(s);
+                w.softmax(s, pf, kr, quad, sl2);
             }
             for (int j = 1; j < ntiles; j++) step(j);
             /* the last tile's PV */
@@ -1072,9 +1063,9 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             wgmma_commit();
             if (PP && cwg != NC - 1) named_arrive(next_turn, 2 * 128);
             wgmma_wait<0>();
-            fence_o();
+            w.fence_o();
         }
-        attn_store_rows<T, HD>(a, o, la, lb, row0, nrows, Gq, g, quad);
+        attn_store_rows<T, HD>(a, w.o, w.la, w.lb, row0, nrows, Gq, g, quad);
     }
 #endif
 }
@@ -1111,17 +1102,25 @@ static int attn_split_parts(const AttnArgs *a, int bq) {
     return parts > 1 ? (int)parts : 1;
 }
 
+/* Raise kern's dynamic shared-memory limit to smem once per device (*attr_set: one bit per
+ * device, kept by the caller per kernel instantiation; --tp launches on several). */
+template <typename F>
+static int attn_smem_limit(F *kern, size_t smem, unsigned *attr_set, char *err, size_t errlen) {
+    int dev = 0;
+    CU_TRY(cudaGetDevice(&dev));
+    if (dev >= 32 || !(*attr_set >> dev & 1)) {
+        CU_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (dev < 32) *attr_set |= 1u << dev;
+    }
+    return 0;
+}
+
 template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     constexpr size_t smem = fa_smem_bytes<T, HD, NW, STAGES, MT>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0; /* per instantiation, one bit per device (--tp) */
-    int dev = 0;
-    CU_TRY(cudaGetDevice(&dev));
-    if (dev >= 32 || !(attr_set >> dev & 1)) {
-        CU_TRY(cudaFuncSetAttribute(attn_flash_kernel<T, HD, NW, STAGES, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        if (dev < 32) attr_set |= 1u << dev;
-    }
+    if (attn_smem_limit(attn_flash_kernel<T, HD, NW, STAGES, MT>, smem, &attr_set, err, errlen)) return -1;
     const int rows = a->n * (a->H / a->KV);
     dim3 grid((rows + 16 * NW * MT - 1) / (16 * NW * MT), a->KV, a->part ? a->nparts : 1);
     attn_flash_kernel<T, HD, NW, STAGES, MT><<<grid, 32 * NW, smem, st>>>(*a);
@@ -1149,12 +1148,7 @@ static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
     constexpr size_t smem = wg_smem_bytes<HD, BK, STAGES>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0;
-    int dev = 0;
-    CU_TRY(cudaGetDevice(&dev));
-    if (dev >= 32 || !(attr_set >> dev & 1)) {
-        CU_TRY(cudaFuncSetAttribute(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        if (dev < 32) attr_set |= 1u << dev;
-    }
+    if (attn_smem_limit(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, smem, &attr_set, err, errlen)) return -1;
     const int rows = a->n * (a->H / a->KV);
     dim3 grid((rows + WG_BQ * NWG - 1) / (WG_BQ * NWG), a->KV);
     attn_wgmma_kernel<T, HD, BK, NWG, STAGES><<<grid, 128 * NWG, smem, st>>>(*a);
@@ -1168,12 +1162,7 @@ static int launch_ws_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t e
     constexpr size_t smem = ws_smem_bytes<HD, BK, ST>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0;
-    int dev = 0;
-    CU_TRY(cudaGetDevice(&dev));
-    if (dev >= 32 || !(attr_set >> dev & 1)) {
-        CU_TRY(cudaFuncSetAttribute(attn_ws_kernel<T, HD, BK, ST, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        if (dev < 32) attr_set |= 1u << dev;
-    }
+    if (attn_smem_limit(attn_ws_kernel<T, HD, BK, ST, PP>, smem, &attr_set, err, errlen)) return -1;
     const int rows = a->n * (a->H / a->KV);
     dim3 grid((rows + 2 * WG_BQ - 1) / (2 * WG_BQ), a->KV);
     attn_ws_kernel<T, HD, BK, ST, PP><<<grid, WS_THREADS, smem, st>>>(*a);
