@@ -1223,8 +1223,8 @@ static bool attn_wgmma_ok(const AttnArgs *a, int cfg) { /* key tiles of 64 (the 
 
 /* The default configuration, from the device runs of ATTENTION_NOTES.md (one H200, bf16): from
  * 1,024 rows per KV head (chunked prefill) the warp-specialized kernel's 9 where it can run
- * (408-432 TFLOP/s at head_dim 128 on the sink, window, dense and GQA shapes, 297 at 64 for
- * Falcon's MQA), then the barrier warpgroup kernel's 6 (a ring under 128 slots: 272-300, 213),
+ * (398-492 TFLOP/s at head_dim 128 on the sink, window, dense and GQA shapes, 293 at 64 for
+ * Falcon's MQA), then the barrier warpgroup kernel's 6 (a ring under 128 slots: 252-300, 211),
  * else the flash kernel's 4 (208-263 at 128, 187-203 at 64).  Calls with few rows per KV head
  * (decode: one query, H / KV rows; short chunks) launch a block or two per KV head, far fewer
  * than the SMs, and each block streams every key: there the flash kernel's 1, twice the threads
