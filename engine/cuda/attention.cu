@@ -750,6 +750,18 @@ struct WgRows {
             pf[j][2] = __float_as_uint(s[2 * j + 1][0]); pf[j][3] = __float_as_uint(s[2 * j + 1][1]);
         }
     }
+    /* S = Q K^T of the key tile at shared address tk (K-major, 128-byte swizzled panels of BK keys;
+     * issued, not fenced, committed or waited) */
+    __device__ __forceinline__ void qk(float (*s)[4], uint32_t tk) {
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++)
+            WgmmaRS<T, BK>::template run<0>(&s[0][0], qf[ks], wg_desc(tk + (ks >> 2) * BK * 128 + (ks & 3) * 32, 16, 1024), ks > 0);
+    }
+    /* O += P V of the value tile at shared address tv (MN-major, the same panels; issued only) */
+    __device__ __forceinline__ void pv(const uint32_t (*pf)[4], uint32_t tv) {
+#pragma unroll
+        for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&o[0][0], pf[k], wg_desc(tv + k * 2048, BK * 128, 1024), 1);
+    }
     /* the compiler must not move O across an asynchronous product into it */
     __device__ __forceinline__ void fence_o() {
 #pragma unroll
@@ -824,23 +836,6 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         if (s < ntiles) load_tile(s, s);
         cp_async_commit();
     }
-    /* S = Q K^T over the warpgroup's 64 rows, from stage st's keys (issued, committed, not waited) */
-    auto issue_qk = [&](float (*sc)[4], int st) {
-        const uint32_t tk = sbase + (uint32_t)(2 * st) * TILE;
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < HD / 16; ks++)
-            WgmmaRS<T, BK>::template run<0>(&sc[0][0], w.qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
-        wgmma_commit();
-    };
-    /* O += P V from stage st's values (issued, committed, not waited) */
-    auto issue_pv = [&](const uint32_t (*pf)[4], int st) {
-        const uint32_t tv = sbase + (uint32_t)(2 * st + 1) * TILE;
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < BK / 16; j++) WgmmaRS<T, HD>::template run<1>(&w.o[0][0], pf[j], wg_desc(tv + j * 2048, PANEL, 1024), 1);
-        wgmma_commit();
-    };
     uint32_t pf[BK / 16][4];
     for (int it = 0; it < ntiles; it++) {
         const int st = it % STAGES;
@@ -851,11 +846,15 @@ __global__ void __launch_bounds__(128 * NWG, 1) attn_wgmma_kernel(AttnArgs a) {
         cp_async_commit();
         const int kr = w.enter(a, it, nt0, lo0, lo1, row0, nrows, Gq, g, quad);
         float s[BK / 8][4];
-        issue_qk(s, st);
+        wgmma_fence();
+        w.qk(s, sbase + (uint32_t)(2 * st) * TILE); /* S over the warpgroup's 64 rows, from stage st's keys */
+        wgmma_commit();
         wgmma_wait<0>();
         wg_fence_s<BK / 8>(s);
         w.softmax(s, pf, kr, quad, sl2);
-        issue_pv(pf, st);
+        wgmma_fence();
+        w.pv(pf, sbase + (uint32_t)(2 * st + 1) * TILE); /* O += P V from stage st's values */
+        wgmma_commit();
         wgmma_wait<0>();
         w.fence_o();
     }
@@ -921,7 +920,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
     static_assert(BK == 64 || BK == 128, "key tile of the warpgroup kernel (an n of wgmma)");
     static_assert(sizeof(T) == 2, "16-bit storage");
     static_assert(ST >= 2 && ST <= 4, "pipeline depth");
-    static_assert((BK * VEC) % 128 == 0, "a tile's 16-byte chunks spread evenly over the producer's threads");
+    static_assert(BK % 64 == 0 && VEC % 2 == 0, "the producer's 128 threads: two a key, 64 keys a pass");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sbase = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
     const uint32_t bars = sbase + (uint32_t)(2 * ST * TILE); /* full[s] at bars + 8 s, empty[s] at bars + 8 (ST + s) */
@@ -1004,17 +1003,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             mbar_wait(bars + 8 * (j % ST), (uint32_t)((j / ST) & 1));
             return w.enter(a, j, nt0, lo0, lo1, row0, nrows, Gq, g, quad);
         };
-        auto pv = [&](const uint32_t (*pf)[4], int j) { /* O += P V of tile j */
-            const uint32_t tv = sbase + (uint32_t)((2 * (j % ST) + 1) * TILE);
-#pragma unroll
-            for (int k = 0; k < BK / 16; k++) WgmmaRS<T, HD>::template run<1>(&w.o[0][0], pf[k], wg_desc(tv + k * 2048, PANEL, 1024), 1);
-        };
-        auto qk = [&](float (*s)[4], int j) { /* S = Q K^T of tile j */
-            const uint32_t tk = sbase + (uint32_t)(2 * (j % ST) * TILE);
-#pragma unroll
-            for (int ks = 0; ks < HD / 16; ks++)
-                WgmmaRS<T, BK>::template run<0>(&s[0][0], w.qf[ks], wg_desc(tk + (ks >> 2) * PANEL + (ks & 3) * 32, 16, 1024), ks > 0);
-        };
+        auto pv = [&](int j) { w.pv(pf, sbase + (uint32_t)((2 * (j % ST) + 1) * TILE)); }; /* O += P V of tile j */
+        auto qk = [&](float (*s)[4], int j) { w.qk(s, sbase + (uint32_t)(2 * (j % ST) * TILE)); }; /* S = Q K^T of tile j */
         auto release = [&](int j) { /* tile j's stage is free: its keys and values are read */
             __syncwarp();
             if (lane == 0) mbar_arrive(bars + 8 * (ST + j % ST));
@@ -1031,7 +1021,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             const int kr = enter(j);
             if (PP) named_sync(my_turn, 2 * 128);
             wgmma_fence();
-            pv(pf, j - 1);
+            pv(j - 1);
             qk(s, j);
             wgmma_commit();
             if (PP) named_arrive(next_turn, 2 * 128);
@@ -1059,7 +1049,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attn_ws_kernel(AttnArgs a) {
             /* the last tile's PV */
             if (PP) named_sync(my_turn, 2 * 128);
             wgmma_fence();
-            pv(pf, ntiles - 1);
+            pv(ntiles - 1);
             wgmma_commit();
             if (PP && cwg != NC - 1) named_arrive(next_turn, 2 * 128);
             wgmma_wait<0>();
@@ -1115,6 +1105,17 @@ static int attn_smem_limit(F *kern, size_t smem, unsigned *attr_set, char *err, 
     return 0;
 }
 
+/* A warpgroup kernel over blocks of bq rows of one KV head each, `threads` threads and smem bytes
+ * of shared memory (no split over the keys) */
+template <typename F>
+static int attn_launch_rows(F *kern, size_t smem, unsigned *attr_set, int bq, int threads, const AttnArgs *a, cudaStream_t st, char *err,
+                            size_t errlen) {
+    if (attn_smem_limit(kern, smem, attr_set, err, errlen)) return -1;
+    const int rows = a->n * (a->H / a->KV);
+    kern<<<dim3((rows + bq - 1) / bq, a->KV), threads, smem, st>>>(*a);
+    return 0;
+}
+
 template <typename T, int HD, int NW, int STAGES, int MT>
 static int launch_flash_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
     constexpr size_t smem = fa_smem_bytes<T, HD, NW, STAGES, MT>();
@@ -1148,11 +1149,7 @@ static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
     constexpr size_t smem = wg_smem_bytes<HD, BK, STAGES>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0;
-    if (attn_smem_limit(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, smem, &attr_set, err, errlen)) return -1;
-    const int rows = a->n * (a->H / a->KV);
-    dim3 grid((rows + WG_BQ * NWG - 1) / (WG_BQ * NWG), a->KV);
-    attn_wgmma_kernel<T, HD, BK, NWG, STAGES><<<grid, 128 * NWG, smem, st>>>(*a);
-    return 0;
+    return attn_launch_rows(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, smem, &attr_set, WG_BQ * NWG, 128 * NWG, a, st, err, errlen);
 }
 
 /* The warp-specialized kernel's configurations (key tile, stages, ping-pong): 7 (64, 4, no),
@@ -1162,11 +1159,7 @@ static int launch_ws_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t e
     constexpr size_t smem = ws_smem_bytes<HD, BK, ST>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0;
-    if (attn_smem_limit(attn_ws_kernel<T, HD, BK, ST, PP>, smem, &attr_set, err, errlen)) return -1;
-    const int rows = a->n * (a->H / a->KV);
-    dim3 grid((rows + 2 * WG_BQ - 1) / (2 * WG_BQ), a->KV);
-    attn_ws_kernel<T, HD, BK, ST, PP><<<grid, WS_THREADS, smem, st>>>(*a);
-    return 0;
+    return attn_launch_rows(attn_ws_kernel<T, HD, BK, ST, PP>, smem, &attr_set, 2 * WG_BQ, WS_THREADS, a, st, err, errlen);
 }
 
 template <typename T, int HD>
