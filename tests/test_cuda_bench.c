@@ -27,6 +27,15 @@
  *       (query, key) pair), for each kernel variant in VARIANTS (default "1,2,3,4,0": the flash
  *       kernel's configurations, then the scalar one on the first shape only; -1 the default,
  *       the configuration it resolves to in the kernel column); DTYPE bf16
+ *   test_cuda_bench attn DTYPE VARIANTS ITERS SHAPES
+ *       the same with the median of ITERS launches (at most 1000) on the first SHAPES shapes: a
+ *       long enough run holds the card at its sustained (power-limited) clock
+ *   test_cuda_bench gemm [DTYPE [SECONDS [ROWS]]]
+ *       the weight products of one llama2-7b forward (QKV, output, gate/up, down per layer, 32
+ *       layers of distinct weights, then the LM head) through the forward's own GEMM path, ROWS
+ *       rows (default 4096, the chunk): each product alone (median of 10) and the whole sequence
+ *       repeated for SECONDS (default 10) at the sustained clock, in TFLOP/s and microseconds per
+ *       token: the bound the products alone put on a chunked run
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -53,7 +62,7 @@ static void mem_line(const char *tag, long long pos, double el) {
 }
 
 /* the attention kernel alone: one line per (shape, variant) */
-static int bench_attention(const char *dtype, const char *variants) {
+static int bench_attention(const char *dtype, const char *variants, int iters, int nshapes) {
     static const struct { const char *what; CudaAttnShape sh; } shapes[] = {
         {"llama2-7b sink:4:4092, t = 1M", {4096, 32, 32, 128, 1 << 20, 4, 4092, 4092 + 4096, 0, 0}},
         {"llama2-7b window:4096, t = 1M", {4096, 32, 32, 128, 1 << 20, 0, 4096, 4096 + 4096, 0, 0}},
@@ -66,7 +75,7 @@ static int bench_attention(const char *dtype, const char *variants) {
     };
     char desc[256], err[LCB_ERRLEN];
     cuda_describe(desc, sizeof desc);
-    printf("device: %s\nattention kernel alone, %s, median of 20 launches\n", desc, dtype);
+    printf("device: %s\nattention kernel alone, %s, median of %d launches\n", desc, dtype, iters);
     printf("%-44s %-8s %-7s %9s %9s\n", "shape", "variant", "kernel", "ms", "TFLOP/s");
     int vs[8], nv = 0;
     for (const char *p = variants; *p && nv < 8;) {
@@ -75,13 +84,13 @@ static int bench_attention(const char *dtype, const char *variants) {
         if (*p == ',') p++;
     }
     int rc = 0;
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes && (int)i < nshapes; i++)
         for (int v = 0; v < nv; v++) {
             const CudaAttnShape *sh = &shapes[i].sh;
             const int kern = cuda_op_attention_kernel(dtype, vs[v], sh->hd);
             if (kern == 0 && i > 0) continue; /* the scalar kernel is slow: the first shape shows it */
             double ms = 0, fl = 0;
-            if (cuda_op_attention_time(dtype, vs[v], sh, kern ? 20 : 3, &ms, &fl, err, sizeof err)) {
+            if (cuda_op_attention_time(dtype, vs[v], sh, kern ? iters : 3, &ms, &fl, err, sizeof err)) {
                 printf("%-44s %-8d ERROR %s\n", shapes[i].what, vs[v], err);
                 rc = 1;
                 continue;
@@ -92,6 +101,45 @@ static int bench_attention(const char *dtype, const char *variants) {
             fflush(stdout);
         }
     return rc;
+}
+
+/* ---------------------------------------------------------------- weight products */
+
+static int bench_gemm(const char *dtype, double seconds, int rows) {
+    /* llama2-7b: dim 4096, ffn 11008, vocab 32000; the forward's output types and betas (backend.cu) */
+    static const CudaGemmShape layer[] = {
+        {"QKV 4096 -> 12288 (T out)", 4096, 12288, 0, 0.f},
+        {"output 4096 -> 4096 (fp32 += )", 4096, 4096, 1, 1.f},
+        {"gate/up 4096 -> 22016 (T out)", 4096, 22016, 0, 0.f},
+        {"down 11008 -> 4096 (fp32 += )", 11008, 4096, 1, 1.f},
+    };
+    static const CudaGemmShape head[] = {{"LM head 4096 -> 32000 (fp32)", 4096, 32000, 1, 0.f}};
+    const int L = 32, nl = (int)(sizeof layer / sizeof *layer);
+    char err[LCB_ERRLEN], desc[256];
+    if (rows < 1 || !(seconds >= 0)) { fprintf(stderr, "gemm: ROWS must be >= 1 and SECONDS >= 0\n"); return 2; }
+    cuda_describe(desc, sizeof desc);
+    printf("device: %s\nweight products of random:llama2-7b, %s, %d rows; alone: median of 10 launches\n", desc, dtype, rows);
+    double alone[8], seq_l = 0, seq_h = 0, fl_l = 0;
+    int n_l = 0, n_h = 0;
+    if (cuda_op_gemm_time(dtype, rows, layer, nl, L, seconds, alone, &seq_l, &n_l, err, sizeof err) ||
+        cuda_op_gemm_time(dtype, rows, head, 1, 1, 0, alone + nl, &seq_h, &n_h, err, sizeof err)) {
+        fprintf(stderr, "gemm: %s\n", err);
+        return 1;
+    }
+    printf("%-34s %9s %9s\n", "product", "ms", "TFLOP/s");
+    for (int i = 0; i <= nl; i++) {
+        const CudaGemmShape *g = i < nl ? &layer[i] : head;
+        const double fl = 2.0 * rows * g->in * g->out;
+        if (i < nl) fl_l += fl;
+        printf("%-34s %9.3f %9.1f\n", g->what, alone[i], fl / (alone[i] * 1e-3) / 1e12);
+    }
+    const double fl_h = 2.0 * rows * head->in * head->out, fl = L * fl_l + fl_h;
+    const double ms = seq_l + alone[nl]; /* the 32 layers' sequence at the sustained clock, the head once */
+    printf("sequence of %d layers: %.1f ms (mean of %d passes over %.1f s) = %.1f TFLOP/s\n", L, seq_l, n_l, seq_l * n_l * 1e-3,
+           L * fl_l / (seq_l * 1e-3) / 1e12);
+    printf("lcb_gemm rows %d us/token %.2f TFLOP/s %.1f GFLOP/token %.2f bound_tokens/s %.0f\n", rows, ms * 1e3 / rows,
+           fl / (ms * 1e-3) / 1e12, fl / rows / 1e9, rows / (ms * 1e-3));
+    return 0;
 }
 
 /* ---------------------------------------------------------------- decode */
@@ -208,13 +256,19 @@ out:
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,4,0");
+    if (argc >= 2 && !strcmp(argv[1], "attn")) {
+        const int iters = argc > 4 ? atoi(argv[4]) : 20, nshapes = argc > 5 ? atoi(argv[5]) : 1 << 20;
+        if (iters < 1 || iters > 1000 || nshapes < 1) { fprintf(stderr, "attn: ITERS in 1 .. 1000, SHAPES >= 1\n"); return 2; }
+        return bench_attention(argc > 2 ? argv[2] : "bf16", argc > 3 ? argv[3] : "1,2,3,4,0", iters, nshapes);
+    }
+    if (argc >= 2 && !strcmp(argv[1], "gemm"))
+        return bench_gemm(argc > 2 ? argv[2] : "bf16", argc > 3 ? atof(argv[3]) : 10, argc > 4 ? atoi(argv[4]) : 4096);
     if (argc >= 2 && !strcmp(argv[1], "decode")) {
         if (argc != 7) { fprintf(stderr, "usage: %s decode MODEL SPEC PROMPT STEPS DTYPE\n", argv[0]); return 2; }
         return bench_decode(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
     }
     if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "oom"))) {
-        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE [VARIANT] | oom MODEL CHUNK DTYPE | decode MODEL SPEC PROMPT STEPS DTYPE | attn [DTYPE [VARIANTS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s stream MODEL SPEC TOKENS CHUNK DTYPE [VARIANT] | oom MODEL CHUNK DTYPE | decode MODEL SPEC PROMPT STEPS DTYPE | attn [DTYPE [VARIANTS [ITERS SHAPES]]] | gemm [DTYPE [SECONDS [ROWS]]]\n", argv[0]);
         return 2;
     }
     int oom = !strcmp(argv[1], "oom");

@@ -1408,11 +1408,6 @@ extern "C" int cuda_op_attention(const char *dtype, int variant, const CudaAttnS
     return rc;
 }
 
-static int cmp_float(const void *x, const void *y) {
-    float a = *(const float *)x, b = *(const float *)y;
-    return a < b ? -1 : a > b;
-}
-
 extern "C" int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms,
                                       double *flops, char *err, size_t errlen) {
     const int dt = dt_parse(dtype);
@@ -1450,7 +1445,7 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
     }
     cu_attention_variant = saved;
     if (!rc) {
-        qsort(t, (size_t)iters, sizeof *t, cmp_float);
+        qsort(t, (size_t)iters, sizeof *t, cu_cmp_float);
         *ms = t[iters / 2];
         *flops = 4.0 * sh->hd * sh->H * attn_pairs(sh); /* QK^T and PV, 2 FLOP per multiply-add */
     }

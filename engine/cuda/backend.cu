@@ -847,6 +847,90 @@ static int gemm_bias(DevModel *d, const void *x, const void *w, float *y, const 
     return 0;
 }
 
+extern "C" int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *sh, int nsh, int layers, double seconds,
+                                 double *alone_ms, double *seq_ms, int *seq_n, char *err, size_t errlen) {
+    const int dt = dt_parse(dtype);
+    if (dt < 0) return lcb_fail(err, errlen, "cuda_op_gemm_time: unknown dtype '%s'", dtype);
+    if (n < 1 || nsh < 1 || nsh > 16 || layers < 1 || !(seconds >= 0))
+        return lcb_fail(err, errlen, "cuda_op_gemm_time: n %d, %d shapes, %d layers, %g s", n, nsh, layers, seconds);
+    DevModel d = {};
+    d.dt = dt;
+    const size_t es = dt_size(dt);
+    size_t xmax = 0;
+    for (int i = 0; i < nsh; i++) {
+        if (sh[i].in < 1 || sh[i].out < 1) return lcb_fail(err, errlen, "cuda_op_gemm_time: shape %s is %d x %d", sh[i].what, sh[i].in, sh[i].out);
+        if ((size_t)sh[i].in > xmax) xmax = sh[i].in;
+    }
+    void *x = NULL, *y[16] = {}, **w = (void **)calloc((size_t)nsh * layers, sizeof(void *));
+    cudaEvent_t ev[2] = {};
+    float *t = NULL;
+    int rc = w ? 0 : lcb_fail(err, errlen, "cuda_op_gemm_time: out of host memory");
+    if (!rc && cublasCreate(&d.blas) != CUBLAS_STATUS_SUCCESS) rc = lcb_fail(err, errlen, "cuda_op_gemm_time: cublasCreate failed");
+    if (!rc && (cublasSetMathMode(d.blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS ||
+                cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess))
+        rc = lcb_fail(err, errlen, "cuda_op_gemm_time: cuBLAS or event setup failed");
+    if (!rc) rc = cu_alloc(&x, (size_t)n * xmax * es, LCB_MEM_WORK, "GEMM input", err, errlen);
+    for (int i = 0; i < nsh && !rc; i++) {
+        rc = cu_alloc(&y[i], (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es), LCB_MEM_WORK, "GEMM output", err, errlen);
+        if (!rc) rc = cudaMemset(y[i], 0, (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es)) == cudaSuccess ? 0 : lcb_fail(err, errlen, "cudaMemset failed");
+        for (int l = 0; l < layers && !rc; l++) {
+            void **p = &w[(size_t)l * nsh + i];
+            rc = cu_alloc(p, (size_t)sh[i].out * sh[i].in * es, LCB_MEM_WORK, "GEMM weights", err, errlen);
+            if (!rc) k_fill_normal(dt, *p, (size_t)sh[i].out * sh[i].in, 0.02f, 13, (uint64_t)l * nsh + i, 0);
+        }
+    }
+    if (!rc) k_fill_normal(dt, x, (size_t)n * xmax, 1.f, 13, 1u << 20, 0);
+    const int iters = 10;
+    if (!rc && !(t = (float *)malloc(iters * sizeof(float)))) rc = lcb_fail(err, errlen, "cuda_op_gemm_time: out of host memory");
+#define GT_ONE(i, l) gemm_to(&d, x, w[(size_t)(l) * nsh + (i)], y[i], sh[i].y_f32 ? DT_F32 : dt, n, sh[i].in, sh[i].out, sh[i].beta, err, errlen)
+#define GT_EV(e) (cudaEventRecord(ev[e], 0) == cudaSuccess ? 0 : lcb_fail(err, errlen, "cudaEventRecord failed"))
+    for (int i = 0; i < nsh && !rc; i++) {
+        for (int k = 0; k < 3 && !rc; k++) rc = GT_ONE(i, k % layers);
+        for (int k = 0; k < iters && !rc; k++) {
+            rc = GT_EV(0);
+            if (!rc) rc = GT_ONE(i, k % layers);
+            if (!rc) rc = GT_EV(1);
+            if (!rc && (cudaEventSynchronize(ev[1]) != cudaSuccess || cudaEventElapsedTime(&t[k], ev[0], ev[1]) != cudaSuccess))
+                rc = lcb_fail(err, errlen, "cuda_op_gemm_time: %s", cudaGetErrorString(cudaGetLastError()));
+        }
+        if (!rc) {
+            qsort(t, iters, sizeof *t, cu_cmp_float);
+            alone_ms[i] = t[iters / 2];
+        }
+    }
+    /* the sequence: one pass of warm-up, then passes until `seconds` of them are timed */
+    double total = 0;
+    int passes = 0;
+    for (int pass = -1; !rc && (pass < 1 || total < seconds * 1e3); pass++) {
+        rc = GT_EV(0);
+        for (int l = 0; l < layers && !rc; l++)
+            for (int i = 0; i < nsh && !rc; i++) rc = GT_ONE(i, l);
+        if (!rc) rc = GT_EV(1);
+        float ms = 0;
+        if (!rc && (cudaEventSynchronize(ev[1]) != cudaSuccess || cudaEventElapsedTime(&ms, ev[0], ev[1]) != cudaSuccess))
+            rc = lcb_fail(err, errlen, "cuda_op_gemm_time: %s", cudaGetErrorString(cudaGetLastError()));
+        if (!rc && pass >= 0) { total += ms; passes++; }
+    }
+#undef GT_ONE
+#undef GT_EV
+    if (!rc) {
+        *seq_ms = total / passes;
+        *seq_n = passes;
+    }
+    free(t);
+    for (int i = 0; i < nsh; i++) {
+        for (int l = 0; w && l < layers; l++)
+            if (w[(size_t)l * nsh + i]) cu_free(w[(size_t)l * nsh + i], (size_t)sh[i].out * sh[i].in * es, LCB_MEM_WORK);
+        if (y[i]) cu_free(y[i], (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es), LCB_MEM_WORK);
+    }
+    if (x) cu_free(x, (size_t)n * xmax * es, LCB_MEM_WORK);
+    free(w);
+    if (ev[0]) cudaEventDestroy(ev[0]);
+    if (ev[1]) cudaEventDestroy(ev[1]);
+    if (d.blas) cublasDestroy(d.blas);
+    return rc;
+}
+
 /* Where a rank's share of a residual add goes: rank 0 adds into x (with the biases), the
  * others into y (zeroed by their first GEMM, beta 0); the all-reduce then sums y into every x. */
 static float *acc_of(const DevModel *d) { return d->rank == 0 ? d->x : d->y; }

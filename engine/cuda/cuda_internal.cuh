@@ -28,6 +28,11 @@
 
 enum { DT_F32 = 0, DT_BF16 = 1, DT_F16 = 2 };
 static inline size_t dt_size(int dt) { return dt == DT_F32 ? 4 : 2; }
+/* qsort order of floats, ascending (the benchmarks' medians) */
+static inline int cu_cmp_float(const void *x, const void *y) {
+    const float a = *(const float *)x, b = *(const float *)y;
+    return a < b ? -1 : a > b;
+}
 static inline cudaDataType dt_cuda(int dt) { return dt == DT_F32 ? CUDA_R_32F : dt == DT_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
 /* "fp32" / "bf16" / "fp16" -> DT_*, -1 otherwise */
 int dt_parse(const char *s);

@@ -86,6 +86,22 @@ int cuda_op_norm_dt(const char *dtype, const float *x, float *y, const float *w,
 int cuda_op_rope_store_dt(const char *dtype, const float *qkv, const float *bqkv, const float *cs, const float *cs_sink, float *q,
                           float *qs, float *k, float *v, int n, int H, int KV, int hd, int rot_half, char *err, size_t errlen);
 
+/* One weight product of the forward pass: y (n, out) = x (n, in) W^T + beta y, y in fp32 (y_f32)
+ * or in the dtype, through the forward's own path (backend.cu gemm_to: cuBLAS, or the decode
+ * product for n <= CU_GEMV_ROWS). */
+typedef struct {
+    const char *what;
+    int in, out, y_f32;
+    float beta;
+} CudaGemmShape;
+/* Time that path on device data (W ~ N(0, 0.02), x ~ N(0, 1)), n rows: each shape alone, median of
+ * 10 launches after 3 of warm-up, into alone_ms[i]; then the sequence of all shapes over `layers`
+ * distinct copies of their weights (one forward's products: no weight is in L2 when it is read),
+ * repeated for at least `seconds` so that the card runs at its sustained clock and power:
+ * *seq_ms the mean time of one sequence, *seq_n how many were timed. */
+int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *sh, int nsh, int layers, double seconds, double *alone_ms,
+                      double *seq_ms, int *seq_n, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

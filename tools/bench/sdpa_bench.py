@@ -7,6 +7,12 @@ PyTorch's own choice): median of 20 launches after 5 of warm-up, CUDA events; TF
 4 * head_dim * heads per visible (query, key) pair, as test_cuda_bench does.  lcbench's banded
 policies (sink:4:4092, window:4096) see 4,097 keys per query: the non-causal 4096 x 4096 line is
 their SDPA equivalent in work.  Needs python3 with torch and a GPU.  Prints one table.
+
+    sdpa_bench.py [ITERS [SHAPES [BACKEND]]]
+
+times the median of ITERS launches instead (a long run holds the card at its sustained,
+power-limited clock, as `test_cuda_bench attn DTYPE VARIANTS ITERS SHAPES` does), on the first
+SHAPES shapes, under BACKEND only (default, flash, cudnn or efficient).
 """
 import statistics
 import sys
@@ -36,6 +42,9 @@ def time_ms(fn, iters=20, warm=5):
 
 
 def main():
+    iters = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    nshapes = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    only = sys.argv[3] if len(sys.argv) > 3 else None
     dt = torch.bfloat16
     dev = "cuda"
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; cuDNN {torch.backends.cudnn.version()}")
@@ -51,9 +60,14 @@ def main():
     if SDPBackend is not None:
         backends += [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
                      ("efficient", SDPBackend.EFFICIENT_ATTENTION)]
+    if only is not None:
+        backends = [b for b in backends if b[0] == only]
+        if not backends:
+            sys.exit(f"sdpa_bench.py: unknown backend {only!r}")
+    print(f"median of {iters} launches")
     print(f"{'shape':<46} {'backend':<10} {'ms':>9} {'TFLOP/s':>9}")
     g = torch.Generator(device=dev).manual_seed(1)
-    for label, H, KV, hd, L, S, causal, pairs in shapes:
+    for label, H, KV, hd, L, S, causal, pairs in shapes[:nshapes]:
         q = torch.randn(1, H, L, hd, device=dev, dtype=dt, generator=g)
         k = torch.randn(1, KV, S, hd, device=dev, dtype=dt, generator=g)
         v = torch.randn(1, KV, S, hd, device=dev, dtype=dt, generator=g)
@@ -65,10 +79,10 @@ def main():
                 return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
             try:
                 if be is None:
-                    ms = time_ms(run)
+                    ms = time_ms(run, iters)
                 else:
                     with sdpa_kernel([be]):
-                        ms = time_ms(run)
+                        ms = time_ms(run, iters)
                 print(f"{label:<46} {name:<10} {ms:9.3f} {flops / ms / 1e9:9.1f}")
             except Exception as e:  # a backend that refuses the shape
                 print(f"{label:<46} {name:<10} {'-':>9} {'-':>9}  ({type(e).__name__}: {str(e).splitlines()[0][:60]})")
