@@ -36,6 +36,7 @@
  *       rows (default 4096, the chunk): each product alone (median of 10) and the whole sequence
  *       repeated for SECONDS (default 10) at the sustained clock, in TFLOP/s and microseconds per
  *       token: the bound the products alone put on a chunked run
+ * LCB_GEMV_VARIANT=V in the environment runs the decode product's kernel V (cuda_op_gemv_variant).
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -137,8 +138,9 @@ static int bench_gemm(const char *dtype, double seconds, int rows) {
     const double ms = seq_l + alone[nl]; /* the 32 layers' sequence at the sustained clock, the head once */
     printf("sequence of %d layers: %.1f ms (mean of %d passes over %.1f s) = %.1f TFLOP/s\n", L, seq_l, n_l, seq_l * n_l * 1e-3,
            L * fl_l / (seq_l * 1e-3) / 1e12);
-    printf("lcb_gemm rows %d us/token %.2f TFLOP/s %.1f GFLOP/token %.2f bound_tokens/s %.0f\n", rows, ms * 1e3 / rows,
-           fl / (ms * 1e-3) / 1e12, fl / rows / 1e9, rows / (ms * 1e-3));
+    const double wbytes = 2.0 * (L * fl_l + fl_h) / (2.0 * rows); /* bf16 / fp16 weights: 2 bytes per multiply-add of a row */
+    printf("lcb_gemm rows %d us/token %.2f TFLOP/s %.1f GFLOP/token %.2f bound_tokens/s %.0f weights_TB/s %.2f\n", rows, ms * 1e3 / rows,
+           fl / (ms * 1e-3) / 1e12, fl / rows / 1e9, rows / (ms * 1e-3), wbytes / (ms * 1e-3) / 1e12);
     return 0;
 }
 
@@ -256,6 +258,7 @@ out:
 }
 
 int main(int argc, char **argv) {
+    if (getenv("LCB_GEMV_VARIANT")) cuda_op_gemv_variant(atoi(getenv("LCB_GEMV_VARIANT")));
     if (argc >= 2 && !strcmp(argv[1], "attn")) {
         const int iters = argc > 4 ? atoi(argv[4]) : 20, nshapes = argc > 5 ? atoi(argv[5]) : 1 << 20;
         if (iters < 1 || iters > 1000 || nshapes < 1) { fprintf(stderr, "attn: ITERS in 1 .. 1000, SHAPES >= 1\n"); return 2; }
