@@ -35,8 +35,8 @@
  *       layers of distinct weights, then the LM head) through the forward's own GEMM path, ROWS
  *       rows (default 4096, the chunk): each product alone (median of 10) and the whole sequence
  *       repeated for SECONDS (default 10) at the sustained clock, in TFLOP/s and microseconds per
- *       token: the bound the products alone put on a chunked run
- * LCB_GEMV_VARIANT=V in the environment runs the decode product's kernel V (cuda_op_gemv_variant).
+ *       token: the bound the products alone put on a chunked run.  ROWS <= 4 times the decode
+ *       product instead (the weights' bandwidth in TB/s: one read of every weight per token)
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -258,7 +258,6 @@ out:
 }
 
 int main(int argc, char **argv) {
-    if (getenv("LCB_GEMV_VARIANT")) cuda_op_gemv_variant(atoi(getenv("LCB_GEMV_VARIANT")));
     if (argc >= 2 && !strcmp(argv[1], "attn")) {
         const int iters = argc > 4 ? atoi(argv[4]) : 20, nshapes = argc > 5 ? atoi(argv[5]) : 1 << 20;
         if (iters < 1 || iters > 1000 || nshapes < 1) { fprintf(stderr, "attn: ITERS in 1 .. 1000, SHAPES >= 1\n"); return 2; }

@@ -181,7 +181,6 @@ typedef struct {
 int k_rope_table(const RopeTabArgs *a, cudaStream_t st);
 /* tests: nonzero forces the scalar act / RoPE / norm kernels (ops.h cuda_op_elementwise_scalar) */
 extern int cu_ew_scalar;
-extern int cu_gemv_variant;
 void k_add_bias(float *x, const float *b, int n, int dim, cudaStream_t st);
 /* h, out in T; gated: out[i, k] = act(h[i, k]) * h[i, ffn + k]; else act(h[i, k] + bias[k]) (in fp32) */
 void k_act(int dt, const void *h, const float *bias, void *out, int n, int ffn, int gated, int act, cudaStream_t st);

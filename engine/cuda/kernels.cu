@@ -493,86 +493,14 @@ __global__ void __launch_bounds__(256) gemv_kernel(const T *__restrict__ x, cons
     }
 }
 
-/* The same product with the loads of U 16-byte pieces of W issued before any is used (more bytes
- * in flight per warp), W read past L1 with a 256-byte L2 fetch (HINT: W is streamed once; x stays
- * in L1).  Each lane still adds its pieces in ascending k and the lanes by the same shuffles, so
- * the result is bit-identical to gemv_kernel's: only the memory traffic differs. */
-template <int HINT>
-__device__ __forceinline__ uint4 ld_w16(const void *p) {
-    uint4 v;
-    if (HINT)
-        asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-            : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    else
-        v = __ldg((const uint4 *)p);
-    return v;
-}
-
-template <typename T, typename Y, int NR, int U, int HINT>
-__global__ void __launch_bounds__(256) gemv_batch_kernel(const T *__restrict__ x, const T *__restrict__ w, Y *y, int in, int out, float beta) {
-    const int lane = threadIdx.x & 31, o = blockIdx.x * 8 + (threadIdx.x >> 5);
-    if (o >= out) return;
-    const T *wr = w + (size_t)o * in;
-    float acc[NR];
-#pragma unroll
-    for (int r = 0; r < NR; r++) acc[r] = 0.f;
-    for (int k0 = lane * 8; k0 < in; k0 += 256 * U) {
-        uint4 wv[U];
-#pragma unroll
-        for (int u = 0; u < U; u++) wv[u] = k0 + u * 256 < in ? ld_w16<HINT>(wr + k0 + u * 256) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int k = k0 + u * 256;
-            if (k >= in) break;
-            const T *we = (const T *)&wv[u];
-#pragma unroll
-            for (int r = 0; r < NR; r++) {
-                const uint4 xv = __ldg((const uint4 *)(x + (size_t)r * in + k));
-                const T *xe = (const T *)&xv;
-                float s = 0.f;
-#pragma unroll
-                for (int j = 0; j < 8; j++) s = fmaf(to_f(we[j]), to_f(xe[j]), s);
-                acc[r] += s;
-            }
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < NR; r++) {
-#pragma unroll
-        for (int off = 16; off; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < NR; r++) {
-            Y *yo = y + (size_t)r * out + o;
-            *yo = from_f<Y>(beta != 0.f ? acc[r] + beta * to_f(*yo) : acc[r]);
-        }
-    }
-}
-
-/* 0 gemv_kernel; 1, 2, 3 gemv_batch_kernel U 8 / 4 with the L2 hint, U 8 without; -1 GEMV_DEFAULT
- * (cuda_op_gemv_variant) */
-#define GEMV_DEFAULT 0
-int cu_gemv_variant = -1;
-
-template <typename T, typename Y, int NR>
-static void gemv_launch(const T *x, const T *w, Y *y, int in, int out, float beta, cudaStream_t st) {
-    const unsigned blocks = blocks_for((size_t)out, 8);
-    switch (cu_gemv_variant < 0 ? GEMV_DEFAULT : cu_gemv_variant) {
-    case 1: gemv_batch_kernel<T, Y, NR, 8, 1><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
-    case 2: gemv_batch_kernel<T, Y, NR, 4, 1><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
-    case 3: gemv_batch_kernel<T, Y, NR, 8, 0><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
-    default: gemv_kernel<T, Y, NR><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
-    }
-}
-
 template <typename T, typename Y>
 static void gemv_rows(const T *x, const T *w, Y *y, int n, int in, int out, float beta, cudaStream_t st) {
+    const unsigned blocks = blocks_for((size_t)out, 8);
     switch (n) {
-    case 1: gemv_launch<T, Y, 1>(x, w, y, in, out, beta, st); break;
-    case 2: gemv_launch<T, Y, 2>(x, w, y, in, out, beta, st); break;
-    case 3: gemv_launch<T, Y, 3>(x, w, y, in, out, beta, st); break;
-    default: gemv_launch<T, Y, 4>(x, w, y, in, out, beta, st); break;
+    case 1: gemv_kernel<T, Y, 1><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    case 2: gemv_kernel<T, Y, 2><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    case 3: gemv_kernel<T, Y, 3><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
+    default: gemv_kernel<T, Y, 4><<<blocks, 256, 0, st>>>(x, w, y, in, out, beta); break;
     }
 }
 

@@ -96,7 +96,6 @@ extern "C" int cuda_op_fill_normal(float *out, size_t n, uint64_t seed, uint64_t
 extern "C" void cuda_op_attention_variant(int v) { cu_attention_variant = v; }
 
 extern "C" void cuda_op_elementwise_scalar(int on) { cu_ew_scalar = on; }
-extern "C" void cuda_op_gemv_variant(int v) { cu_gemv_variant = v; }
 
 extern "C" int cuda_op_rope_table(const double *inv_freq, int rot_half, int64_t t0, int n, int64_t S, int64_t W, float *cs,
                                   float *cs_sink, char *err, size_t errlen) {

@@ -75,10 +75,6 @@ int cuda_op_rope_table(const double *inv_freq, int rot_half, int64_t t0, int n, 
  * returned as floats (exact); biases, weights, tables fp32.  Shapes as cuda_op_act / cuda_op_norm;
  * rope_store: qkv (n, (H + 2 KV) hd) plus the bias bqkv ((H + 2 KV) hd, or NULL), q and k
  * rotated by cs, qs (NULL: none) by cs_sink, v copied, n <= 1024, positions 0 .. n-1. */
-/* tests and benchmarks: the decode product's kernel (kernels.cu k_gemv): -1 the default, 0 the
- * one-load-at-a-time kernel, 1 .. 3 its batched-load versions (bit-identical results) */
-#define CU_GEMV_VARIANTS 3
-void cuda_op_gemv_variant(int v);
 /* The decode product (n <= 4 rows, bf16/fp16 W): y (n, out) = x W^T (+ beta y0) in fp32 (y_t 0;
  * y0 NULL for zeros) or in the dtype (y_t 1); x and W rounded to the dtype first */
 int cuda_op_gemv_dt(const char *dtype, const float *x, const float *w, const float *y0, float *y, int n, int in, int out, float beta,
