@@ -37,6 +37,8 @@
  *       repeated for SECONDS (default 10) at the sustained clock, in TFLOP/s and microseconds per
  *       token: the bound the products alone put on a chunked run.  ROWS <= 4 times the decode
  *       product instead (the weights' bandwidth in TB/s: one read of every weight per token)
+ * LCB_ATTN_SPLIT=N in the environment aims the decode attention's split over the keys at N blocks a
+ * multiprocessor (cuda_op_attention_split).
  * Exit status 0, or 1 on a failure other than the expected out of memory.
  */
 #include <math.h>
@@ -73,6 +75,9 @@ static int bench_attention(const char *dtype, const char *variants, int iters, i
         {"mistral-7b window 4096 (GQA 32:8), t = 1M", {4096, 32, 8, 128, 1 << 20, 0, 4095, 4095 + 4096, 0, 0}},
         {"falcon-7b sink:4:2044 (MQA 71:1, hd 64)", {4096, 71, 1, 64, 1 << 20, 4, 2044, 2044 + 4096, 0, 0}},
         {"llama2-7b s2:1024 over 8192", {8192, 32, 32, 128, 0, 0, -1, 0, 1024, 8192}},
+        /* decode: one query over a full window (the split over the keys; memory-bound: GB/s of K and V) */
+        {"llama2-7b decode sink:4:4092, t = 1M", {1, 32, 32, 128, 1 << 20, 4, 4092, 4092 + 4096, 0, 0}},
+        {"mistral-7b decode window 4096 (GQA 32:8)", {1, 32, 8, 128, 1 << 20, 0, 4095, 4095 + 4096, 0, 0}},
     };
     char desc[256], err[LCB_ERRLEN];
     cuda_describe(desc, sizeof desc);
@@ -98,7 +103,11 @@ static int bench_attention(const char *dtype, const char *variants, int iters, i
             }
             char kname[16];
             snprintf(kname, sizeof kname, kern >= 5 ? "wgmma %d" : kern ? "flash %d" : "scalar", kern);
-            printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kname, ms, fl / (ms * 1e-3) / 1e12);
+            if (sh->n == 1) /* decode: K and V bytes of the keys it sees, per second */
+                printf("%-44s %-8d %-7s %9.4f %9.2f TB/s of K, V\n", shapes[i].what, vs[v], kname, ms,
+                       fl / (4.0 * sh->hd * sh->H) * 2 * sh->KV * sh->hd * 2 / (ms * 1e-3) / 1e12);
+            else
+                printf("%-44s %-8d %-7s %9.3f %9.1f\n", shapes[i].what, vs[v], kname, ms, fl / (ms * 1e-3) / 1e12);
             fflush(stdout);
         }
     return rc;
@@ -258,6 +267,7 @@ out:
 }
 
 int main(int argc, char **argv) {
+    if (getenv("LCB_ATTN_SPLIT")) cuda_op_attention_split(atoi(getenv("LCB_ATTN_SPLIT")));
     if (argc >= 2 && !strcmp(argv[1], "attn")) {
         const int iters = argc > 4 ? atoi(argv[4]) : 20, nshapes = argc > 5 ? atoi(argv[5]) : 1 << 20;
         if (iters < 1 || iters > 1000 || nshapes < 1) { fprintf(stderr, "attn: ITERS in 1 .. 1000, SHAPES >= 1\n"); return 2; }

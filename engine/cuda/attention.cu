@@ -1080,13 +1080,14 @@ static int attn_dev_sms(void) {
  * streams every key its rows see, so the keys are cut into parts of at least 4 tiles, enough
  * parts for ~2 blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no split) otherwise and under
  * s2.  The keys a row sees: its window (S + W + n) or the whole history. */
+int cu_attn_split_per_sm = 2; /* the split's target, blocks a multiprocessor (cuda_op_attention_split) */
 static int attn_split_parts(const AttnArgs *a, int bq) {
     if (a->s2_group > 0) return 1;
     const int64_t blocks = (int64_t)((a->n * (a->H / a->KV) + bq - 1) / bq) * a->KV, sms = attn_dev_sms();
     if (blocks * 2 > sms) return 1;
     int64_t keys = a->t0 + a->n;
     if (a->W >= 0 && a->S + a->W + a->n < keys) keys = a->S + a->W + a->n;
-    int64_t parts = (2 * sms + blocks - 1) / blocks, most = keys / (4 * FA_BK);
+    int64_t parts = (cu_attn_split_per_sm * sms + blocks - 1) / blocks, most = keys / (4 * FA_BK);
     if (parts > most) parts = most;
     if (parts > CU_ATTN_PARTS) parts = CU_ATTN_PARTS;
     return parts > 1 ? (int)parts : 1;
@@ -1455,6 +1456,8 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
     attn_bufs_free(&b);
     return rc;
 }
+
+extern "C" void cuda_op_attention_split(int per_sm) { cu_attn_split_per_sm = per_sm < 1 ? 2 : per_sm; }
 
 extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) {
     AttnArgs a = {};
