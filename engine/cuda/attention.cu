@@ -1078,9 +1078,9 @@ static int attn_dev_sms(void) {
 /* Parts of the split over the keys (flash-decoding) for a flash launch of bq-row blocks: with
  * fewer blocks than the multiprocessors (decode: one query, H / KV rows a KV head), each block
  * streams every key its rows see, so the keys are cut into parts of at least 4 tiles, enough
- * parts for ~2 blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no split) otherwise and under
+ * parts for ~cu_attn_split_per_sm (4) blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no split) otherwise and under
  * s2.  The keys a row sees: its window (S + W + n) or the whole history. */
-int cu_attn_split_per_sm = 2; /* the split's target, blocks a multiprocessor (cuda_op_attention_split) */
+int cu_attn_split_per_sm = 4; /* the split's target, blocks a multiprocessor (cuda_op_attention_split) */
 static int attn_split_parts(const AttnArgs *a, int bq) {
     if (a->s2_group > 0) return 1;
     const int64_t blocks = (int64_t)((a->n * (a->H / a->KV) + bq - 1) / bq) * a->KV, sms = attn_dev_sms();
@@ -1224,6 +1224,10 @@ static bool attn_wgmma_ok(const AttnArgs *a, int cfg) { /* key tiles of 64 (the 
  * than the SMs, and each block streams every key: there the flash kernel's 1, twice the threads
  * issuing copies, split over the keys. */
 static int attn_default_cfg(const AttnArgs *a) {
+    /* one block of rows per KV head (decode): 64-row blocks, split over the keys.  One query over
+     * 4,096 keys (llama2-7b, t = 1M): 42 us against 71 us for 128-row blocks (BENCHMARKS.md,
+     * seventh session) */
+    if (a->n * (a->H / a->KV) <= 64) return 2;
     if (a->n * (a->H / a->KV) < 1024) return 1;
     return attn_wgmma_ok(a, 9) ? 9 : attn_wgmma_ok(a, 6) ? 6 : 4;
 }
@@ -1457,7 +1461,7 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
     return rc;
 }
 
-extern "C" void cuda_op_attention_split(int per_sm) { cu_attn_split_per_sm = per_sm < 1 ? 2 : per_sm; }
+extern "C" void cuda_op_attention_split(int per_sm) { cu_attn_split_per_sm = per_sm < 1 ? 4 : per_sm; }
 
 extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) {
     AttnArgs a = {};

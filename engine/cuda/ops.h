@@ -60,7 +60,7 @@ int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, c
 int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms, double *flops,
                            char *err, size_t errlen);
 /* benchmarks: the split over the keys of the flash kernel's short launches (decode) aims at per_sm
- * blocks a multiprocessor (default 2; below 1 restores it) */
+ * blocks a multiprocessor (default 4; below 1 restores it) */
 void cuda_op_attention_split(int per_sm);
 /* which kernel a variant runs for dtype and head_dim (4,096 rows): 0 the scalar one, else the flash configuration */
 int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim);
