@@ -47,4 +47,4 @@ int cuda_op_attention(const char *dtype, int variant, const CudaAttnShape *sh, c
 int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *sh, int iters, double *ms, double *flops, char *err, size_t errlen) {
     return lcb_fail(err, errlen, NO_CUDA);
 }
-int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) { return 0; }
+int cuda_op_attention_kernel(const char *dtype, int variant, const CudaAttnShape *sh) { return 0; }

@@ -651,7 +651,7 @@ static void test_attention_kernel_vs_cpu(void **state) {
                     dn += ((double)out[e] - ref[e]) * ((double)out[e] - ref[e]);
                 }
                 const double rel = sqrt(dn / rn);
-                const int kern = cuda_op_attention_kernel(dtypes[di], var, sh->hd);
+                const int kern = cuda_op_attention_kernel(dtypes[di], var, sh);
                 print_message("attention %-36s %s variant %d (%s): ||cuda - cpu|| / ||cpu|| = %.3g\n", cases[ci].what, dtypes[di], var,
                               kern >= 5 ? "wgmma" : kern ? "flash" : "scalar", rel);
                 /* every case is checked before the test fails, so that one device run shows them all */

@@ -93,7 +93,7 @@ static int bench_attention(const char *dtype, const char *variants, int iters, i
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes && (int)i < nshapes; i++)
         for (int v = 0; v < nv; v++) {
             const CudaAttnShape *sh = &shapes[i].sh;
-            const int kern = cuda_op_attention_kernel(dtype, vs[v], sh->hd);
+            const int kern = cuda_op_attention_kernel(dtype, vs[v], sh);
             if (kern == 0 && i > 0) continue; /* the scalar kernel is slow: the first shape shows it */
             double ms = 0, fl = 0;
             if (cuda_op_attention_time(dtype, vs[v], sh, kern ? iters : 3, &ms, &fl, err, sizeof err)) {

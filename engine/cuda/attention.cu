@@ -1221,11 +1221,11 @@ static bool attn_wgmma_ok(const AttnArgs *a, int cfg) { /* key tiles of 64 (the 
  * Falcon's MQA), then the barrier warpgroup kernel's 6 (a ring under 128 slots: 252-300, 211),
  * else the flash kernel's 4 (208-263 at 128, 187-203 at 64).  Calls with few rows per KV head
  * (decode: one query, H / KV rows; short chunks) launch a block or two per KV head, far fewer
- * than the SMs, and each block streams every key: there the flash kernel's 1, twice the threads
- * issuing copies, split over the keys. */
+ * than the SMs, and each block streams every key: there the flash kernel split over the keys,
+ * its 1 (twice the threads issuing copies) from 65 rows, its 2 (64-row blocks: half the idle
+ * products of 1 on a 1-row block) up to 64. */
 static int attn_default_cfg(const AttnArgs *a) {
-    /* one block of rows per KV head (decode): 64-row blocks, split over the keys.  One query over
-     * 4,096 keys (llama2-7b, t = 1M): 42 us against 71 us for 128-row blocks (BENCHMARKS.md,
+    /* one query over 4,096 keys of llama2-7b at t = 1M: 43 us with 2, 63-71 with 1 (BENCHMARKS.md,
      * seventh session) */
     if (a->n * (a->H / a->KV) <= 64) return 2;
     if (a->n * (a->H / a->KV) < 1024) return 1;
@@ -1463,11 +1463,12 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
 
 extern "C" void cuda_op_attention_split(int per_sm) { cu_attn_split_per_sm = per_sm < 1 ? 4 : per_sm; }
 
-extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim) {
+extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, const CudaAttnShape *sh) {
     AttnArgs a = {};
-    a.hd = head_dim;
-    a.n = 4096; /* the benchmarks' chunk */
-    a.H = a.KV = 1;
+    a.n = sh->n, a.H = sh->H, a.KV = sh->KV, a.hd = sh->hd;
+    a.t0 = sh->t0, a.S = sh->S, a.W = sh->W, a.R = sh->R;
+    a.s2_group = sh->s2_group, a.s2_total = sh->s2_total;
+    if (a.KV <= 0 || a.H % a.KV) return 0;
     const int dt = dt_parse(dtype);
     return dt < 0 ? 0 : attn_kernel_for(dt, &a, variant);
 }

@@ -62,8 +62,8 @@ int cuda_op_attention_time(const char *dtype, int variant, const CudaAttnShape *
 /* benchmarks: the split over the keys of the flash kernel's short launches (decode) aims at per_sm
  * blocks a multiprocessor (default 4; below 1 restores it) */
 void cuda_op_attention_split(int per_sm);
-/* which kernel a variant runs for dtype and head_dim (4,096 rows): 0 the scalar one, else the flash configuration */
-int cuda_op_attention_kernel(const char *dtype, int variant, int head_dim);
+/* which kernel a variant runs for dtype on a shape: 0 the scalar one, else the configuration */
+int cuda_op_attention_kernel(const char *dtype, int variant, const CudaAttnShape *sh);
 
 /* tests: nonzero runs the scalar (one element per thread) act, RoPE and norm kernels even where
  * their 8-wide vector versions apply; 0 (the default) lets k_act / k_rope_store / k_norm choose */
