@@ -1078,9 +1078,10 @@ static int attn_dev_sms(void) {
 /* Parts of the split over the keys (flash-decoding) for a flash launch of bq-row blocks: with
  * fewer blocks than the multiprocessors (decode: one query, H / KV rows a KV head), each block
  * streams every key its rows see, so the keys are cut into parts of at least 4 tiles, enough
- * parts for ~cu_attn_split_per_sm (4) blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no split) otherwise and under
- * s2.  The keys a row sees: its window (S + W + n) or the whole history. */
-int cu_attn_split_per_sm = 4; /* the split's target, blocks a multiprocessor (cuda_op_attention_split) */
+ * parts for ~cu_attn_split_per_sm (4) blocks a multiprocessor, at most CU_ATTN_PARTS; 1 (no
+ * split) otherwise and under s2.  The keys a row sees: its window (S + W + n) or the whole
+ * history. */
+static int cu_attn_split_per_sm = 4; /* the split's target, blocks a multiprocessor (cuda_op_attention_split) */
 static int attn_split_parts(const AttnArgs *a, int bq) {
     if (a->s2_group > 0) return 1;
     const int64_t blocks = (int64_t)((a->n * (a->H / a->KV) + bq - 1) / bq) * a->KV, sms = attn_dev_sms();
