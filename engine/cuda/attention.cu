@@ -1154,25 +1154,37 @@ static int launch_wgmma_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_
     return attn_launch_rows(attn_wgmma_kernel<T, HD, BK, NWG, STAGES>, smem, &attr_set, WG_BQ * NWG, 128 * NWG, a, st, err, errlen);
 }
 
-/* The warp-specialized kernel's configurations (key tile, stages, ping-pong): 7 (64, 4, no),
- * 8 (64, 4, yes), 9 (128, 3, yes), 10 (128, 3, no). */
-template <typename T, int HD, int BK, int ST, bool PP>
+/* The warp-specialized kernel's configurations 7-10: key tile, stages, ping-pong.  The launch
+ * and attn_wgmma_ok (a ring must hold a key tile) both read this table. */
+struct WsCfg { int bk, stages; bool pp; };
+static constexpr WsCfg WS_CFG[] = {{64, 4, false}, {64, 4, true}, {128, 3, true}, {128, 3, false}};
+#define WS_CFG_FIRST 7
+static constexpr int WS_CFG_N = (int)(sizeof WS_CFG / sizeof *WS_CFG);
+
+/* keys per tile of configuration cfg (5-6 attn_wgmma_kernel: FA_BK) */
+static int attn_cfg_key_tile(int cfg) {
+    return cfg >= WS_CFG_FIRST && cfg < WS_CFG_FIRST + WS_CFG_N ? WS_CFG[cfg - WS_CFG_FIRST].bk : FA_BK;
+}
+
+template <typename T, int HD, int I>
 static int launch_ws_cfg(const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
-    constexpr size_t smem = ws_smem_bytes<HD, BK, ST>();
+    constexpr WsCfg c = WS_CFG[I];
+    constexpr size_t smem = ws_smem_bytes<HD, c.bk, c.stages>();
     static_assert(smem <= 227 * 1024, "shared memory of one block on sm_90");
     static unsigned attr_set = 0;
-    return attn_launch_rows(attn_ws_kernel<T, HD, BK, ST, PP>, smem, &attr_set, 2 * WG_BQ, WS_THREADS, a, st, err, errlen);
+    return attn_launch_rows(attn_ws_kernel<T, HD, c.bk, c.stages, c.pp>, smem, &attr_set, 2 * WG_BQ, WS_THREADS, a, st, err, errlen);
 }
 
 template <typename T, int HD>
 static int launch_wgmma_hd(int cfg, const AttnArgs *a, cudaStream_t st, char *err, size_t errlen) {
+    static_assert(WS_CFG_N == 4 && WS_CFG_FIRST + WS_CFG_N - 1 == CU_ATTN_VARIANTS, "one case below for each row of WS_CFG");
     switch (cfg) {
-    case 5: return launch_wgmma_cfg<T, HD, 64, 2, 2>(a, st, err, errlen);
-    case 7: return launch_ws_cfg<T, HD, 64, 4, false>(a, st, err, errlen);
-    case 8: return launch_ws_cfg<T, HD, 64, 4, true>(a, st, err, errlen);
-    case 9: return launch_ws_cfg<T, HD, 128, 3, true>(a, st, err, errlen);
-    case 10: return launch_ws_cfg<T, HD, 128, 3, false>(a, st, err, errlen);
-    default: return launch_wgmma_cfg<T, HD, 64, 3, 2>(a, st, err, errlen); /* 6 */
+    case 5: return launch_wgmma_cfg<T, HD, FA_BK, 2, 2>(a, st, err, errlen);
+    case WS_CFG_FIRST + 0: return launch_ws_cfg<T, HD, 0>(a, st, err, errlen);
+    case WS_CFG_FIRST + 1: return launch_ws_cfg<T, HD, 1>(a, st, err, errlen);
+    case WS_CFG_FIRST + 2: return launch_ws_cfg<T, HD, 2>(a, st, err, errlen);
+    case WS_CFG_FIRST + 3: return launch_ws_cfg<T, HD, 3>(a, st, err, errlen);
+    default: return launch_wgmma_cfg<T, HD, FA_BK, 3, 2>(a, st, err, errlen); /* 6 */
     }
 }
 
@@ -1211,8 +1223,8 @@ static bool attn_dev_sm90(void) {
 
 /* the warpgroup configuration v can take these arguments: head dim 64 or 128, a ring of at
  * least one key tile, an sm_90 device */
-static bool attn_wgmma_ok(const AttnArgs *a, int cfg) { /* key tiles of 64 (the ring checked by the caller) or 128 (9, 10) */
-    if ((cfg == 9 || cfg == 10) && a->R > 0 && a->R < 128) return false; /* a tile's slots wrap at most once */
+static bool attn_wgmma_ok(const AttnArgs *a, int cfg) {
+    if (a->R > 0 && a->R < attn_cfg_key_tile(cfg)) return false; /* a tile's slots wrap at most once */
     return (a->hd == 64 || a->hd == 128) && attn_dev_sm90();
 }
 
@@ -1300,6 +1312,17 @@ static double attn_pairs(const CudaAttnShape *sh) {
     return n;
 }
 
+/* The arguments of a shape of the tests and benchmarks (ops.h), without its buffers: every
+ * head of the model on this GPU (s2 over all H), the 1 / sqrt(hd) scale. */
+static AttnArgs attn_args_of(const CudaAttnShape *sh) {
+    AttnArgs a = {};
+    a.n = sh->n, a.H = sh->H, a.KV = sh->KV, a.hd = sh->hd;
+    a.t0 = sh->t0, a.S = sh->S, a.W = sh->W, a.R = sh->R;
+    a.s2_group = sh->s2_group, a.s2_total = sh->s2_total, a.s2_h0 = 0, a.s2_heads = sh->H;
+    a.scale = 1.0f / sqrtf((float)sh->hd);
+    return a;
+}
+
 /* Device buffers of one shape: q, qs, out (n, H hd); sinks (S, kvd); recent keys and values in
  * pages of CU_PAGE slots, one allocation each, with their page tables. */
 typedef struct {
@@ -1349,9 +1372,9 @@ static int attn_bufs_init(AttnBufs *b, int dt, const CudaAttnShape *sh, int64_t 
     cudaError_t e = cudaMemcpy(b->tab, h, b->tb, cudaMemcpyHostToDevice);
     free(h);
     if (e != cudaSuccess) { attn_bufs_free(b); return cu_fail(e, "page tables", __FILE__, __LINE__, err, errlen); }
-    AttnArgs a = {b->q, b->qs, b->sk, b->sv, b->tab, b->tab + np, b->out, sh->n, sh->H, sh->KV, sh->hd, sh->t0, sh->S, sh->W, sh->R,
-                  sh->s2_group, sh->s2_total, 0, sh->H, 1.0f / sqrtf((float)sh->hd), NULL};
-    b->a = a;
+    b->a = attn_args_of(sh);
+    b->a.q = b->q, b->a.qs = b->qs, b->a.sk = b->sk, b->a.sv = b->sv;
+    b->a.kp = b->tab, b->a.vp = b->tab + np, b->a.out = b->out;
     return 0;
 }
 
@@ -1465,11 +1488,8 @@ extern "C" int cuda_op_attention_time(const char *dtype, int variant, const Cuda
 extern "C" void cuda_op_attention_split(int per_sm) { cu_attn_split_per_sm = per_sm < 1 ? 4 : per_sm; }
 
 extern "C" int cuda_op_attention_kernel(const char *dtype, int variant, const CudaAttnShape *sh) {
-    AttnArgs a = {};
-    a.n = sh->n, a.H = sh->H, a.KV = sh->KV, a.hd = sh->hd;
-    a.t0 = sh->t0, a.S = sh->S, a.W = sh->W, a.R = sh->R;
-    a.s2_group = sh->s2_group, a.s2_total = sh->s2_total;
-    if (a.KV <= 0 || a.H % a.KV) return 0;
+    if (sh->KV <= 0 || sh->H % sh->KV) return 0;
+    const AttnArgs a = attn_args_of(sh);
     const int dt = dt_parse(dtype);
     return dt < 0 ? 0 : attn_kernel_for(dt, &a, variant);
 }

@@ -224,6 +224,11 @@ static void group_destroy(DevGroup *g) {
     free(g);
 }
 
+/* the math mode of a handle for dtype dt: fp32 mode is the exact twin of the CPU path (no TF32) */
+static cublasStatus_t blas_math(cublasHandle_t h, int dt) {
+    return cublasSetMathMode(h, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
+}
+
 /* Create m->dev: tp ranks, each with its weight block allocated and carved (contents unset). */
 static int dev_model_create(Model *m, const char *dtype, char *err, size_t errlen) {
     int dt = dt_parse(dtype), tp = m->tp > 0 ? m->tp : 1, ndev = 0;
@@ -250,8 +255,7 @@ static int dev_model_create(Model *m, const char *dtype, char *err, size_t errle
         CU_TRY(cudaStreamCreateWithFlags(&d->st, cudaStreamNonBlocking));
         CUBLAS_TRY(cublasCreate(&d->blas));
         CUBLAS_TRY(cublasSetStream(d->blas, d->st));
-        /* fp32 mode is the exact twin of the CPU path: no TF32 */
-        CUBLAS_TRY(cublasSetMathMode(d->blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+        CUBLAS_TRY(blas_math(d->blas, dt));
         d->wbytes = dev_carve(&m->cfg, dt, d, NULL);
         char what[96];
         snprintf(what, sizeof what, tp > 1 ? "the weights (%s) on GPU %d" : "the weights (%s)", m->dev_dtype, r);
@@ -866,16 +870,21 @@ extern "C" int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *
     float *t = NULL;
     int rc = w ? 0 : lcb_fail(err, errlen, "cuda_op_gemm_time: out of host memory");
     if (!rc && cublasCreate(&d.blas) != CUBLAS_STATUS_SUCCESS) rc = lcb_fail(err, errlen, "cuda_op_gemm_time: cublasCreate failed");
-    if (!rc && (cublasSetMathMode(d.blas, dt == DT_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS ||
+    if (!rc && (blas_math(d.blas, dt) != CUBLAS_STATUS_SUCCESS ||
                 cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess))
         rc = lcb_fail(err, errlen, "cuda_op_gemm_time: cuBLAS or event setup failed");
     if (!rc) rc = cu_alloc(&x, (size_t)n * xmax * es, LCB_MEM_WORK, "GEMM input", err, errlen);
+    size_t yb[16], wb[16]; /* bytes of each shape's output and of one copy of its weights */
+    for (int i = 0; i < nsh; i++) {
+        yb[i] = (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es);
+        wb[i] = (size_t)sh[i].out * sh[i].in * es;
+    }
     for (int i = 0; i < nsh && !rc; i++) {
-        rc = cu_alloc(&y[i], (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es), LCB_MEM_WORK, "GEMM output", err, errlen);
-        if (!rc) rc = cudaMemset(y[i], 0, (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es)) == cudaSuccess ? 0 : lcb_fail(err, errlen, "cudaMemset failed");
+        rc = cu_alloc(&y[i], yb[i], LCB_MEM_WORK, "GEMM output", err, errlen);
+        if (!rc) rc = cudaMemset(y[i], 0, yb[i]) == cudaSuccess ? 0 : lcb_fail(err, errlen, "cudaMemset failed");
         for (int l = 0; l < layers && !rc; l++) {
             void **p = &w[(size_t)l * nsh + i];
-            rc = cu_alloc(p, (size_t)sh[i].out * sh[i].in * es, LCB_MEM_WORK, "GEMM weights", err, errlen);
+            rc = cu_alloc(p, wb[i], LCB_MEM_WORK, "GEMM weights", err, errlen);
             if (!rc) k_fill_normal(dt, *p, (size_t)sh[i].out * sh[i].in, 0.02f, 13, (uint64_t)l * nsh + i, 0);
         }
     }
@@ -901,7 +910,7 @@ extern "C" int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *
     /* the sequence: one pass of warm-up, then passes until `seconds` of them are timed */
     double total = 0;
     int passes = 0;
-    for (int pass = -1; !rc && (pass < 1 || total < seconds * 1e3); pass++) {
+    for (int pass = -1; !rc && seq_ms && (pass < 1 || total < seconds * 1e3); pass++) {
         rc = GT_EV(0);
         for (int l = 0; l < layers && !rc; l++)
             for (int i = 0; i < nsh && !rc; i++) rc = GT_ONE(i, l);
@@ -913,15 +922,15 @@ extern "C" int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *
     }
 #undef GT_ONE
 #undef GT_EV
-    if (!rc) {
+    if (!rc && seq_ms) {
         *seq_ms = total / passes;
         *seq_n = passes;
     }
     free(t);
     for (int i = 0; i < nsh; i++) {
         for (int l = 0; w && l < layers; l++)
-            if (w[(size_t)l * nsh + i]) cu_free(w[(size_t)l * nsh + i], (size_t)sh[i].out * sh[i].in * es, LCB_MEM_WORK);
-        if (y[i]) cu_free(y[i], (size_t)n * sh[i].out * (sh[i].y_f32 ? 4 : es), LCB_MEM_WORK);
+            if (w[(size_t)l * nsh + i]) cu_free(w[(size_t)l * nsh + i], wb[i], LCB_MEM_WORK);
+        if (y[i]) cu_free(y[i], yb[i], LCB_MEM_WORK);
     }
     if (x) cu_free(x, (size_t)n * xmax * es, LCB_MEM_WORK);
     free(w);

@@ -101,7 +101,7 @@ typedef struct {
  * 10 launches after 3 of warm-up, into alone_ms[i]; then the sequence of all shapes over `layers`
  * distinct copies of their weights (one forward's products: no weight is in L2 when it is read),
  * repeated for at least `seconds` so that the card runs at its sustained clock and power:
- * *seq_ms the mean time of one sequence, *seq_n how many were timed. */
+ * *seq_ms the mean time of one sequence, *seq_n how many were timed (seq_ms NULL: no sequence). */
 int cuda_op_gemm_time(const char *dtype, int n, const CudaGemmShape *sh, int nsh, int layers, double seconds, double *alone_ms,
                       double *seq_ms, int *seq_n, char *err, size_t errlen);
 
