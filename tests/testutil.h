@@ -150,11 +150,35 @@ static inline char *tu_show_nll(const char *db) {
     return out;
 }
 
+/* Wait (10 ms polls, at most wait_s seconds) until the run `pid` writing results file DB has
+ * committed at least `steps` steps of run 1 and its cache snapshot SNAP is on disk, while it is
+ * still running: the snapshot is written in the background (fsync, then rename) and one due
+ * while the last is in flight is skipped, so commits alone do not mean a file (a slow disk,
+ * LCB_KVSNAP_DELAY_MS).  Fails naming `label` if the run ends first or time runs out. */
+static inline void tu_wait_commit_and_snapshot(pid_t pid, const char *db, const char *snap, int64_t steps, int wait_s,
+                                               const char *label) {
+    int64_t done = 0;
+    int have = 0, st;
+    struct stat sb;
+    for (int i = 0; i < wait_s * 100 && !(done >= steps && have); i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        done = tu_db_int(db, "SELECT steps_done FROM runs WHERE id=1");
+        have = stat(snap, &sb) == 0;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("%s: the run ended (wait status %d) before it could be killed: %lld steps committed, snapshot %s", label, st,
+                     (long long)done, have ? "there" : "absent");
+    }
+    if (done < steps) { kill(pid, SIGKILL); fail_msg("%s: fewer than %lld steps committed in %d s", label, (long long)steps, wait_s); }
+    if (!have) { kill(pid, SIGKILL); fail_msg("%s: no cache snapshot %s in %d s (%lld steps committed)", label, snap, wait_s, (long long)done); }
+}
+
 /* One kill -9 / --resume / compare cycle (test_resume.c on the CPU, test_cuda_state.c with
  * --device cuda).  `lcbench run ARGS --no-progress --db REF_DB` runs uninterrupted; then the same
- * run, paced (--pace-ms 150: a pause after each commit) with a snapshot at every commit
+ * run, paced (--pace-ms 500: a pause after each commit, time for a slow disk's fsync of the
+ * first snapshot before the run ends) with a snapshot at every commit
  * (--kv-snapshot-seconds 0), into DB, is killed with SIGKILL once KILL_AFTER steps are
- * committed, before it ends; `run --resume 1` must say that it starts from the snapshot
+ * committed and a snapshot is on disk, before it ends; `run --resume 1` must say that it starts from the snapshot
  * (DB.run1.kv), remove the file when done, and store the uninterrupted run's TOKENS - 1 NLLs
  * byte for byte (tu_show_nll).  Both files must be new (the run is id 1). */
 typedef struct {
@@ -173,21 +197,15 @@ static inline void tu_kill9_resume(const TuKill9 *k) {
     int rc = tu_run(&out, "%s run %s --no-progress --db %s", tu_lcbench(), k->args, k->ref_db);
     if (rc) fail_msg("%s: reference run exited %d: %s", k->label, rc, out);
     free(out);
-    snprintf(cmd, sizeof cmd, "exec %s run %s --no-progress --pace-ms 150 --kv-snapshot-seconds 0 --db %s >/dev/null 2>&1", tu_lcbench(),
+    snprintf(cmd, sizeof cmd, "exec %s run %s --no-progress --pace-ms 500 --kv-snapshot-seconds 0 --db %s >/dev/null 2>&1", tu_lcbench(),
              k->args, k->db);
     pid_t pid = fork();
     if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
     assert_true(pid > 0);
-    int64_t done = 0;
-    for (int i = 0; i < k->wait_s * 100 && done < k->kill_after; i++) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-        done = tu_db_int(k->db, "SELECT steps_done FROM runs WHERE id=1");
-    }
+    tu_wait_commit_and_snapshot(pid, k->db, snap, k->kill_after, k->wait_s, k->label);
     kill(pid, SIGKILL);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (done < k->kill_after) fail_msg("%s: fewer than %lld steps committed in %d s", k->label, (long long)k->kill_after, k->wait_s);
     int64_t steps = tu_db_int(k->db, "SELECT steps_done FROM runs WHERE id=1");
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL || steps >= (int64_t)k->tokens - 1)
         fail_msg("%s: the run finished before the kill (wait status %d, %lld steps)", k->label, st, (long long)steps);
